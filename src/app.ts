@@ -1,0 +1,118 @@
+/**
+ * Composition root: opens the stores, starts the roles this process has (web,
+ * SMTP, jobs) and shuts them down in order: stop taking new work, finish or
+ * hand back what is in flight, then close the databases.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config.js';
+import { allTasks } from './jobs/tasks/index.js';
+import type { TaskDefinition } from './jobs/queue.js';
+import { JobRunner } from './jobs/runner.js';
+import type { Logger } from './log.js';
+import { RenderPool } from './mail/render-pool.js';
+import { FeedmailSmtpServer } from './mail/smtp.js';
+import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
+import { renderMetrics } from './ops/metrics.js';
+import { openStores, type Stores } from './store/index.js';
+import { queueStats } from './store/jobs.js';
+import { Urls } from './web/urls.js';
+import { WebServer } from './web/server.js';
+
+export interface Roles {
+  web: boolean;
+  smtp: boolean;
+  jobs: boolean;
+}
+
+export interface App {
+  config: Config;
+  stores: Stores;
+  runner: JobRunner | null;
+  http?: AddressInfo;
+  smtp?: AddressInfo;
+  stop(): Promise<void>;
+}
+
+export class StartupError extends Error {
+  readonly code = 'startup_refused';
+}
+
+/** Checks that must pass before anything opens or listens. */
+export function preflight(config: Config): void {
+  if (!config.allowUnsafeStorage) {
+    const reason = unsafeStorageReason(config.dataDir);
+    if (reason) {
+      throw new StartupError(`refusing to start: ${reason}. Put the data directory on a local persistent disk, `
+        + 'or set FEEDMAIL_ALLOW_UNSAFE_STORAGE=true (--allow-unsafe-storage) if this is meant.');
+    }
+  }
+}
+
+export async function startApp(config: Config, log: Logger, roles: Roles, extraTasks: TaskDefinition[] = []): Promise<App> {
+  preflight(config);
+  const stores = openStores(config.dataDir);
+  const renderer = new RenderPool({ maxPartBytes: config.maxPartBytes, keepTrackingPixels: config.keepTrackingPixels }, config.processingTimeoutMs);
+  const disk = new DiskSpace(config.dataDir, config.minFreeBytes);
+  const runner = roles.jobs && config.workerConcurrency > 0
+    ? new JobRunner({ queue: stores.queue.db, tasks: [...allTasks({ stores, config, renderer, log }), ...extraTasks], concurrency: config.workerConcurrency, log })
+    : null;
+
+  let smtp: FeedmailSmtpServer | null = null;
+  let web: WebServer | null = null;
+  const app: App = {
+    config,
+    stores,
+    runner,
+    async stop() {
+      // New work stops first; then running jobs finish or are handed back; then the files close.
+      await Promise.all([smtp?.close(), web?.close()]);
+      await runner?.stop();
+      await renderer.close();
+      await stores.close();
+    },
+  };
+
+  try {
+    if (roles.smtp) {
+      smtp = new FeedmailSmtpServer({ config, stores, log, onAccepted: () => runner?.notify(), hasSpace: () => disk.hasSpace() });
+      app.smtp = await smtp.listen(config.smtpPort, config.smtpHost);
+    }
+    if (roles.web) {
+      const urls = new Urls(config.publicUrl);
+      web = new WebServer({
+        config, stores, log, urls,
+        metrics: () => renderMetrics({ stores, runner, smtp, web }),
+        readiness: async () => {
+          const checks: Record<string, string> = {};
+          let ok = true;
+          try {
+            stores.app.raw.exec('BEGIN IMMEDIATE; ROLLBACK');
+            stores.queue.raw.exec('BEGIN IMMEDIATE; ROLLBACK');
+            checks.databases = 'writable';
+          } catch (err) {
+            ok = false;
+            checks.databases = `not writable: ${(err as Error).message}`;
+          }
+          const free = disk.freeBytes();
+          checks.disk = Number.isFinite(free) ? `${free} bytes free` : 'unknown';
+          if (!disk.hasSpace()) {
+            ok = false;
+            checks.disk += ` (below the ${config.minFreeBytes}-byte minimum: new mail is deferred)`;
+          }
+          const q = await queueStats(stores.queue.db);
+          checks.queue = `${q.ready} ready, ${q.claimed} running, ${q.failed} failed, oldest waiting ${Math.round(q.oldestReadyAgeMs / 1000)} s`;
+          if (q.oldestReadyAgeMs > 10 * 60_000) ok = false;
+          return { ok, checks };
+        },
+      });
+      app.http = await web.listen(config.httpPort, config.httpHost);
+      // With port 0 the real port is known only now; links must use it.
+      if (!config.baseUrl) urls.base = config.publicUrl.replace(/:\d+$/, `:${app.http.port}`);
+    }
+    runner?.start();
+  } catch (err) {
+    await app.stop().catch(() => undefined);
+    throw err;
+  }
+  return app;
+}

@@ -1,0 +1,205 @@
+#!/usr/bin/env node
+/** Subcommands. Parses arguments and hands over; the work lives in app.ts and the modules it wires. */
+import { loadConfig, settingsHelp, splitFlags, ConfigError, type Config } from './config.js';
+import { startApp, preflight, StartupError } from './app.js';
+import { createLogger, type Logger } from './log.js';
+import { RenderPool } from './mail/render-pool.js';
+import { contentForFeed } from './mail/render.js';
+import { openStores } from './store/index.js';
+import { discardFailedJobs, jobsInState, retryFailedJobs } from './store/jobs.js';
+import { entriesAfter, replaceEntryContent } from './store/entries.js';
+import { feedById } from './store/feeds.js';
+import { blobByHash } from './store/parts.js';
+
+const USAGE = `feedmail: newsletters in, feeds out
+
+Usage: feedmail <command> [options]
+
+Commands:
+  serve        Run the web server, the SMTP server and the job workers (what npm start runs)
+  worker       Run only job workers, in a separate process, against the same data directory
+  jobs         List failed jobs, retry them or discard them
+  reprocess    Re-render every stored entry from its raw message (after the sanitizer improved)
+  help         Show this help
+
+Run "feedmail <command> --help" for the options of a command.
+
+${settingsHelp()}
+`;
+
+const COMMAND_HELP: Record<string, string> = {
+  serve: `Usage: feedmail serve [settings]
+
+Serves the web pages and feeds over HTTP, receives mail over SMTP and runs the
+background jobs, all in one process. Stop it with Ctrl+C or SIGTERM: it stops
+accepting new mail (421), finishes requests and jobs in flight, then exits.
+
+${settingsHelp()}
+`,
+  worker: `Usage: feedmail worker [settings]
+
+Runs job workers only (no HTTP, no SMTP), against the data directory given by
+FEEDMAIL_DATA_DIR / --data-dir. Any number of workers can run next to
+"feedmail serve"; each job and each recurring slot runs once.
+
+${settingsHelp()}
+`,
+  jobs: `Usage: feedmail jobs [list | retry <id>... | retry --all | discard <id>... | discard --all] [settings]
+
+  list             Show failed jobs with their error (the default)
+  retry <id>...    Put failed jobs back in the queue with a fresh attempt budget
+  retry --all      Retry every failed job
+  discard <id>...  Delete failed jobs for good
+  discard --all    Delete every failed job
+
+Uses the data directory from FEEDMAIL_DATA_DIR / --data-dir.
+`,
+  reprocess: `Usage: feedmail reprocess [settings]
+
+Parses and sanitizes every stored entry again from its raw message, keeping its
+share link. Run it after upgrading feedmail to apply sanitizer improvements.
+Safe to run while the server is running. Prints progress as it goes.
+
+Uses the data directory from FEEDMAIL_DATA_DIR / --data-dir.
+`,
+};
+
+function fail(message: string, exitCode = 1): never {
+  process.stderr.write(`feedmail: ${message}\n`);
+  process.exit(exitCode);
+}
+
+async function serve(config: Config, log: Logger, roles: { web: boolean; smtp: boolean; jobs: boolean }): Promise<void> {
+  const app = await startApp(config, log, roles);
+  if (app.http) log.info({ url: `http://${app.http.address}:${app.http.port}` }, 'web: listening');
+  if (app.smtp) log.info({ host: app.smtp.address, port: app.smtp.port, domains: config.mailDomains }, 'smtp: listening');
+  if (roles.jobs) log.info({ concurrency: config.workerConcurrency, dataDir: config.dataDir }, 'jobs: running');
+  process.stderr.write(roles.web
+    ? `feedmail is running: open ${config.baseUrl || `http://${config.httpHost}:${app.http?.port}`}/ to create a feed; SMTP on ${app.smtp?.address}:${app.smtp?.port}\n`
+    : `feedmail worker is running on ${config.dataDir}\n`);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    app.stop().then(() => process.exit(0), (err: unknown) => {
+      log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function jobsCommand(config: Config, args: string[]): Promise<void> {
+  const [action = 'list', ...rest] = args;
+  const stores = openStores(config.dataDir);
+  try {
+    const all = rest.includes('--all');
+    const ids = rest.filter((a) => a !== '--all').map((a) => {
+      if (!/^\d+$/.test(a)) fail(`"${a}" is not a job id; run "feedmail jobs list" to see the ids`, 2);
+      return Number(a);
+    });
+    if (action === 'list') {
+      const failed = await jobsInState(stores.queue.db, 'failed');
+      if (failed.length === 0) {
+        process.stdout.write('No failed jobs.\n');
+        return;
+      }
+      for (const j of failed) {
+        const firstLine = (j.last_error ?? '').split('\n')[0];
+        process.stdout.write(`#${j.id}  ${j.task}  attempts ${j.attempts}/${j.max_attempts}  failed ${new Date(j.updated_at).toISOString()}\n    ${firstLine}\n`);
+      }
+      process.stdout.write(`${failed.length} failed job(s). Retry with "feedmail jobs retry <id>" or "--all".\n`);
+    } else if (action === 'retry' || action === 'discard') {
+      if (!all && ids.length === 0) fail(`say which jobs to ${action}: "feedmail jobs ${action} <id>..." or "--all"`, 2);
+      const n = action === 'retry'
+        ? await retryFailedJobs(stores.queue.db, all ? undefined : ids)
+        : await discardFailedJobs(stores.queue.db, all ? undefined : ids);
+      process.stdout.write(`${action === 'retry' ? 'Retried' : 'Discarded'} ${n} job(s).\n`);
+      if (!all && n < ids.length) process.stdout.write(`${ids.length - n} id(s) were not failed jobs.\n`);
+    } else {
+      fail(`unknown jobs action "${action}"; see "feedmail jobs --help"`, 2);
+    }
+  } finally {
+    await stores.close();
+  }
+}
+
+async function reprocess(config: Config, log: Logger): Promise<void> {
+  preflight(config);
+  const stores = openStores(config.dataDir);
+  const renderer = new RenderPool({ maxPartBytes: config.maxPartBytes, keepTrackingPixels: config.keepTrackingPixels }, config.processingTimeoutMs);
+  let done = 0;
+  let skipped = 0;
+  try {
+    for (let after = 0; ;) {
+      const page = await entriesAfter(stores.app.db, after, 100);
+      if (page.length === 0) break;
+      for (const entry of page) {
+        after = entry.id;
+        const raw = entry.raw_hash ? await blobByHash(stores.app.db, entry.raw_hash) : undefined;
+        const feed = await feedById(stores.app.db, entry.feed_id);
+        if (!raw || !feed) {
+          skipped++;
+          continue;
+        }
+        const rendered = await renderer.render(raw);
+        await replaceEntryContent(stores.app.db, entry.id, contentForFeed(rendered, { inboxToken: feed.inbox_token, feedToken: feed.feed_token, domains: config.mailDomains }));
+        done++;
+        if (done % 100 === 0) process.stderr.write(`reprocessed ${done} entries…\n`);
+      }
+    }
+    process.stdout.write(`Reprocessed ${done} entr${done === 1 ? 'y' : 'ies'}${skipped ? `, skipped ${skipped} without a raw message` : ''}.\n`);
+    log.info({ done, skipped }, 'reprocess finished');
+  } finally {
+    await renderer.close();
+    await stores.close();
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command = 'help', ...args] = argv;
+  if (command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (command === '--version' || command === '-v') {
+    process.stdout.write('feedmail 0.1.0\n');
+    return;
+  }
+  if (!(command in COMMAND_HELP)) fail(`unknown command "${command}"; run "feedmail --help" for the list`, 2);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(COMMAND_HELP[command]!);
+    return;
+  }
+  let config: Config;
+  let rest: string[];
+  try {
+    const split = splitFlags(args);
+    rest = split.rest;
+    config = loadConfig(process.env, split.flags);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(`${err.message}\nRun "feedmail ${command} --help" for the settings and what they allow.`, 2);
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  if (command !== 'jobs' && rest.length > 0) fail(`unknown option "${rest[0]}"; run "feedmail ${command} --help"`, 2);
+  try {
+    if (command === 'serve') await serve(config, log, { web: true, smtp: true, jobs: true });
+    else if (command === 'worker') await serve(config, log, { web: false, smtp: false, jobs: true });
+    else if (command === 'jobs') await jobsCommand(config, rest);
+    else if (command === 'reprocess') await reprocess(config, log);
+  } catch (err) {
+    if (err instanceof StartupError) fail(err.message);
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      fail(`${(err as Error).message}: another program uses that port; choose another with FEEDMAIL_HTTP_PORT / FEEDMAIL_SMTP_PORT`);
+    }
+    throw err;
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`feedmail: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

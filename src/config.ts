@@ -1,0 +1,277 @@
+/**
+ * One typed table of settings. Each setting has an environment variable, a
+ * command-line flag, a default, and a parser that rejects bad values with a
+ * message naming what is allowed. The whole table is checked before anything
+ * listens; the resulting Config object is passed in, never imported as a global.
+ */
+import path from 'node:path';
+
+export class ConfigError extends Error {
+  readonly code = 'config_invalid';
+}
+
+type Parser<T> = (raw: string) => T;
+
+interface Setting<T> {
+  env: string;
+  flag: string;
+  default: string;
+  help: string;
+  parse: Parser<T>;
+}
+
+function integer(min: number, max: number): Parser<number> {
+  return (raw) => {
+    if (!/^\d+$/.test(raw.trim())) throw new Error(`must be a whole number from ${min} to ${max}`);
+    const n = Number(raw);
+    if (n < min || n > max) throw new Error(`must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** Sizes accept plain bytes or a k/m/g suffix (powers of 1024). */
+function byteSize(min: number, max: number): Parser<number> {
+  return (raw) => {
+    const m = /^(\d+)\s*([kmg]i?b?)?$/i.exec(raw.trim());
+    const allowed = `must be a size in bytes (e.g. 26214400 or 25m) from ${min} to ${max}`;
+    if (!m) throw new Error(allowed);
+    const unit = (m[2] ?? '').toLowerCase()[0];
+    const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+    const n = Number(m[1]) * factor;
+    if (n < min || n > max) throw new Error(allowed);
+    return n;
+  };
+}
+
+function host(raw: string): string {
+  const v = raw.trim();
+  if (!/^[A-Za-z0-9.:\-[\]]+$/.test(v)) throw new Error('must be a host name or IP address, e.g. 127.0.0.1 or 0.0.0.0');
+  return v;
+}
+
+function baseUrl(raw: string): string {
+  const v = raw.trim();
+  if (v === '') return '';
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new Error('must be an absolute http(s) URL such as https://feeds.example.com');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('must start with http:// or https://');
+  if (u.search || u.hash) throw new Error('must not contain a query string or fragment');
+  return u.toString().replace(/\/+$/, '');
+}
+
+function domains(raw: string): string[] {
+  const list = raw.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean);
+  if (list.length === 0) throw new Error('must list at least one mail domain, e.g. feeds.example.com');
+  for (const d of list) {
+    if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(d)) {
+      throw new Error(`"${d}" is not a valid domain name`);
+    }
+  }
+  return list;
+}
+
+function bool(raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  throw new Error('must be true or false');
+}
+
+function logLevel(raw: string): string {
+  const v = raw.trim().toLowerCase();
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  if (!levels.includes(v)) throw new Error(`must be one of ${levels.join(', ')}`);
+  return v;
+}
+
+function trustedProxies(raw: string): string[] {
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** The settings table. Order here is the order in `--help`. */
+export const SETTINGS = {
+  dataDir: {
+    env: 'FEEDMAIL_DATA_DIR', flag: '--data-dir', default: './data',
+    help: 'Directory holding app.db, queue.db and cache.db',
+    parse: (raw: string) => path.resolve(raw.trim() || './data'),
+  },
+  minFreeBytes: {
+    env: 'FEEDMAIL_MIN_FREE_BYTES', flag: '--min-free-bytes', default: '100m',
+    help: 'Below this much free disk space new mail is deferred with 452 / 503', parse: byteSize(0, 1024 ** 4),
+  },
+  allowUnsafeStorage: {
+    env: 'FEEDMAIL_ALLOW_UNSAFE_STORAGE', flag: '--allow-unsafe-storage', default: 'false',
+    help: 'Start even when the data directory is on tmpfs, an overlay or a network filesystem',
+    parse: bool,
+  },
+  httpHost: {
+    env: 'FEEDMAIL_HTTP_HOST', flag: '--http-host', default: '127.0.0.1',
+    help: 'Address the web server listens on', parse: host,
+  },
+  httpPort: {
+    env: 'FEEDMAIL_HTTP_PORT', flag: '--http-port', default: '8080',
+    help: 'Port of the web server (0 picks a free port)', parse: integer(0, 65535),
+  },
+  smtpHost: {
+    env: 'FEEDMAIL_SMTP_HOST', flag: '--smtp-host', default: '127.0.0.1',
+    help: 'Address the SMTP server listens on', parse: host,
+  },
+  smtpPort: {
+    env: 'FEEDMAIL_SMTP_PORT', flag: '--smtp-port', default: '2525',
+    help: 'Port of the SMTP server (0 picks a free port)', parse: integer(0, 65535),
+  },
+  baseUrl: {
+    env: 'FEEDMAIL_BASE_URL', flag: '--base-url', default: '',
+    help: 'Public URL used in links (default: http://<http-host>:<http-port>)', parse: baseUrl,
+  },
+  mailDomains: {
+    env: 'FEEDMAIL_MAIL_DOMAINS', flag: '--mail-domains', default: 'localhost',
+    help: 'Comma-separated domains mail is accepted for; the first is used for new addresses', parse: domains,
+  },
+  maxMessageBytes: {
+    env: 'FEEDMAIL_MAX_MESSAGE_BYTES', flag: '--max-message-bytes', default: '25m',
+    help: 'Largest message accepted over SMTP or webhooks', parse: byteSize(1024, 1024 ** 3),
+  },
+  maxPartBytes: {
+    env: 'FEEDMAIL_MAX_PART_BYTES', flag: '--max-part-bytes', default: '10m',
+    help: 'Largest single attachment or inline image kept; larger parts are listed but dropped', parse: byteSize(1024, 1024 ** 3),
+  },
+  keepTrackingPixels: {
+    env: 'FEEDMAIL_KEEP_TRACKING_PIXELS', flag: '--keep-tracking-pixels', default: 'false',
+    help: 'Keep 1x1 and hidden images and known tracker images instead of removing them', parse: bool,
+  },
+  processingTimeoutMs: {
+    env: 'FEEDMAIL_PROCESSING_TIMEOUT_MS', flag: '--processing-timeout-ms', default: '20000',
+    help: 'Longest time one message may take to parse and sanitize', parse: integer(100, 600000),
+  },
+  workerConcurrency: {
+    env: 'FEEDMAIL_WORKER_CONCURRENCY', flag: '--worker-concurrency', default: '2',
+    help: 'Jobs one process runs at the same time (0 runs no jobs in this process)', parse: integer(0, 64),
+  },
+  journalRetentionDays: {
+    env: 'FEEDMAIL_JOURNAL_RETENTION_DAYS', flag: '--journal-retention-days', default: '30',
+    help: 'Days raw mail stays in the inbound journal for replay', parse: integer(1, 3650),
+  },
+  feedMaxEntries: {
+    env: 'FEEDMAIL_FEED_MAX_ENTRIES', flag: '--feed-max-entries', default: '50',
+    help: 'Entries shown in a feed document (older entries stay reachable by their links)', parse: integer(1, 1000),
+  },
+  feedKeepEntries: {
+    env: 'FEEDMAIL_FEED_KEEP_ENTRIES', flag: '--feed-keep-entries', default: '500',
+    help: 'Entries kept per feed; older ones are trimmed by a recurring task', parse: integer(1, 100000),
+  },
+  feedExpireDays: {
+    env: 'FEEDMAIL_FEED_EXPIRE_DAYS', flag: '--feed-expire-days', default: '0',
+    help: 'Delete feeds nobody fetched for this many days (0 keeps them forever)', parse: integer(0, 36500),
+  },
+  cacheMaxBytes: {
+    env: 'FEEDMAIL_CACHE_MAX_BYTES', flag: '--cache-max-bytes', default: '64m',
+    help: 'Upper bound of cache.db contents (rendered feeds)', parse: byteSize(64 * 1024, 64 * 1024 ** 3),
+  },
+  walMaxBytes: {
+    env: 'FEEDMAIL_WAL_MAX_BYTES', flag: '--wal-max-bytes', default: '64m',
+    help: 'A WAL file larger than this is checkpointed with TRUNCATE', parse: byteSize(64 * 1024, 64 * 1024 ** 3),
+  },
+  smtpMaxClients: {
+    env: 'FEEDMAIL_SMTP_MAX_CLIENTS', flag: '--smtp-max-clients', default: '200',
+    help: 'Simultaneous SMTP connections in total', parse: integer(1, 100000),
+  },
+  smtpMaxClientsPerAddress: {
+    env: 'FEEDMAIL_SMTP_MAX_CLIENTS_PER_ADDRESS', flag: '--smtp-max-clients-per-address', default: '20',
+    help: 'Simultaneous SMTP connections from one client address', parse: integer(1, 100000),
+  },
+  smtpMaxRecipients: {
+    env: 'FEEDMAIL_SMTP_MAX_RECIPIENTS', flag: '--smtp-max-recipients', default: '50',
+    help: 'Recipients accepted for one message', parse: integer(1, 10000),
+  },
+  smtpSessionTimeoutMs: {
+    env: 'FEEDMAIL_SMTP_SESSION_TIMEOUT_MS', flag: '--smtp-session-timeout-ms', default: '120000',
+    help: 'Idle time after which an SMTP session is closed', parse: integer(1000, 3600000),
+  },
+  feedsPerHourPerClient: {
+    env: 'FEEDMAIL_FEEDS_PER_HOUR_PER_CLIENT', flag: '--feeds-per-hour-per-client', default: '30',
+    help: 'Feeds one client address may create per hour (0 turns the limit off)', parse: integer(0, 1000000),
+  },
+  trustedProxies: {
+    env: 'FEEDMAIL_TRUSTED_PROXIES', flag: '--trusted-proxies', default: '',
+    help: 'Comma-separated proxy addresses whose X-Forwarded-For is believed', parse: trustedProxies,
+  },
+  logLevel: {
+    env: 'FEEDMAIL_LOG_LEVEL', flag: '--log-level', default: 'info',
+    help: 'fatal, error, warn, info, debug, trace or silent', parse: logLevel,
+  },
+} satisfies Record<string, Setting<unknown>>;
+
+type Settings = typeof SETTINGS;
+export type Config = { [K in keyof Settings]: ReturnType<Settings[K]['parse']> } & {
+  /** baseUrl with its default filled in. */
+  publicUrl: string;
+};
+
+export type ConfigOverrides = Partial<Record<keyof Settings, string>>;
+
+/**
+ * Builds the configuration from defaults, then the environment, then flags
+ * (later wins). Every problem is collected so one start reports all of them.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv, flags: ConfigOverrides = {}): Config {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, setting] of Object.entries(SETTINGS) as [keyof Settings, Setting<unknown>][]) {
+    const fromFlag = flags[key];
+    const fromEnv = env[setting.env];
+    const raw = fromFlag ?? fromEnv ?? setting.default;
+    const source = fromFlag !== undefined ? setting.flag : fromEnv !== undefined ? setting.env : 'default';
+    try {
+      out[key] = setting.parse(raw);
+    } catch (err) {
+      problems.push(`${setting.env} (${setting.flag}) = ${JSON.stringify(raw)} from ${source}: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(`invalid settings:\n  ${problems.join('\n  ')}`);
+  }
+  const config = out as Config;
+  const shownHost = config.httpHost === '0.0.0.0' || config.httpHost === '::' ? '127.0.0.1' : config.httpHost;
+  config.publicUrl = config.baseUrl || `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${config.httpPort}`;
+  return config;
+}
+
+/** Maps `--flag value` / `--flag=value` arguments to setting keys; returns the rest. */
+export function splitFlags(args: string[]): { flags: ConfigOverrides; rest: string[] } {
+  const byFlag = new Map<string, keyof Settings>();
+  for (const [key, s] of Object.entries(SETTINGS) as [keyof Settings, Setting<unknown>][]) byFlag.set(s.flag, key);
+  const flags: ConfigOverrides = {};
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const key = byFlag.get(name);
+    if (!key) {
+      rest.push(arg);
+      continue;
+    }
+    if (eq > 0) {
+      flags[key] = arg.slice(eq + 1);
+    } else if (SETTINGS[key].parse === bool && (args[i + 1] === undefined || args[i + 1]!.startsWith('--'))) {
+      flags[key] = 'true';
+    } else {
+      const value = args[++i];
+      if (value === undefined) throw new ConfigError(`${name} needs a value`);
+      flags[key] = value;
+    }
+  }
+  return { flags, rest };
+}
+
+/** The settings table as text for `--help`. */
+export function settingsHelp(): string {
+  const rows = Object.values(SETTINGS).map((s: Setting<unknown>) =>
+    `  ${s.flag.padEnd(34)} ${s.env}\n      ${s.help} (default: ${s.default === '' ? 'none' : s.default})`);
+  return `Settings (flag, environment variable):\n${rows.join('\n')}`;
+}

@@ -1,0 +1,30 @@
+/** Atom 1.0 (RFC 4287). */
+import { xmlEscape as x, type FeedDocument } from './model.js';
+
+export function renderAtom(feed: FeedDocument): string {
+  const entries = feed.entries.map((e) => {
+    const email = e.authorEmail ? `<email>${x(e.authorEmail)}</email>` : '';
+    const enclosures = e.enclosures.map((a) =>
+      `<link rel="enclosure" href="${x(a.url)}" type="${x(a.type)}" length="${a.length}" title="${x(a.title)}"/>`).join('');
+    return `<entry>
+<id>${x(e.id)}</id>
+<title type="text">${x(e.title)}</title>
+<link rel="alternate" type="text/html" href="${x(e.url)}"/>${enclosures}
+<author><name>${x(e.authorName || e.authorEmail || 'Unknown sender')}</name>${email}</author>
+<published>${e.published.toISOString()}</published>
+<updated>${e.updated.toISOString()}</updated>
+<content type="html">${x(e.html)}</content>
+</entry>`;
+  });
+  return `<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+<id>${x(feed.id)}</id>
+<title type="text">${x(feed.title)}</title>
+<link rel="self" type="application/atom+xml" href="${x(feed.atomUrl)}"/>
+<link rel="alternate" type="text/html" href="${x(feed.pageUrl)}"/>
+<updated>${feed.updated.toISOString()}</updated>
+<generator>feedmail</generator>
+${entries.join('\n')}
+</feed>
+`;
+}

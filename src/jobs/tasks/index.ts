@@ -1,0 +1,111 @@
+/** Every task feedmail runs: the ingest job and the recurring maintenance tasks. */
+import type { Config } from '../../config.js';
+import type { Logger } from '../../log.js';
+import { ingestJournalRow } from '../../mail/ingest.js';
+import type { RenderPool } from '../../mail/render-pool.js';
+import { evictCache, deleteCachedFeed } from '../../store/cache.js';
+import { walBytes } from '../../store/db.js';
+import { trimFeeds } from '../../store/entries.js';
+import { deleteFeed, deleteFeedCreationsBefore, feedsIdleSince } from '../../store/feeds.js';
+import type { Stores } from '../../store/index.js';
+import { deleteRecurringRunsBefore } from '../../store/jobs.js';
+import { deleteJournalBefore, INGEST_PRIORITY, INGEST_TASK } from '../../store/journal.js';
+import { deleteOrphanBlobs } from '../../store/parts.js';
+import type { TaskDefinition } from '../queue.js';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+export interface TaskDeps {
+  stores: Stores;
+  config: Config;
+  renderer: RenderPool;
+  log: Logger;
+}
+
+export function allTasks(deps: TaskDeps): TaskDefinition[] {
+  const { stores, config, log } = deps;
+  return [
+    {
+      name: INGEST_TASK,
+      priority: INGEST_PRIORITY,
+      backoffBaseMs: 1_000,
+      handler: async (payload) => {
+        const { journalId } = payload as { journalId: number };
+        await ingestJournalRow({ app: stores.app.db, queue: stores.queue.db, renderer: deps.renderer, domains: config.mailDomains, log }, journalId);
+      },
+    },
+    {
+      name: 'trim-feeds',
+      everyMs: HOUR,
+      handler: async () => {
+        const n = await trimFeeds(stores.app.db, config.feedKeepEntries);
+        if (n) log.info({ deleted: n }, 'maintenance: trimmed feeds');
+      },
+    },
+    {
+      name: 'expire-feeds',
+      everyMs: 6 * HOUR,
+      handler: async () => {
+        if (config.feedExpireDays === 0) return;
+        const idle = await feedsIdleSince(stores.app.db, Date.now() - config.feedExpireDays * DAY);
+        for (const feed of idle) {
+          await deleteFeed(stores.app.db, feed.id);
+          await deleteCachedFeed(stores.cache.db, feed.id);
+          log.info({ feedId: feed.id }, 'maintenance: expired feed nobody fetched');
+        }
+      },
+    },
+    {
+      name: 'delete-orphan-parts',
+      everyMs: HOUR,
+      handler: async () => {
+        // Blobs younger than an hour may belong to an ingest transaction in another process.
+        const n = await deleteOrphanBlobs(stores.app.db, Date.now() - HOUR);
+        if (n) log.info({ deleted: n }, 'maintenance: deleted orphaned parts');
+      },
+    },
+    {
+      name: 'drop-old-journal',
+      everyMs: HOUR,
+      handler: async () => {
+        const n = await deleteJournalBefore(stores.queue.db, Date.now() - config.journalRetentionDays * DAY);
+        await deleteRecurringRunsBefore(stores.queue.db, Date.now() - 7 * DAY);
+        await deleteFeedCreationsBefore(stores.app.db, Date.now() - 2 * HOUR);
+        if (n) log.info({ deleted: n }, 'maintenance: dropped old journal rows');
+      },
+    },
+    {
+      name: 'trim-cache',
+      everyMs: 5 * MINUTE,
+      handler: async () => {
+        const n = await evictCache(stores.cache.db, config.cacheMaxBytes);
+        if (n) log.info({ evicted: n }, 'maintenance: evicted cached documents');
+      },
+    },
+    {
+      name: 'checkpoint-wal',
+      everyMs: MINUTE,
+      handler: async () => checkpointLargeWals(stores, config.walMaxBytes, log),
+    },
+    {
+      name: 'optimize',
+      everyMs: DAY,
+      handler: async () => {
+        for (const h of [stores.app, stores.queue, stores.cache]) h.raw.pragma('optimize');
+      },
+    },
+  ];
+}
+
+/** Checkpoints with TRUNCATE every database whose WAL grew past the bound. */
+export function checkpointLargeWals(stores: Stores, maxBytes: number, log: Logger): void {
+  for (const h of [stores.app, stores.queue, stores.cache]) {
+    const before = walBytes(h.file);
+    if (before <= maxBytes) continue;
+    const [result] = h.raw.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+    log.info({ file: h.file, walBytes: before, busy: result?.busy }, 'maintenance: checkpointed WAL');
+  }
+}
+

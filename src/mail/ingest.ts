@@ -1,0 +1,82 @@
+/**
+ * The one path every message takes, top to bottom:
+ *   1. resolve recipients to feeds (unknown ones are refused by the caller);
+ *   2. journal the raw bytes together with an ingest job, durably: only then
+ *      may the sender hear "250" / 2xx;
+ *   3. later, a worker renders the message once and stores one entry per feed,
+ *      idempotently (one entry per journal row and feed).
+ */
+import type { Kysely } from 'kysely';
+import { isDiskFull, StorageFullError, TemporaryFailureError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { looksLikeToken } from '../secrets.js';
+import { insertEntry } from '../store/entries.js';
+import { feedById, feedByInboxToken, type Feed } from '../store/feeds.js';
+import { journalById, journalMessage } from '../store/journal.js';
+import type { AppSchema, QueueSchema } from '../store/schema.js';
+import { contentForFeed } from './render.js';
+import type { RenderPool } from './render-pool.js';
+
+/** Maps an address to its feed: `<inbox-token>[+anything]@<one of our domains>`, any case. */
+export async function feedForAddress(db: Kysely<AppSchema>, address: string, domains: string[]): Promise<Feed | undefined> {
+  const at = address.lastIndexOf('@');
+  if (at <= 0) return undefined;
+  const domain = address.slice(at + 1).toLowerCase().replace(/\.$/, '');
+  if (!domains.includes(domain)) return undefined;
+  const local = address.slice(0, at).toLowerCase().replace(/^"|"$/g, '');
+  const token = local.split('+')[0] ?? '';
+  if (!looksLikeToken(token)) return undefined;
+  return feedByInboxToken(db, token);
+}
+
+export interface AcceptInput {
+  source: string;
+  mailFrom: string;
+  feedIds: number[];
+  raw: Buffer;
+}
+
+/**
+ * Makes a message durable. Resolves with the journal id once the message and
+ * its job are committed; rejects with StorageFullError or TemporaryFailureError,
+ * which callers turn into 452/451 or 503 so the sender retries.
+ */
+export async function acceptMessage(queue: Kysely<QueueSchema>, input: AcceptInput): Promise<number> {
+  try {
+    return await journalMessage(queue, input);
+  } catch (err) {
+    if (isDiskFull(err)) throw new StorageFullError({ cause: err });
+    throw new TemporaryFailureError('mail: unable to journal message', { cause: err });
+  }
+}
+
+export interface IngestDeps {
+  app: Kysely<AppSchema>;
+  queue: Kysely<QueueSchema>;
+  renderer: RenderPool;
+  domains: string[];
+  log: Logger;
+}
+
+/** Handler of the `ingest` job. Safe to run more than once for the same journal row. */
+export async function ingestJournalRow(deps: IngestDeps, journalId: number): Promise<{ stored: number }> {
+  const row = await journalById(deps.queue, journalId);
+  if (!row) {
+    deps.log.warn({ journalId }, 'ingest: journal row is gone (retention ran before processing?)');
+    return { stored: 0 };
+  }
+  const feedIds = JSON.parse(row.feed_ids) as number[];
+  const rendered = await deps.renderer.render(row.raw);
+  let stored = 0;
+  for (const feedId of feedIds) {
+    const feed = await feedById(deps.app, feedId);
+    if (!feed) continue; // deleted since the mail arrived
+    const content = contentForFeed(rendered, { inboxToken: feed.inbox_token, feedToken: feed.feed_token, domains: deps.domains });
+    const entry = await insertEntry(deps.app, feed.id, row.id, row.received_at, row.raw, content);
+    if (entry) {
+      stored++;
+      deps.log.info({ feedId: feed.id, entryId: entry.id, journalId, note: entry.note ?? undefined }, 'ingest: entry stored');
+    }
+  }
+  return { stored };
+}

@@ -1,0 +1,47 @@
+/** /metrics in Prometheus text format. */
+import type { JobRunner } from '../jobs/runner.js';
+import type { FeedmailSmtpServer } from '../mail/smtp.js';
+import type { Stores } from '../store/index.js';
+import { walBytes } from '../store/db.js';
+import { queueStats } from '../store/jobs.js';
+import { cacheBytes } from '../store/cache.js';
+import type { WebServer } from '../web/server.js';
+
+export interface MetricSources {
+  stores: Stores;
+  runner: JobRunner | null;
+  smtp: FeedmailSmtpServer | null;
+  web: WebServer | null;
+}
+
+export async function renderMetrics(s: MetricSources): Promise<string> {
+  const lines: string[] = [];
+  const metric = (name: string, type: 'gauge' | 'counter', help: string, value: number, labels = '') => {
+    if (!lines.some((l) => l.startsWith(`# HELP ${name} `))) lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    lines.push(`${name}${labels} ${value}`);
+  };
+  const q = await queueStats(s.stores.queue.db);
+  for (const state of ['ready', 'claimed', 'failed'] as const) metric('feedmail_jobs', 'gauge', 'Jobs by state', q[state], `{state="${state}"}`);
+  metric('feedmail_queue_lag_seconds', 'gauge', 'Age of the oldest due job not yet claimed', q.oldestReadyAgeMs / 1000);
+  for (const h of [s.stores.app, s.stores.queue, s.stores.cache]) {
+    const name = h.file.split('/').pop() ?? h.file;
+    metric('feedmail_wal_bytes', 'gauge', 'Size of each WAL file', walBytes(h.file), `{db="${name}"}`);
+  }
+  metric('feedmail_cache_bytes', 'gauge', 'Bytes of rendered documents in cache.db', await cacheBytes(s.stores.cache.db));
+  if (s.runner) {
+    metric('feedmail_jobs_succeeded_total', 'counter', 'Jobs finished by this process', s.runner.stats.succeeded);
+    metric('feedmail_jobs_retried_total', 'counter', 'Job attempts that failed and will retry', s.runner.stats.retried);
+    metric('feedmail_jobs_failed_total', 'counter', 'Jobs that failed for good', s.runner.stats.failed);
+  }
+  if (s.smtp) {
+    metric('feedmail_smtp_messages_accepted_total', 'counter', 'Messages journaled and acknowledged with 250', s.smtp.stats.accepted);
+    metric('feedmail_smtp_recipients_rejected_total', 'counter', 'Recipients refused with 550', s.smtp.stats.rejectedRecipients);
+    metric('feedmail_smtp_messages_too_large_total', 'counter', 'Messages refused with 552', s.smtp.stats.tooLarge);
+    metric('feedmail_smtp_temporary_failures_total', 'counter', 'Transactions deferred with 4xx', s.smtp.stats.tempFailed);
+  }
+  if (s.web) {
+    metric('feedmail_http_requests_total', 'counter', 'HTTP requests', s.web.stats.requests);
+    metric('feedmail_http_errors_total', 'counter', 'HTTP requests that failed with 500', s.web.stats.errors);
+  }
+  return `${lines.join('\n')}\n`;
+}

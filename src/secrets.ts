@@ -1,0 +1,44 @@
+/**
+ * Random secrets: 130 bits each, lowercase RFC 4648 base32 without padding, so
+ * they survive mail systems that fold the case of addresses.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
+export const TOKEN_LENGTH = 26;
+
+export function base32(bytes: Uint8Array): string {
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += ALPHABET[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += ALPHABET[(value << (5 - bits)) & 31];
+  return out;
+}
+
+/** A fresh independent secret; 17 random bytes give 26 characters of full entropy. */
+export function newToken(): string {
+  return base32(randomBytes(17)).slice(0, TOKEN_LENGTH);
+}
+
+export function looksLikeToken(s: string): boolean {
+  return s.length === TOKEN_LENGTH && /^[a-z2-7]+$/.test(s);
+}
+
+/** Manage secrets are stored only as this hash. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(`feedmail-manage:${token}`).digest('hex');
+}
+
+export function sameHash(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  return x.length === y.length && timingSafeEqual(x, y);
+}

@@ -1,0 +1,68 @@
+/**
+ * Rendered documents in cache.db, keyed by feed and version so a new entry
+ * invalidates by construction. Bounded by total bytes; the least recently used
+ * go first. The whole file may be deleted while feedmail is stopped.
+ */
+import { sql, type Kysely } from 'kysely';
+import type { CacheSchema, RenderedTable } from './schema.js';
+
+export type CachedDocument = RenderedTable;
+
+export async function cachedDocument(db: Kysely<CacheSchema>, key: string): Promise<CachedDocument | undefined> {
+  const row = await db.selectFrom('rendered').selectAll().where('key', '=', key).executeTakeFirst();
+  if (row) {
+    // Touching on every hit would turn reads into writes; once a minute is enough for LRU order.
+    const now = Date.now();
+    if (now - row.accessed_at > 60_000) {
+      await db.updateTable('rendered').set({ accessed_at: now }).where('key', '=', key).execute();
+    }
+  }
+  return row;
+}
+
+export async function storeDocument(db: Kysely<CacheSchema>, doc: Omit<CachedDocument, 'bytes' | 'accessed_at'>): Promise<void> {
+  const now = Date.now();
+  await db.transaction().execute(async (trx) => {
+    // Older versions of the same feed can never be served again.
+    await trx.deleteFrom('rendered').where('feed_id', '=', doc.feed_id).where('key', '!=', doc.key)
+      .where('key', 'not like', `${doc.feed_id}:v${versionOf(doc.key)}:%`).execute();
+    await trx.insertInto('rendered').values({ ...doc, bytes: doc.body.length, accessed_at: now })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ body: doc.body, bytes: doc.body.length, etag: doc.etag, accessed_at: now }))
+      .execute();
+  });
+}
+
+function versionOf(key: string): string {
+  return /^\d+:v(\d+):/.exec(key)?.[1] ?? '';
+}
+
+export async function cacheBytes(db: Kysely<CacheSchema>): Promise<number> {
+  const row = await db.selectFrom('rendered').select(sql<number>`coalesce(sum(bytes), 0)`.as('n')).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Evicts least recently used documents until the cache holds at most `maxBytes`. */
+export async function evictCache(db: Kysely<CacheSchema>, maxBytes: number): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const total = Number((await trx.selectFrom('rendered').select(sql<number>`coalesce(sum(bytes), 0)`.as('n')).executeTakeFirstOrThrow()).n);
+    if (total <= maxBytes) return 0;
+    let excess = total - maxBytes;
+    let evicted = 0;
+    const rows = await trx.selectFrom('rendered').select(['key', 'bytes']).orderBy('accessed_at').execute();
+    const victims: string[] = [];
+    for (const r of rows) {
+      if (excess <= 0) break;
+      victims.push(r.key);
+      excess -= r.bytes;
+    }
+    for (let i = 0; i < victims.length; i += 500) {
+      const r = await trx.deleteFrom('rendered').where('key', 'in', victims.slice(i, i + 500)).executeTakeFirst();
+      evicted += Number(r.numDeletedRows);
+    }
+    return evicted;
+  });
+}
+
+export async function deleteCachedFeed(db: Kysely<CacheSchema>, feedId: number): Promise<void> {
+  await db.deleteFrom('rendered').where('feed_id', '=', feedId).execute();
+}

@@ -1,0 +1,111 @@
+/**
+ * SQLite connections: one file per access pattern, the same pragmas on every
+ * connection, and a Kysely driver whose transactions start with BEGIN IMMEDIATE
+ * (a deferred transaction that later writes fails with SQLITE_BUSY_SNAPSHOT
+ * no matter how long the busy timeout is).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { CompiledQuery, Kysely, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver } from 'kysely';
+import type { Migration } from './migrations/index.js';
+
+export type Synchronous = 'NORMAL' | 'FULL';
+
+export interface OpenOptions {
+  synchronous?: Synchronous;
+  readonly?: boolean;
+}
+
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #database: Database.Database;
+  constructor(database: Database.Database) {
+    super({ database });
+    this.#database = database;
+  }
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver({ database: this.#database });
+  }
+}
+
+/** Applies the pragmas DESIGN.md asks for on every connection. */
+export function applyPragmas(raw: Database.Database, synchronous: Synchronous): void {
+  raw.pragma('journal_mode = WAL');
+  raw.pragma('busy_timeout = 5000');
+  raw.pragma('foreign_keys = ON');
+  raw.pragma(`synchronous = ${synchronous}`);
+  raw.pragma('journal_size_limit = 67108864');
+  raw.pragma('mmap_size = 134217728');
+  raw.pragma('temp_store = MEMORY');
+}
+
+export interface SqliteHandle<Schema> {
+  file: string;
+  raw: Database.Database;
+  db: Kysely<Schema>;
+  close(): Promise<void>;
+}
+
+/** Opens one database file, runs its migrations and returns both the raw and the Kysely handle. */
+export function openSqlite<Schema>(file: string, migrations: Migration[], options: OpenOptions = {}): SqliteHandle<Schema> {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  let raw: Database.Database;
+  try {
+    raw = new Database(file, { readonly: options.readonly ?? false });
+  } catch (err) {
+    throw new Error(`store: unable to open ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  applyPragmas(raw, options.synchronous ?? 'NORMAL');
+  if (!options.readonly) migrate(raw, file, migrations);
+  const db = new Kysely<Schema>({ dialect: new ImmediateSqliteDialect(raw) });
+  let closed = false;
+  return {
+    file,
+    raw,
+    db,
+    async close() {
+      if (closed) return;
+      closed = true;
+      // Kysely's destroy closes the underlying better-sqlite3 handle.
+      await db.destroy();
+    },
+  };
+}
+
+/**
+ * Runs the migrations this file has not seen yet, in one immediate transaction,
+ * so two processes starting together never apply one twice.
+ */
+function migrate(raw: Database.Database, file: string, migrations: Migration[]): void {
+  raw.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+  const run = raw.transaction(() => {
+    const row = raw.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null };
+    const current = row.v ?? 0;
+    if (current > migrations.length) {
+      throw new Error(`store: ${file} has schema version ${current}, newer than this feedmail (${migrations.length}); upgrade feedmail`);
+    }
+    migrations.forEach((m, i) => {
+      const version = i + 1;
+      if (version <= current) return;
+      raw.exec(m.sqlite);
+      raw.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(version, m.name, Date.now());
+    });
+  });
+  run.immediate();
+}
+
+/** Size of a database's WAL file in bytes (0 when there is none). */
+export function walBytes(file: string): number {
+  try {
+    return fs.statSync(`${file}-wal`).size;
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,161 @@
+/** The job table: a job's state is its row (ready, claimed under a lease, failed with its error). */
+import type { Kysely, Transaction } from 'kysely';
+import type { JobsTable, QueueSchema } from './schema.js';
+
+export type Job = Omit<JobsTable, 'id'> & { id: number };
+
+export interface EnqueueInput {
+  task: string;
+  payload?: unknown;
+  /** Lower runs first: ingest 0, maintenance 100. */
+  priority?: number;
+  runAt?: number;
+  maxAttempts?: number;
+  /** A second enqueue with the same key, while the first job exists, is ignored. */
+  idempotencyKey?: string;
+}
+
+export async function enqueueJob(db: Kysely<QueueSchema> | Transaction<QueueSchema>, input: EnqueueInput): Promise<number | undefined> {
+  const now = Date.now();
+  const row = await db.insertInto('jobs').values({
+    task: input.task,
+    payload: JSON.stringify(input.payload ?? {}),
+    priority: input.priority ?? 100,
+    state: 'ready',
+    run_at: input.runAt ?? now,
+    attempts: 0,
+    max_attempts: input.maxAttempts ?? 10,
+    lease_owner: null,
+    lease_expires_at: null,
+    last_error: null,
+    idempotency_key: input.idempotencyKey ?? null,
+    created_at: now,
+    updated_at: now,
+  }).onConflict((oc) => oc.column('idempotency_key').doNothing()).returning('id').executeTakeFirst();
+  return row?.id;
+}
+
+/**
+ * Claims up to `limit` runnable jobs in one statement: ready jobs whose time has
+ * come, and claimed jobs whose lease ran out (their owner died, e.g. kill -9).
+ */
+export async function claimJobs(db: Kysely<QueueSchema>, owner: string, limit: number, leaseMs: number, now = Date.now()): Promise<Job[]> {
+  return db.transaction().execute((trx) => trx.updateTable('jobs')
+    .set({ state: 'claimed', lease_owner: owner, lease_expires_at: now + leaseMs, updated_at: now })
+    .where('id', 'in', (eb) => eb.selectFrom('jobs').select('id')
+      .where((w) => w.or([
+        w.and([w('state', '=', 'ready'), w('run_at', '<=', now)]),
+        w.and([w('state', '=', 'claimed'), w('lease_expires_at', '<', now)]),
+      ]))
+      .orderBy('priority').orderBy('run_at').orderBy('id')
+      .limit(limit))
+    .returningAll()
+    .execute());
+}
+
+/** Extends the leases this owner still holds; returns the ids it still owns. */
+export async function renewLeases(db: Kysely<QueueSchema>, owner: string, ids: number[], leaseMs: number): Promise<number[]> {
+  if (ids.length === 0) return [];
+  const now = Date.now();
+  const rows = await db.updateTable('jobs')
+    .set({ lease_expires_at: now + leaseMs, updated_at: now })
+    .where('id', 'in', ids).where('lease_owner', '=', owner).where('state', '=', 'claimed')
+    .returning('id').execute();
+  return rows.map((r) => r.id);
+}
+
+/** A finished job is deleted; only its owner may finish it. */
+export async function finishJob(db: Kysely<QueueSchema>, id: number, owner: string): Promise<boolean> {
+  const r = await db.deleteFrom('jobs').where('id', '=', id).where('lease_owner', '=', owner).executeTakeFirst();
+  return Number(r.numDeletedRows) > 0;
+}
+
+/** Records a failed attempt: back to ready at `retryAt`, or failed for good when null. */
+export async function failJob(db: Kysely<QueueSchema>, id: number, owner: string, error: string, retryAt: number | null): Promise<void> {
+  const now = Date.now();
+  await db.updateTable('jobs')
+    .set((eb) => ({
+      attempts: eb('attempts', '+', 1),
+      state: retryAt === null ? 'failed' : 'ready',
+      run_at: retryAt ?? now,
+      last_error: error.slice(0, 8000),
+      lease_owner: null,
+      lease_expires_at: null,
+      updated_at: now,
+    }))
+    .where('id', '=', id).where('lease_owner', '=', owner)
+    .execute();
+}
+
+/** Gives back the leases of an owner that is shutting down, so others pick the jobs up at once. */
+export async function releaseLeases(db: Kysely<QueueSchema>, owner: string, ids?: number[]): Promise<number> {
+  let q = db.updateTable('jobs')
+    .set({ state: 'ready', lease_owner: null, lease_expires_at: null, updated_at: Date.now() })
+    .where('lease_owner', '=', owner).where('state', '=', 'claimed');
+  if (ids) {
+    if (ids.length === 0) return 0;
+    q = q.where('id', 'in', ids);
+  }
+  const r = await q.executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
+export async function jobsInState(db: Kysely<QueueSchema>, state: Job['state'], limit = 1000): Promise<Job[]> {
+  return db.selectFrom('jobs').selectAll().where('state', '=', state).orderBy('id').limit(limit).execute();
+}
+
+export async function jobById(db: Kysely<QueueSchema>, id: number): Promise<Job | undefined> {
+  return db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** Puts failed jobs back to ready with a fresh attempt budget. `ids` undefined means all. */
+export async function retryFailedJobs(db: Kysely<QueueSchema>, ids?: number[]): Promise<number> {
+  const now = Date.now();
+  let q = db.updateTable('jobs').set({ state: 'ready', attempts: 0, run_at: now, updated_at: now }).where('state', '=', 'failed');
+  if (ids) q = q.where('id', 'in', ids.length ? ids : [-1]);
+  const r = await q.executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
+export async function discardFailedJobs(db: Kysely<QueueSchema>, ids?: number[]): Promise<number> {
+  let q = db.deleteFrom('jobs').where('state', '=', 'failed');
+  if (ids) q = q.where('id', 'in', ids.length ? ids : [-1]);
+  const r = await q.executeTakeFirst();
+  return Number(r.numDeletedRows);
+}
+
+export interface QueueStats {
+  ready: number;
+  claimed: number;
+  failed: number;
+  /** Age in ms of the oldest job that is due and not yet claimed. */
+  oldestReadyAgeMs: number;
+}
+
+export async function queueStats(db: Kysely<QueueSchema>, now = Date.now()): Promise<QueueStats> {
+  const rows = await db.selectFrom('jobs').select(['state', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('state').execute();
+  const stats: QueueStats = { ready: 0, claimed: 0, failed: 0, oldestReadyAgeMs: 0 };
+  for (const r of rows) stats[r.state] = Number(r.n);
+  const oldest = await db.selectFrom('jobs').select((eb) => eb.fn.min('run_at').as('t'))
+    .where('state', '=', 'ready').where('run_at', '<=', now).executeTakeFirst();
+  if (oldest?.t != null) stats.oldestReadyAgeMs = now - Number(oldest.t);
+  return stats;
+}
+
+/**
+ * Claims one slot of a recurring task and enqueues its job, atomically. The
+ * (task, run_at) key makes sure that of several processes only one wins a slot.
+ */
+export async function claimRecurringSlot(db: Kysely<QueueSchema>, task: string, runAt: number, priority: number): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const r = await trx.insertInto('recurring_runs').values({ task, run_at: runAt })
+      .onConflict((oc) => oc.columns(['task', 'run_at']).doNothing()).executeTakeFirst();
+    if (Number(r.numInsertedOrUpdatedRows ?? 0n) === 0) return false;
+    await enqueueJob(trx, { task, payload: { slot: runAt }, priority, maxAttempts: 3 });
+    return true;
+  });
+}
+
+export async function deleteRecurringRunsBefore(db: Kysely<QueueSchema>, before: number): Promise<void> {
+  await db.deleteFrom('recurring_runs').where('run_at', '<', before).execute();
+}

@@ -1,0 +1,22 @@
+import type { Migration } from './index.js';
+
+/** cache.db: rendered output only; deleting the file while stopped loses nothing. */
+export const cacheMigrations: Migration[] = [
+  {
+    name: 'rendered documents',
+    sqlite: `
+      CREATE TABLE rendered (
+        key TEXT PRIMARY KEY,
+        feed_id INTEGER NOT NULL,
+        content_type TEXT NOT NULL,
+        etag TEXT NOT NULL,
+        last_modified INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        bytes INTEGER NOT NULL,
+        accessed_at INTEGER NOT NULL
+      );
+      CREATE INDEX rendered_by_access ON rendered (accessed_at);
+      CREATE INDEX rendered_by_feed ON rendered (feed_id);
+    `,
+  },
+];

@@ -1,0 +1,43 @@
+import type { Migration } from './index.js';
+
+/** queue.db: the inbound journal, jobs and recurring-task slots. */
+export const queueMigrations: Migration[] = [
+  {
+    name: 'journal, jobs, recurring runs',
+    sqlite: `
+      CREATE TABLE journal (
+        id INTEGER PRIMARY KEY,
+        received_at INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        mail_from TEXT NOT NULL DEFAULT '',
+        feed_ids TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        raw BLOB NOT NULL
+      );
+      CREATE INDEX journal_by_time ON journal (received_at);
+      CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        task TEXT NOT NULL,
+        payload TEXT NOT NULL DEFAULT '{}',
+        priority INTEGER NOT NULL DEFAULT 100,
+        state TEXT NOT NULL DEFAULT 'ready' CHECK (state IN ('ready', 'claimed', 'failed')),
+        run_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL DEFAULT 10,
+        lease_owner TEXT,
+        lease_expires_at INTEGER,
+        last_error TEXT,
+        idempotency_key TEXT UNIQUE,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX jobs_claimable ON jobs (state, priority, run_at);
+      CREATE INDEX jobs_by_lease ON jobs (state, lease_expires_at);
+      CREATE TABLE recurring_runs (
+        task TEXT NOT NULL,
+        run_at INTEGER NOT NULL,
+        PRIMARY KEY (task, run_at)
+      );
+    `,
+  },
+];

@@ -1,0 +1,50 @@
+/** Content-addressed blobs: identical attachments, images and raw messages are stored once. */
+import { createHash } from 'node:crypto';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { AppSchema, EntryPartsTable } from './schema.js';
+
+export function blobHash(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Stores a blob unless it is already there; returns its hash. */
+export async function putBlob(trx: Transaction<AppSchema> | Kysely<AppSchema>, data: Buffer): Promise<string> {
+  const hash = blobHash(data);
+  await trx.insertInto('blobs')
+    .values({ hash, size: data.length, data, created_at: Date.now() })
+    .onConflict((oc) => oc.column('hash').doNothing())
+    .execute();
+  return hash;
+}
+
+export async function blobByHash(db: Kysely<AppSchema>, hash: string): Promise<Buffer | undefined> {
+  const row = await db.selectFrom('blobs').select('data').where('hash', '=', hash).executeTakeFirst();
+  return row?.data;
+}
+
+export type EntryPart = EntryPartsTable;
+
+export async function partsOfEntry(db: Kysely<AppSchema>, entryId: number): Promise<EntryPart[]> {
+  return db.selectFrom('entry_parts').selectAll().where('entry_id', '=', entryId).orderBy('idx').execute();
+}
+
+export async function partsOfEntries(db: Kysely<AppSchema>, entryIds: number[]): Promise<EntryPart[]> {
+  if (entryIds.length === 0) return [];
+  return db.selectFrom('entry_parts').selectAll().where('entry_id', 'in', entryIds).orderBy('entry_id').orderBy('idx').execute();
+}
+
+export async function partOfEntry(db: Kysely<AppSchema>, entryId: number, idx: number): Promise<EntryPart | undefined> {
+  return db.selectFrom('entry_parts').selectAll().where('entry_id', '=', entryId).where('idx', '=', idx).executeTakeFirst();
+}
+
+/** Deletes blobs that no entry part and no entry's raw message refers to. Returns how many. */
+export async function deleteOrphanBlobs(db: Kysely<AppSchema>, olderThan: number): Promise<number> {
+  const r = await db.transaction().execute((trx) => trx.deleteFrom('blobs')
+    .where('created_at', '<', olderThan)
+    .where(({ not, exists, selectFrom }) => not(exists(
+      selectFrom('entry_parts').select(sql.lit(1).as('one')).whereRef('entry_parts.blob_hash', '=', 'blobs.hash'))))
+    .where(({ not, exists, selectFrom }) => not(exists(
+      selectFrom('entries').select(sql.lit(1).as('one')).whereRef('entries.raw_hash', '=', 'blobs.hash'))))
+    .executeTakeFirst());
+  return Number(r.numDeletedRows);
+}

@@ -1,0 +1,118 @@
+/** Row types of the three databases, as Kysely sees them. */
+import type { Generated } from 'kysely';
+
+export interface FeedsTable {
+  id: Generated<number>;
+  title: string;
+  inbox_token: string;
+  feed_token: string;
+  manage_hash: string;
+  created_at: number;
+  updated_at: number;
+  version: Generated<number>;
+  last_fetched_at: number | null;
+}
+
+export interface EntriesTable {
+  id: Generated<number>;
+  feed_id: number;
+  journal_id: number;
+  share_token: string;
+  from_name: string;
+  from_address: string;
+  subject: string;
+  sent_at: number | null;
+  received_at: number;
+  html: string;
+  text: string;
+  confirm_url: string | null;
+  note: string | null;
+  raw_hash: string | null;
+  processed_at: number;
+}
+
+export interface BlobsTable {
+  hash: string;
+  size: number;
+  data: Buffer;
+  created_at: number;
+}
+
+export interface EntryPartsTable {
+  entry_id: number;
+  idx: number;
+  blob_hash: string | null;
+  content_type: string;
+  filename: string;
+  content_id: string | null;
+  inline: number;
+  size: number;
+}
+
+export interface FeedCreationsTable {
+  client: string;
+  created_at: number;
+}
+
+export interface AppSchema {
+  feeds: FeedsTable;
+  entries: EntriesTable;
+  blobs: BlobsTable;
+  entry_parts: EntryPartsTable;
+  feed_creations: FeedCreationsTable;
+}
+
+export interface JournalTable {
+  id: Generated<number>;
+  received_at: number;
+  source: string;
+  mail_from: string;
+  feed_ids: string;
+  size: number;
+  raw: Buffer;
+}
+
+export type JobState = 'ready' | 'claimed' | 'failed';
+
+export interface JobsTable {
+  id: Generated<number>;
+  task: string;
+  payload: string;
+  priority: number;
+  state: JobState;
+  run_at: number;
+  attempts: number;
+  max_attempts: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  last_error: string | null;
+  idempotency_key: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface RecurringRunsTable {
+  task: string;
+  run_at: number;
+}
+
+export interface QueueSchema {
+  journal: JournalTable;
+  jobs: JobsTable;
+  recurring_runs: RecurringRunsTable;
+}
+
+export interface RenderedTable {
+  key: string;
+  feed_id: number;
+  content_type: string;
+  etag: string;
+  last_modified: number;
+  body: Buffer;
+  bytes: number;
+  accessed_at: number;
+}
+
+export interface CacheSchema {
+  rendered: RenderedTable;
+}

@@ -1,0 +1,31 @@
+/** What every route handler receives. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { Stores } from '../store/index.js';
+import type { Urls } from './urls.js';
+
+export interface WebDeps {
+  config: Config;
+  stores: Stores;
+  log: Logger;
+  urls: Urls;
+  /** Extra lines for /metrics and checks for /readyz, supplied by the app. */
+  metrics: () => Promise<string>;
+  readiness: () => Promise<{ ok: boolean; checks: Record<string, string> }>;
+}
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  params: string[];
+  client: string;
+  deps: WebDeps;
+}
+
+export interface Route {
+  method: 'GET' | 'POST' | 'HEAD';
+  path: RegExp;
+  handler: (ctx: RequestContext) => Promise<void>;
+}

@@ -1,0 +1,108 @@
+/** Small HTTP helpers shared by the routes: security headers, bodies, client address. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BadRequestError, FeedmailError } from '../errors.js';
+
+/** Our own pages: no inline script or style anywhere, nothing from other origins. */
+export const PAGE_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "frame-src 'self'",
+  "form-action 'self'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/**
+ * The message body document, shown only inside a sandboxed iframe: no script
+ * at all, inline styles and remote images allowed because newsletters need them.
+ */
+export const BODY_CSP = [
+  "default-src 'none'",
+  "img-src 'self' https: http: data:",
+  "style-src 'unsafe-inline' https:",
+  "font-src https: data:",
+  "form-action 'none'",
+  "base-uri 'none'",
+  "frame-ancestors 'self'",
+  'sandbox allow-popups allow-popups-to-escape-sandbox',
+].join('; ');
+
+export function setSecurityHeaders(res: ServerResponse, csp = PAGE_CSP): void {
+  res.setHeader('Content-Security-Policy', csp);
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+  res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
+  res.setHeader('Permissions-Policy', 'interest-cohort=()');
+  if (csp === PAGE_CSP) res.setHeader('X-Frame-Options', 'DENY');
+}
+
+export function sendHtml(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
+  res.end(body);
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
+  res.end(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function sendText(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
+  res.end(body.endsWith('\n') ? body : `${body}\n`);
+}
+
+export function wantsJson(req: IncomingMessage): boolean {
+  const accept = req.headers.accept ?? '';
+  return /application\/json/i.test(accept) && !/text\/html/i.test(accept);
+}
+
+/** Reads a small request body (forms, JSON); larger bodies are refused. */
+export async function readBody(req: IncomingMessage, limit = 64 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new FeedmailError('body_too_large', `Request body over ${limit} bytes`, 413);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Parses a form or JSON body into string fields. */
+export async function readFields(req: IncomingMessage): Promise<Record<string, string>> {
+  const body = (await readBody(req)).toString('utf8');
+  const type = req.headers['content-type'] ?? '';
+  if (body.trim() === '') return {};
+  if (/application\/json/i.test(type)) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      throw new BadRequestError('The request body is not valid JSON');
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new BadRequestError('Expected a JSON object');
+    return Object.fromEntries(Object.entries(parsed).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+  }
+  return Object.fromEntries(new URLSearchParams(body));
+}
+
+/**
+ * The client's address: the socket peer, or the last address in
+ * X-Forwarded-For that is not one of our trusted proxies, when the peer is one.
+ */
+export function clientAddress(req: IncomingMessage, trustedProxies: string[]): string {
+  const peer = normalizeIp(req.socket.remoteAddress ?? 'unknown');
+  if (trustedProxies.length === 0 || !trustedProxies.includes(peer)) return peer;
+  const forwarded = String(req.headers['x-forwarded-for'] ?? '').split(',').map((s) => normalizeIp(s.trim())).filter(Boolean);
+  for (let i = forwarded.length - 1; i >= 0; i--) {
+    if (!trustedProxies.includes(forwarded[i]!)) return forwarded[i]!;
+  }
+  return peer;
+}
+
+function normalizeIp(ip: string): string {
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}

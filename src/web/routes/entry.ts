@@ -1,0 +1,91 @@
+/**
+ * The shareable entry view. GET /e/<share-secret> is our page (strict CSP, no
+ * inline anything); the message itself is GET /e/<share-secret>/body, a
+ * separate document with its own CSP, shown only in a sandboxed iframe; parts
+ * are GET /e/<share-secret>/parts/<n>/<name>.
+ */
+import { NotFoundError } from '../../errors.js';
+import { looksLikeToken } from '../../secrets.js';
+import { entryByShareToken, type Entry } from '../../store/entries.js';
+import { feedById } from '../../store/feeds.js';
+import { blobByHash, partOfEntry, partsOfEntry } from '../../store/parts.js';
+import { BODY_CSP, sendHtml, setSecurityHeaders } from '../http.js';
+import type { Route, WebDeps } from '../context.js';
+import { resolveCids, shownConfirmUrl } from '../entry-content.js';
+import { html, trusted } from '../views/html.js';
+import { layout } from '../views/layout.js';
+
+async function entryFor(deps: WebDeps, token: string): Promise<Entry> {
+  const t = token.toLowerCase();
+  if (!looksLikeToken(t)) throw new NotFoundError();
+  const entry = await entryByShareToken(deps.stores.app.db, t);
+  if (!entry) throw new NotFoundError();
+  return entry;
+}
+
+export const entryPageRoute: Route = {
+  method: 'GET',
+  path: /^\/e\/([a-z2-7]+)\/?$/i,
+  handler: async ({ res, params, deps }) => {
+    const entry = await entryFor(deps, params[0]!);
+    const feed = await feedById(deps.stores.app.db, entry.feed_id);
+    if (!feed) throw new NotFoundError();
+    const parts = await partsOfEntry(deps.stores.app.db, entry.id);
+    const attachments = parts.filter((p) => !p.inline);
+    const confirm = shownConfirmUrl(entry, feed, deps.config.mailDomains);
+    const { urls } = deps;
+    sendHtml(res, 200, layout(entry.subject || '(no subject)', html`
+<article>
+<h1>${entry.subject || '(no subject)'}</h1>
+<p class="meta">From ${entry.from_name ? html`${entry.from_name} ` : ''}${entry.from_address ? html`&lt;${entry.from_address}&gt;` : ''}
+· ${new Date(entry.sent_at ?? entry.received_at).toUTCString()}</p>
+${confirm ? html`<p class="notice"><strong>This looks like a subscription confirmation.</strong> <a href="${confirm}" target="_blank" rel="noopener noreferrer">Confirm the subscription</a></p>` : ''}
+${entry.note ? html`<p class="notice">${entry.note}</p>` : ''}
+<iframe class="message" title="Message" src="${urls.entryBody(entry.share_token)}" sandbox="allow-popups allow-popups-to-escape-sandbox" referrerpolicy="no-referrer" loading="eager"></iframe>
+<p class="meta"><a href="${urls.entryBody(entry.share_token)}" target="_blank" rel="noopener noreferrer">Open the message on its own</a></p>
+${attachments.length ? html`<h2>Attachments</h2><ul class="attachments">${attachments.map((p) => p.blob_hash
+    ? html`<li><a href="${urls.part(entry.share_token, p.idx, p.filename)}" download>${p.filename}</a> <span class="meta">${p.content_type}, ${p.size} bytes</span></li>`
+    : html`<li>${p.filename} <span class="meta">${p.size} bytes, too large to keep</span></li>`)}</ul>` : ''}
+</article>
+`), { 'Cache-Control': 'private, no-cache' });
+  },
+};
+
+export const entryBodyRoute: Route = {
+  method: 'GET',
+  path: /^\/e\/([a-z2-7]+)\/body$/i,
+  handler: async ({ res, params, deps }) => {
+    const entry = await entryFor(deps, params[0]!);
+    const parts = await partsOfEntry(deps.stores.app.db, entry.id);
+    setSecurityHeaders(res, BODY_CSP);
+    res.removeHeader('X-Frame-Options');
+    const body = resolveCids(entry.html, entry, parts, deps.urls);
+    sendHtml(res, 200, `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer"><base target="_blank"><title>${trusted('')}</title></head><body>${body}</body></html>`,
+      { 'Cache-Control': 'private, no-cache' });
+  },
+};
+
+export const entryPartRoute: Route = {
+  method: 'GET',
+  path: /^\/e\/([a-z2-7]+)\/parts\/(\d+)(?:\/[^/]*)?$/i,
+  handler: async ({ res, params, deps }) => {
+    const entry = await entryFor(deps, params[0]!);
+    const part = await partOfEntry(deps.stores.app.db, entry.id, Number(params[1]));
+    if (!part?.blob_hash) throw new NotFoundError();
+    const data = await blobByHash(deps.stores.app.db, part.blob_hash);
+    if (!data) throw new NotFoundError();
+    // Only raster images are shown inline; everything else (SVG and HTML included) is a download.
+    const showInline = /^image\/(png|gif|jpeg|webp|avif|bmp)$/.test(part.content_type);
+    const ascii = part.filename.replace(/[^\x20-\x7e]|["\\]/g, '_');
+    res.setHeader('Content-Security-Policy', "default-src 'none'; sandbox");
+    res.writeHead(200, {
+      'Content-Type': showInline ? part.content_type : (part.content_type.startsWith('text/') ? 'text/plain; charset=utf-8' : part.content_type),
+      'Content-Length': String(data.length),
+      'Content-Disposition': `${showInline ? 'inline' : 'attachment'}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(part.filename)}`,
+      'Cache-Control': 'private, max-age=86400',
+      // Readers and the sandboxed body (an opaque origin) load these from elsewhere.
+      'Cross-Origin-Resource-Policy': 'cross-origin',
+    });
+    res.end(data);
+  },
+};

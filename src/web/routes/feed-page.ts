@@ -1,0 +1,46 @@
+/** GET /feeds/<feed-secret>: the feed as a web page, for people rather than readers. */
+import { NotFoundError } from '../../errors.js';
+import { looksLikeToken } from '../../secrets.js';
+import { entriesOfFeed } from '../../store/entries.js';
+import { feedByFeedToken } from '../../store/feeds.js';
+import { sendHtml } from '../http.js';
+import type { Route } from '../context.js';
+import { shownConfirmUrl } from '../entry-content.js';
+import { html } from '../views/html.js';
+import { layout } from '../views/layout.js';
+
+const DAY = 86_400_000;
+
+export const feedPageRoute: Route = {
+  method: 'GET',
+  path: /^\/feeds\/([a-z2-7]+)\/?$/i,
+  handler: async ({ res, params, deps }) => {
+    const token = params[0]!.toLowerCase();
+    if (!looksLikeToken(token)) throw new NotFoundError();
+    const feed = await feedByFeedToken(deps.stores.app.db, token);
+    if (!feed) throw new NotFoundError();
+    const entries = await entriesOfFeed(deps.stores.app.db, feed.id, deps.config.feedMaxEntries);
+    const { urls, config } = deps;
+    const confirmations = entries.filter((e) => e.confirm_url && Date.now() - e.received_at < 14 * DAY);
+    let expiry = html``;
+    if (config.feedExpireDays > 0) {
+      const lastUse = Math.max(feed.last_fetched_at ?? 0, feed.created_at);
+      const daysLeft = Math.ceil((lastUse + config.feedExpireDays * DAY - Date.now()) / DAY);
+      if (daysLeft <= Math.min(7, config.feedExpireDays)) {
+        expiry = html`<p class="notice">No feed reader has fetched this feed recently. It will be deleted in ${Math.max(0, daysLeft)} day(s) unless a reader fetches it.</p>`;
+      }
+    }
+    sendHtml(res, 200, layout(feed.title || 'feedmail inbox', html`
+<h1>${feed.title || 'feedmail inbox'}</h1>
+${expiry}
+${confirmations.map((e) => html`<p class="notice"><strong>Subscription to confirm:</strong> ${e.subject}.
+<a href="${shownConfirmUrl(e, feed, config.mailDomains) ?? ''}" rel="noopener noreferrer" target="_blank">Confirm the subscription</a></p>`)}
+<p class="meta">Subscribe in your reader: <a href="${urls.feed(feed.feed_token, 'atom')}">Atom</a> · <a href="${urls.feed(feed.feed_token, 'rss')}">RSS</a> · <a href="${urls.feed(feed.feed_token, 'json')}">JSON Feed</a></p>
+${entries.length === 0 ? html`<p>No mail yet. New newsletters appear here as they arrive.</p>` : html`
+<ul class="entries">
+${entries.map((e) => html`<li><a class="subject" href="${urls.entry(e.share_token)}">${e.subject || '(no subject)'}</a>
+<span class="meta">${e.from_name || e.from_address} · ${new Date(e.received_at).toUTCString()}</span></li>`)}
+</ul>`}
+`));
+  },
+};

@@ -1,0 +1,20 @@
+import { sendHtml } from '../http.js';
+import type { Route } from '../context.js';
+import { html } from '../views/html.js';
+import { layout } from '../views/layout.js';
+
+export const homeRoute: Route = {
+  method: 'GET',
+  path: /^\/$/,
+  handler: async ({ res }) => {
+    sendHtml(res, 200, layout('feedmail: newsletters as feeds', html`
+<h1>Read newsletters in your feed reader</h1>
+<p>Press the button to get an email address and a feed. Subscribe to newsletters with the address; they arrive in the feed. No signup, no account.</p>
+<form class="create" method="post" action="/feeds">
+<input type="text" name="title" maxlength="200" placeholder="Name (optional), e.g. Tech newsletters" aria-label="Name of the feed">
+<button type="submit" class="big">Create feed</button>
+</form>
+<p class="hint">You get three secret links: the address (for newsletters), the feed (for your reader) and a manage link (for you). Keep them private.</p>
+`, { robots: true }), { 'Cache-Control': 'public, max-age=300' });
+  },
+};

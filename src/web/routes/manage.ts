@@ -1,0 +1,82 @@
+/** The owner's page, reached only with the manage secret: see all links, rename, delete. */
+import { NotFoundError } from '../../errors.js';
+import { looksLikeToken } from '../../secrets.js';
+import { deleteCachedFeed } from '../../store/cache.js';
+import { countEntries, entriesOfFeed } from '../../store/entries.js';
+import { deleteFeed, feedByManageToken, renameFeed, type Feed } from '../../store/feeds.js';
+import { readFields, sendHtml, sendJson, wantsJson } from '../http.js';
+import type { Route, WebDeps } from '../context.js';
+import { html } from '../views/html.js';
+import { copyField, layout } from '../views/layout.js';
+
+async function feedFor(deps: WebDeps, token: string): Promise<Feed> {
+  const t = token.toLowerCase();
+  if (!looksLikeToken(t)) throw new NotFoundError();
+  const feed = await feedByManageToken(deps.stores.app.db, t);
+  if (!feed) throw new NotFoundError();
+  return feed;
+}
+
+export const managePageRoute: Route = {
+  method: 'GET',
+  path: /^\/manage\/([a-z2-7]+)\/?$/i,
+  handler: async ({ res, params, deps }) => {
+    const token = params[0]!.toLowerCase();
+    const feed = await feedFor(deps, token);
+    const { urls, config } = deps;
+    const count = await countEntries(deps.stores.app.db, feed.id);
+    const recent = await entriesOfFeed(deps.stores.app.db, feed.id, 20);
+    const confirmations = recent.filter((e) => e.confirm_url);
+    sendHtml(res, 200, layout(`Manage ${feed.title || 'feed'}`, html`
+<h1>Manage ${feed.title || 'your feed'}</h1>
+<p class="meta">${count} entr${count === 1 ? 'y' : 'ies'} · created ${new Date(feed.created_at).toUTCString()}${feed.last_fetched_at ? html` · last fetched ${new Date(feed.last_fetched_at).toUTCString()}` : ''}</p>
+${confirmations.map((e) => html`<p class="notice"><strong>Subscription to confirm:</strong> ${e.subject}. <a href="${e.confirm_url ?? ''}" target="_blank" rel="noopener noreferrer">Confirm</a></p>`)}
+${copyField('Email address', `${feed.inbox_token}@${config.mailDomains[0]}`, 'address')}
+${copyField('Atom feed', urls.feed(feed.feed_token, 'atom'), 'atom')}
+${copyField('RSS feed', urls.feed(feed.feed_token, 'rss'), 'rss')}
+${copyField('JSON Feed', urls.feed(feed.feed_token, 'json'), 'json')}
+<p><a href="${urls.feedPage(feed.feed_token)}">Open the feed page</a></p>
+<h2>Rename</h2>
+<form class="create" method="post" action="/manage/${token}/rename">
+<input type="text" name="title" maxlength="200" value="${feed.title}" aria-label="New name">
+<button type="submit" class="secondary">Rename</button>
+</form>
+<h2>Delete</h2>
+<form method="post" action="/manage/${token}/delete">
+<p><label><input type="checkbox" name="confirm" value="yes" required> Delete this feed and all its entries for good</label></p>
+<button type="submit" class="danger">Delete feed</button>
+</form>
+`));
+  },
+};
+
+export const manageRenameRoute: Route = {
+  method: 'POST',
+  path: /^\/manage\/([a-z2-7]+)\/rename$/i,
+  handler: async ({ req, res, params, deps }) => {
+    const feed = await feedFor(deps, params[0]!);
+    const fields = await readFields(req);
+    const title = (fields.title ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim().slice(0, 200);
+    await renameFeed(deps.stores.app.db, feed.id, title);
+    if (wantsJson(req)) return sendJson(res, 200, { title });
+    res.writeHead(303, { Location: `/manage/${params[0]!.toLowerCase()}`, 'Cache-Control': 'no-store' });
+    res.end();
+  },
+};
+
+export const manageDeleteRoute: Route = {
+  method: 'POST',
+  path: /^\/manage\/([a-z2-7]+)\/delete$/i,
+  handler: async ({ req, res, params, deps }) => {
+    const feed = await feedFor(deps, params[0]!);
+    const fields = await readFields(req);
+    if (fields.confirm !== 'yes') {
+      return sendHtml(res, 400, layout('Not deleted', html`<h1>Not deleted</h1><p>Tick the box to confirm the deletion.</p><p><a href="/manage/${params[0]!.toLowerCase()}">Back</a></p>`));
+    }
+    await deleteFeed(deps.stores.app.db, feed.id);
+    await deleteCachedFeed(deps.stores.cache.db, feed.id);
+    deps.log.info({ feedId: feed.id }, 'web: feed deleted');
+    if (wantsJson(req)) return sendJson(res, 200, { deleted: true });
+    sendHtml(res, 200, layout('Feed deleted', html`<h1>Feed deleted</h1><p>The feed and its entries are gone. Mail to its address is now refused.</p><p><a href="/">Create a new feed</a></p>`));
+  },
+};

@@ -1,0 +1,108 @@
+/** The HTTP server: routing, security headers on every answer, errors mapped to status codes. */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { FeedmailError, isDiskFull, NotFoundError, RateLimitedError } from '../errors.js';
+import type { Route, WebDeps } from './context.js';
+import { clientAddress, sendHtml, sendJson, sendText, setSecurityHeaders, wantsJson } from './http.js';
+import { entryBodyRoute, entryPageRoute, entryPartRoute } from './routes/entry.js';
+import { feedCreateRoute } from './routes/feed-create.js';
+import { feedDocumentRoute } from './routes/feed-document.js';
+import { feedPageRoute } from './routes/feed-page.js';
+import { healthzRoute, metricsRoute, readyzRoute } from './routes/health.js';
+import { homeRoute } from './routes/home.js';
+import { manageDeleteRoute, managePageRoute, manageRenameRoute } from './routes/manage.js';
+import { staticRoute } from './routes/static.js';
+import { html } from './views/html.js';
+import { layout } from './views/layout.js';
+
+const ROUTES: Route[] = [
+  homeRoute, feedCreateRoute, feedDocumentRoute, feedPageRoute,
+  entryPageRoute, entryBodyRoute, entryPartRoute,
+  managePageRoute, manageRenameRoute, manageDeleteRoute,
+  healthzRoute, readyzRoute, metricsRoute, staticRoute,
+];
+
+export class WebServer {
+  readonly server: http.Server;
+  readonly stats = { requests: 0, errors: 0 };
+
+  constructor(private readonly deps: WebDeps) {
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.server.keepAliveTimeout = 5_000;
+    this.server.headersTimeout = 15_000;
+    this.server.requestTimeout = 30_000;
+  }
+
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Stops accepting connections and lets in-flight requests finish. */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    this.stats.requests++;
+    setSecurityHeaders(res);
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      return sendText(res, 400, 'Bad request');
+    }
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    let allowed: string[] = [];
+    try {
+      for (const route of ROUTES) {
+        const m = route.path.exec(url.pathname);
+        if (!m) continue;
+        if (route.method !== method) {
+          allowed.push(route.method);
+          continue;
+        }
+        allowed = [];
+        await route.handler({ req, res, url, params: m.slice(1), client: clientAddress(req, this.deps.config.trustedProxies), deps: this.deps });
+        return;
+      }
+      if (allowed.length) return sendText(res, 405, 'Method not allowed', { Allow: allowed.join(', ') });
+      throw new NotFoundError();
+    } catch (err) {
+      this.fail(req, res, err);
+    }
+  }
+
+  private fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void {
+    let error: FeedmailError;
+    if (err instanceof FeedmailError) error = err;
+    else if (isDiskFull(err)) error = new FeedmailError('storage_full', 'The server is out of disk space; try again later', 503, undefined, { cause: err });
+    else {
+      this.stats.errors++;
+      this.deps.log.error({ err, path: req.url?.replace(/[a-z2-7]{26}/gi, (t) => `${t.slice(0, 4)}…`) }, 'web: request failed');
+      error = new FeedmailError('internal', 'Something went wrong on our side', 500, undefined, { cause: err });
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const headers: Record<string, string> = {};
+    if (error instanceof RateLimitedError) headers['Retry-After'] = String(error.retryAfterSeconds);
+    if (error.httpStatus === 503) headers['Retry-After'] = headers['Retry-After'] ?? '60';
+    if (wantsJson(req) || req.url?.startsWith('/feeds/') && /\.(json)$/.test(req.url)) {
+      return sendJson(res, error.httpStatus, { error: { code: error.code, message: error.message } }, headers);
+    }
+    const title = error.httpStatus === 404 ? 'Not found' : error.message;
+    sendHtml(res, error.httpStatus, layout(title, html`<h1>${title}</h1>
+${error.httpStatus === 404 ? html`<p>There is nothing at this address. Check that the link was copied completely.</p>` : html`<p>${error.message}</p>`}
+<p><a href="/">Go to the start page</a></p>`), headers);
+  }
+}

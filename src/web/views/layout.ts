@@ -1,0 +1,32 @@
+/** The page frame shared by every HTML page: works on a phone and without JavaScript. */
+import { html, type SafeHtml } from './html.js';
+
+export function layout(title: string, body: SafeHtml, options: { robots?: boolean } = {}): string {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+${options.robots ? '' : html`<meta name="robots" content="noindex, nofollow">`}
+<meta name="referrer" content="no-referrer">
+<title>${title}</title>
+<link rel="stylesheet" href="/static/style.css">
+<script src="/static/copy.js" defer></script>
+</head>
+<body>
+<header class="site"><a href="/">feedmail</a></header>
+<main>
+${body}
+</main>
+</body>
+</html>
+`.value;
+}
+
+/** A read-only field with a copy button (the button needs JavaScript; the field works without). */
+export function copyField(label: string, value: string, id: string): SafeHtml {
+  return html`<div class="copy">
+<label for="${id}">${label}</label>
+<div class="copy-row"><input id="${id}" type="text" readonly value="${value}"><button type="button" class="copy-button" data-copy="${id}" hidden>Copy</button></div>
+</div>`;
+}

@@ -1,0 +1,203 @@
+/** Issue 2: one button to a feed entry, end to end, through the real SMTP and HTTP servers. */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createFeed, readFeed, sendRaw, smtpTransport, startTestServer, waitFor, type TestServer } from './helpers.js';
+
+function newsletter(to: string, subject: string): string {
+  return [
+    'From: "Jane Writer" <jane@example.com>',
+    `To: ${to}`,
+    `Subject: ${subject}`,
+    'Date: Tue, 24 Nov 2026 10:00:00 +0000',
+    'Message-ID: <m1@example.com>',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/alternative; boundary="b1"',
+    '',
+    '--b1',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    'Plain version & more',
+    '--b1',
+    'Content-Type: text/html; charset=utf-8',
+    '',
+    '<h1>Issue 1</h1><p>Tom &amp; Jerry <b>bold</b> <a href="https://example.com/read">read</a></p>',
+    '--b1--',
+    '',
+  ].join('\r\n');
+}
+
+describe('foundation', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('creates a feed whose three secrets are independent random strings', async () => {
+    const a = await createFeed(server.base, 'My news');
+    const inbox = a.address.split('@')[0]!;
+    const feedSecret = /\/feeds\/([a-z2-7]+)\.atom$/.exec(a.feeds.atom)![1]!;
+    const manageSecret = /\/manage\/([a-z2-7]+)$/.exec(a.manage)![1]!;
+    for (const s of [inbox, feedSecret, manageSecret]) assert.match(s, /^[a-z2-7]{26}$/);
+    assert.equal(new Set([inbox, feedSecret, manageSecret]).size, 3);
+    assert.ok(a.address.endsWith('@localhost'));
+    assert.equal(a.feeds.rss, a.feeds.atom.replace(/\.atom$/, '.rss'));
+    assert.equal(a.feeds.json, a.feeds.atom.replace(/\.atom$/, '.json'));
+    // A second feed shares no secret with the first.
+    const b = await createFeed(server.base);
+    assert.notEqual(b.address, a.address);
+    assert.notEqual(b.feeds.atom, a.feeds.atom);
+    assert.notEqual(b.manage, a.manage);
+    // The manage secret is stored only as a hash.
+    const row = server.app.stores.app.raw.prepare('SELECT * FROM feeds WHERE inbox_token = ?').get(inbox) as Record<string, unknown>;
+    assert.ok(!JSON.stringify(row).includes(manageSecret));
+  });
+
+  it('shows a one-button page and creates a feed from the HTML form', async () => {
+    const home = await fetch(`${server.base}/`);
+    assert.equal(home.status, 200);
+    const page = await home.text();
+    assert.match(page, /<form[^>]*method="post"[^>]*action="\/feeds"/);
+    assert.match(home.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    const res = await fetch(`${server.base}/feeds`, { method: 'POST', body: new URLSearchParams({ title: 'Form <feed>' }) });
+    assert.equal(res.status, 201);
+    const text = await res.text();
+    assert.match(text, /[a-z2-7]{26}@localhost/);
+    assert.match(text, /\/manage\/[a-z2-7]{26}/);
+    assert.ok(text.includes('Form &lt;feed&gt;'), 'title is escaped');
+  });
+
+  it('turns a multipart newsletter into an entry in all three formats', async () => {
+    const feed = await createFeed(server.base, 'Digest');
+    const info = await sendRaw(server.smtpPort, feed.address, newsletter(feed.address, 'Weekly digest — №1'));
+    assert.match(info.response, /^250 /);
+    for (const format of ['atom', 'rss', 'json'] as const) {
+      const items = await waitFor(async () => {
+        const list = await readFeed(feed.feeds[format], format);
+        return list.length > 0 ? list : undefined;
+      }, 5000, `${format} entry`);
+      assert.equal(items.length, 1);
+      assert.equal(items[0]!.title, 'Weekly digest — №1');
+      assert.equal(items[0]!.author, 'Jane Writer');
+      assert.match(items[0]!.link, /\/e\/[a-z2-7]{26}$/);
+      assert.ok(items[0]!.html.includes('Tom &amp; Jerry <b>bold</b>'), `${format} carries the HTML body`);
+    }
+    const [entry] = await readFeed(feed.feeds.json, 'json');
+    const view = await fetch(entry!.link);
+    assert.equal(view.status, 200);
+    const page = await view.text();
+    assert.ok(page.includes('Weekly digest — №1'));
+    assert.ok(page.includes('Jane Writer'));
+    assert.match(page, /<iframe[^>]*sandbox=/);
+    const body = await fetch(`${entry!.link}/body`);
+    assert.ok((await body.text()).includes('<b>bold</b>'));
+    assert.match(body.headers.get('content-security-policy') ?? '', /sandbox/);
+  });
+
+  it('delivers plus-addressed and differently cased mail to the same feed', async () => {
+    const feed = await createFeed(server.base);
+    const [local, domain] = feed.address.split('@') as [string, string];
+    await sendRaw(server.smtpPort, `${local.toUpperCase()}+news@${domain.toUpperCase()}`, newsletter(feed.address, 'Plus one'));
+    const items = await waitFor(async () => {
+      const l = await readFeed(feed.feeds.atom, 'atom');
+      return l.length ? l : undefined;
+    });
+    assert.equal(items[0]!.title, 'Plus one');
+  });
+
+  it('refuses unknown recipients with 550 at RCPT TO and accepts the known ones of a message', async () => {
+    const feed = await createFeed(server.base);
+    await assert.rejects(sendRaw(server.smtpPort, 'nobody@localhost', newsletter('nobody@localhost', 'x')), (err: Error & { responseCode?: number; response?: string }) => {
+      assert.equal(err.responseCode, 550);
+      assert.match(err.response ?? '', /5\.1\.1/);
+      return true;
+    });
+    await assert.rejects(sendRaw(server.smtpPort, `${feed.address.split('@')[0]}@other.example`, 'Subject: x\r\n\r\nx'), { responseCode: 550 });
+    const other = await createFeed(server.base);
+    const info = await sendRaw(server.smtpPort, [feed.address, 'nobody@localhost', other.address], newsletter(feed.address, 'To two feeds'));
+    assert.deepEqual(info.rejected, ['nobody@localhost']);
+    for (const f of [feed, other]) {
+      const items = await waitFor(async () => {
+        const l = await readFeed(f.feeds.atom, 'atom');
+        return l.length ? l : undefined;
+      });
+      assert.equal(items.length, 1);
+      assert.equal(items[0]!.title, 'To two feeds');
+    }
+  });
+
+  it('refuses a message over the size limit with 552, whether or not SIZE was declared', async () => {
+    const small = await startTestServer({ maxMessageBytes: '10k' });
+    try {
+      const feed = await createFeed(small.base);
+      const big = `Subject: big\r\n\r\n${'x'.repeat(20_000)}\r\n`;
+      await assert.rejects(sendRaw(small.smtpPort, feed.address, big), { responseCode: 552 });
+      // Without the SIZE extension the limit is enforced after DATA.
+      const { SMTPClient } = await import('./smtp-client.js');
+      const client = await SMTPClient.connect(small.smtpPort);
+      await client.command('HELO test', 250);
+      await client.command('MAIL FROM:<a@example.com>', 250);
+      await client.command(`RCPT TO:<${feed.address}>`, 250);
+      await client.command('DATA', 354);
+      const reply = await client.command(`${big}.`, 552);
+      assert.match(reply, /^552 /);
+      await client.close();
+    } finally {
+      await small.stop();
+    }
+  });
+
+  it('answers 304 to a conditional request with the ETag or Last-Modified', async () => {
+    const feed = await createFeed(server.base);
+    const first = await fetch(feed.feeds.atom);
+    assert.equal(first.status, 200);
+    const etag = first.headers.get('etag');
+    const lastModified = first.headers.get('last-modified');
+    assert.ok(etag && lastModified);
+    assert.match(first.headers.get('cache-control') ?? '', /public, max-age=\d+/);
+    assert.equal((await fetch(feed.feeds.atom, { headers: { 'If-None-Match': etag } })).status, 304);
+    assert.equal((await fetch(feed.feeds.atom, { headers: { 'If-Modified-Since': lastModified } })).status, 304);
+    // A new entry changes the ETag.
+    await sendRaw(server.smtpPort, feed.address, newsletter(feed.address, 'New one'));
+    await waitFor(async () => (await readFeed(feed.feeds.atom, 'atom')).length > 0);
+    const again = await fetch(feed.feeds.atom, { headers: { 'If-None-Match': etag } });
+    assert.equal(again.status, 200);
+    assert.notEqual(again.headers.get('etag'), etag);
+  });
+
+  it('answers the same 404 for every unknown secret', async () => {
+    const paths = ['/feeds/aaaaaaaaaaaaaaaaaaaaaaaaaa.atom', '/feeds/aaaaaaaaaaaaaaaaaaaaaaaaaa', '/e/aaaaaaaaaaaaaaaaaaaaaaaaaa', '/manage/aaaaaaaaaaaaaaaaaaaaaaaaaa', '/feeds/short.rss'];
+    const bodies = new Set<string>();
+    for (const p of paths) {
+      const res = await fetch(`${server.base}${p}`);
+      assert.equal(res.status, 404, p);
+      bodies.add(await res.text());
+    }
+    assert.equal(bodies.size, 1);
+  });
+
+  it('runs the same ingest job twice without duplicating the entry', async () => {
+    const feed = await createFeed(server.base);
+    await sendRaw(server.smtpPort, feed.address, newsletter(feed.address, 'Once'));
+    await waitFor(async () => (await readFeed(feed.feeds.atom, 'atom')).length > 0);
+    const { ingestJournalRow } = await import('../src/mail/ingest.js');
+    const { RenderPool } = await import('../src/mail/render-pool.js');
+    const { createLogger } = await import('../src/log.js');
+    const journalId = (server.app.stores.queue.raw.prepare('SELECT max(id) AS id FROM journal').get() as { id: number }).id;
+    const renderer = new RenderPool({ maxPartBytes: 1e7, keepTrackingPixels: false }, 5000);
+    const deps = { app: server.app.stores.app.db, queue: server.app.stores.queue.db, renderer, domains: ['localhost'], log: createLogger('silent') };
+    assert.deepEqual(await ingestJournalRow(deps, journalId), { stored: 0 });
+    await renderer.close();
+    assert.equal((await readFeed(feed.feeds.atom, 'atom')).length, 1);
+  });
+
+  it('keeps the SMTP session usable for several messages', async () => {
+    const feed = await createFeed(server.base);
+    const transport = smtpTransport(server.smtpPort);
+    for (let i = 0; i < 3; i++) await transport.sendMail({ envelope: { from: 'a@example.com', to: feed.address }, raw: newsletter(feed.address, `n${i}`) });
+    transport.close();
+    await waitFor(async () => (await readFeed(feed.feeds.rss, 'rss')).length === 3);
+  });
+});

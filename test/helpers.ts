@@ -1,0 +1,121 @@
+/** Test helpers: a real feedmail on port 0 in a temporary data directory, and real clients. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import nodemailer from 'nodemailer';
+import { XMLParser } from 'fast-xml-parser';
+import { startApp, type App } from '../src/app.js';
+import { loadConfig, type ConfigOverrides } from '../src/config.js';
+import { createLogger } from '../src/log.js';
+
+export function tempDir(prefix = 'feedmail-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface TestServer {
+  app: App;
+  base: string;
+  smtpPort: number;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestServer(overrides: ConfigOverrides = {}, roles = { web: true, smtp: true, jobs: true }): Promise<TestServer> {
+  const dataDir = overrides.dataDir ?? tempDir();
+  const config = loadConfig({}, {
+    httpPort: '0', smtpPort: '0', logLevel: 'silent', allowUnsafeStorage: 'true', minFreeBytes: '0',
+    ...overrides, dataDir,
+  });
+  const app = await startApp(config, createLogger(config.logLevel), roles);
+  return {
+    app,
+    base: `http://127.0.0.1:${app.http?.port}`,
+    smtpPort: app.smtp?.port ?? 0,
+    dataDir,
+    stop: () => app.stop(),
+  };
+}
+
+export interface CreatedFeed {
+  address: string;
+  feeds: { atom: string; rss: string; json: string };
+  page: string;
+  manage: string;
+}
+
+export async function createFeed(base: string, title = ''): Promise<CreatedFeed> {
+  const res = await fetch(`${base}/feeds`, {
+    method: 'POST',
+    headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
+    body: JSON.stringify({ title }),
+  });
+  if (res.status !== 201) throw new Error(`feed creation answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as CreatedFeed;
+}
+
+export function smtpTransport(port: number) {
+  return nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, pool: false, connectionTimeout: 5000 });
+}
+
+/** Sends a raw RFC 5322 message with nodemailer's SMTP client. */
+export async function sendRaw(port: number, to: string | string[], raw: string | Buffer, from = 'sender@example.com') {
+  const transport = smtpTransport(port);
+  try {
+    return await transport.sendMail({ envelope: { from, to }, raw });
+  } finally {
+    transport.close();
+  }
+}
+
+/** Polls until `check` returns a value or the time runs out. */
+export async function waitFor<T>(check: () => Promise<T | undefined | null | false>, timeoutMs = 5000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', isArray: (name) => ['entry', 'item', 'link'].includes(name) });
+
+export interface FeedItemView {
+  title: string;
+  link: string;
+  author: string;
+  html: string;
+  enclosures: { url: string; type: string }[];
+}
+
+/** Fetches a feed and reads its entries the way a feed reader would, by parsing it. */
+export async function readFeed(url: string, format: 'atom' | 'rss' | 'json'): Promise<FeedItemView[]> {
+  const res = await fetch(url);
+  if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
+  const body = await res.text();
+  if (format === 'json') {
+    const doc = JSON.parse(body) as { items: { title: string; url: string; authors: { name: string }[]; content_html: string; attachments?: { url: string; mime_type: string }[] }[] };
+    return doc.items.map((i) => ({ title: i.title, link: i.url, author: i.authors[0]?.name ?? '', html: i.content_html, enclosures: (i.attachments ?? []).map((a) => ({ url: a.url, type: a.mime_type })) }));
+  }
+  const doc = xml.parse(body);
+  if (format === 'atom') {
+    return (doc.feed.entry ?? []).map((e: Record<string, any>) => ({
+      title: String(e.title['#text'] ?? e.title),
+      link: e.link.find((l: Record<string, string>) => l['@rel'] === 'alternate')['@href'],
+      author: String(e.author.name),
+      html: String(e.content['#text'] ?? ''),
+      enclosures: e.link.filter((l: Record<string, string>) => l['@rel'] === 'enclosure').map((l: Record<string, string>) => ({ url: l['@href'], type: l['@type'] })),
+    }));
+  }
+  return (doc.rss.channel.item ?? []).map((i: Record<string, any>) => ({
+    title: String(i.title),
+    link: String(i.link),
+    author: String(i['dc:creator'] ?? ''),
+    html: String(i.description ?? ''),
+    enclosures: i.enclosure ? [{ url: i.enclosure['@url'], type: i.enclosure['@type'] }] : [],
+  }));
+}
+
+export function fixture(name: string): Buffer {
+  return fs.readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
+}
