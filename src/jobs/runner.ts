@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Kysely } from 'kysely';
+import { isDiskFull } from '../errors.js';
 import type { Logger } from '../log.js';
 import { claimJobs, claimRecurringSlot, failJob, finishJob, releaseLeases, renewLeases, type Job } from '../store/jobs.js';
 import type { QueueSchema } from '../store/schema.js';
@@ -122,12 +123,14 @@ export class JobRunner {
       log.debug({ jobId: job.id, task: job.task, ms: Date.now() - started }, 'jobs: finished');
     } catch (err) {
       if (this.#abort.signal.aborted) return; // shutting down: the lease is released, the job runs again
-      const attempt = job.attempts + 1;
+      // A full disk is the machine's fault, not the job's: wait for space without using up attempts.
+      const diskFull = isDiskFull(err);
+      const attempt = diskFull ? job.attempts : job.attempts + 1;
       const text = (err as Error)?.stack ?? String(err);
-      const retry = attempt < job.max_attempts;
-      const delay = retryDelayMs(attempt, task?.backoffBaseMs ?? 2_000, task?.backoffMaxMs ?? 3_600_000);
+      const retry = diskFull || attempt < job.max_attempts;
+      const delay = diskFull ? 5_000 : retryDelayMs(attempt, task?.backoffBaseMs ?? 2_000, task?.backoffMaxMs ?? 3_600_000);
       try {
-        await failJob(queue, job.id, this.owner, text, retry ? Date.now() + delay : null);
+        await failJob(queue, job.id, this.owner, text, retry ? Date.now() + delay : null, !diskFull);
       } catch (inner) {
         // The lease will expire and the job will run again: nothing is lost.
         log.error({ err: inner, jobId: job.id }, 'jobs: unable to record failure');

@@ -83,7 +83,8 @@ export class DiskSpace {
     return this.#free;
   }
 
+  /** With a minimum of 0 this still says no when the disk is completely full. */
   hasSpace(): boolean {
-    return this.freeBytes() >= this.minFree;
+    return this.freeBytes() > this.minFree;
   }
 }

@@ -71,11 +71,11 @@ export async function finishJob(db: Kysely<QueueSchema>, id: number, owner: stri
 }
 
 /** Records a failed attempt: back to ready at `retryAt`, or failed for good when null. */
-export async function failJob(db: Kysely<QueueSchema>, id: number, owner: string, error: string, retryAt: number | null): Promise<void> {
+export async function failJob(db: Kysely<QueueSchema>, id: number, owner: string, error: string, retryAt: number | null, countAttempt = true): Promise<void> {
   const now = Date.now();
   await db.updateTable('jobs')
     .set((eb) => ({
-      attempts: eb('attempts', '+', 1),
+      attempts: eb('attempts', '+', countAttempt ? 1 : 0),
       state: retryAt === null ? 'failed' : 'ready',
       run_at: retryAt ?? now,
       last_error: error.slice(0, 8000),

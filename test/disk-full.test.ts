@@ -1,0 +1,131 @@
+/** Issue 4: a full disk defers mail with 4xx, keeps serving reads, and recovers without a restart. */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { createFeed, readFeed, sendRaw, startTestServer, tempDir, waitFor } from './helpers.js';
+
+const message = (subject: string) => `From: a@example.com\r\nSubject: ${subject}\r\n\r\n${'body '.repeat(200)}\r\n`;
+
+/** Mounts a small ext4 image (needs root and loop devices); returns undefined where that is not possible. */
+function mountSmallFilesystem(megabytes: number): { dir: string; unmount: () => void } | undefined {
+  const work = tempDir('feedmail-loop-');
+  const image = path.join(work, 'fs.img');
+  const dir = path.join(work, 'mnt');
+  fs.mkdirSync(dir);
+  try {
+    execFileSync('truncate', ['-s', `${megabytes}M`, image]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-m', '0', image], { stdio: 'ignore' });
+    execFileSync('mount', ['-o', 'loop', image, dir], { stdio: 'ignore' });
+  } catch {
+    return undefined;
+  }
+  return { dir, unmount: () => execFileSync('umount', ['-l', dir]) };
+}
+
+function fillDisk(dir: string): string {
+  const filler = path.join(dir, 'filler');
+  const fd = fs.openSync(filler, 'w');
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (;;) fs.writeSync(fd, chunk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    fs.closeSync(fd);
+  }
+  // Small writes can still find a few free blocks; fill those too.
+  const fd2 = fs.openSync(filler, 'a');
+  try {
+    for (;;) fs.writeSync(fd2, Buffer.alloc(512, 1));
+  } catch {
+    // full now
+  } finally {
+    fs.closeSync(fd2);
+  }
+  return filler;
+}
+
+describe('disk full', () => {
+  it('on a really full filesystem: 4xx to senders, feeds still served, accepted again once space returns', async (t) => {
+    const mount = mountSmallFilesystem(24);
+    if (!mount) {
+      t.skip('cannot mount a loop filesystem here (needs root and /dev/loop*); the injected SQLITE_FULL test below still runs');
+      return;
+    }
+    const server = await startTestServer({ dataDir: path.join(mount.dir, 'data'), minFreeBytes: '0' });
+    try {
+      const feed = await createFeed(server.base);
+      await sendRaw(server.smtpPort, feed.address, message('before'));
+      await waitFor(async () => (await readFeed(feed.feeds.atom, 'atom')).length === 1);
+      const filler = fillDisk(mount.dir);
+
+      await assert.rejects(sendRaw(server.smtpPort, feed.address, message('while full')), (err: Error & { responseCode?: number }) => {
+        assert.ok(err.responseCode && err.responseCode >= 400 && err.responseCode < 500, `got ${err.responseCode}`);
+        return true;
+      });
+      const items = await readFeed(feed.feeds.atom, 'atom');
+      assert.deepEqual(items.map((i) => i.title), ['before'], 'reads keep working');
+      // The free-space reading is cached for a second.
+      await waitFor(async () => (await fetch(`${server.base}/readyz`)).status === 503, 3000, '/readyz to report the full disk');
+
+      fs.rmSync(filler);
+      await waitFor(async () => (await fetch(`${server.base}/readyz`)).status === 200, 3000, '/readyz to recover');
+      const info = await sendRaw(server.smtpPort, feed.address, message('after'));
+      assert.match(info.response, /^250 /);
+      await waitFor(async () => (await readFeed(feed.feeds.atom, 'atom')).length === 2, 10_000, 'the entry after recovery');
+      const check = server.app.stores.app.raw.pragma('integrity_check') as { integrity_check: string }[];
+      assert.equal(check[0]?.integrity_check, 'ok');
+    } finally {
+      await server.stop();
+      mount.unmount();
+    }
+  });
+
+  it('below the free-space minimum: 452 4.3.1 at MAIL FROM, reads still served', async () => {
+    // A minimum larger than any test disk puts the server in the "disk full" state from the start.
+    const server = await startTestServer({ minFreeBytes: '1000g' });
+    try {
+      const feed = await createFeed(server.base);
+      await assert.rejects(sendRaw(server.smtpPort, feed.address, message('no room')), (err: Error & { responseCode?: number; response?: string }) => {
+        assert.equal(err.responseCode, 452);
+        assert.match(err.response ?? '', /4\.3\.1/);
+        return true;
+      });
+      assert.equal((await fetch(feed.feeds.atom)).status, 200);
+      const ready = await fetch(`${server.base}/readyz`);
+      assert.equal(ready.status, 503);
+      assert.match(await ready.text(), /below the .* minimum/);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('when SQLite reports the database full: 452 4.3.1, nothing lost, and recovery without a restart', async () => {
+    const server = await startTestServer();
+    try {
+      const feed = await createFeed(server.base);
+      const queue = server.app.stores.queue.raw;
+      const pages = (queue.pragma('page_count', { simple: true }) as number);
+      // max_page_count makes SQLite answer SQLITE_FULL exactly as a full disk does.
+      queue.pragma(`max_page_count = ${pages}`);
+      await assert.rejects(sendRaw(server.smtpPort, feed.address, `Subject: big\r\n\r\n${'x'.repeat(200_000)}\r\n`), (err: Error & { responseCode?: number; response?: string }) => {
+        assert.equal(err.responseCode, 452);
+        assert.match(err.response ?? '', /4\.3\.1/);
+        return true;
+      });
+      assert.equal((await fetch(feed.feeds.atom)).status, 200);
+      queue.pragma('max_page_count = 4294967294');
+      const info = await sendRaw(server.smtpPort, feed.address, 'Subject: recovered\r\n\r\nhello\r\n');
+      assert.match(info.response, /^250 /);
+      const items = await waitFor(async () => {
+        const l = await readFeed(feed.feeds.atom, 'atom');
+        return l.length ? l : undefined;
+      });
+      assert.deepEqual(items.map((i) => i.title), ['recovered']);
+    } finally {
+      await server.stop();
+    }
+  });
+});
