@@ -5,6 +5,8 @@ export class SMTPClient {
   #buffer = '';
   #waiters: ((line: string) => void)[] = [];
   #lines: string[] = [];
+  /** The server's first reply (220, or 421 when it refuses the connection). */
+  greeting = '';
 
   private constructor(private readonly socket: net.Socket) {
     socket.setEncoding('utf8');
@@ -27,7 +29,7 @@ export class SMTPClient {
     const socket = net.connect(port, '127.0.0.1');
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     const client = new SMTPClient(socket);
-    await client.reply();
+    client.greeting = await client.reply();
     return client;
   }
 
@@ -46,7 +48,9 @@ export class SMTPClient {
   }
 
   async close(): Promise<void> {
+    if (this.socket.destroyed || this.socket.closed) return;
+    const closed = new Promise((r) => this.socket.once('close', r));
     this.socket.end('QUIT\r\n');
-    await new Promise((r) => this.socket.once('close', r));
+    await closed;
   }
 }

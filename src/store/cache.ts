@@ -20,7 +20,13 @@ export async function cachedDocument(db: Kysely<CacheSchema>, key: string): Prom
   return row;
 }
 
-export async function storeDocument(db: Kysely<CacheSchema>, doc: Omit<CachedDocument, 'bytes' | 'accessed_at'>): Promise<void> {
+/**
+ * Stores a rendered document and keeps the cache within `maxBytes` at once, so
+ * the bound holds between runs of the trim task too. A document larger than the
+ * whole bound is not cached.
+ */
+export async function storeDocument(db: Kysely<CacheSchema>, doc: Omit<CachedDocument, 'bytes' | 'accessed_at'>, maxBytes: number): Promise<void> {
+  if (doc.body.length > maxBytes) return;
   const now = Date.now();
   await db.transaction().execute(async (trx) => {
     // Older versions of the same feed can never be served again.
@@ -29,6 +35,7 @@ export async function storeDocument(db: Kysely<CacheSchema>, doc: Omit<CachedDoc
     await trx.insertInto('rendered').values({ ...doc, bytes: doc.body.length, accessed_at: now })
       .onConflict((oc) => oc.column('key').doUpdateSet({ body: doc.body, bytes: doc.body.length, etag: doc.etag, accessed_at: now }))
       .execute();
+    await evictWithin(trx, maxBytes);
   });
 }
 
@@ -43,24 +50,26 @@ export async function cacheBytes(db: Kysely<CacheSchema>): Promise<number> {
 
 /** Evicts least recently used documents until the cache holds at most `maxBytes`. */
 export async function evictCache(db: Kysely<CacheSchema>, maxBytes: number): Promise<number> {
-  return db.transaction().execute(async (trx) => {
-    const total = Number((await trx.selectFrom('rendered').select(sql<number>`coalesce(sum(bytes), 0)`.as('n')).executeTakeFirstOrThrow()).n);
-    if (total <= maxBytes) return 0;
-    let excess = total - maxBytes;
-    let evicted = 0;
-    const rows = await trx.selectFrom('rendered').select(['key', 'bytes']).orderBy('accessed_at').execute();
-    const victims: string[] = [];
-    for (const r of rows) {
-      if (excess <= 0) break;
-      victims.push(r.key);
-      excess -= r.bytes;
-    }
-    for (let i = 0; i < victims.length; i += 500) {
-      const r = await trx.deleteFrom('rendered').where('key', 'in', victims.slice(i, i + 500)).executeTakeFirst();
-      evicted += Number(r.numDeletedRows);
-    }
-    return evicted;
-  });
+  return db.transaction().execute((trx) => evictWithin(trx, maxBytes));
+}
+
+async function evictWithin(trx: Kysely<CacheSchema>, maxBytes: number): Promise<number> {
+  const total = Number((await trx.selectFrom('rendered').select(sql<number>`coalesce(sum(bytes), 0)`.as('n')).executeTakeFirstOrThrow()).n);
+  if (total <= maxBytes) return 0;
+  let excess = total - maxBytes;
+  const victims: string[] = [];
+  const rows = await trx.selectFrom('rendered').select(['key', 'bytes']).orderBy('accessed_at').orderBy('key').execute();
+  for (const r of rows) {
+    if (excess <= 0) break;
+    victims.push(r.key);
+    excess -= r.bytes;
+  }
+  let evicted = 0;
+  for (let i = 0; i < victims.length; i += 500) {
+    const r = await trx.deleteFrom('rendered').where('key', 'in', victims.slice(i, i + 500)).executeTakeFirst();
+    evicted += Number(r.numDeletedRows);
+  }
+  return evicted;
 }
 
 export async function deleteCachedFeed(db: Kysely<CacheSchema>, feedId: number): Promise<void> {

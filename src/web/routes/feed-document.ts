@@ -116,7 +116,7 @@ export const feedDocumentRoute: Route = {
       // The cache is an optimisation: a full disk or busy cache must not fail the request.
       await storeDocument(deps.stores.cache.db, {
         key, feed_id: feed.id, content_type: CONTENT_TYPES[format], etag, last_modified: feed.updated_at, body,
-      }).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: cache write failed'));
+      }, deps.config.cacheMaxBytes).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: cache write failed'));
     }
     res.writeHead(200, {
       ...headers,
