@@ -1,0 +1,66 @@
+/** Settings are checked as a whole before anything listens; unsafe data directories are refused. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig, splitFlags } from '../src/config.js';
+import { unsafeStorageReason } from '../src/ops/storage-guard.js';
+
+const run = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 });
+
+describe('configuration', () => {
+  it('reads environment variables, lets flags win, and fills in defaults', () => {
+    const { flags } = splitFlags(['--http-port', '9090', '--mail-domains=a.example,B.example']);
+    const c = loadConfig({ FEEDMAIL_HTTP_PORT: '7070', FEEDMAIL_MAX_MESSAGE_BYTES: '2m' }, flags);
+    assert.equal(c.httpPort, 9090);
+    assert.deepEqual(c.mailDomains, ['a.example', 'b.example']);
+    assert.equal(c.maxMessageBytes, 2 * 1024 * 1024);
+    assert.equal(c.smtpPort, 2525);
+    assert.equal(c.publicUrl, 'http://127.0.0.1:9090');
+  });
+
+  it('reports every invalid setting by name with what is allowed', () => {
+    assert.throws(() => loadConfig({ FEEDMAIL_HTTP_PORT: '70000', FEEDMAIL_BASE_URL: 'ftp://x', FEEDMAIL_MAX_MESSAGE_BYTES: 'lots' }), (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /FEEDMAIL_HTTP_PORT .* must be a whole number from 0 to 65535/);
+      assert.match(err.message, /FEEDMAIL_BASE_URL .* must start with http/);
+      assert.match(err.message, /FEEDMAIL_MAX_MESSAGE_BYTES .* must be a size in bytes/);
+      return true;
+    });
+  });
+
+  it('stops the start with exit code 2 and the message, before listening', () => {
+    const r = run(['serve'], { FEEDMAIL_SMTP_PORT: 'x' });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /FEEDMAIL_SMTP_PORT \(--smtp-port\) = "x"/);
+  });
+
+  it('documents every setting in --help', () => {
+    for (const args of [['--help'], ['serve', '--help']]) {
+      const r = run(args);
+      assert.equal(r.status, 0);
+      for (const name of ['FEEDMAIL_DATA_DIR', 'FEEDMAIL_HTTP_HOST', 'FEEDMAIL_HTTP_PORT', 'FEEDMAIL_SMTP_HOST', 'FEEDMAIL_SMTP_PORT', 'FEEDMAIL_BASE_URL', 'FEEDMAIL_MAIL_DOMAINS', 'FEEDMAIL_MAX_MESSAGE_BYTES', 'FEEDMAIL_FEEDS_PER_HOUR_PER_CLIENT']) {
+        assert.ok(r.stdout.includes(name), `${args.join(' ')} lists ${name}`);
+      }
+    }
+    for (const cmd of ['worker', 'jobs', 'reprocess']) assert.match(run([cmd, '--help']).stdout, new RegExp(`Usage: feedmail ${cmd}`));
+  });
+});
+
+describe('storage guard', () => {
+  const mountinfo = (fsType: string, mountPoint: string) =>
+    `22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n99 22 0:50 / ${mountPoint} rw shared:2 - ${fsType} src rw\n`;
+
+  it('refuses tmpfs, overlay and network filesystems and accepts a local disk', () => {
+    assert.match(unsafeStorageReason('/srv/data/feedmail', mountinfo('tmpfs', '/srv/data')) ?? '', /tmpfs/);
+    assert.match(unsafeStorageReason('/srv/data', mountinfo('overlay', '/srv')) ?? '', /container layer/);
+    assert.match(unsafeStorageReason('/mnt/nas/feedmail', mountinfo('nfs4', '/mnt/nas')) ?? '', /network filesystem/);
+    assert.equal(unsafeStorageReason('/home/feedmail', mountinfo('tmpfs', '/srv/data')), null);
+  });
+
+  it('refuses to start on /dev/shm unless told that this is meant', () => {
+    const r = run(['serve'], { FEEDMAIL_DATA_DIR: `/dev/shm/feedmail-test-${process.pid}`, FEEDMAIL_HTTP_PORT: '0', FEEDMAIL_SMTP_PORT: '0' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /refusing to start: .*\(tmpfs\).*FEEDMAIL_ALLOW_UNSAFE_STORAGE/s);
+  });
+});
