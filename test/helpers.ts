@@ -78,6 +78,10 @@ export async function waitFor<T>(check: () => Promise<T | undefined | null | fal
   }
 }
 
+/** Parsed XML is untyped; the tests' assertions check its shape. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type XmlNode = Record<string, any>;
+
 export const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', isArray: (name) => ['entry', 'item', 'link'].includes(name) });
 
 export interface FeedItemView {
@@ -99,7 +103,7 @@ export async function readFeed(url: string, format: 'atom' | 'rss' | 'json'): Pr
   }
   const doc = xml.parse(body);
   if (format === 'atom') {
-    return (doc.feed.entry ?? []).map((e: Record<string, any>) => ({
+    return (doc.feed.entry ?? []).map((e: XmlNode) => ({
       title: String(e.title['#text'] ?? e.title),
       link: e.link.find((l: Record<string, string>) => l['@rel'] === 'alternate')['@href'],
       author: String(e.author.name),
@@ -107,7 +111,7 @@ export async function readFeed(url: string, format: 'atom' | 'rss' | 'json'): Pr
       enclosures: e.link.filter((l: Record<string, string>) => l['@rel'] === 'enclosure').map((l: Record<string, string>) => ({ url: l['@href'], type: l['@type'] })),
     }));
   }
-  return (doc.rss.channel.item ?? []).map((i: Record<string, any>) => ({
+  return (doc.rss.channel.item ?? []).map((i: XmlNode) => ({
     title: String(i.title),
     link: String(i.link),
     author: String(i['dc:creator'] ?? ''),

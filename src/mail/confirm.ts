@@ -10,10 +10,22 @@ function decodeEntities(s: string): string {
   return s.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
 }
 
+/**
+ * A confirmation asks to confirm a subscription in one breath ("please confirm your
+ * subscription", "verify your email address"). Requiring both kinds of word in the same
+ * sentence keeps ordinary newsletters out: they mention "newsletter" in the footer and
+ * "verify" or "activate" in some story, but not together.
+ */
+function asksToConfirm(subject: string, text: string): boolean {
+  const sentences = `${subject}\n${text.slice(0, 4000)}`.split(/[.!?\n]+/);
+  return sentences.some((s) => CONFIRM_WORDS.test(s) && SUBSCRIPTION_WORDS.test(s));
+}
+
 /** Returns the confirm URL of a subscription confirmation, or null for any other mail. */
 export function findConfirmUrl(subject: string, sanitizedHtml: string, text: string): string | null {
-  const haystack = `${subject}\n${text.slice(0, 4000)}`;
-  if (!CONFIRM_WORDS.test(haystack) || !SUBSCRIPTION_WORDS.test(haystack)) return null;
+  // HTML-only mail may come without a text version; its words are then read from the HTML.
+  const words = text.trim() ? text : decodeEntities(sanitizedHtml.replace(/<style[\s\S]*?<\/style>|<[^>]*>/g, ' '));
+  if (!asksToConfirm(subject, words)) return null;
   const candidates: { url: string; score: number }[] = [];
   for (const m of sanitizedHtml.matchAll(LINK)) {
     const url = decodeEntities(m[1] ?? '');

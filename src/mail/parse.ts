@@ -38,7 +38,7 @@ const MAX_PARTS = 200;
 export async function parseMessage(raw: Buffer, limits: ParseLimits): Promise<ParsedMessage> {
   let mail;
   try {
-    mail = await simpleParser(raw, {
+    mail = await simpleParser(terminated(raw), {
       keepCidLinks: true,
       defaultInlineEmbedded: true,
       maxChildNodes: 500,
@@ -50,25 +50,85 @@ export async function parseMessage(raw: Buffer, limits: ParseLimits): Promise<Pa
   }
 
   const from = firstAddress(mail.from);
-  const html = typeof mail.html === 'string' && mail.html.trim() !== '' ? mail.html : (mail.textAsHtml ?? '');
-  const text = mail.text ?? '';
-  const sentAt = mail.date && !Number.isNaN(mail.date.getTime()) ? mail.date.getTime() : null;
+  const html = typeof mail.html === 'string' && mail.html.trim() !== '' ? repairForwardedHeaders(mail.html) : (mail.textAsHtml ?? '');
+  let text = mail.text ?? '';
   const parts = mail.attachments.slice(0, MAX_PARTS).map((a, i) => toPart(a, i, limits));
   const notes: string[] = [];
+  const boundary = multipartBoundary(mail.headers.get('content-type'));
+  if (boundary !== null) {
+    const body = bodyOf(raw);
+    if (html === '' && text.trim() === '' && parts.length === 0 && body.trim() !== '') {
+      // A multipart message whose parts cannot be found (no or wrong boundary) would otherwise
+      // come out empty; its body is still worth showing as it is.
+      text = body;
+      notes.push('The parts of this message could not be separated; its body is shown as it arrived.');
+    } else if (boundary !== '' && !body.includes(`--${boundary}--`)) {
+      notes.push('This message seems to be incomplete: it ends before its last part.');
+    }
+  }
   if (mail.attachments.length > MAX_PARTS) notes.push(`Only the first ${MAX_PARTS} of ${mail.attachments.length} attachments were kept.`);
   const dropped = parts.filter((p) => p.content === null).length;
   if (dropped > 0) notes.push(`${dropped} attachment(s) larger than ${limits.maxPartBytes} bytes were not kept.`);
 
   return {
     subject: oneLine(mail.subject ?? ''),
-    fromName: oneLine(from?.name ?? ''),
+    fromName: unquote(oneLine(from?.name ?? '')),
     fromAddress: oneLine(from?.address ?? ''),
-    sentAt,
+    sentAt: sentAt(mail.headerLines),
     html,
     text,
     parts,
     note: notes.length ? notes.join(' ') : null,
   };
+}
+
+/**
+ * mailparser never settles (no error, no result) when the input ends inside the header
+ * block of an embedded message/rfc822, as a truncated forward does. A final blank line
+ * closes any open header block; after a complete message it is harmless epilogue. Only
+ * messages that embed one get it, so that no other message changes.
+ */
+function terminated(raw: Buffer): Buffer {
+  const tail = raw.subarray(-4).toString('latin1');
+  if (tail.endsWith('\n\n') || tail.endsWith('\n\r\n') || !/rfc822/i.test(raw.toString('latin1'))) return raw;
+  return Buffer.concat([raw, Buffer.from('\r\n\r\n')]);
+}
+
+/** mailparser turns a date it cannot read into "now"; an unknown date is better left unknown. */
+function sentAt(headerLines: readonly { key: string; line: string }[]): number | null {
+  const line = headerLines.find((h) => h.key === 'date')?.line;
+  if (!line) return null;
+  const t = new Date(line.replace(/^date:\s*/i, '').replace(/\s+/g, ' ').trim()).getTime();
+  return Number.isNaN(t) ? null : t;
+}
+
+/** `{ value, params }` of a multipart Content-Type: its boundary ('' when missing), else null. */
+function multipartBoundary(header: unknown): string | null {
+  if (typeof header !== 'object' || header === null) return null;
+  const { value, params } = header as { value?: string; params?: Record<string, string> };
+  if (!value?.toLowerCase().startsWith('multipart/')) return null;
+  return params?.boundary ?? '';
+}
+
+function bodyOf(raw: Buffer): string {
+  const text = raw.toString('utf8').replace(/\u0000/g, '');
+  const m = /\r?\n\r?\n/.exec(text);
+  return m ? text.slice(m.index + m[0].length) : '';
+}
+
+/**
+ * mailparser shows the headers of a forwarded message in a table it does not close
+ * (`<td></tr>` and a final `<table>` where `</td></tr>` and `</table>` belong), which
+ * pulls the forwarded body into the table. Only its own exact markup is repaired.
+ */
+function repairForwardedHeaders(html: string): string {
+  return html.replace(/<table class="mp_head">[\s\S]*?<\/tr><table>/g, (table) =>
+    table.replace(/<td><\/tr>/g, '</td></tr>').replace(/<table>$/, '</table>'));
+}
+
+/** Display names sometimes carry their quotes inside an encoded word: `=?utf-8?B?Ikphbm8i?=`. */
+function unquote(name: string): string {
+  return /^"[^"]*"$/.test(name) ? name.slice(1, -1).trim() : name;
 }
 
 function firstAddress(from: AddressObject | undefined): { name: string; address: string } | undefined {
@@ -95,8 +155,9 @@ function toPart(a: Attachment, index: number, limits: ParseLimits): ParsedPart {
   };
 }
 
-function safeContentType(type: string | undefined): string {
-  const t = (type ?? '').toLowerCase().trim();
+function safeContentType(type: unknown): string {
+  // Typed as a string, but a part with a mangled Content-Type header can yield something else.
+  const t = typeof type === 'string' ? type.toLowerCase().trim() : '';
   return /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/.test(t) ? t : 'application/octet-stream';
 }
 

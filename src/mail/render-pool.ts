@@ -16,7 +16,20 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './render-worker.ts' : './render-worker.js', import.meta.url);
+const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_URL = new URL(RUNNING_FROM_SOURCE ? './render-worker.ts' : './render-worker.js', import.meta.url);
+
+/**
+ * Worker threads do not inherit tsx's loader hooks, so when running from the
+ * TypeScript sources (tests, development) the thread registers them itself.
+ */
+function spawnWorker(): Worker {
+  const options = { resourceLimits: { maxOldGenerationSizeMb: 512 } };
+  if (!RUNNING_FROM_SOURCE) return new Worker(WORKER_URL, options);
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
+  return new Worker(code, { ...options, eval: true });
+}
 
 export class RenderPool {
   #worker: Worker | null = null;
@@ -59,7 +72,7 @@ export class RenderPool {
 
   #ensureWorker(): Worker {
     if (this.#worker) return this.#worker;
-    const worker = new Worker(WORKER_URL, { resourceLimits: { maxOldGenerationSizeMb: 512 } });
+    const worker = spawnWorker();
     worker.unref();
     worker.on('message', (msg: { id: number; result?: RenderedMessage; error?: string }) => {
       const p = this.#pending.get(msg.id);

@@ -47,23 +47,27 @@ const TRACKER_PATTERNS: RegExp[] = [
 
 /** CSS that can run code, pull in other sheets or bind behaviour; removed wherever CSS appears. */
 export function cleanCss(css: string): string {
+  // Escapes can spell "expression" or "javascript", and can hide comment markers; decode them
+  // first, so that what is checked below is what a browser would read.
   let out = css
-    .replace(/\/\*[\s\S]*?(\*\/|$)/g, '')
-    // Escapes can spell "expression" or "javascript" in CSS; decode them before matching.
     .replace(/\\([0-9a-f]{1,6})\s?/gi, (_, hex: string) => {
       const cp = parseInt(hex, 16);
       return cp > 0 && cp <= 0x10ffff ? String.fromCodePoint(cp) : '';
     })
     .replace(/\\(.)/g, '$1');
+  // Comments can split a keyword ("expr/**/ession"); an unterminated one runs to the end.
+  out = out.replace(/\/\*[\s\S]*?(\*\/|$)/g, '');
   out = out
-    .replace(/@import[^;]*;?/gi, '')
-    .replace(/@charset[^;]*;?/gi, '')
-    .replace(/@namespace[^;]*;?/gi, '')
+    // Replaced by a space, not by nothing, so that the pieces around a removal cannot join
+    // into a new keyword ("@imp@import;ort").
+    .replace(/@(import|charset|namespace)[^;]*;?/gi, ' ')
     .replace(/expression\s*\(/gi, 'blocked(')
     .replace(/(-moz-binding|behavior|behaviour)\s*:/gi, 'blocked:')
-    .replace(/url\s*\(\s*(['"]?)\s*([^'")]*)\1\s*\)/gi, (whole, _q: string, target: string) => (isSafeCssUrl(target) ? whole : 'none'))
-    // A url( that the pattern above could not read is dropped, whatever it pointed at.
-    .replace(/url\s*\((?![^)]*\))/gi, 'none(')
+    // A url() whose target is readable is kept when it is safe; any other url( is dropped.
+    .replace(/url\s*\(\s*(?:"([^"]*)"|'([^']*)'|([^"'()\s]*))\s*\)|url\s*\(/gi, (whole, dq?: string, sq?: string, bare?: string) => {
+      const target = dq ?? sq ?? bare;
+      return target !== undefined && isSafeCssUrl(target) ? whole : 'none';
+    })
     .replace(/(javascript|vbscript|livescript)\s*:/gi, 'blocked:');
   return out;
 }
@@ -100,6 +104,11 @@ export function isTrackingImage(attribs: Record<string, string>): boolean {
   return TRACKER_PATTERNS.some((p) => p.test(src));
 }
 
+/** An href a browser would follow to http(s), mail or phone; it ignores whitespace and controls in the scheme. */
+function isLink(href: string): boolean {
+  return /^(https?|mailto|tel):/i.test(href.replace(/[\u0000-\u0020\u007f]+/g, ''));
+}
+
 const SAFE_DATA_IMAGE = /^data:image\/(png|gif|jpe?g|webp);base64,[a-z0-9+/=\s]+$/i;
 
 /** Sanitizes newsletter HTML for storage and for every place it is shown. */
@@ -108,7 +117,7 @@ export function sanitizeNewsletterHtml(html: string, options: SanitizeOptions): 
     allowedTags: ALLOWED_TAGS,
     allowVulnerableTags: true, // <style> is allowed on purpose; its text is cleaned below.
     disallowedTagsMode: 'discard',
-    nonTextTags: ['script', 'textarea', 'option', 'noscript', 'title', 'head', 'template', 'xmp', 'iframe', 'noembed', 'noframes', 'object', 'svg', 'math'],
+    nonTextTags: ['script', 'textarea', 'option', 'noscript', 'title', 'template', 'xmp', 'iframe', 'noembed', 'noframes', 'object', 'svg', 'math'],
     allowedAttributes: {
       '*': LAYOUT_ATTRIBUTES,
       a: ['href', 'name', 'target', 'rel'],
@@ -135,26 +144,33 @@ export function sanitizeNewsletterHtml(html: string, options: SanitizeOptions): 
         if (attribs.style !== undefined) attribs.style = cleanCss(attribs.style);
         return { tagName, attribs };
       },
+      // Attributes on <style> (title, media...) are of no use, and the cleaning below expects a bare tag.
+      style: (tagName) => ({ tagName, attribs: {} }),
       a: (tagName, attribs) => {
-        if (attribs.style !== undefined) attribs.style = cleanCss(attribs.style);
-        return {
-          tagName,
-          attribs: attribs.href ? { ...attribs, target: '_blank', rel: 'noopener noreferrer nofollow' } : { ...attribs, rel: '' },
-        };
+        const { href, target: _target, rel: _rel, ...rest } = attribs;
+        if (rest.style !== undefined) rest.style = cleanCss(rest.style);
+        // Decided here rather than left to the scheme filter, so that a link whose href goes
+        // does not keep a target/rel made for it (and sanitizing twice changes nothing).
+        // In-page anchors stay; relative links would point into feedmail itself, so they go.
+        if (href !== undefined && isLink(href)) return { tagName, attribs: { ...rest, href, target: '_blank', rel: 'noopener noreferrer nofollow' } };
+        if (href !== undefined && href.trim().startsWith('#')) return { tagName, attribs: { ...rest, href: href.trim() } };
+        return { tagName, attribs: rest };
       },
       img: (tagName, attribs) => {
         if (attribs.style !== undefined) attribs.style = cleanCss(attribs.style);
         const src = (attribs.src ?? '').trim();
         // data: only for plain raster images; SVG and anything else would be a way around the allowlist.
         if (src.toLowerCase().startsWith('data:') && !SAFE_DATA_IMAGE.test(src)) return { tagName, attribs: { ...attribs, src: '' } };
-        if (!options.keepTrackingPixels && isTrackingImage(attribs)) return { tagName: 'tracking-pixel-removed', attribs: {} };
+        // Without a src the exclusiveFilter below drops the image. (Renaming the tag instead
+        // would trip a sanitize-html bug that renames the next closing tag at the same depth.)
+        if (!options.keepTrackingPixels && isTrackingImage(attribs)) return { tagName, attribs: {} };
         return { tagName, attribs };
       },
     },
     exclusiveFilter: (frame) => frame.tag === 'img' && !frame.attribs.src,
   });
-  // sanitize-html passes <style> text through verbatim; clean it here. Its own output escapes '<'
-  // in text, so a literal <style> in the output is always a real element.
+  // sanitize-html passes <style> text through verbatim; clean it here. Everywhere else its output
+  // escapes '<', so a literal <style> in the output is always a real (attribute-less) element.
   return cleaned.replace(/<style>([\s\S]*?)<\/style>/g, (_, css: string) => `<style>${cleanCss(css).replace(/</g, '\\3c ')}</style>`);
 }
 
