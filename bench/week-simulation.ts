@@ -37,7 +37,7 @@ const HOUR = 3600_000;
 export async function simulateWeek(o: WeekOptions): Promise<DayReport[]> {
   const config = loadConfig({}, {
     dataDir: tempDir('feedmail-week-'), httpPort: '0', smtpPort: '0', logLevel: 'silent', allowUnsafeStorage: 'true',
-    minFreeBytes: '0', walMaxBytes: String(o.walMaxBytes), cacheMaxBytes: String(o.cacheMaxBytes), feedKeepEntries: '100',
+    minFreeBytes: '0', walMaxBytes: String(o.walMaxBytes), cacheMaxBytes: String(o.cacheMaxBytes), feedKeepEntries: '100', feedsPerHourPerClient: '0',
   });
   const app = await startApp(config, createLogger('silent'), { web: true, smtp: true, jobs: true });
   const base = `http://127.0.0.1:${app.http!.port}`;
@@ -54,6 +54,7 @@ export async function simulateWeek(o: WeekOptions): Promise<DayReport[]> {
     const feeds: { address: string; atom: string; rss: string; json: string }[] = [];
     for (let i = 0; i < o.feeds; i++) {
       const res = await fetch(`${base}/feeds`, { method: 'POST', headers: { Accept: 'application/json' } });
+      if (res.status !== 201) throw new Error(`feed creation answered ${res.status}`);
       const f = (await res.json()) as { address: string; feeds: { atom: string; rss: string; json: string } };
       feeds.push({ address: f.address, ...f.feeds });
     }

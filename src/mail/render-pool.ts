@@ -1,23 +1,18 @@
 /**
- * Runs `renderMessage` in a worker thread with a time bound. A message that
- * takes too long gets its thread terminated (the only way to stop runaway
- * synchronous code) and a fresh thread takes over the rest.
+ * Runs `renderMessage` in a worker thread with a time bound per message. The
+ * thread renders one message at a time and each message's clock starts when
+ * the thread takes it, so a slow message never eats into another's time. A
+ * message that takes too long gets the thread terminated (the only way to stop
+ * runaway synchronous code) and a fallback rendering; a fresh thread takes
+ * over the rest of the queue.
  */
 import { Worker } from 'node:worker_threads';
 import { fallbackRendering, renderMessage, type RenderedMessage, type RenderOptions } from './render.js';
 
-export class RenderTimeoutError extends Error {
-  readonly code = 'render_timeout';
-}
-
-interface Pending {
-  resolve: (r: RenderedMessage) => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
 const WORKER_URL = new URL(RUNNING_FROM_SOURCE ? './render-worker.ts' : './render-worker.js', import.meta.url);
+/** Threads that die before they are ready this many times in a row mean threads cannot work here. */
+const MAX_START_FAILURES = 3;
 
 /**
  * Worker threads do not inherit tsx's loader hooks, so when running from the
@@ -31,56 +26,87 @@ function spawnWorker(): Worker {
   return new Worker(code, { ...options, eval: true });
 }
 
+interface Job {
+  id: number;
+  raw: Buffer;
+  resolve: (r: RenderedMessage) => void;
+  reject: (err: Error) => void;
+}
+
+/** Rendering stopped because the process is shutting down: the job must run again later, not store a fallback. */
+export class RenderPoolClosedError extends Error {
+  readonly code = 'render_pool_closed';
+}
+
+type WorkerMessage = { ready: true } | { id: number; result?: RenderedMessage; error?: string };
+
 export class RenderPool {
   #worker: Worker | null = null;
-  #pending = new Map<number, Pending>();
+  #ready = false;
+  #startFailures = 0;
+  #queue: Job[] = [];
+  #current: { job: Job; timer: NodeJS.Timeout } | null = null;
   #nextId = 1;
   #closed = false;
 
   constructor(private readonly options: RenderOptions, private readonly timeoutMs: number) {}
 
-  /** Renders a message; a timeout or crash yields a fallback rendering with a note, never an exception. */
-  async render(raw: Buffer): Promise<RenderedMessage> {
-    try {
-      return await this.#run(raw);
-    } catch (err) {
-      if (err instanceof RenderTimeoutError) return fallbackRendering(raw, err.message);
-      // A crash of the thread itself: try once in-process, then fall back.
-      try {
-        return await renderMessage(raw, this.options);
-      } catch (inner) {
-        return fallbackRendering(raw, (inner as Error).message);
-      }
-    }
+  /**
+   * Renders a message; a timeout or crash yields a fallback rendering with a
+   * note. Rejects only with RenderPoolClosedError, when the pool is closing.
+   */
+  render(raw: Buffer): Promise<RenderedMessage> {
+    if (this.#closed) return Promise.reject(new RenderPoolClosedError('render pool is closed'));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ id: this.#nextId++, raw, resolve, reject });
+      this.#pump();
+    });
   }
 
-  #run(raw: Buffer): Promise<RenderedMessage> {
-    if (this.#closed) return Promise.reject(new Error('render pool is closed'));
+  #pump(): void {
+    if (this.#current || this.#queue.length === 0 || this.#closed) return;
+    if (this.#startFailures >= MAX_START_FAILURES) {
+      // No thread can start here: render in-process rather than not at all.
+      for (const job of this.#queue.splice(0)) {
+        renderMessage(job.raw, this.options).then(job.resolve, (err: unknown) => job.resolve(fallbackRendering(job.raw, (err as Error).message)));
+      }
+      return;
+    }
     const worker = this.#ensureWorker();
-    const id = this.#nextId++;
-    return new Promise<RenderedMessage>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new RenderTimeoutError(`took longer than ${this.timeoutMs} ms`));
-        // Other messages in flight on this thread are retried by their callers' fallback path.
-        this.#restart(new Error('render thread restarted after a timeout'));
-      }, this.timeoutMs);
-      this.#pending.set(id, { resolve, reject, timer });
-      worker.postMessage({ id, raw: new Uint8Array(raw), options: this.options });
-    });
+    if (!this.#ready) return; // pumped again on 'ready'
+    const job = this.#queue.shift()!;
+    const timer = setTimeout(() => this.#finish(fallbackRendering(job.raw, `took longer than ${this.timeoutMs} ms`), true), this.timeoutMs);
+    this.#current = { job, timer };
+    worker.postMessage({ id: job.id, raw: new Uint8Array(job.raw), options: this.options });
+  }
+
+  /** Resolves the current message and moves on; `restart` replaces the thread first. */
+  #finish(result: RenderedMessage, restart: boolean): void {
+    const current = this.#current;
+    if (!current) return;
+    clearTimeout(current.timer);
+    this.#current = null;
+    if (restart) this.#dropWorker();
+    current.job.resolve(result);
+    this.#pump();
   }
 
   #ensureWorker(): Worker {
     if (this.#worker) return this.#worker;
     const worker = spawnWorker();
     worker.unref();
-    worker.on('message', (msg: { id: number; result?: RenderedMessage; error?: string }) => {
-      const p = this.#pending.get(msg.id);
-      if (!p) return;
-      this.#pending.delete(msg.id);
-      clearTimeout(p.timer);
+    this.#ready = false;
+    worker.on('message', (msg: WorkerMessage) => {
+      if ('ready' in msg) {
+        this.#ready = true;
+        this.#startFailures = 0;
+        this.#pump();
+        return;
+      }
+      const current = this.#current;
+      if (!current || current.job.id !== msg.id) return;
       if (msg.error !== undefined || !msg.result) {
-        p.reject(new Error(msg.error ?? 'render failed'));
+        this.#finish(fallbackRendering(current.job.raw, (msg.error ?? 'render failed').split('\n')[0]!), false);
         return;
       }
       const r = msg.result;
@@ -88,31 +114,40 @@ export class RenderPool {
         ...part,
         content: part.content ? Buffer.from(part.content.buffer, part.content.byteOffset, part.content.byteLength) : null,
       }));
-      p.resolve(r);
+      this.#finish(r, false);
     });
-    worker.on('error', (err) => this.#restart(err));
-    worker.on('exit', () => {
-      if (this.#worker === worker) this.#restart(new Error('render thread exited'));
-    });
+    const died = (reason: string) => {
+      if (this.#worker !== worker) return;
+      if (!this.#ready) this.#startFailures++;
+      const current = this.#current;
+      this.#dropWorker();
+      if (current) this.#finish(fallbackRendering(current.job.raw, reason), false);
+      else this.#pump();
+    };
+    worker.on('error', (err) => died(`the render thread failed: ${err.message}`));
+    worker.on('exit', (code) => died(`the render thread exited with code ${code}`));
     this.#worker = worker;
     return worker;
   }
 
-  #restart(reason: Error): void {
+  #dropWorker(): void {
     const old = this.#worker;
     this.#worker = null;
-    for (const [id, p] of this.#pending) {
-      clearTimeout(p.timer);
-      p.reject(reason);
-      this.#pending.delete(id);
-    }
+    this.#ready = false;
     if (old) void old.terminate();
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     const w = this.#worker;
-    this.#restart(new Error('render pool closed'));
+    this.#worker = null;
+    const closing = new RenderPoolClosedError('render pool is closed');
+    if (this.#current) {
+      clearTimeout(this.#current.timer);
+      this.#current.job.reject(closing);
+      this.#current = null;
+    }
+    for (const job of this.#queue.splice(0)) job.reject(closing);
     if (w) await w.terminate();
   }
 }

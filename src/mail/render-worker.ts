@@ -15,3 +15,6 @@ parentPort?.on('message', (req: Request) => {
     (err: unknown) => parentPort?.postMessage({ id: req.id, error: (err as Error)?.stack ?? String(err) }),
   );
 });
+
+// The pool starts a message's clock only once the thread is ready, so start-up time never counts.
+parentPort?.postMessage({ ready: true });

@@ -1,0 +1,197 @@
+/** Issue 4 recurring tasks and issue 3 reprocessing and limits, against a real server's databases. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { allTasks } from '../src/jobs/tasks/index.js';
+import { createLogger } from '../src/log.js';
+import { RenderPool } from '../src/mail/render-pool.js';
+import { walBytes } from '../src/store/db.js';
+import { createFeed, fixture, readFeed, sendRaw, startTestServer, waitFor, type TestServer } from './helpers.js';
+
+const DAY = 86_400_000;
+
+function task(server: TestServer, name: string) {
+  const renderer = new RenderPool({ maxPartBytes: 1e7, keepTrackingPixels: false }, 5000);
+  const def = allTasks({ stores: server.app.stores, config: server.app.config, renderer, log: createLogger('silent') }).find((t) => t.name === name);
+  assert.ok(def, `task ${name} exists`);
+  return async () => {
+    try {
+      await def.handler({}, { job: {} as never, signal: new AbortController().signal });
+    } finally {
+      await renderer.close();
+    }
+  };
+}
+
+async function deliver(server: TestServer, address: string, subject: string, atom: string, count: number) {
+  await sendRaw(server.smtpPort, address, `From: n@example.com\r\nSubject: ${subject}\r\n\r\nhello\r\n`);
+  await waitFor(async () => (await readFeed(atom, 'atom')).length === count, 5000, subject);
+}
+
+describe('recurring tasks', () => {
+  it('trims feeds to the number of entries to keep', async () => {
+    const server = await startTestServer({ feedKeepEntries: '2' });
+    try {
+      const feed = await createFeed(server.base);
+      for (let i = 1; i <= 4; i++) await deliver(server, feed.address, `n${i}`, feed.feeds.atom, i);
+      await task(server, 'trim-feeds')();
+      assert.deepEqual((await readFeed(feed.feeds.atom, 'atom')).map((e) => e.title), ['n4', 'n3']);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('warns on the feed page before expiring a feed nobody fetches, then deletes it', async () => {
+    const server = await startTestServer({ feedExpireDays: '30' });
+    try {
+      const feed = await createFeed(server.base);
+      const db = server.app.stores.app.raw;
+      const page1 = await (await fetch(feed.page)).text();
+      assert.ok(!page1.includes('will be deleted'), 'a new feed shows no warning');
+      db.prepare('UPDATE feeds SET created_at = ?, last_fetched_at = NULL').run(Date.now() - 27 * DAY);
+      assert.match(await (await fetch(feed.page)).text(), /will be deleted in 3 day/);
+      db.prepare('UPDATE feeds SET created_at = ?').run(Date.now() - 31 * DAY);
+      await task(server, 'expire-feeds')();
+      assert.equal((await fetch(feed.feeds.atom)).status, 404);
+      await assert.rejects(sendRaw(server.smtpPort, feed.address, 'Subject: x\r\n\r\nx'), { responseCode: 550 });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('keeps feeds forever when expiry is off (the default)', async () => {
+    const server = await startTestServer();
+    try {
+      const feed = await createFeed(server.base);
+      server.app.stores.app.raw.prepare('UPDATE feeds SET created_at = ?').run(Date.now() - 3650 * DAY);
+      await task(server, 'expire-feeds')();
+      assert.equal((await fetch(feed.feeds.atom)).status, 200);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('deletes parts no entry uses and keeps shared ones', async () => {
+    const server = await startTestServer();
+    try {
+      const a = await createFeed(server.base);
+      const b = await createFeed(server.base);
+      const pdf = fixture('mixed-pdf-attachment.eml');
+      await sendRaw(server.smtpPort, [a.address, b.address], pdf);
+      await waitFor(async () => (await readFeed(a.feeds.atom, 'atom')).length === 1 && (await readFeed(b.feeds.atom, 'atom')).length === 1);
+      const db = server.app.stores.app.raw;
+      const blobs = () => (db.prepare('SELECT count(*) AS n FROM blobs').get() as { n: number }).n;
+      const before = blobs();
+      assert.equal(before, 2, 'the raw message and the PDF, each stored once for both feeds');
+      db.prepare('UPDATE blobs SET created_at = 0').run();
+      await fetch(`${a.manage}/delete`, { method: 'POST', body: new URLSearchParams({ confirm: 'yes' }) });
+      await task(server, 'delete-orphan-parts')();
+      assert.equal(blobs(), 2, 'still used by the other feed');
+      await fetch(`${b.manage}/delete`, { method: 'POST', body: new URLSearchParams({ confirm: 'yes' }) });
+      await task(server, 'delete-orphan-parts')();
+      assert.equal(blobs(), 0);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('drops journal rows past the retention but never one a job still needs', async () => {
+    const server = await startTestServer({ journalRetentionDays: '1' });
+    try {
+      const feed = await createFeed(server.base);
+      await deliver(server, feed.address, 'old', feed.feeds.atom, 1);
+      const q = server.app.stores.queue.raw;
+      q.prepare('UPDATE journal SET received_at = ?').run(Date.now() - 2 * DAY);
+      q.prepare("INSERT INTO journal (received_at, source, feed_ids, size, raw) VALUES (?, 'smtp', '[]', 1, x'00')").run(Date.now() - 2 * DAY);
+      const pendingId = (q.prepare('SELECT max(id) AS id FROM journal').get() as { id: number }).id;
+      q.prepare("INSERT INTO jobs (task, payload, state, run_at, created_at, updated_at) VALUES ('ingest', ?, 'failed', 0, 0, 0)").run(JSON.stringify({ journalId: pendingId }));
+      await task(server, 'drop-old-journal')();
+      const ids = (q.prepare('SELECT id FROM journal').all() as { id: number }[]).map((r) => r.id);
+      assert.deepEqual(ids, [pendingId]);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('checkpoints a WAL that grew past its bound down to nothing', async () => {
+    const server = await startTestServer({ walMaxBytes: '64k' });
+    try {
+      const db = server.app.stores.app.raw;
+      db.pragma('wal_autocheckpoint = 0');
+      const feed = await createFeed(server.base);
+      for (let i = 0; i < 30; i++) db.prepare('UPDATE feeds SET title = ? WHERE inbox_token = ?').run('x'.repeat(4000 + i), feed.address.split('@')[0]);
+      const file = server.app.stores.app.file;
+      assert.ok(walBytes(file) > 64 * 1024, `the WAL grew (${walBytes(file)})`);
+      await task(server, 'checkpoint-wal')();
+      assert.equal(walBytes(file), 0);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('reprocessing and limits', () => {
+  it('re-renders stored entries with "feedmail reprocess", keeping their links', async () => {
+    const server = await startTestServer();
+    const feed = await createFeed(server.base);
+    await sendRaw(server.smtpPort, feed.address, fixture('alternative-utf8.eml'));
+    const [before] = await waitFor(async () => {
+      const l = await readFeed(feed.feeds.json, 'json');
+      return l.length ? l : undefined;
+    });
+    // Pretend an older, worse sanitizer produced this entry.
+    server.app.stores.app.raw.prepare("UPDATE entries SET html = '<p>stale rendering</p>'").run();
+    await server.stop();
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'reprocess'], {
+      env: { ...process.env, FEEDMAIL_DATA_DIR: server.dataDir, FEEDMAIL_ALLOW_UNSAFE_STORAGE: 'true', FEEDMAIL_LOG_LEVEL: 'silent' }, encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Reprocessed 1 entry/);
+    const again = await startTestServer({ dataDir: server.dataDir });
+    try {
+      const [after] = await readFeed(feed.feeds.json.replace(/^http:\/\/[^/]+/, again.base), 'json');
+      assert.ok(!after!.html.includes('stale rendering'));
+      assert.equal(after!.link.split('/e/')[1], before!.link.split('/e/')[1], 'the share link is unchanged');
+    } finally {
+      await again.stop();
+    }
+  });
+
+  it('lists parts over the size limit without storing them', async () => {
+    const server = await startTestServer({ maxPartBytes: '1k' });
+    try {
+      const feed = await createFeed(server.base);
+      const big = Buffer.alloc(5000, 7).toString('base64').replace(/.{76}/g, '$&\r\n');
+      await sendRaw(server.smtpPort, feed.address, [
+        'Subject: with a large attachment', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary=b', '',
+        '--b', 'Content-Type: text/plain', '', 'see attached',
+        '--b', 'Content-Type: application/pdf; name=big.pdf', 'Content-Disposition: attachment; filename=big.pdf', 'Content-Transfer-Encoding: base64', '', big,
+        '--b--', '',
+      ].join('\r\n'));
+      const [item] = await waitFor(async () => {
+        const l = await readFeed(feed.feeds.json, 'json');
+        return l.length ? l : undefined;
+      });
+      assert.deepEqual(item!.enclosures, [], 'a part that was not kept is no enclosure');
+      const page = await (await fetch(item!.link)).text();
+      assert.match(page, /big\.pdf <span class="meta">5000 bytes, too large to keep/);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('bounds the time one message may take and stores what it can with a note', async () => {
+    const pool = new RenderPool({ maxPartBytes: 1e7, keepTrackingPixels: false }, 100);
+    try {
+      const huge = `Subject: slow one\r\nContent-Type: text/html\r\n\r\n${'<table><tr><td style="color:red">x</td></tr></table>'.repeat(200_000)}`;
+      const r = await pool.render(Buffer.from(huge));
+      assert.equal(r.subject, 'slow one');
+      assert.match(r.note ?? '', /took longer than 100 ms/);
+      // The pool keeps working after a timeout.
+      const ok = await pool.render(Buffer.from('Subject: quick\r\n\r\nfine'));
+      assert.equal(ok.note, null);
+    } finally {
+      await pool.close();
+    }
+  });
+});
