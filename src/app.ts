@@ -13,6 +13,7 @@ import { RenderPool } from './mail/render-pool.js';
 import { FeedmailSmtpServer } from './mail/smtp.js';
 import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
 import { renderMetrics } from './ops/metrics.js';
+import { checkWritable } from './store/db.js';
 import { openStores, type Stores } from './store/index.js';
 import { queueStats } from './store/jobs.js';
 import { Urls } from './web/urls.js';
@@ -86,8 +87,8 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
           const checks: Record<string, string> = {};
           let ok = true;
           try {
-            stores.app.raw.exec('BEGIN IMMEDIATE; ROLLBACK');
-            stores.queue.raw.exec('BEGIN IMMEDIATE; ROLLBACK');
+            checkWritable(stores.app);
+            checkWritable(stores.queue);
             checks.databases = 'writable';
           } catch (err) {
             ok = false;

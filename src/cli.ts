@@ -7,7 +7,7 @@ import { RenderPool } from './mail/render-pool.js';
 import { contentForFeed } from './mail/render.js';
 import { openStores } from './store/index.js';
 import { discardFailedJobs, jobsInState, retryFailedJobs } from './store/jobs.js';
-import { entriesAfter, replaceEntryContent } from './store/entries.js';
+import { countAllEntries, entriesAfter, replaceEntryContent } from './store/entries.js';
 import { feedById } from './store/feeds.js';
 import { blobByHash } from './store/parts.js';
 
@@ -133,6 +133,8 @@ async function reprocess(config: Config, log: Logger): Promise<void> {
   let done = 0;
   let skipped = 0;
   try {
+    const total = await countAllEntries(stores.app.db);
+    process.stderr.write(`reprocessing ${total} entr${total === 1 ? 'y' : 'ies'}…\n`);
     for (let after = 0; ;) {
       const page = await entriesAfter(stores.app.db, after, 100);
       if (page.length === 0) break;
@@ -147,7 +149,7 @@ async function reprocess(config: Config, log: Logger): Promise<void> {
         const rendered = await renderer.render(raw);
         await replaceEntryContent(stores.app.db, entry.id, contentForFeed(rendered, { inboxToken: feed.inbox_token, feedToken: feed.feed_token, domains: config.mailDomains }));
         done++;
-        if (done % 100 === 0) process.stderr.write(`reprocessed ${done} entries…\n`);
+        if (done % 100 === 0) process.stderr.write(`reprocessed ${done} of ${total}…\n`);
       }
     }
     process.stdout.write(`Reprocessed ${done} entr${done === 1 ? 'y' : 'ies'}${skipped ? `, skipped ${skipped} without a raw message` : ''}.\n`);

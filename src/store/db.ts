@@ -109,3 +109,21 @@ export function walBytes(file: string): number {
     return 0;
   }
 }
+
+/** Checkpoints the WAL into the database file and truncates it; reports whether readers kept it from finishing. */
+export function checkpointTruncate(handle: Pick<SqliteHandle<unknown>, 'raw'>): { busy: boolean } {
+  const [result] = handle.raw.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+  return { busy: (result?.busy ?? 0) !== 0 };
+}
+
+export function optimize(handle: Pick<SqliteHandle<unknown>, 'raw'>): void {
+  handle.raw.pragma('optimize');
+}
+
+/**
+ * Proves the file is writable by taking (and releasing) the write lock. A
+ * connection already inside a transaction is writing right now, which proves the same.
+ */
+export function checkWritable(handle: Pick<SqliteHandle<unknown>, 'raw'>): void {
+  if (!handle.raw.inTransaction) handle.raw.exec('BEGIN IMMEDIATE; ROLLBACK');
+}

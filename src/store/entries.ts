@@ -1,7 +1,7 @@
 /** Entries: stored once per (feed, journal row), read newest first. */
 import type { Kysely } from 'kysely';
 import { newToken } from '../secrets.js';
-import { putBlob } from './parts.js';
+import { blobHash, putBlob } from './parts.js';
 import type { AppSchema, EntriesTable } from './schema.js';
 
 export type Entry = Omit<EntriesTable, 'id'> & { id: number };
@@ -44,6 +44,11 @@ export async function insertEntry(
     const existing = await trx.selectFrom('entries').select('id')
       .where('feed_id', '=', feedId).where('journal_id', '=', journalId).executeTakeFirst();
     if (existing) return undefined;
+    // A byte-identical message already in this feed is a sender's retry after a lost "250"
+    // (the connection dropped after our commit): SMTP delivers at least once, feeds show it once.
+    const resent = await trx.selectFrom('entries').select('id')
+      .where('feed_id', '=', feedId).where('raw_hash', '=', blobHash(raw)).executeTakeFirst();
+    if (resent) return undefined;
     const feed = await trx.selectFrom('feeds').select('id').where('id', '=', feedId).executeTakeFirst();
     if (!feed) return undefined;
     const rawHash = await putBlob(trx, raw);
@@ -124,6 +129,11 @@ export async function entryByShareToken(db: Kysely<AppSchema>, shareToken: strin
 
 export async function countEntries(db: Kysely<AppSchema>, feedId: number): Promise<number> {
   const row = await db.selectFrom('entries').select((eb) => eb.fn.countAll<number>().as('n')).where('feed_id', '=', feedId).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+export async function countAllEntries(db: Kysely<AppSchema>): Promise<number> {
+  const row = await db.selectFrom('entries').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
   return Number(row.n);
 }
 

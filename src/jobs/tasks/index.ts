@@ -4,7 +4,7 @@ import type { Logger } from '../../log.js';
 import { ingestJournalRow } from '../../mail/ingest.js';
 import type { RenderPool } from '../../mail/render-pool.js';
 import { evictCache, deleteCachedFeed } from '../../store/cache.js';
-import { walBytes } from '../../store/db.js';
+import { checkpointTruncate, optimize, walBytes } from '../../store/db.js';
 import { trimFeeds } from '../../store/entries.js';
 import { deleteFeed, deleteFeedCreationsBefore, feedsIdleSince } from '../../store/feeds.js';
 import type { Stores } from '../../store/index.js';
@@ -93,7 +93,7 @@ export function allTasks(deps: TaskDeps): TaskDefinition[] {
       name: 'optimize',
       everyMs: DAY,
       handler: async () => {
-        for (const h of [stores.app, stores.queue, stores.cache]) h.raw.pragma('optimize');
+        for (const h of [stores.app, stores.queue, stores.cache]) optimize(h);
       },
     },
   ];
@@ -104,8 +104,8 @@ export function checkpointLargeWals(stores: Stores, maxBytes: number, log: Logge
   for (const h of [stores.app, stores.queue, stores.cache]) {
     const before = walBytes(h.file);
     if (before <= maxBytes) continue;
-    const [result] = h.raw.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
-    log.info({ file: h.file, walBytes: before, busy: result?.busy }, 'maintenance: checkpointed WAL');
+    const { busy } = checkpointTruncate(h);
+    log.info({ file: h.file, walBytes: before, walBytesAfter: walBytes(h.file), busy }, 'maintenance: checkpointed WAL');
   }
 }
 

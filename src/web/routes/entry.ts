@@ -12,7 +12,7 @@ import { blobByHash, partOfEntry, partsOfEntry } from '../../store/parts.js';
 import { BODY_CSP, sendHtml, setSecurityHeaders } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
 import { resolveCids, shownConfirmUrl } from '../entry-content.js';
-import { html, trusted } from '../views/html.js';
+import { html } from '../views/html.js';
 import { layout } from '../views/layout.js';
 
 async function entryFor(deps: WebDeps, token: string): Promise<Entry> {
@@ -60,7 +60,7 @@ export const entryBodyRoute: Route = {
     setSecurityHeaders(res, BODY_CSP);
     res.removeHeader('X-Frame-Options');
     const body = resolveCids(entry.html, entry, parts, deps.urls);
-    sendHtml(res, 200, `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer"><base target="_blank"><title>${trusted('')}</title></head><body>${body}</body></html>`,
+    sendHtml(res, 200, `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer"><base target="_blank"><title>Message</title></head><body>${body}</body></html>`,
       { 'Cache-Control': 'private, no-cache' });
   },
 };

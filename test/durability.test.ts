@@ -1,0 +1,105 @@
+/** Journal, then acknowledge: nothing acknowledged is lost or doubled by kill -9, and jobs in flight run again. */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { describe, it } from 'node:test';
+import { formatSummary, runKillRestart, type KillRestartResult } from '../bench/kill-restart.js';
+import { createFeed as insertFeed } from '../src/store/feeds.js';
+import { openStores } from '../src/store/index.js';
+import { enqueueJob, jobById } from '../src/store/jobs.js';
+import { journalMessage } from '../src/store/journal.js';
+import { readFeed, startTestServer, tempDir, waitFor } from './helpers.js';
+
+function newsletter(subject: string): Buffer {
+  return Buffer.from([
+    'From: "Jane Writer" <jane@example.com>',
+    'To: someone@localhost',
+    `Subject: ${subject}`,
+    'Date: Tue, 24 Nov 2026 10:00:00 +0000',
+    `Message-ID: <${subject}@example.com>`,
+    'Content-Type: text/html; charset=utf-8',
+    '',
+    `<p>${subject}</p>`,
+    '',
+  ].join('\r\n'));
+}
+
+describe('durability under kill -9', () => {
+  let result: KillRestartResult | undefined;
+
+  it('keeps every acknowledged message exactly once across kill -9 and restarts (real server, real SMTP)', { timeout: 110_000 }, async (t) => {
+    result = await runKillRestart({ messages: 300, kills: 3, connections: 4, log: (line) => t.diagnostic(line) });
+    for (const line of formatSummary(result).split('\n')) t.diagnostic(line);
+    assert.equal(result.kills, 3);
+    assert.ok(result.acknowledged > 0);
+    assert.equal(result.rejected, 0, 'no message is refused for good');
+    assert.equal(result.missingAcknowledged, 0, 'every acknowledged message has an entry');
+    assert.equal(result.found + result.missingUnacknowledged, result.sent);
+    assert.deepEqual(result.leftoverJobs, { ready: 0, claimed: 0, failed: 0 });
+    assert.equal(result.feedMismatches, 0, 'the JSON feed shows what app.db holds');
+    assert.deepEqual(result.violations, []);
+  });
+
+  // When the server commits a message and dies before "250" reaches the client, the client
+  // sends the same bytes again: two journal rows, which must still make one entry.
+  it('shows a message re-sent after a lost acknowledgement only once', () => {
+    assert.ok(result, 'the kill -9 run above must have completed');
+    assert.equal(result.duplicates, 0, result.resendViolations.join('\n'));
+  });
+
+  it('runs a job whose owner died (lease held by a dead process) again instead of failing it', { timeout: 60_000 }, async () => {
+    const dataDir = tempDir();
+    try {
+      // The state kill -9 leaves behind: a journaled message whose ingest job is
+      // claimed by a process that no longer exists, plus one whose lease is still running.
+      const stores = openStores(dataDir);
+      const { feed } = await insertFeed(stores.app.db, 'durable', null);
+      const expired = await journalMessage(stores.queue.db, { source: 'smtp', mailFrom: 'jane@example.com', feedIds: [feed.id], raw: newsletter('in flight when killed') });
+      const running = await journalMessage(stores.queue.db, { source: 'smtp', mailFrom: 'jane@example.com', feedIds: [feed.id], raw: newsletter('lease still running') });
+      // A job row added through enqueueJob too, so both ways of creating jobs are covered.
+      const extraJob = await enqueueJob(stores.queue.db, { task: 'ingest', payload: { journalId: expired }, priority: 0 });
+      assert.ok(extraJob);
+      const now = Date.now();
+      const claim = stores.queue.raw.prepare("UPDATE jobs SET state = 'claimed', lease_owner = 'dead:1', lease_expires_at = ?, attempts = 0 WHERE task = 'ingest' AND json_extract(payload, '$.journalId') = ?");
+      claim.run(now - 60_000, expired);
+      claim.run(now + 1_500, running);
+      const jobIds = (stores.queue.raw.prepare("SELECT id FROM jobs WHERE task = 'ingest'").all() as { id: number }[]).map((r) => r.id);
+      assert.equal(jobIds.length, 3);
+      await stores.close();
+
+      const server = await startTestServer({ dataDir });
+      try {
+        const seenStates = new Set<string>();
+        const watch = setInterval(() => {
+          for (const r of server.app.stores.queue.raw.prepare('SELECT state, last_error FROM jobs').all() as { state: string; last_error: string | null }[]) {
+            seenStates.add(r.state);
+            if (r.last_error) seenStates.add(`error: ${r.last_error.split('\n')[0]}`);
+          }
+        }, 20);
+        const feedUrl = `${server.base}/feeds/${feed.feed_token}.json`;
+        try {
+          const items = await waitFor(async () => {
+            const list = await readFeed(feedUrl, 'json');
+            return list.length >= 2 ? list : undefined;
+          }, 20_000, 'both entries');
+          assert.deepEqual(items.map((i) => i.title).sort(), ['in flight when killed', 'lease still running']);
+          await waitFor(async () => {
+            for (const id of jobIds) if (await jobById(server.app.stores.queue.db, id)) return false;
+            return true;
+          }, 10_000, 'every job row to be finished');
+        } finally {
+          clearInterval(watch);
+        }
+        assert.ok(![...seenStates].some((s) => s === 'failed' || s.startsWith('error: ')), `no job failed or recorded an error: ${[...seenStates].join(', ')}`);
+        assert.equal(server.app.runner?.stats.failed, 0);
+        assert.equal(server.app.runner?.stats.retried, 0);
+        assert.ok((server.app.runner?.stats.succeeded ?? 0) >= 3, 'the three ingest jobs (and the recurring ones) succeeded');
+        // Two jobs for one journal row still make one entry.
+        assert.equal((await readFeed(feedUrl, 'json')).length, 2);
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
