@@ -11,13 +11,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import nodemailer from 'nodemailer';
+import { freePort } from '../test/helpers.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 
@@ -94,17 +94,6 @@ function prng(seed: number): () => number {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** A free port on 127.0.0.1, found by binding port 0 and letting it go. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface ServerEnv {
   dataDir: string;
@@ -425,11 +414,15 @@ export async function runKillRestart(opts: KillRestartOptions): Promise<KillRest
 
     // What the databases hold.
     const appDb = new Database(path.join(dataDir, 'app.db'), { readonly: true, fileMustExist: true });
-    const entries = appDb.prepare('SELECT subject, journal_id AS journalId FROM entries').all() as { subject: string; journalId: number }[];
+    const entryRows = appDb.prepare('SELECT subject, journal_uid AS journalUid FROM entries').all() as { subject: string; journalUid: string }[];
     appDb.close();
     const queueDb = new Database(path.join(dataDir, 'queue.db'), { readonly: true, fileMustExist: true });
     const jobRows = queueDb.prepare('SELECT state, count(*) AS n FROM jobs GROUP BY state').all() as { state: 'ready' | 'claimed' | 'failed'; n: number }[];
-    const journalRows = new Set((queueDb.prepare('SELECT id FROM journal').all() as { id: number }[]).map((r) => r.id));
+    const journal = queueDb.prepare('SELECT id, uid FROM journal').all() as { id: number; uid: string }[];
+    const journalRows = new Set(journal.map((r) => r.id));
+    // Entries remember their journal row by uid; the 250 reply names its id.
+    const idByUid = new Map(journal.map((r) => [r.uid, r.id]));
+    const entries = entryRows.map((e) => ({ subject: e.subject, journalId: idByUid.get(e.journalUid) ?? -1 }));
     const failedSample = queueDb.prepare("SELECT id, task, attempts, substr(last_error, 1, 300) AS err FROM jobs WHERE state = 'failed' LIMIT 3").all();
     queueDb.close();
     const leftoverJobs = { ready: 0, claimed: 0, failed: 0 };

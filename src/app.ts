@@ -51,9 +51,13 @@ export function preflight(config: Config): void {
 
 export async function startApp(config: Config, log: Logger, roles: Roles, extraTasks: TaskDefinition[] = []): Promise<App> {
   preflight(config);
-  const stores = openStores(config.dataDir);
+  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
   const renderer = new RenderPool({ maxPartBytes: config.maxPartBytes, keepTrackingPixels: config.keepTrackingPixels }, config.processingTimeoutMs);
   const disk = new DiskSpace(config.dataDir, config.minFreeBytes);
+  if (roles.smtp && !disk.hasSpace()) {
+    log.warn({ freeBytes: disk.freeBytes(), minFreeBytes: config.minFreeBytes },
+      'disk: free space is below FEEDMAIL_MIN_FREE_BYTES; mail will be deferred with 452 until space is freed or the minimum lowered');
+  }
   const runner = roles.jobs && config.workerConcurrency > 0
     ? new JobRunner({ queue: stores.queue.db, tasks: [...allTasks({ stores, config, renderer, log }), ...extraTasks], concurrency: config.workerConcurrency, log })
     : null;
@@ -65,9 +69,8 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
     stores,
     runner,
     async stop() {
-      // New work stops first; then running jobs finish or are handed back; then the files close.
-      await Promise.all([smtp?.close(), web?.close()]);
-      await runner?.stop();
+      // New work stops while running jobs finish or are handed back; then the files close.
+      await Promise.all([smtp?.close(), web?.close(), runner?.stop()]);
       await renderer.close();
       await stores.close();
     },
@@ -87,8 +90,8 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
           const checks: Record<string, string> = {};
           let ok = true;
           try {
-            checkWritable(stores.app);
-            checkWritable(stores.queue);
+            await checkWritable(stores.app.db);
+            await checkWritable(stores.queue.db);
             checks.databases = 'writable';
           } catch (err) {
             ok = false;

@@ -4,12 +4,9 @@ import { loadConfig, settingsHelp, splitFlags, ConfigError, type Config } from '
 import { startApp, preflight, StartupError } from './app.js';
 import { createLogger, type Logger } from './log.js';
 import { RenderPool } from './mail/render-pool.js';
-import { contentForFeed } from './mail/render.js';
+import { reprocessEntries } from './mail/reprocess.js';
 import { openStores } from './store/index.js';
 import { discardFailedJobs, jobsInState, retryFailedJobs } from './store/jobs.js';
-import { countAllEntries, entriesAfter, replaceEntryContent } from './store/entries.js';
-import { feedById } from './store/feeds.js';
-import { blobByHash } from './store/parts.js';
 
 const USAGE = `feedmail: newsletters in, feeds out
 
@@ -93,7 +90,7 @@ async function serve(config: Config, log: Logger, roles: { web: boolean; smtp: b
 
 async function jobsCommand(config: Config, args: string[]): Promise<void> {
   const [action = 'list', ...rest] = args;
-  const stores = openStores(config.dataDir);
+  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
   try {
     const all = rest.includes('--all');
     const ids = rest.filter((a) => a !== '--all').map((a) => {
@@ -128,32 +125,14 @@ async function jobsCommand(config: Config, args: string[]): Promise<void> {
 
 async function reprocess(config: Config, log: Logger): Promise<void> {
   preflight(config);
-  const stores = openStores(config.dataDir);
+  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
   const renderer = new RenderPool({ maxPartBytes: config.maxPartBytes, keepTrackingPixels: config.keepTrackingPixels }, config.processingTimeoutMs);
-  let done = 0;
-  let skipped = 0;
   try {
-    const total = await countAllEntries(stores.app.db);
-    process.stderr.write(`reprocessing ${total} entr${total === 1 ? 'y' : 'ies'}…\n`);
-    for (let after = 0; ;) {
-      const page = await entriesAfter(stores.app.db, after, 100);
-      if (page.length === 0) break;
-      for (const entry of page) {
-        after = entry.id;
-        const raw = entry.raw_hash ? await blobByHash(stores.app.db, entry.raw_hash) : undefined;
-        const feed = await feedById(stores.app.db, entry.feed_id);
-        if (!raw || !feed) {
-          skipped++;
-          continue;
-        }
-        const rendered = await renderer.render(raw);
-        await replaceEntryContent(stores.app.db, entry.id, contentForFeed(rendered, { inboxToken: feed.inbox_token, feedToken: feed.feed_token, domains: config.mailDomains }));
-        done++;
-        if (done % 100 === 0) process.stderr.write(`reprocessed ${done} of ${total}…\n`);
-      }
-    }
-    process.stdout.write(`Reprocessed ${done} entr${done === 1 ? 'y' : 'ies'}${skipped ? `, skipped ${skipped} without a raw message` : ''}.\n`);
-    log.info({ done, skipped }, 'reprocess finished');
+    const r = await reprocessEntries(stores.app.db, renderer, (p) => {
+      process.stderr.write(p.done === 0 ? `reprocessing ${p.total} entr${p.total === 1 ? 'y' : 'ies'}…\n` : `reprocessed ${p.done} of ${p.total}…\n`);
+    });
+    process.stdout.write(`Reprocessed ${r.done} entr${r.done === 1 ? 'y' : 'ies'}${r.skipped ? `, skipped ${r.skipped} without a raw message` : ''}.\n`);
+    log.info({ done: r.done, skipped: r.skipped }, 'reprocess finished');
   } finally {
     await renderer.close();
     await stores.close();

@@ -18,7 +18,7 @@ import { unsafeConstructs, XSS_VECTORS } from './html-safety.js';
 
 const OPTIONS: RenderOptions = { maxPartBytes: 10_000_000, keepTrackingPixels: false };
 /** The made-up feed the fixtures were "sent" to. */
-const SECRETS: FeedSecrets = { inboxToken: 'k7q2m4xap3w5tgr6n2b4v7c3zd', feedToken: 'f3edtokqz5ya2wm4nrx6bc7ejh', domains: ['feeds.example.net'] };
+const SECRETS: FeedSecrets = { inboxToken: 'k7q2m4xap3w5tgr6n2b4v7c3zd', feedToken: 'f3edtokqz5ya2wm4nrx6bc7ejh' };
 const FIXTURES = fs.readdirSync(new URL('./fixtures/', import.meta.url)).filter((f) => f.endsWith('.eml')).sort();
 
 function render(name: string, options: Partial<RenderOptions> = {}): Promise<RenderedMessage> {

@@ -52,7 +52,9 @@ describe('durability under kill -9', () => {
       // The state kill -9 leaves behind: a journaled message whose ingest job is
       // claimed by a process that no longer exists, plus one whose lease is still running.
       const stores = openStores(dataDir);
-      const { feed } = await insertFeed(stores.app.db, 'durable', null);
+      const created = await insertFeed(stores.app.db, 'durable', null);
+      assert.ok('feed' in created);
+      const { feed } = created;
       const expired = await journalMessage(stores.queue.db, { source: 'smtp', mailFrom: 'jane@example.com', feedIds: [feed.id], raw: newsletter('in flight when killed') });
       const running = await journalMessage(stores.queue.db, { source: 'smtp', mailFrom: 'jane@example.com', feedIds: [feed.id], raw: newsletter('lease still running') });
       // A job row added through enqueueJob too, so both ways of creating jobs are covered.

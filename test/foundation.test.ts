@@ -193,6 +193,30 @@ describe('foundation', () => {
     assert.equal((await readFeed(feed.feeds.atom, 'atom')).length, 1);
   });
 
+  it('stores new mail after queue.db was recreated (journal ids start over)', async () => {
+    const dataDir = (await import('./helpers.js')).tempDir();
+    const first = await startTestServer({ dataDir });
+    const feed = await createFeed(first.base);
+    await sendRaw(first.smtpPort, feed.address, newsletter(feed.address, 'before'));
+    await waitFor(async () => (await readFeed(feed.feeds.atom, 'atom')).length === 1);
+    await first.stop();
+    // An operator deletes or restores queue.db: the next message gets journal id 1 again.
+    const fs = await import('node:fs');
+    for (const suffix of ['', '-wal', '-shm']) fs.rmSync(`${dataDir}/queue.db${suffix}`, { force: true });
+    const second = await startTestServer({ dataDir });
+    try {
+      const url = feed.feeds.atom.replace(/^http:\/\/[^/]+/, second.base);
+      await sendRaw(second.smtpPort, feed.address, newsletter(feed.address, 'after'));
+      const items = await waitFor(async () => {
+        const l = await readFeed(url, 'atom');
+        return l.length === 2 ? l : undefined;
+      }, 5000, 'the new entry');
+      assert.deepEqual(items.map((i) => i.title), ['after', 'before']);
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('keeps the SMTP session usable for several messages', async () => {
     const feed = await createFeed(server.base);
     const transport = smtpTransport(server.smtpPort);

@@ -28,7 +28,7 @@ const CASE_BOUND_MS = 2000;
 /** A shard that reports no progress for this long is stuck in a case. */
 const HANG_MS = 15_000;
 const OPTIONS: RenderOptions = { maxPartBytes: 1_000_000, keepTrackingPixels: false };
-const SECRETS: FeedSecrets = { inboxToken: 'k7q2m4xap3w5tgr6n2b4v7c3zd', feedToken: 'f3edtokqz5ya2wm4nrx6bc7ejh', domains: ['feeds.example.net'] };
+const SECRETS: FeedSecrets = { inboxToken: 'k7q2m4xap3w5tgr6n2b4v7c3zd', feedToken: 'f3edtokqz5ya2wm4nrx6bc7ejh' };
 
 /** mulberry32: small, fast, and the same sequence everywhere for a given seed. */
 function prng(seed: number): () => number {

@@ -1,5 +1,6 @@
 /** Test helpers: a real feedmail on port 0 in a temporary data directory, and real clients. */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
@@ -7,6 +8,15 @@ import { XMLParser } from 'fast-xml-parser';
 import { startApp, type App } from '../src/app.js';
 import { loadConfig, type ConfigOverrides } from '../src/config.js';
 import { createLogger } from '../src/log.js';
+
+/** A port nothing listens on right now, for servers started as child processes. */
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
 
 export function tempDir(prefix = 'feedmail-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

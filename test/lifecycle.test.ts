@@ -1,18 +1,9 @@
 /** The real `feedmail serve` process: health endpoints, logs without secrets, and a draining SIGTERM. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { it } from 'node:test';
-import { createFeed, readFeed, sendRaw, tempDir, waitFor } from './helpers.js';
+import { createFeed, freePort, readFeed, sendRaw, tempDir, waitFor } from './helpers.js';
 import { SMTPClient } from './smtp-client.js';
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 it('serves health, readiness and metrics, never logs a secret, and drains on SIGTERM', async () => {
   const [httpPort, smtpPort] = [await freePort(), await freePort()];

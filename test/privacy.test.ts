@@ -51,6 +51,33 @@ describe('privacy and display, end to end', () => {
     assert.match(item!.title, /^Your issue, redacted@localhost$/);
   });
 
+  it('keeps each recipient feed\'s address out of the other\'s copy, and out of text attachments', async () => {
+    const a = await createFeed(server.base);
+    const b = await createFeed(server.base);
+    const raw = [
+      'From: news@example.com', `To: ${a.address}, ${b.address}`, 'Subject: to both', 'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary=mm', '',
+      '--mm', 'Content-Type: text/plain', '', `Sent to ${a.address} and ${b.address}.`,
+      '--mm', 'Content-Type: text/calendar; name=invite.ics', 'Content-Disposition: attachment; filename=invite.ics', '',
+      `BEGIN:VCALENDAR\r\nATTENDEE:mailto:${a.address}\r\nATTENDEE:mailto:${b.address}\r\nEND:VCALENDAR`,
+      '--mm--', '',
+    ].join('\r\n');
+    await sendRaw(server.smtpPort, [a.address, b.address], raw);
+    for (const feed of [a, b]) {
+      const [item] = await waitFor(async () => {
+        const l = await readFeed(feed.feeds.json, 'json');
+        return l.length ? l : undefined;
+      });
+      const attachment = item!.enclosures.find((e) => e.url.endsWith('invite.ics'));
+      assert.ok(attachment, 'the calendar file is an enclosure');
+      const texts = [await (await fetch(item!.link)).text(), await (await fetch(`${item!.link}/body`)).text(), await (await fetch(feed.feeds.atom)).text(), await (await fetch(attachment.url)).text()];
+      for (const other of [a, b]) {
+        const token = other.address.split('@')[0]!;
+        for (const t of texts) assert.ok(!t.includes(token), 'no recipient address in any copy or attachment');
+      }
+    }
+  });
+
   it('shows the confirm link of a subscription confirmation on the entry page, the feed page and the manage page', async () => {
     const feed = await createFeed(server.base);
     const [item] = await deliver(feed.address, fixture('confirm-subscription.eml'), feed.feeds.json);

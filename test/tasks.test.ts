@@ -83,7 +83,6 @@ describe('recurring tasks', () => {
       const blobs = () => (db.prepare('SELECT count(*) AS n FROM blobs').get() as { n: number }).n;
       const before = blobs();
       assert.equal(before, 2, 'the raw message and the PDF, each stored once for both feeds');
-      db.prepare('UPDATE blobs SET created_at = 0').run();
       await fetch(`${a.manage}/delete`, { method: 'POST', body: new URLSearchParams({ confirm: 'yes' }) });
       await task(server, 'delete-orphan-parts')();
       assert.equal(blobs(), 2, 'still used by the other feed');
@@ -102,7 +101,7 @@ describe('recurring tasks', () => {
       await deliver(server, feed.address, 'old', feed.feeds.atom, 1);
       const q = server.app.stores.queue.raw;
       q.prepare('UPDATE journal SET received_at = ?').run(Date.now() - 2 * DAY);
-      q.prepare("INSERT INTO journal (received_at, source, feed_ids, size, raw) VALUES (?, 'smtp', '[]', 1, x'00')").run(Date.now() - 2 * DAY);
+      q.prepare("INSERT INTO journal (uid, received_at, source, feed_ids, size, raw) VALUES ('pending', ?, 'smtp', '[]', 1, x'00')").run(Date.now() - 2 * DAY);
       const pendingId = (q.prepare('SELECT max(id) AS id FROM journal').get() as { id: number }).id;
       q.prepare("INSERT INTO jobs (task, payload, state, run_at, created_at, updated_at) VALUES ('ingest', ?, 'failed', 0, 0, 0)").run(JSON.stringify({ journalId: pendingId }));
       await task(server, 'drop-old-journal')();

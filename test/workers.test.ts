@@ -1,18 +1,9 @@
 /** Issue 4: `feedmail serve` and two `feedmail worker` processes on one data directory share the work safely. */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { it } from 'node:test';
 import nodemailer from 'nodemailer';
-import { createFeed, readFeed, tempDir, waitFor } from './helpers.js';
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+import { createFeed, freePort, readFeed, tempDir, waitFor } from './helpers.js';
 
 interface Proc {
   child: ChildProcess;

@@ -8,7 +8,6 @@ export interface FeedDocumentEntry {
   published: Date;
   updated: Date;
   html: string;
-  text: string;
   enclosures: { url: string; type: string; length: number; title: string }[];
 }
 

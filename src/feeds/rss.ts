@@ -11,7 +11,7 @@ export function renderRss(feed: FeedDocument): string {
     return `<item>
 <title>${x(e.title)}</title>
 <link>${x(e.url)}</link>
-<guid isPermaLink="true">${x(e.id)}</guid>
+<guid isPermaLink="false">${x(e.id)}</guid>
 <pubDate>${e.published.toUTCString()}</pubDate>${author}
 <dc:creator>${x(e.authorName || e.authorEmail || 'Unknown sender')}</dc:creator>
 <description>${x(e.html)}</description>${enclosure}

@@ -12,7 +12,11 @@ import { isDiskFull } from '../errors.js';
 import type { Logger } from '../log.js';
 import { claimJobs, claimRecurringSlot, failJob, finishJob, releaseLeases, renewLeases, type Job } from '../store/jobs.js';
 import type { QueueSchema } from '../store/schema.js';
+import { INGEST_PRIORITY } from '../store/journal.js';
 import { retryDelayMs, type TaskDefinition } from './queue.js';
+
+/** A job whose process died this many times while running it is failed instead of run again. */
+const MAX_RECLAIMS = 10;
 
 export interface RunnerOptions {
   queue: Kysely<QueueSchema>;
@@ -28,8 +32,8 @@ export interface RunnerOptions {
 export class JobRunner {
   readonly owner = `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   readonly #tasks: Map<string, TaskDefinition>;
-  readonly #active = new Map<number, Promise<void>>();
-  readonly #abort = new AbortController();
+  /** Running jobs: their promise, an abort switch (shutdown or a lost lease) and their priority. */
+  readonly #active = new Map<number, { done: Promise<void>; abort: AbortController; priority: number }>();
   #running = false;
   #wake: (() => void) | null = null;
   #loop: Promise<void> | null = null;
@@ -80,23 +84,36 @@ export class JobRunner {
     }
   }
 
+  /**
+   * How many jobs to claim now, and whether only ingest may be claimed: with two or
+   * more slots, maintenance may take all but one, so mail is never stuck behind it.
+   */
+  #capacity(): { free: number; maxPriority?: number } {
+    const { concurrency } = this.options;
+    const free = concurrency - this.#active.size;
+    const maintenance = [...this.#active.values()].filter((a) => a.priority > INGEST_PRIORITY).length;
+    if (concurrency >= 2 && maintenance >= concurrency - 1) return { free, maxPriority: INGEST_PRIORITY };
+    return { free };
+  }
+
   async #run(): Promise<void> {
     while (this.#running) {
-      const free = this.options.concurrency - this.#active.size;
+      const { free, maxPriority } = this.#capacity();
       let claimed: Job[] = [];
       if (free > 0) {
         try {
-          claimed = await claimJobs(this.options.queue, this.owner, free, this.#leaseMs);
+          claimed = await claimJobs(this.options.queue, this.owner, free, this.#leaseMs, { tasks: [...this.#tasks.keys()], maxPriority });
         } catch (err) {
           this.options.log.error({ err }, 'jobs: unable to claim jobs');
         }
       }
       for (const job of claimed) {
-        const p = this.#execute(job).finally(() => {
+        const abort = new AbortController();
+        const done = this.#execute(job, abort.signal).finally(() => {
           this.#active.delete(job.id);
           this.notify();
         });
-        this.#active.set(job.id, p);
+        this.#active.set(job.id, { done, abort, priority: job.priority });
       }
       if (claimed.length === 0 || this.#active.size >= this.options.concurrency) {
         await new Promise<void>((resolve) => {
@@ -111,24 +128,31 @@ export class JobRunner {
     }
   }
 
-  async #execute(job: Job): Promise<void> {
+  async #execute(job: Job, signal: AbortSignal): Promise<void> {
     const { log, queue } = this.options;
-    const task = this.#tasks.get(job.task);
+    const task = this.#tasks.get(job.task)!;
     const started = Date.now();
     try {
-      if (!task) throw new Error(`no handler for task "${job.task}" in this version of feedmail`);
-      await task.handler(JSON.parse(job.payload), { job, signal: this.#abort.signal });
+      if (job.reclaims >= MAX_RECLAIMS) {
+        // Its process died every time it ran this job (a crash, not an error): stop trying.
+        await failJob(queue, job.id, this.owner, `the process running this job died ${job.reclaims} times (killed, crashed or out of memory)`, null, false);
+        this.stats.failed++;
+        log.error({ jobId: job.id, task: job.task, reclaims: job.reclaims }, 'jobs: failed for good after repeated process deaths');
+        return;
+      }
+      await task.handler(JSON.parse(job.payload), { job, signal });
+      if (signal.aborted) return; // the lease went to another process, or we are shutting down
       await finishJob(queue, job.id, this.owner);
       this.stats.succeeded++;
       log.debug({ jobId: job.id, task: job.task, ms: Date.now() - started }, 'jobs: finished');
     } catch (err) {
-      if (this.#abort.signal.aborted) return; // shutting down: the lease is released, the job runs again
+      if (signal.aborted) return; // shutting down or lease lost: the job runs again elsewhere
       // A full disk is the machine's fault, not the job's: wait for space without using up attempts.
       const diskFull = isDiskFull(err);
       const attempt = diskFull ? job.attempts : job.attempts + 1;
       const text = (err as Error)?.stack ?? String(err);
       const retry = diskFull || attempt < job.max_attempts;
-      const delay = diskFull ? 5_000 : retryDelayMs(attempt, task?.backoffBaseMs ?? 2_000, task?.backoffMaxMs ?? 3_600_000);
+      const delay = diskFull ? 5_000 : retryDelayMs(attempt, task.backoffBaseMs ?? 2_000, task.backoffMaxMs ?? 3_600_000);
       try {
         await failJob(queue, job.id, this.owner, text, retry ? Date.now() + delay : null, !diskFull);
       } catch (inner) {
@@ -145,7 +169,13 @@ export class JobRunner {
     const ids = [...this.#active.keys()];
     if (ids.length === 0) return;
     try {
-      await renewLeases(this.options.queue, this.owner, ids, this.#leaseMs);
+      const kept = new Set(await renewLeases(this.options.queue, this.owner, ids, this.#leaseMs));
+      for (const id of ids) {
+        if (kept.has(id)) continue;
+        // This process stalled past its lease and another took the job over: stop our copy.
+        this.#active.get(id)?.abort.abort();
+        this.options.log.warn({ jobId: id }, 'jobs: lease lost to another process; abandoning this run');
+      }
     } catch (err) {
       this.options.log.warn({ err }, 'jobs: unable to renew leases');
     }
@@ -158,13 +188,13 @@ export class JobRunner {
     this.notify();
     if (this.#scheduler) clearInterval(this.#scheduler);
     await this.#loop;
-    const drained = Promise.allSettled([...this.#active.values()]);
+    const drained = Promise.allSettled([...this.#active.values()].map((a) => a.done));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), drainMs); });
     const outcome = await Promise.race([drained, timeout]);
     clearTimeout(timer);
     if (this.#heartbeat) clearInterval(this.#heartbeat);
-    if (outcome === 'timeout') this.#abort.abort();
+    if (outcome === 'timeout') for (const a of this.#active.values()) a.abort.abort();
     const released = await releaseLeases(this.options.queue, this.owner).catch(() => 0);
     if (released > 0) this.options.log.info({ released }, 'jobs: released leases on shutdown');
   }

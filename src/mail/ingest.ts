@@ -67,12 +67,14 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number): Pro
   }
   const feedIds = JSON.parse(row.feed_ids) as number[];
   const rendered = await deps.renderer.render(row.raw);
+  const feeds = (await Promise.all(feedIds.map((id) => feedById(deps.app, id)))).filter((f): f is Feed => f !== undefined);
+  // Every recipient feed's secrets are removed from every copy: a message sent to two
+  // feeds must not show one feed's readers the other's address.
+  const secrets = feeds.map((f) => ({ inboxToken: f.inbox_token, feedToken: f.feed_token }));
+  const content = contentForFeed(rendered, secrets);
   let stored = 0;
-  for (const feedId of feedIds) {
-    const feed = await feedById(deps.app, feedId);
-    if (!feed) continue; // deleted since the mail arrived
-    const content = contentForFeed(rendered, { inboxToken: feed.inbox_token, feedToken: feed.feed_token, domains: deps.domains });
-    const entry = await insertEntry(deps.app, feed.id, row.id, row.received_at, row.raw, content);
+  for (const feed of feeds) {
+    const entry = await insertEntry(deps.app, feed.id, row.uid, row.received_at, row.raw, content);
     if (entry) {
       stored++;
       deps.log.info({ feedId: feed.id, entryId: entry.id, journalId, note: entry.note ?? undefined }, 'ingest: entry stored');

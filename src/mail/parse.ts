@@ -4,16 +4,11 @@
  * handled by mailparser; this module decides what becomes the body, which
  * parts are inline images and which are attachments.
  */
+import type { NewPart } from '../store/entries.js';
 import { simpleParser, type AddressObject, type Attachment } from 'mailparser';
 
-export interface ParsedPart {
-  content: Buffer | null;
-  contentType: string;
-  filename: string;
-  contentId: string | null;
-  inline: boolean;
-  size: number;
-}
+/** A part as the store keeps it; parsing produces exactly that shape. */
+export type ParsedPart = NewPart;
 
 export interface ParsedMessage {
   subject: string;
@@ -46,7 +41,7 @@ export async function parseMessage(raw: Buffer, limits: ParseLimits): Promise<Pa
       checksumAlgo: false,
     });
   } catch (err) {
-    return recoverUnparsable(raw, err);
+    return recoverAsText(raw, (err as Error)?.message ?? 'unknown error');
   }
 
   const from = firstAddress(mail.from);
@@ -182,9 +177,12 @@ function oneLine(s: string): string {
   return s.replace(/[\r\n\t]+/g, ' ').replace(/\s{2,}/g, ' ').trim().slice(0, 1000);
 }
 
-/** Last resort for input mailparser rejects: show the bytes as text, with a note. */
-function recoverUnparsable(raw: Buffer, err: unknown): ParsedMessage {
-  const text = raw.toString('utf8').replace(/\u0000/g, '');
+/**
+ * Last resort for input that cannot be parsed or rendered in time: the bytes as
+ * text, the subject if a Subject line can be found, and a note saying why.
+ */
+export function recoverAsText(raw: Buffer, reason: string): ParsedMessage {
+  const text = raw.subarray(0, 1_000_000).toString('utf8').replace(/\u0000/g, '');
   const subject = /^subject:[ \t]*(.*)$/im.exec(text)?.[1] ?? '';
   return {
     subject: oneLine(subject) || '(unreadable message)',
@@ -194,6 +192,6 @@ function recoverUnparsable(raw: Buffer, err: unknown): ParsedMessage {
     html: '',
     text,
     parts: [],
-    note: `This message could not be parsed (${(err as Error)?.message ?? 'unknown error'}); its raw text is shown instead.`,
+    note: `This message could not be processed (${reason}); its raw text is shown instead.`,
   };
 }

@@ -6,7 +6,6 @@
 export interface FeedSecrets {
   inboxToken: string;
   feedToken: string;
-  domains: string[];
 }
 
 export const REDACTED = 'redacted';
@@ -82,9 +81,10 @@ function redactBase64(s: string, tokens: string[]): string {
   });
 }
 
-export function redactor(secrets: FeedSecrets): (s: string) => string {
+/** A function that removes the given feeds' secrets from a string, in every form above. */
+export function redactor(secrets: FeedSecrets | FeedSecrets[]): (s: string) => string {
   // Tokens are lowercase base32; comparing lowercased decoded text also catches an uppercased address.
-  const tokens = [secrets.inboxToken, secrets.feedToken].filter((t) => t.length >= 8).map((t) => t.toLowerCase());
+  const tokens = [secrets].flat().flatMap((x) => [x.inboxToken, x.feedToken]).filter((t) => t.length >= 8).map((t) => t.toLowerCase());
   const plain = tokens.map(tokenPattern);
   return (s: string) => plain.reduce((acc, re) => acc.replace(re, REDACTED), redactBase64(s, tokens));
 }

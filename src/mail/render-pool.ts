@@ -7,7 +7,7 @@
  * over the rest of the queue.
  */
 import { Worker } from 'node:worker_threads';
-import { fallbackRendering, renderMessage, type RenderedMessage, type RenderOptions } from './render.js';
+import { fallbackRendering, type RenderedMessage, type RenderOptions } from './render.js';
 
 const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
 const WORKER_URL = new URL(RUNNING_FROM_SOURCE ? './render-worker.ts' : './render-worker.js', import.meta.url);
@@ -53,7 +53,8 @@ export class RenderPool {
 
   /**
    * Renders a message; a timeout or crash yields a fallback rendering with a
-   * note. Rejects only with RenderPoolClosedError, when the pool is closing.
+   * note. Rejects when the pool is closing (RenderPoolClosedError) or when no
+   * render thread can start: the ingest job then runs again later.
    */
   render(raw: Buffer): Promise<RenderedMessage> {
     if (this.#closed) return Promise.reject(new RenderPoolClosedError('render pool is closed'));
@@ -66,10 +67,11 @@ export class RenderPool {
   #pump(): void {
     if (this.#current || this.#queue.length === 0 || this.#closed) return;
     if (this.#startFailures >= MAX_START_FAILURES) {
-      // No thread can start here: render in-process rather than not at all.
-      for (const job of this.#queue.splice(0)) {
-        renderMessage(job.raw, this.options).then(job.resolve, (err: unknown) => job.resolve(fallbackRendering(job.raw, (err as Error).message)));
-      }
+      // Rendering without the time bound could hang the server on one message; fail instead,
+      // so the jobs retry later (and the error says why in `feedmail jobs`).
+      this.#startFailures = 0;
+      const err = new Error(`render threads failed to start ${MAX_START_FAILURES} times in a row`);
+      for (const job of this.#queue.splice(0)) job.reject(err);
       return;
     }
     const worker = this.#ensureWorker();

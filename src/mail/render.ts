@@ -3,9 +3,9 @@
  * confirm link. Pure and feed-independent; `contentForFeed` then removes the
  * receiving feed's own secrets.
  */
-import type { EntryContent } from '../store/entries.js';
+import type { EntryContent, NewPart } from '../store/entries.js';
 import { findConfirmUrl } from './confirm.js';
-import { parseMessage, type ParsedPart } from './parse.js';
+import { parseMessage, recoverAsText } from './parse.js';
 import { redactor, type FeedSecrets } from './redact.js';
 import { sanitizeNewsletterHtml, textToHtml } from './sanitize.js';
 
@@ -14,17 +14,8 @@ export interface RenderOptions {
   keepTrackingPixels: boolean;
 }
 
-export interface RenderedMessage {
-  fromName: string;
-  fromAddress: string;
-  subject: string;
-  sentAt: number | null;
-  html: string;
-  text: string;
-  confirmUrl: string | null;
-  note: string | null;
-  parts: ParsedPart[];
-}
+/** A rendered message is exactly what an entry stores, before a feed's secrets are redacted. */
+export type RenderedMessage = EntryContent;
 
 export async function renderMessage(raw: Buffer, options: RenderOptions): Promise<RenderedMessage> {
   const parsed = await parseMessage(raw, { maxPartBytes: options.maxPartBytes });
@@ -44,12 +35,25 @@ export async function renderMessage(raw: Buffer, options: RenderOptions): Promis
   };
 }
 
+/** Parts whose bytes are text a reader may open (and so may carry the address). */
+const TEXT_LIKE = /^(text\/|message\/|application\/(ics|json|xml|x-?ndjson)$)/;
+
+function redactPart(part: NewPart, redact: (s: string) => string): NewPart {
+  const filename = redact(part.filename);
+  if (!part.content || !TEXT_LIKE.test(part.contentType)) return { ...part, filename };
+  // latin1 maps bytes to characters one to one, so everything but the secrets survives unchanged.
+  const content = Buffer.from(redact(part.content.toString('latin1')), 'latin1');
+  return { ...part, filename, content, size: content.length };
+}
+
 /**
- * The content one feed stores. Everything shown to readers is redacted; the
- * confirm URL is kept whole because redacting it may break it, and it is
- * shown whole only on the owner's manage page.
+ * The content one feed stores. Everything shown to readers is redacted: the
+ * secrets of every feed the message was addressed to (so one feed's readers
+ * never learn another's address), in every field, note and text-like part.
+ * The confirm URL is kept whole because redacting it may break it; it is shown
+ * whole only on the owner's manage page.
  */
-export function contentForFeed(rendered: RenderedMessage, secrets: FeedSecrets): EntryContent {
+export function contentForFeed(rendered: RenderedMessage, secrets: FeedSecrets | FeedSecrets[]): EntryContent {
   const redact = redactor(secrets);
   return {
     fromName: redact(rendered.fromName),
@@ -59,24 +63,13 @@ export function contentForFeed(rendered: RenderedMessage, secrets: FeedSecrets):
     html: redact(rendered.html),
     text: redact(rendered.text),
     confirmUrl: rendered.confirmUrl,
-    note: rendered.note,
-    parts: rendered.parts.map((p) => ({ ...p, filename: redact(p.filename) })),
+    note: rendered.note === null ? null : redact(rendered.note),
+    parts: rendered.parts.map((p) => redactPart(p, redact)),
   };
 }
 
 /** What an entry shows when its message could not be rendered in time or at all. */
 export function fallbackRendering(raw: Buffer, reason: string): RenderedMessage {
-  const text = raw.subarray(0, 200_000).toString('utf8').replace(/\u0000/g, '');
-  const subject = /^subject:[ \t]*(.*)$/im.exec(text)?.[1]?.trim().slice(0, 300) ?? '';
-  return {
-    fromName: '',
-    fromAddress: '',
-    subject: subject || '(unreadable message)',
-    sentAt: null,
-    html: textToHtml(text),
-    text,
-    confirmUrl: null,
-    note: `This message could not be processed (${reason}); its raw text is shown instead.`,
-    parts: [],
-  };
+  const recovered = recoverAsText(raw, reason);
+  return { ...recovered, html: textToHtml(recovered.text), confirmUrl: null };
 }

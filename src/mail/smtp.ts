@@ -56,7 +56,8 @@ export class FeedmailSmtpServer {
       maxClients: config.smtpMaxClients,
       maxRecipients: config.smtpMaxRecipients,
       socketTimeout: config.smtpSessionTimeoutMs,
-      closeTimeout: 30_000,
+      // On shutdown, idle sessions get this long before they are closed.
+      closeTimeout: 5_000,
       logger: false,
       onConnect: (session, cb) => this.onConnect(session, cb),
       onClose: (session) => this.onClose(session),
@@ -127,7 +128,14 @@ export class FeedmailSmtpServer {
     }
   }
 
-  private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
+  private onData(stream: SMTPServerDataStream, session: SMTPServerSession, reply: (err?: Error | null, message?: string) => void): void {
+    // A stream may fail and still end; the client must get exactly one reply.
+    let replied = false;
+    const cb = (err?: Error | null, message?: string) => {
+      if (replied) return;
+      replied = true;
+      reply(err, message);
+    };
     const chunks: Buffer[] = [];
     let size = 0;
     stream.on('data', (chunk: Buffer) => {

@@ -7,14 +7,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { CompiledQuery, Kysely, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver } from 'kysely';
+import { CompiledQuery, Kysely, sql, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver } from 'kysely';
 import type { Migration } from './migrations/index.js';
 
 export type Synchronous = 'NORMAL' | 'FULL';
 
 export interface OpenOptions {
   synchronous?: Synchronous;
-  readonly?: boolean;
+  /** The WAL is checkpointed automatically at half this size and truncated back to it afterwards. */
+  walMaxBytes?: number;
 }
 
 class ImmediateSqliteDriver extends SqliteDriver {
@@ -34,13 +35,20 @@ class ImmediateSqliteDialect extends SqliteDialect {
   }
 }
 
+const DEFAULT_WAL_MAX_BYTES = 64 * 1024 * 1024;
+
 /** Applies the pragmas DESIGN.md asks for on every connection. */
-export function applyPragmas(raw: Database.Database, synchronous: Synchronous): void {
+export function applyPragmas(raw: Database.Database, synchronous: Synchronous, walMaxBytes = DEFAULT_WAL_MAX_BYTES): void {
   raw.pragma('journal_mode = WAL');
   raw.pragma('busy_timeout = 5000');
   raw.pragma('foreign_keys = ON');
   raw.pragma(`synchronous = ${synchronous}`);
-  raw.pragma('journal_size_limit = 67108864');
+  // SQLite checkpoints on its own once the WAL holds this many pages, and then truncates the
+  // file to journal_size_limit: together they keep the WAL near its bound between the
+  // recurring TRUNCATE checkpoints, which remain the backstop when readers held it back.
+  const pageSize = raw.pragma('page_size', { simple: true }) as number;
+  raw.pragma(`wal_autocheckpoint = ${Math.max(16, Math.floor(walMaxBytes / 2 / pageSize))}`);
+  raw.pragma(`journal_size_limit = ${walMaxBytes}`);
   raw.pragma('mmap_size = 134217728');
   raw.pragma('temp_store = MEMORY');
 }
@@ -57,12 +65,12 @@ export function openSqlite<Schema>(file: string, migrations: Migration[], option
   fs.mkdirSync(path.dirname(file), { recursive: true });
   let raw: Database.Database;
   try {
-    raw = new Database(file, { readonly: options.readonly ?? false });
+    raw = new Database(file);
   } catch (err) {
     throw new Error(`store: unable to open ${file}: ${(err as Error).message}`, { cause: err });
   }
-  applyPragmas(raw, options.synchronous ?? 'NORMAL');
-  if (!options.readonly) migrate(raw, file, migrations);
+  applyPragmas(raw, options.synchronous ?? 'NORMAL', options.walMaxBytes);
+  migrate(raw, file, migrations);
   const db = new Kysely<Schema>({ dialect: new ImmediateSqliteDialect(raw) });
   let closed = false;
   return {
@@ -110,20 +118,23 @@ export function walBytes(file: string): number {
   }
 }
 
-/** Checkpoints the WAL into the database file and truncates it; reports whether readers kept it from finishing. */
-export function checkpointTruncate(handle: Pick<SqliteHandle<unknown>, 'raw'>): { busy: boolean } {
-  const [result] = handle.raw.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
-  return { busy: (result?.busy ?? 0) !== 0 };
-}
-
-export function optimize(handle: Pick<SqliteHandle<unknown>, 'raw'>): void {
-  handle.raw.pragma('optimize');
-}
-
-/**
- * Proves the file is writable by taking (and releasing) the write lock. A
- * connection already inside a transaction is writing right now, which proves the same.
+/*
+ * The maintenance statements below go through Kysely so they take its connection
+ * lock and never land between the statements of another transaction on the same
+ * connection.
  */
-export function checkWritable(handle: Pick<SqliteHandle<unknown>, 'raw'>): void {
-  if (!handle.raw.inTransaction) handle.raw.exec('BEGIN IMMEDIATE; ROLLBACK');
+
+/** Checkpoints the WAL into the database file and truncates it; reports whether readers kept it from finishing. */
+export async function checkpointTruncate<S>(db: Kysely<S>): Promise<{ busy: boolean }> {
+  const { rows } = await sql<{ busy: number }>`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db);
+  return { busy: (rows[0]?.busy ?? 0) !== 0 };
+}
+
+export async function optimize<S>(db: Kysely<S>): Promise<void> {
+  await sql`PRAGMA optimize`.execute(db);
+}
+
+/** Proves the file is writable by taking (and releasing) the write lock. */
+export async function checkWritable<S>(db: Kysely<S>): Promise<void> {
+  await db.transaction().execute(async () => undefined);
 }

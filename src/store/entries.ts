@@ -6,6 +6,7 @@ import type { AppSchema, EntriesTable } from './schema.js';
 
 export type Entry = Omit<EntriesTable, 'id'> & { id: number };
 
+/** An attachment or inline image as parsed from a message. */
 export interface NewPart {
   content: Buffer | null;
   contentType: string;
@@ -15,6 +16,7 @@ export interface NewPart {
   size: number;
 }
 
+/** Everything an entry shows, as rendered from its message. */
 export interface EntryContent {
   fromName: string;
   fromAddress: string;
@@ -35,14 +37,14 @@ export interface EntryContent {
 export async function insertEntry(
   db: Kysely<AppSchema>,
   feedId: number,
-  journalId: number,
+  journalUid: string,
   receivedAt: number,
   raw: Buffer,
   content: EntryContent,
 ): Promise<Entry | undefined> {
   return db.transaction().execute(async (trx) => {
     const existing = await trx.selectFrom('entries').select('id')
-      .where('feed_id', '=', feedId).where('journal_id', '=', journalId).executeTakeFirst();
+      .where('feed_id', '=', feedId).where('journal_uid', '=', journalUid).executeTakeFirst();
     if (existing) return undefined;
     // A byte-identical message already in this feed is a sender's retry after a lost "250"
     // (the connection dropped after our commit): SMTP delivers at least once, feeds show it once.
@@ -55,7 +57,7 @@ export async function insertEntry(
     const now = Date.now();
     const entry = await trx.insertInto('entries').values({
       feed_id: feedId,
-      journal_id: journalId,
+      journal_uid: journalUid,
       share_token: newToken(),
       from_name: content.fromName,
       from_address: content.fromAddress,

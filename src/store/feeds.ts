@@ -11,14 +11,32 @@ export interface NewFeed {
   manageToken: string;
 }
 
-export async function createFeed(db: Kysely<AppSchema>, title: string, client: string | null): Promise<NewFeed> {
+export interface CreationLimit {
+  client: string;
+  perHour: number;
+}
+
+const HOUR = 3600_000;
+
+/**
+ * Creates a feed with fresh independent secrets. With a limit, the count of the
+ * client's creations in the last hour is checked and the new one recorded in the
+ * same transaction, so parallel requests cannot slip past the limit. Returns
+ * `{ retryAt }` instead of a feed when the client is over its limit.
+ */
+export async function createFeed(db: Kysely<AppSchema>, title: string, limit: CreationLimit | null): Promise<NewFeed | { retryAt: number }> {
   const now = Date.now();
   const manageToken = newToken();
-  const feed = await db.transaction().execute(async (trx) => {
-    if (client !== null) {
-      await trx.insertInto('feed_creations').values({ client, created_at: now }).execute();
+  return db.transaction().execute(async (trx) => {
+    if (limit) {
+      const recent = await trx.selectFrom('feed_creations')
+        .select((eb) => [eb.fn.countAll<number>().as('count'), eb.fn.min('created_at').as('oldest')])
+        .where('client', '=', limit.client).where('created_at', '>', now - HOUR)
+        .executeTakeFirstOrThrow();
+      if (Number(recent.count) >= limit.perHour) return { retryAt: Number(recent.oldest ?? now) + HOUR };
+      await trx.insertInto('feed_creations').values({ client: limit.client, created_at: now }).execute();
     }
-    return trx
+    const feed = await trx
       .insertInto('feeds')
       .values({
         title,
@@ -30,19 +48,8 @@ export async function createFeed(db: Kysely<AppSchema>, title: string, client: s
       })
       .returningAll()
       .executeTakeFirstOrThrow();
+    return { feed, manageToken };
   });
-  return { feed, manageToken };
-}
-
-/** How many feeds a client created since a moment, for the creation rate limit. */
-export async function feedCreationsSince(db: Kysely<AppSchema>, client: string, since: number): Promise<{ count: number; oldest: number | null }> {
-  const row = await db
-    .selectFrom('feed_creations')
-    .select((eb) => [eb.fn.countAll<number>().as('count'), eb.fn.min('created_at').as('oldest')])
-    .where('client', '=', client)
-    .where('created_at', '>=', since)
-    .executeTakeFirstOrThrow();
-  return { count: Number(row.count), oldest: row.oldest as number | null };
 }
 
 export async function deleteFeedCreationsBefore(db: Kysely<AppSchema>, before: number): Promise<number> {
@@ -64,12 +71,6 @@ export async function feedByManageToken(db: Kysely<AppSchema>, manageToken: stri
 
 export async function feedById(db: Kysely<AppSchema>, id: number): Promise<Feed | undefined> {
   return db.selectFrom('feeds').selectAll().where('id', '=', id).executeTakeFirst();
-}
-
-export async function feedIdsExisting(db: Kysely<AppSchema>, ids: number[]): Promise<number[]> {
-  if (ids.length === 0) return [];
-  const rows = await db.selectFrom('feeds').select('id').where('id', 'in', ids).execute();
-  return rows.map((r) => r.id);
 }
 
 export async function renameFeed(db: Kysely<AppSchema>, id: number, title: string): Promise<void> {
@@ -99,5 +100,12 @@ export async function feedsIdleSince(db: Kysely<AppSchema>, before: number): Pro
       eb('created_at', '<', before),
       eb.or([eb('last_fetched_at', 'is', null), eb('last_fetched_at', '<', before)]),
     ]))
+    .execute();
+}
+
+/** The feeds holding an entry made from this raw message: the recipients of one delivery. */
+export async function feedsWithRawMessage(db: Kysely<AppSchema>, rawHash: string): Promise<Feed[]> {
+  return db.selectFrom('feeds').selectAll()
+    .where('id', 'in', (eb) => eb.selectFrom('entries').select('feed_id').where('raw_hash', '=', rawHash))
     .execute();
 }

@@ -13,10 +13,17 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-export function openStores(dataDir: string): Stores {
-  const app = openSqlite<AppSchema>(path.join(dataDir, 'app.db'), appMigrations);
-  const queue = openSqlite<QueueSchema>(path.join(dataDir, 'queue.db'), queueMigrations, { synchronous: 'FULL' });
-  const cache = openSqlite<CacheSchema>(path.join(dataDir, 'cache.db'), cacheMigrations);
+/**
+ * queue.db commits with synchronous=FULL because "250" depends on it. app.db does
+ * too: a worker deletes a finished ingest job (durably, in queue.db) right after
+ * storing its entry, so the entry must be just as durable or a power cut could
+ * lose it with nothing left to redo it. cache.db can lose anything.
+ */
+export function openStores(dataDir: string, options: { walMaxBytes?: number } = {}): Stores {
+  const { walMaxBytes } = options;
+  const app = openSqlite<AppSchema>(path.join(dataDir, 'app.db'), appMigrations, { synchronous: 'FULL', walMaxBytes });
+  const queue = openSqlite<QueueSchema>(path.join(dataDir, 'queue.db'), queueMigrations, { synchronous: 'FULL', walMaxBytes });
+  const cache = openSqlite<CacheSchema>(path.join(dataDir, 'cache.db'), cacheMigrations, { walMaxBytes });
   return {
     dataDir,
     app,

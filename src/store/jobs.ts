@@ -1,8 +1,8 @@
 /** The job table: a job's state is its row (ready, claimed under a lease, failed with its error). */
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { JobsTable, QueueSchema } from './schema.js';
 
-export type Job = Omit<JobsTable, 'id'> & { id: number };
+export type Job = Selectable<JobsTable>;
 
 export interface EnqueueInput {
   task: string;
@@ -35,20 +35,39 @@ export async function enqueueJob(db: Kysely<QueueSchema> | Transaction<QueueSche
   return row?.id;
 }
 
+export interface ClaimFilter {
+  /** Only these tasks: a runner never claims work it has no handler for. */
+  tasks: string[];
+  /** Only jobs of at most this priority (0 = ingest), to keep a slot free for mail. */
+  maxPriority?: number;
+}
+
 /**
  * Claims up to `limit` runnable jobs in one statement: ready jobs whose time has
  * come, and claimed jobs whose lease ran out (their owner died, e.g. kill -9).
+ * Taking over an expired lease counts a reclaim, not an attempt: the job did
+ * not fail, its process did.
  */
-export async function claimJobs(db: Kysely<QueueSchema>, owner: string, limit: number, leaseMs: number, now = Date.now()): Promise<Job[]> {
+export async function claimJobs(db: Kysely<QueueSchema>, owner: string, limit: number, leaseMs: number, filter: ClaimFilter, now = Date.now()): Promise<Job[]> {
+  if (limit <= 0 || filter.tasks.length === 0) return [];
   return db.transaction().execute((trx) => trx.updateTable('jobs')
-    .set({ state: 'claimed', lease_owner: owner, lease_expires_at: now + leaseMs, updated_at: now })
-    .where('id', 'in', (eb) => eb.selectFrom('jobs').select('id')
-      .where((w) => w.or([
-        w.and([w('state', '=', 'ready'), w('run_at', '<=', now)]),
-        w.and([w('state', '=', 'claimed'), w('lease_expires_at', '<', now)]),
-      ]))
-      .orderBy('priority').orderBy('run_at').orderBy('id')
-      .limit(limit))
+    .set({
+      state: 'claimed',
+      lease_owner: owner,
+      lease_expires_at: now + leaseMs,
+      updated_at: now,
+      reclaims: sql<number>`CASE WHEN state = 'claimed' THEN reclaims + 1 ELSE reclaims END`,
+    })
+    .where('id', 'in', (eb) => {
+      let q = eb.selectFrom('jobs').select('id')
+        .where('task', 'in', filter.tasks)
+        .where((w) => w.or([
+          w.and([w('state', '=', 'ready'), w('run_at', '<=', now)]),
+          w.and([w('state', '=', 'claimed'), w('lease_expires_at', '<', now)]),
+        ]));
+      if (filter.maxPriority !== undefined) q = q.where('priority', '<=', filter.maxPriority);
+      return q.orderBy('priority').orderBy('run_at').orderBy('id').limit(limit);
+    })
     .returningAll()
     .execute());
 }

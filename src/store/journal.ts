@@ -1,5 +1,6 @@
 /** The inbound journal: raw mail kept durably before anyone is told "250". */
-import type { Kysely } from 'kysely';
+import { randomBytes } from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
 import { enqueueJob } from './jobs.js';
 import type { JournalTable, QueueSchema } from './schema.js';
 
@@ -24,6 +25,7 @@ export const INGEST_PRIORITY = 0;
 export async function journalMessage(db: Kysely<QueueSchema>, input: JournalInput): Promise<number> {
   return db.transaction().execute(async (trx) => {
     const row = await trx.insertInto('journal').values({
+      uid: randomBytes(16).toString('hex'),
       received_at: input.receivedAt ?? Date.now(),
       source: input.source,
       mail_from: input.mailFrom,
@@ -40,19 +42,13 @@ export async function journalById(db: Kysely<QueueSchema>, id: number): Promise<
   return db.selectFrom('journal').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-export async function journalIdsSince(db: Kysely<QueueSchema>, since: number): Promise<number[]> {
-  const rows = await db.selectFrom('journal').select('id').where('received_at', '>=', since).orderBy('id').execute();
-  return rows.map((r) => r.id);
-}
-
 /** Drops raw mail older than the retention window, except rows an ingest job still needs. */
 export async function deleteJournalBefore(db: Kysely<QueueSchema>, before: number): Promise<number> {
-  return db.transaction().execute(async (trx) => {
-    const pending = await trx.selectFrom('jobs').select('payload').where('task', '=', INGEST_TASK).execute();
-    const keep = pending.map((j) => Number((JSON.parse(j.payload) as { journalId?: number }).journalId)).filter(Number.isFinite);
-    let q = trx.deleteFrom('journal').where('received_at', '<', before);
-    if (keep.length > 0) q = q.where('id', 'not in', keep);
-    const r = await q.executeTakeFirst();
-    return Number(r.numDeletedRows);
-  });
+  const r = await db.deleteFrom('journal')
+    .where('received_at', '<', before)
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('jobs').select(sql.lit(1).as('one'))
+      .where('task', '=', INGEST_TASK)
+      .where(sql`json_extract(jobs.payload, '$.journalId')`, '=', sql.ref('journal.id')))))
+    .executeTakeFirst();
+  return Number(r.numDeletedRows);
 }

@@ -37,10 +37,14 @@ export async function partOfEntry(db: Kysely<AppSchema>, entryId: number, idx: n
   return db.selectFrom('entry_parts').selectAll().where('entry_id', '=', entryId).where('idx', '=', idx).executeTakeFirst();
 }
 
-/** Deletes blobs that no entry part and no entry's raw message refers to. Returns how many. */
-export async function deleteOrphanBlobs(db: Kysely<AppSchema>, olderThan: number): Promise<number> {
+/**
+ * Deletes blobs that no entry part and no entry's raw message refers to. Returns
+ * how many. Safe next to ingest in other processes: a blob and the rows that use
+ * it are committed in one transaction, so no committed blob is ever unreferenced
+ * on its way to being used.
+ */
+export async function deleteOrphanBlobs(db: Kysely<AppSchema>): Promise<number> {
   const r = await db.transaction().execute((trx) => trx.deleteFrom('blobs')
-    .where('created_at', '<', olderThan)
     .where(({ not, exists, selectFrom }) => not(exists(
       selectFrom('entry_parts').select(sql.lit(1).as('one')).whereRef('entry_parts.blob_hash', '=', 'blobs.hash'))))
     .where(({ not, exists, selectFrom }) => not(exists(

@@ -16,7 +16,7 @@ export interface FeedsTable {
 export interface EntriesTable {
   id: Generated<number>;
   feed_id: number;
-  journal_id: number;
+  journal_uid: string;
   share_token: string;
   from_name: string;
   from_address: string;
@@ -64,6 +64,7 @@ export interface AppSchema {
 
 export interface JournalTable {
   id: Generated<number>;
+  uid: string;
   received_at: number;
   source: string;
   mail_from: string;
@@ -82,6 +83,7 @@ export interface JobsTable {
   state: JobState;
   run_at: number;
   attempts: number;
+  reclaims: Generated<number>;
   max_attempts: number;
   lease_owner: string | null;
   lease_expires_at: number | null;

@@ -25,7 +25,8 @@ export interface RequestContext {
 }
 
 export interface Route {
-  method: 'GET' | 'POST' | 'HEAD';
+  /** HEAD requests are routed as GET; Node leaves out the body. */
+  method: 'GET' | 'POST';
   path: RegExp;
   handler: (ctx: RequestContext) => Promise<void>;
 }

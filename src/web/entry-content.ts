@@ -27,14 +27,14 @@ export function resolveCids(htmlText: string, entry: Entry, parts: EntryPart[], 
 }
 
 /** The confirm URL as shown to anyone but the owner: with the feed's secrets redacted. */
-export function shownConfirmUrl(entry: Entry, feed: Feed, domains: string[]): string | null {
+export function shownConfirmUrl(entry: Entry, feed: Feed): string | null {
   if (!entry.confirm_url) return null;
-  return redactor({ inboxToken: feed.inbox_token, feedToken: feed.feed_token, domains })(entry.confirm_url);
+  return redactor({ inboxToken: feed.inbox_token, feedToken: feed.feed_token })(entry.confirm_url);
 }
 
-export function entryHtmlForFeed(entry: Entry, feed: Feed, parts: EntryPart[], urls: Urls, domains: string[]): string {
+export function entryHtmlForFeed(entry: Entry, feed: Feed, parts: EntryPart[], urls: Urls): string {
   let top = '';
-  const confirm = shownConfirmUrl(entry, feed, domains);
+  const confirm = shownConfirmUrl(entry, feed);
   if (confirm) {
     top += `<p><strong>This looks like a subscription confirmation.</strong> <a href="${escapeHtml(confirm)}">Confirm the subscription</a></p>`;
   }
@@ -49,10 +49,10 @@ export function entryHtmlForFeed(entry: Entry, feed: Feed, parts: EntryPart[], u
   return top + resolveCids(entry.html, entry, parts, urls) + bottom;
 }
 
-export function buildFeedDocument(feed: Feed, entries: Entry[], partsByEntry: Map<number, EntryPart[]>, urls: Urls, domains: string[]): FeedDocument {
+export function buildFeedDocument(feed: Feed, entries: Entry[], partsByEntry: Map<number, EntryPart[]>, urls: Urls): FeedDocument {
   const title = feed.title || 'feedmail inbox';
   return {
-    id: urls.feed(feed.feed_token, 'atom'),
+    id: `urn:feedmail:feed:${feed.feed_token}`,
     title,
     pageUrl: urls.feedPage(feed.feed_token),
     atomUrl: urls.feed(feed.feed_token, 'atom'),
@@ -62,15 +62,15 @@ export function buildFeedDocument(feed: Feed, entries: Entry[], partsByEntry: Ma
     entries: entries.map((e) => {
       const parts = partsByEntry.get(e.id) ?? [];
       return {
-        id: urls.entry(e.share_token),
+        // Stable across a change of base URL, so readers do not see every entry twice.
+        id: `urn:feedmail:entry:${e.share_token}`,
         url: urls.entry(e.share_token),
         title: e.subject || '(no subject)',
         authorName: e.from_name,
         authorEmail: e.from_address,
         published: new Date(e.sent_at && e.sent_at <= e.received_at + 86_400_000 ? e.sent_at : e.received_at),
         updated: new Date(e.processed_at),
-        html: entryHtmlForFeed(e, feed, parts, urls, domains),
-        text: e.text,
+        html: entryHtmlForFeed(e, feed, parts, urls),
         enclosures: parts.filter((p) => !p.inline && p.blob_hash).map((p) => ({
           url: urls.part(e.share_token, p.idx, p.filename), type: p.content_type, length: p.size, title: p.filename,
         })),

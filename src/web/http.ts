@@ -89,16 +89,22 @@ export async function readFields(req: IncomingMessage): Promise<Record<string, s
   return Object.fromEntries(new URLSearchParams(body));
 }
 
+/** A feed title as typed: one line, no control characters, at most 200 characters. */
+export function cleanTitle(raw: string | undefined): string {
+  return (raw ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim().slice(0, 200);
+}
+
 /**
  * The client's address: the socket peer, or the last address in
  * X-Forwarded-For that is not one of our trusted proxies, when the peer is one.
  */
 export function clientAddress(req: IncomingMessage, trustedProxies: string[]): string {
   const peer = normalizeIp(req.socket.remoteAddress ?? 'unknown');
-  if (trustedProxies.length === 0 || !trustedProxies.includes(peer)) return peer;
+  const trusted = new Set(trustedProxies.map(normalizeIp));
+  if (!trusted.has(peer)) return peer;
   const forwarded = String(req.headers['x-forwarded-for'] ?? '').split(',').map((s) => normalizeIp(s.trim())).filter(Boolean);
   for (let i = forwarded.length - 1; i >= 0; i--) {
-    if (!trustedProxies.includes(forwarded[i]!)) return forwarded[i]!;
+    if (!trusted.has(forwarded[i]!)) return forwarded[i]!;
   }
   return peer;
 }

@@ -1,4 +1,5 @@
 /** Every task feedmail runs: the ingest job and the recurring maintenance tasks. */
+import type { Kysely } from 'kysely';
 import type { Config } from '../../config.js';
 import type { Logger } from '../../log.js';
 import { ingestJournalRow } from '../../mail/ingest.js';
@@ -61,8 +62,7 @@ export function allTasks(deps: TaskDeps): TaskDefinition[] {
       name: 'delete-orphan-parts',
       everyMs: HOUR,
       handler: async () => {
-        // Blobs younger than an hour may belong to an ingest transaction in another process.
-        const n = await deleteOrphanBlobs(stores.app.db, Date.now() - HOUR);
+        const n = await deleteOrphanBlobs(stores.app.db);
         if (n) log.info({ deleted: n }, 'maintenance: deleted orphaned parts');
       },
     },
@@ -87,25 +87,32 @@ export function allTasks(deps: TaskDeps): TaskDefinition[] {
     {
       name: 'checkpoint-wal',
       everyMs: MINUTE,
-      handler: async () => checkpointLargeWals(stores, config.walMaxBytes, log),
+      handler: async () => {
+        await checkpointLargeWals(stores, config.walMaxBytes, log);
+      },
     },
     {
       name: 'optimize',
       everyMs: DAY,
       handler: async () => {
-        for (const h of [stores.app, stores.queue, stores.cache]) optimize(h);
+        await optimize(stores.app.db);
+        await optimize(stores.queue.db);
+        await optimize(stores.cache.db);
       },
     },
   ];
 }
 
 /** Checkpoints with TRUNCATE every database whose WAL grew past the bound. */
-export function checkpointLargeWals(stores: Stores, maxBytes: number, log: Logger): void {
-  for (const h of [stores.app, stores.queue, stores.cache]) {
+export async function checkpointLargeWals(stores: Stores, maxBytes: number, log: Logger): Promise<void> {
+  const checkpoint = async <S>(h: { file: string; db: Kysely<S> }) => {
     const before = walBytes(h.file);
-    if (before <= maxBytes) continue;
-    const { busy } = checkpointTruncate(h);
+    if (before <= maxBytes) return;
+    const { busy } = await checkpointTruncate(h.db);
     log.info({ file: h.file, walBytes: before, walBytesAfter: walBytes(h.file), busy }, 'maintenance: checkpointed WAL');
-  }
+  };
+  await checkpoint(stores.app);
+  await checkpoint(stores.queue);
+  await checkpoint(stores.cache);
 }
 

@@ -25,7 +25,7 @@ export const appMigrations: Migration[] = [
       CREATE TABLE entries (
         id INTEGER PRIMARY KEY,
         feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
-        journal_id INTEGER NOT NULL,
+        journal_uid TEXT NOT NULL,
         share_token TEXT NOT NULL UNIQUE,
         from_name TEXT NOT NULL DEFAULT '',
         from_address TEXT NOT NULL DEFAULT '',
@@ -38,7 +38,7 @@ export const appMigrations: Migration[] = [
         note TEXT,
         raw_hash TEXT,
         processed_at INTEGER NOT NULL,
-        UNIQUE (feed_id, journal_id)
+        UNIQUE (feed_id, journal_uid)
       );
       CREATE INDEX entries_by_feed ON entries (feed_id, id DESC);
       CREATE TABLE entry_parts (

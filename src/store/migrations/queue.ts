@@ -1,12 +1,18 @@
 import type { Migration } from './index.js';
 
-/** queue.db: the inbound journal, jobs and recurring-task slots. */
+/**
+ * queue.db: the inbound journal, jobs and recurring-task slots. Ids never repeat
+ * (AUTOINCREMENT), and each journal row also has a random uid, which is what
+ * entries remember, so even a restored or recreated queue.db cannot make a new
+ * message look like one already stored.
+ */
 export const queueMigrations: Migration[] = [
   {
     name: 'journal, jobs, recurring runs',
     sqlite: `
       CREATE TABLE journal (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid TEXT NOT NULL UNIQUE,
         received_at INTEGER NOT NULL,
         source TEXT NOT NULL,
         mail_from TEXT NOT NULL DEFAULT '',
@@ -16,13 +22,14 @@ export const queueMigrations: Migration[] = [
       );
       CREATE INDEX journal_by_time ON journal (received_at);
       CREATE TABLE jobs (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         task TEXT NOT NULL,
         payload TEXT NOT NULL DEFAULT '{}',
         priority INTEGER NOT NULL DEFAULT 100,
         state TEXT NOT NULL DEFAULT 'ready' CHECK (state IN ('ready', 'claimed', 'failed')),
         run_at INTEGER NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0,
+        reclaims INTEGER NOT NULL DEFAULT 0,
         max_attempts INTEGER NOT NULL DEFAULT 10,
         lease_owner TEXT,
         lease_expires_at INTEGER,

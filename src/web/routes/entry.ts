@@ -32,7 +32,7 @@ export const entryPageRoute: Route = {
     if (!feed) throw new NotFoundError();
     const parts = await partsOfEntry(deps.stores.app.db, entry.id);
     const attachments = parts.filter((p) => !p.inline);
-    const confirm = shownConfirmUrl(entry, feed, deps.config.mailDomains);
+    const confirm = shownConfirmUrl(entry, feed);
     const { urls } = deps;
     sendHtml(res, 200, layout(entry.subject || '(no subject)', html`
 <article>

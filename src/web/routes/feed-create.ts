@@ -1,28 +1,21 @@
 /** POST /feeds: one button, no signup. Answers an HTML page or, when asked, JSON for scripts. */
 import { RateLimitedError } from '../../errors.js';
-import { createFeed, feedCreationsSince } from '../../store/feeds.js';
-import { readFields, sendHtml, sendJson, wantsJson } from '../http.js';
+import { createFeed } from '../../store/feeds.js';
+import { cleanTitle, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route } from '../context.js';
 import { html } from '../views/html.js';
 import { copyField, layout } from '../views/layout.js';
-
-const HOUR = 3600_000;
 
 export const feedCreateRoute: Route = {
   method: 'POST',
   path: /^\/feeds\/?$/,
   handler: async ({ req, res, client, deps }) => {
     const fields = await readFields(req);
-    const title = (fields.title ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim().slice(0, 200);
-    const limit = deps.config.feedsPerHourPerClient;
-    if (limit > 0) {
-      const now = Date.now();
-      const recent = await feedCreationsSince(deps.stores.app.db, client, now - HOUR);
-      if (recent.count >= limit) {
-        throw new RateLimitedError(Math.max(1, Math.ceil(((recent.oldest ?? now) + HOUR - now) / 1000)));
-      }
-    }
-    const { feed, manageToken } = await createFeed(deps.stores.app.db, title, limit > 0 ? client : null);
+    const title = cleanTitle(fields.title);
+    const perHour = deps.config.feedsPerHourPerClient;
+    const created = await createFeed(deps.stores.app.db, title, perHour > 0 ? { client, perHour } : null);
+    if ('retryAt' in created) throw new RateLimitedError(Math.max(1, Math.ceil((created.retryAt - Date.now()) / 1000)));
+    const { feed, manageToken } = created;
     const { urls, config } = deps;
     const address = `${feed.inbox_token}@${config.mailDomains[0]}`;
     const result = {

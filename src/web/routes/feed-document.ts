@@ -3,6 +3,7 @@
  * feed version and kept in cache.db in plain, gzip and brotli forms; readers
  * and CDNs get ETag, Last-Modified and 304s.
  */
+import { createHash } from 'node:crypto';
 import { brotliCompressSync, gzipSync, constants as zlib } from 'node:zlib';
 import type { IncomingMessage } from 'node:http';
 import { NotFoundError } from '../../errors.js';
@@ -28,6 +29,10 @@ const CONTENT_TYPES: Record<Format, string> = {
 
 /** Bumped when rendering changes, so cached documents of older code are not served. */
 const RENDER_GENERATION = 1;
+
+function baseTag(base: string): string {
+  return createHash('sha256').update(base).digest('hex').slice(0, 8);
+}
 
 function chooseEncoding(req: IncomingMessage): Encoding {
   const accept = String(req.headers['accept-encoding'] ?? '');
@@ -61,7 +66,7 @@ async function renderFeed(ctx: RequestContext, feed: Feed, format: Format): Prom
   const parts = await partsOfEntries(stores.app.db, entries.map((e) => e.id));
   const byEntry = new Map<number, EntryPart[]>();
   for (const p of parts) byEntry.set(p.entry_id, [...(byEntry.get(p.entry_id) ?? []), p]);
-  const doc = buildFeedDocument(feed, entries, byEntry, urls, config.mailDomains);
+  const doc = buildFeedDocument(feed, entries, byEntry, urls);
   return format === 'atom' ? renderAtom(doc) : format === 'rss' ? renderRss(doc) : renderJsonFeed(doc);
 }
 
@@ -84,13 +89,17 @@ export const feedDocumentRoute: Route = {
     if (!feed) throw new NotFoundError();
     await markFetched(deps.stores.app.db, feed).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: unable to record fetch'));
 
-    const etag = `W/"${feed.id}-${feed.version}-${format}-${RENDER_GENERATION}"`;
+    // The base URL is part of every link in the document, so a new one must change the ETag.
+    const etag = `W/"${feed.id}-${feed.version}-${format}-${RENDER_GENERATION}-${baseTag(deps.urls.base)}"`;
     const lastModified = new Date(Math.floor(feed.updated_at / 1000) * 1000);
     const headers: Record<string, string> = {
       ETag: etag,
       'Last-Modified': lastModified.toUTCString(),
       // Short freshness keeps readers current; a CDN may serve stale copies while it revalidates.
-      'Cache-Control': 'public, max-age=60, stale-while-revalidate=600, stale-if-error=86400',
+      // Atom answered on a .json URL stays out of shared caches: many CDNs ignore Vary: Accept.
+      'Cache-Control': format === requested
+        ? 'public, max-age=60, stale-while-revalidate=600, stale-if-error=86400'
+        : 'private, max-age=60',
       Vary: requested === 'json' ? 'Accept, Accept-Encoding' : 'Accept-Encoding',
     };
     const ims = req.headers['if-modified-since'];

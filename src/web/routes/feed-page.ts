@@ -34,7 +34,7 @@ export const feedPageRoute: Route = {
 <h1>${feed.title || 'feedmail inbox'}</h1>
 ${expiry}
 ${confirmations.map((e) => html`<p class="notice"><strong>Subscription to confirm:</strong> ${e.subject}.
-<a href="${shownConfirmUrl(e, feed, config.mailDomains) ?? ''}" rel="noopener noreferrer" target="_blank">Confirm the subscription</a></p>`)}
+<a href="${shownConfirmUrl(e, feed) ?? ''}" rel="noopener noreferrer" target="_blank">Confirm the subscription</a></p>`)}
 <p class="meta">Subscribe in your reader: <a href="${urls.feed(feed.feed_token, 'atom')}">Atom</a> · <a href="${urls.feed(feed.feed_token, 'rss')}">RSS</a> · <a href="${urls.feed(feed.feed_token, 'json')}">JSON Feed</a></p>
 ${entries.length === 0 ? html`<p>No mail yet. New newsletters appear here as they arrive.</p>` : html`
 <ul class="entries">

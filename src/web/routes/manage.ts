@@ -4,7 +4,7 @@ import { looksLikeToken } from '../../secrets.js';
 import { deleteCachedFeed } from '../../store/cache.js';
 import { countEntries, entriesOfFeed } from '../../store/entries.js';
 import { deleteFeed, feedByManageToken, renameFeed, type Feed } from '../../store/feeds.js';
-import { readFields, sendHtml, sendJson, wantsJson } from '../http.js';
+import { cleanTitle, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
 import { html } from '../views/html.js';
 import { copyField, layout } from '../views/layout.js';
@@ -56,7 +56,7 @@ export const manageRenameRoute: Route = {
   handler: async ({ req, res, params, deps }) => {
     const feed = await feedFor(deps, params[0]!);
     const fields = await readFields(req);
-    const title = (fields.title ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim().slice(0, 200);
+    const title = cleanTitle(fields.title);
     await renameFeed(deps.stores.app.db, feed.id, title);
     if (wantsJson(req)) return sendJson(res, 200, { title });
     res.writeHead(303, { Location: `/manage/${params[0]!.toLowerCase()}`, 'Cache-Control': 'no-store' });

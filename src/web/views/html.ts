@@ -24,8 +24,3 @@ export function html(strings: TemplateStringsArray, ...values: Value[]): SafeHtm
   });
   return new SafeHtml(out);
 }
-
-/** Marks trusted markup (already sanitized newsletter HTML) as safe to embed. */
-export function trusted(markup: string): SafeHtml {
-  return new SafeHtml(markup);
-}

@@ -1,0 +1,41 @@
+/**
+ * Re-renders stored entries from their raw messages (after the parser or
+ * sanitizer improved), keeping each entry's share link.
+ */
+import type { Kysely } from 'kysely';
+import { countAllEntries, entriesAfter, replaceEntryContent } from '../store/entries.js';
+import { feedsWithRawMessage } from '../store/feeds.js';
+import { blobByHash } from '../store/parts.js';
+import type { AppSchema } from '../store/schema.js';
+import { contentForFeed } from './render.js';
+import type { RenderPool } from './render-pool.js';
+
+export interface ReprocessProgress {
+  done: number;
+  skipped: number;
+  total: number;
+}
+
+export async function reprocessEntries(db: Kysely<AppSchema>, renderer: RenderPool, onProgress: (p: ReprocessProgress) => void): Promise<ReprocessProgress> {
+  const progress = { done: 0, skipped: 0, total: await countAllEntries(db) };
+  onProgress(progress);
+  for (let after = 0; ;) {
+    const page = await entriesAfter(db, after, 100);
+    if (page.length === 0) break;
+    for (const entry of page) {
+      after = entry.id;
+      const raw = entry.raw_hash ? await blobByHash(db, entry.raw_hash) : undefined;
+      if (!raw || !entry.raw_hash) {
+        progress.skipped++;
+        continue;
+      }
+      // Redact for every feed that received the same message, as ingest did.
+      const recipients = await feedsWithRawMessage(db, entry.raw_hash);
+      const secrets = recipients.map((f) => ({ inboxToken: f.inbox_token, feedToken: f.feed_token }));
+      await replaceEntryContent(db, entry.id, contentForFeed(await renderer.render(raw), secrets));
+      progress.done++;
+      if (progress.done % 100 === 0) onProgress(progress);
+    }
+  }
+  return progress;
+}
