@@ -187,7 +187,7 @@ describe('foundation', () => {
     const { createLogger } = await import('../src/log.js');
     const journalId = (server.app.stores.queue.raw.prepare('SELECT max(id) AS id FROM journal').get() as { id: number }).id;
     const renderer = new RenderPool({ maxPartBytes: 1e7, keepTrackingPixels: false }, 5000);
-    const deps = { app: server.app.stores.app.db, queue: server.app.stores.queue.db, renderer, domains: ['localhost'], log: createLogger('silent') };
+    const deps = { app: server.app.stores.app.db, queue: server.app.stores.queue.db, renderer, log: createLogger('silent') };
     assert.deepEqual(await ingestJournalRow(deps, journalId), { stored: 0 });
     await renderer.close();
     assert.equal((await readFeed(feed.feeds.atom, 'atom')).length, 1);

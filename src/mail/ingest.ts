@@ -54,12 +54,11 @@ export interface IngestDeps {
   app: Kysely<AppSchema>;
   queue: Kysely<QueueSchema>;
   renderer: RenderPool;
-  domains: string[];
   log: Logger;
 }
 
 /** Handler of the `ingest` job. Safe to run more than once for the same journal row. */
-export async function ingestJournalRow(deps: IngestDeps, journalId: number): Promise<{ stored: number }> {
+export async function ingestJournalRow(deps: IngestDeps, journalId: number, signal?: AbortSignal): Promise<{ stored: number }> {
   const row = await journalById(deps.queue, journalId);
   if (!row) {
     deps.log.warn({ journalId }, 'ingest: journal row is gone (retention ran before processing?)');
@@ -67,6 +66,8 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number): Pro
   }
   const feedIds = JSON.parse(row.feed_ids) as number[];
   const rendered = await deps.renderer.render(row.raw);
+  // Shutting down, or another process took the job over: leave the storing to the next run.
+  signal?.throwIfAborted();
   const feeds = (await Promise.all(feedIds.map((id) => feedById(deps.app, id)))).filter((f): f is Feed => f !== undefined);
   // Every recipient feed's secrets are removed from every copy: a message sent to two
   // feeds must not show one feed's readers the other's address.

@@ -32,9 +32,9 @@ export function allTasks(deps: TaskDeps): TaskDefinition[] {
       name: INGEST_TASK,
       priority: INGEST_PRIORITY,
       backoffBaseMs: 1_000,
-      handler: async (payload) => {
+      handler: async (payload, { signal }) => {
         const { journalId } = payload as { journalId: number };
-        await ingestJournalRow({ app: stores.app.db, queue: stores.queue.db, renderer: deps.renderer, domains: config.mailDomains, log }, journalId);
+        await ingestJournalRow({ app: stores.app.db, queue: stores.queue.db, renderer: deps.renderer, log }, journalId, signal);
       },
     },
     {
