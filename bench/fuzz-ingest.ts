@@ -12,6 +12,7 @@ import nodemailer from 'nodemailer';
 import { queueStats } from '../src/store/jobs.js';
 import { createFeed, fixture, startTestServer } from '../test/helpers.js';
 import { cases } from '../test/support/mutate.js';
+import { numberArg } from './args.js';
 
 export interface FuzzIngestOptions {
   messages: number;
@@ -92,17 +93,13 @@ export async function runFuzzIngest(o: FuzzIngestOptions): Promise<FuzzIngestRes
   }
 }
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   if (process.argv.includes('--help')) {
     process.stdout.write('Usage: node --import tsx bench/fuzz-ingest.ts [--messages 10000] [--seed 24301] [--connections 4]\n');
     process.exit(0);
   }
-  const r = await runFuzzIngest({ messages: arg('messages', 10_000), seed: arg('seed', 24301), connections: arg('connections', 4), log: (l) => process.stdout.write(`${l}\n`) });
+  const r = await runFuzzIngest({ messages: numberArg('messages', 10_000), seed: numberArg('seed', 24301), connections: numberArg('connections', 4), log: (l) => process.stdout.write(`${l}\n`) });
   const { unaccounted, ...counts } = r;
   process.stdout.write(`${JSON.stringify(counts)}\n`);
   for (const u of unaccounted.slice(0, 20)) process.stdout.write(`unaccounted: ${u}\n`);

@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import nodemailer from 'nodemailer';
 import { freePort } from '../test/helpers.js';
+import { prng } from '../test/support/mutate.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 
@@ -78,18 +79,6 @@ export interface KillRestartResult {
   /** Violations that are duplicates from re-sent, unacknowledged transactions (see resendDuplicates). */
   resendViolations: string[];
   dataDir: string;
-}
-
-/** mulberry32: a small seeded PRNG so a run's kill moments can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -15,6 +15,7 @@ import { cacheBytes } from '../src/store/cache.js';
 import { walBytes } from '../src/store/db.js';
 import { queueStats } from '../src/store/jobs.js';
 import { tempDir } from '../test/helpers.js';
+import { numberArg } from './args.js';
 
 export interface WeekOptions {
   days: number;
@@ -97,10 +98,6 @@ export async function simulateWeek(o: WeekOptions): Promise<DayReport[]> {
   return reports;
 }
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   if (process.argv.includes('--help')) {
@@ -108,8 +105,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     process.exit(0);
   }
   const opts: WeekOptions = {
-    days: arg('days', 7), messagesPerDay: arg('messages-per-day', 400), feeds: arg('feeds', 40),
-    walMaxBytes: arg('wal-max-bytes', 1024 * 1024), cacheMaxBytes: arg('cache-max-bytes', 256 * 1024),
+    days: numberArg('days', 7), messagesPerDay: numberArg('messages-per-day', 400), feeds: numberArg('feeds', 40),
+    walMaxBytes: numberArg('wal-max-bytes', 1024 * 1024), cacheMaxBytes: numberArg('cache-max-bytes', 256 * 1024),
     progress: (l) => process.stdout.write(`${l}\n`),
   };
   const started = Date.now();

@@ -5,7 +5,7 @@
 import { XSS_VECTORS } from '../html-safety.js';
 
 /** mulberry32: small, fast, and the same sequence everywhere for a given seed. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
