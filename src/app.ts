@@ -86,6 +86,8 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
       web = new WebServer({
         config, stores, log, urls,
         metrics: () => renderMetrics({ stores, runner, smtp, web }),
+        hasSpace: () => disk.hasSpace(),
+        onAccepted: () => runner?.notify(),
         readiness: async () => {
           const checks: Record<string, string> = {};
           let ok = true;

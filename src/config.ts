@@ -88,6 +88,12 @@ function logLevel(raw: string): string {
   return v;
 }
 
+function webhookSecret(raw: string): string {
+  const v = raw.trim();
+  if (v !== '' && v.length < 32) throw new Error('must be at least 32 characters (e.g. from `openssl rand -hex 32`), or empty to turn webhooks off');
+  return v;
+}
+
 function trustedProxies(raw: string): string[] {
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
 }
@@ -195,6 +201,10 @@ export const SETTINGS = {
   feedsPerHourPerClient: {
     env: 'FEEDMAIL_FEEDS_PER_HOUR_PER_CLIENT', flag: '--feeds-per-hour-per-client', default: '30',
     help: 'Feeds one client address may create per hour (0 turns the limit off)', parse: integer(0, 1000000),
+  },
+  webhookSecret: {
+    env: 'FEEDMAIL_WEBHOOK_SECRET', flag: '--webhook-secret', default: '',
+    help: 'Shared secret that signs raw-MIME deliveries to POST /inbound/raw (empty turns the endpoint off)', parse: webhookSecret,
   },
   trustedProxies: {
     env: 'FEEDMAIL_TRUSTED_PROXIES', flag: '--trusted-proxies', default: '',

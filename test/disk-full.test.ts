@@ -4,7 +4,20 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { signRawDelivery } from '../src/mail/webhooks/raw.js';
 import { createFeed, readFeed, sendRaw, startTestServer, tempDir, waitFor } from './helpers.js';
+
+const SECRET = 'disk-full-test-secret-0123456789abcdef';
+
+function postRaw(base: string, to: string, raw: string) {
+  const body = Buffer.from(raw);
+  const timestamp = Math.floor(Date.now() / 1000);
+  return fetch(`${base}/inbound/raw?to=${encodeURIComponent(to)}`, {
+    method: 'POST',
+    headers: { 'X-Feedmail-Timestamp': String(timestamp), 'X-Feedmail-Signature': signRawDelivery(SECRET, timestamp, body) },
+    body: new Uint8Array(body),
+  });
+}
 
 const message = (subject: string) => `From: a@example.com\r\nSubject: ${subject}\r\n\r\n${'body '.repeat(200)}\r\n`;
 
@@ -54,7 +67,7 @@ describe('disk full', () => {
       t.skip('cannot mount a loop filesystem here (needs root and /dev/loop*); the injected SQLITE_FULL test below still runs');
       return;
     }
-    const server = await startTestServer({ dataDir: path.join(mount.dir, 'data'), minFreeBytes: '0' });
+    const server = await startTestServer({ dataDir: path.join(mount.dir, 'data'), minFreeBytes: '0', webhookSecret: SECRET });
     try {
       const feed = await createFeed(server.base);
       await sendRaw(server.smtpPort, feed.address, message('before'));
@@ -65,6 +78,9 @@ describe('disk full', () => {
         assert.ok(err.responseCode && err.responseCode >= 400 && err.responseCode < 500, `got ${err.responseCode}`);
         return true;
       });
+      const hook = await postRaw(server.base, feed.address, message('webhook while full'));
+      assert.equal(hook.status, 503, 'the webhook asks the provider to retry');
+      assert.ok(Number(hook.headers.get('retry-after')) > 0);
       const items = await readFeed(feed.feeds.atom, 'atom');
       assert.deepEqual(items.map((i) => i.title), ['before'], 'reads keep working');
       // The free-space reading is cached for a second.

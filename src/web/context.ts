@@ -13,6 +13,10 @@ export interface WebDeps {
   /** Extra lines for /metrics and checks for /readyz, supplied by the app. */
   metrics: () => Promise<string>;
   readiness: () => Promise<{ ok: boolean; checks: Record<string, string> }>;
+  /** True while the disk has room for more mail. */
+  hasSpace: () => boolean;
+  /** Called after a message is journaled, to wake the local job runner. */
+  onAccepted: () => void;
 }
 
 export interface RequestContext {

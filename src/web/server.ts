@@ -10,6 +10,7 @@ import { feedDocumentRoute } from './routes/feed-document.js';
 import { feedPageRoute } from './routes/feed-page.js';
 import { healthzRoute, metricsRoute, readyzRoute } from './routes/health.js';
 import { homeRoute } from './routes/home.js';
+import { inboundRawRoute } from './routes/inbound-raw.js';
 import { manageDeleteRoute, managePageRoute, manageRenameRoute } from './routes/manage.js';
 import { staticRoute } from './routes/static.js';
 import { html } from './views/html.js';
@@ -19,7 +20,7 @@ const ROUTES: Route[] = [
   homeRoute, feedCreateRoute, feedDocumentRoute, feedPageRoute,
   entryPageRoute, entryBodyRoute, entryPartRoute,
   managePageRoute, manageRenameRoute, manageDeleteRoute,
-  healthzRoute, readyzRoute, metricsRoute, staticRoute,
+  inboundRawRoute, healthzRoute, readyzRoute, metricsRoute, staticRoute,
 ];
 
 export class WebServer {
@@ -97,7 +98,7 @@ export class WebServer {
     const headers: Record<string, string> = {};
     if (error instanceof RateLimitedError) headers['Retry-After'] = String(error.retryAfterSeconds);
     if (error.httpStatus === 503) headers['Retry-After'] = headers['Retry-After'] ?? '60';
-    if (wantsJson(req) || req.url?.startsWith('/feeds/') && /\.(json)$/.test(req.url)) {
+    if (wantsJson(req) || req.url?.startsWith('/inbound/') || (req.url?.startsWith('/feeds/') && req.url.endsWith('.json'))) {
       return sendJson(res, error.httpStatus, { error: { code: error.code, message: error.message } }, headers);
     }
     const title = error.httpStatus === 404 ? 'Not found' : error.message;
