@@ -2,7 +2,7 @@
  * Random secrets: 130 bits each, lowercase RFC 4648 base32 without padding, so
  * they survive mail systems that fold the case of addresses.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
 export const TOKEN_LENGTH = 26;
@@ -35,10 +35,4 @@ export function looksLikeToken(s: string): boolean {
 /** Manage secrets are stored only as this hash. */
 export function hashToken(token: string): string {
   return createHash('sha256').update(`feedmail-manage:${token}`).digest('hex');
-}
-
-export function sameHash(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'hex');
-  const y = Buffer.from(b, 'hex');
-  return x.length === y.length && timingSafeEqual(x, y);
 }
