@@ -275,11 +275,13 @@ export async function runKillRestart(opts: KillRestartOptions): Promise<KillRest
 
     // The server is "up" when this promise has resolved; a restart replaces it.
     let up: Promise<void> = Promise.resolve();
+    // Kills run one after another: a kill point reached while the server is still restarting
+    // from the previous kill is queued behind it, never merged into it, so a run makes all K.
     let restarting: Promise<void> | null = null;
+    let killsPending = 0;
     const killPoints = Array.from({ length: K }, () => Math.floor(random() * N * 0.9) + 1).sort((a, b) => a - b);
     const killAndRestart = (): Promise<void> => {
-      if (restarting) return restarting;
-      restarting = (async () => {
+      const cycle = (restarting ?? Promise.resolve()).then(async () => {
         let resolveUp!: () => void;
         up = new Promise((r) => { resolveUp = r; });
         await server.kill9();
@@ -290,15 +292,20 @@ export async function runKillRestart(opts: KillRestartOptions): Promise<KillRest
         await server.start();
         log(`  restarted in ${Date.now() - t} ms`);
         resolveUp();
-        restarting = null;
-      })();
-      return restarting;
+      });
+      restarting = cycle;
+      // Failures surface through the caller's promise; this chain only clears the marker.
+      cycle.finally(() => {
+        if (restarting === cycle) restarting = null;
+      }).catch(() => undefined);
+      return cycle;
     };
     const maybeKill = () => {
       if (killPoints.length > 0 && acked >= killPoints[0]!) {
         killPoints.shift();
+        killsPending++;
         // A random delay so the kill lands at any point of the next transactions and jobs.
-        setTimeout(() => void killAndRestart(), Math.floor(random() * 40));
+        setTimeout(() => void killAndRestart().finally(() => { killsPending--; }), Math.floor(random() * 40));
       }
     };
 
@@ -356,8 +363,8 @@ export async function runKillRestart(opts: KillRestartOptions): Promise<KillRest
       }
     };
     await Promise.all(Array.from({ length: C }, sender));
-    // A kill scheduled by the last acknowledgements may still be running.
-    while (restarting) await restarting;
+    // Kills scheduled by the last acknowledgements may still be waiting or running.
+    while (killsPending > 0 || restarting) await (restarting ?? sleep(10));
     clearInterval(progress);
     log(`  all sends done: ${acked}/${N} acknowledged in ${attemptsTotal} attempts, ${kills} kills (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 
