@@ -48,12 +48,13 @@ export async function insertEntry(
     if (existing) return undefined;
     // A byte-identical message already in this feed is a sender's retry after a lost "250"
     // (the connection dropped after our commit): SMTP delivers at least once, feeds show it once.
+    const rawHash = blobHash(raw);
     const resent = await trx.selectFrom('entries').select('id')
-      .where('feed_id', '=', feedId).where('raw_hash', '=', blobHash(raw)).executeTakeFirst();
+      .where('feed_id', '=', feedId).where('raw_hash', '=', rawHash).executeTakeFirst();
     if (resent) return undefined;
     const feed = await trx.selectFrom('feeds').select('id').where('id', '=', feedId).executeTakeFirst();
     if (!feed) return undefined;
-    const rawHash = await putBlob(trx, raw);
+    await putBlob(trx, raw, rawHash);
     const now = Date.now();
     const entry = await trx.insertInto('entries').values({
       feed_id: feedId,

@@ -7,9 +7,8 @@ export function blobHash(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Stores a blob unless it is already there; returns its hash. */
-export async function putBlob(trx: Transaction<AppSchema> | Kysely<AppSchema>, data: Buffer): Promise<string> {
-  const hash = blobHash(data);
+/** Stores a blob unless it is already there; returns its hash (pass it when already known). */
+export async function putBlob(trx: Transaction<AppSchema> | Kysely<AppSchema>, data: Buffer, hash = blobHash(data)): Promise<string> {
   await trx.insertInto('blobs')
     .values({ hash, size: data.length, data, created_at: Date.now() })
     .onConflict((oc) => oc.column('hash').doNothing())
