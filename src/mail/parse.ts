@@ -51,13 +51,14 @@ export async function parseMessage(raw: Buffer, limits: ParseLimits): Promise<Pa
   const notes: string[] = [];
   const boundary = multipartBoundary(mail.headers.get('content-type'));
   if (boundary !== null) {
-    const body = bodyOf(raw);
-    if (html === '' && text.trim() === '' && parts.length === 0 && body.trim() !== '') {
+    // Decoding the whole body as text is needed only when nothing else came out of it.
+    const body = html === '' && text.trim() === '' && parts.length === 0 ? bodyOf(raw) : '';
+    if (body.trim() !== '') {
       // A multipart message whose parts cannot be found (no or wrong boundary) would otherwise
       // come out empty; its body is still worth showing as it is.
       text = body;
       notes.push('The parts of this message could not be separated; its body is shown as it arrived.');
-    } else if (boundary !== '' && !body.includes(`--${boundary}--`)) {
+    } else if (boundary !== '' && !raw.includes(`--${boundary}--`)) {
       notes.push('This message seems to be incomplete: it ends before its last part.');
     }
   }
