@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Frame, type Page } from 'playwright-core';
-import { createFeed, fixture, readFeed, sendRaw, startTestServer, waitFor, type CreatedFeed, type FeedItemView, type TestServer } from './helpers.js';
+import { createFeed, fixture, readFeed, sendRaw, startTestServer, type CreatedFeed, type FeedItemView, type TestServer, waitFor, waitForEntries } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ATTACKER = 'attacker.invalid';
@@ -173,10 +173,7 @@ describe('in a real browser (Chromium)', { timeout: 240_000 }, () => {
     const feed = await createFeed(server.base, name);
     const info = await sendRaw(server.smtpPort, feed.address, fixture(name));
     assert.match(info.response, /^250 /, `${name} is accepted`);
-    const [entry] = await waitFor(async () => {
-      const items = await readFeed(feed.feeds.json, 'json');
-      return items.length ? items : undefined;
-    }, 10_000, `the entry of ${name}`);
+    const [entry] = await waitForEntries(feed.feeds.json, 'json', 1, 10_000, `the entry of ${name}`);
     return { feed, entry: entry! };
   }
 

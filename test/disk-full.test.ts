@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { signRawDelivery } from '../src/mail/webhooks/raw.js';
-import { createFeed, readFeed, sendRaw, startTestServer, tempDir, waitFor } from './helpers.js';
+import { createFeed, readFeed, sendRaw, startTestServer, tempDir, waitFor, waitForEntries } from './helpers.js';
 
 const SECRET = 'disk-full-test-secret-0123456789abcdef';
 
@@ -135,10 +135,7 @@ describe('disk full', () => {
       queue.pragma('max_page_count = 4294967294');
       const info = await sendRaw(server.smtpPort, feed.address, 'Subject: recovered\r\n\r\nhello\r\n');
       assert.match(info.response, /^250 /);
-      const items = await waitFor(async () => {
-        const l = await readFeed(feed.feeds.atom, 'atom');
-        return l.length ? l : undefined;
-      });
+      const items = await waitForEntries(feed.feeds.atom, 'atom');
       assert.deepEqual(items.map((i) => i.title), ['recovered']);
     } finally {
       await server.stop();

@@ -7,7 +7,7 @@ import { createFeed as insertFeed } from '../src/store/feeds.js';
 import { openStores } from '../src/store/index.js';
 import { enqueueJob, jobById } from '../src/store/jobs.js';
 import { journalMessage } from '../src/store/journal.js';
-import { readFeed, startTestServer, tempDir, waitFor } from './helpers.js';
+import { readFeed, startTestServer, tempDir, waitFor, waitForEntries } from './helpers.js';
 
 function newsletter(subject: string): Buffer {
   return Buffer.from([
@@ -79,10 +79,7 @@ describe('durability under kill -9', () => {
         }, 20);
         const feedUrl = `${server.base}/feeds/${feed.feed_token}.json`;
         try {
-          const items = await waitFor(async () => {
-            const list = await readFeed(feedUrl, 'json');
-            return list.length >= 2 ? list : undefined;
-          }, 20_000, 'both entries');
+          const items = await waitForEntries(feedUrl, 'json', 2, 20_000, 'both entries');
           assert.deepEqual(items.map((i) => i.title).sort(), ['in flight when killed', 'lease still running']);
           await waitFor(async () => {
             for (const id of jobIds) if (await jobById(server.app.stores.queue.db, id)) return false;

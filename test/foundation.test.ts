@@ -1,7 +1,7 @@
 /** Issue 2: one button to a feed entry, end to end, through the real SMTP and HTTP servers. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createFeed, readFeed, sendRaw, smtpTransport, startTestServer, waitFor, type TestServer } from './helpers.js';
+import { createFeed, readFeed, sendRaw, smtpTransport, startTestServer, type TestServer, waitFor, waitForEntries } from './helpers.js';
 
 function newsletter(to: string, subject: string): string {
   return [
@@ -74,10 +74,7 @@ describe('foundation', () => {
     const info = await sendRaw(server.smtpPort, feed.address, newsletter(feed.address, 'Weekly digest — №1'));
     assert.match(info.response, /^250 /);
     for (const format of ['atom', 'rss', 'json'] as const) {
-      const items = await waitFor(async () => {
-        const list = await readFeed(feed.feeds[format], format);
-        return list.length > 0 ? list : undefined;
-      }, 5000, `${format} entry`);
+      const items = await waitForEntries(feed.feeds[format], format, 1, 5000, `${format} entry`);
       assert.equal(items.length, 1);
       assert.equal(items[0]!.title, 'Weekly digest — №1');
       assert.equal(items[0]!.author, 'Jane Writer');
@@ -100,10 +97,7 @@ describe('foundation', () => {
     const feed = await createFeed(server.base);
     const [local, domain] = feed.address.split('@') as [string, string];
     await sendRaw(server.smtpPort, `${local.toUpperCase()}+news@${domain.toUpperCase()}`, newsletter(feed.address, 'Plus one'));
-    const items = await waitFor(async () => {
-      const l = await readFeed(feed.feeds.atom, 'atom');
-      return l.length ? l : undefined;
-    });
+    const items = await waitForEntries(feed.feeds.atom, 'atom');
     assert.equal(items[0]!.title, 'Plus one');
   });
 
@@ -119,10 +113,7 @@ describe('foundation', () => {
     const info = await sendRaw(server.smtpPort, [feed.address, 'nobody@localhost', other.address], newsletter(feed.address, 'To two feeds'));
     assert.deepEqual(info.rejected, ['nobody@localhost']);
     for (const f of [feed, other]) {
-      const items = await waitFor(async () => {
-        const l = await readFeed(f.feeds.atom, 'atom');
-        return l.length ? l : undefined;
-      });
+      const items = await waitForEntries(f.feeds.atom, 'atom');
       assert.equal(items.length, 1);
       assert.equal(items[0]!.title, 'To two feeds');
     }
@@ -207,10 +198,7 @@ describe('foundation', () => {
     try {
       const url = feed.feeds.atom.replace(/^http:\/\/[^/]+/, second.base);
       await sendRaw(second.smtpPort, feed.address, newsletter(feed.address, 'after'));
-      const items = await waitFor(async () => {
-        const l = await readFeed(url, 'atom');
-        return l.length === 2 ? l : undefined;
-      }, 5000, 'the new entry');
+      const items = await waitForEntries(url, 'atom', 2, 5000, 'the new entry');
       assert.deepEqual(items.map((i) => i.title), ['after', 'before']);
     } finally {
       await second.stop();

@@ -130,6 +130,14 @@ export async function readFeed(url: string, format: 'atom' | 'rss' | 'json'): Pr
   }));
 }
 
+/** Polls a feed the way a reader would until it lists at least `count` entries, and returns them. */
+export function waitForEntries(url: string, format: 'atom' | 'rss' | 'json', count = 1, timeoutMs = 5000, what = `${count} entr${count === 1 ? 'y' : 'ies'} in ${format}`): Promise<FeedItemView[]> {
+  return waitFor(async () => {
+    const items = await readFeed(url, format);
+    return items.length >= count ? items : undefined;
+  }, timeoutMs, what);
+}
+
 export function fixture(name: string): Buffer {
   return fs.readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
 }

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createFeed, fixture, readFeed, sendRaw, startTestServer, waitFor, type TestServer } from './helpers.js';
+import { createFeed, fixture, sendRaw, startTestServer, type TestServer, waitForEntries } from './helpers.js';
 
 describe('privacy and display, end to end', () => {
   let server: TestServer;
@@ -17,10 +17,7 @@ describe('privacy and display, end to end', () => {
 
   async function deliver(to: string, raw: string | Buffer, feedUrl: string) {
     await sendRaw(server.smtpPort, to, raw);
-    return waitFor(async () => {
-      const items = await readFeed(feedUrl, 'json');
-      return items.length ? items : undefined;
-    }, 10_000, 'the entry');
+    return waitForEntries(feedUrl, 'json', 1, 10_000, 'the entry');
   }
 
   it('keeps the inbox address out of the entry page, its body, the feed page and all three feeds', async () => {
@@ -64,10 +61,7 @@ describe('privacy and display, end to end', () => {
     ].join('\r\n');
     await sendRaw(server.smtpPort, [a.address, b.address], raw);
     for (const feed of [a, b]) {
-      const [item] = await waitFor(async () => {
-        const l = await readFeed(feed.feeds.json, 'json');
-        return l.length ? l : undefined;
-      });
+      const [item] = await waitForEntries(feed.feeds.json, 'json');
       const attachment = item!.enclosures.find((e) => e.url.endsWith('invite.ics'));
       assert.ok(attachment, 'the calendar file is an enclosure');
       const texts = [await (await fetch(item!.link)).text(), await (await fetch(`${item!.link}/body`)).text(), await (await fetch(feed.feeds.atom)).text(), await (await fetch(attachment.url)).text()];

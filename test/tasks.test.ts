@@ -6,7 +6,7 @@ import { allTasks } from '../src/jobs/tasks/index.js';
 import { createLogger } from '../src/log.js';
 import { RenderPool } from '../src/mail/render-pool.js';
 import { walBytes } from '../src/store/db.js';
-import { createFeed, fixture, readFeed, sendRaw, startTestServer, waitFor, type TestServer } from './helpers.js';
+import { createFeed, fixture, readFeed, sendRaw, startTestServer, type TestServer, waitFor, waitForEntries } from './helpers.js';
 
 const DAY = 86_400_000;
 
@@ -134,10 +134,7 @@ describe('reprocessing and limits', () => {
     const server = await startTestServer();
     const feed = await createFeed(server.base);
     await sendRaw(server.smtpPort, feed.address, fixture('alternative-utf8.eml'));
-    const [before] = await waitFor(async () => {
-      const l = await readFeed(feed.feeds.json, 'json');
-      return l.length ? l : undefined;
-    });
+    const [before] = await waitForEntries(feed.feeds.json, 'json');
     // Pretend an older, worse sanitizer produced this entry.
     server.app.stores.app.raw.prepare("UPDATE entries SET html = '<p>stale rendering</p>'").run();
     await server.stop();
@@ -167,10 +164,7 @@ describe('reprocessing and limits', () => {
         '--b', 'Content-Type: application/pdf; name=big.pdf', 'Content-Disposition: attachment; filename=big.pdf', 'Content-Transfer-Encoding: base64', '', big,
         '--b--', '',
       ].join('\r\n'));
-      const [item] = await waitFor(async () => {
-        const l = await readFeed(feed.feeds.json, 'json');
-        return l.length ? l : undefined;
-      });
+      const [item] = await waitForEntries(feed.feeds.json, 'json');
       assert.deepEqual(item!.enclosures, [], 'a part that was not kept is no enclosure');
       const page = await (await fetch(item!.link)).text();
       assert.match(page, /big\.pdf <span class="meta">5000 bytes, too large to keep/);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { signRawDelivery } from '../src/mail/webhooks/raw.js';
-import { createFeed, readFeed, startTestServer, waitFor, type TestServer } from './helpers.js';
+import { createFeed, readFeed, startTestServer, type TestServer, waitForEntries } from './helpers.js';
 
 const SECRET = 'test-secret-that-is-long-enough-0123456789';
 const message = (subject: string) => Buffer.from(`From: Relay News <news@example.com>\r\nSubject: ${subject}\r\n\r\nDelivered by webhook.\r\n`);
@@ -36,10 +36,7 @@ describe('raw MIME webhook', () => {
     assert.equal(res.status, 202);
     const body = (await res.json()) as { accepted: boolean; id: number; rejected: string[] };
     assert.deepEqual(body.rejected, ['nobody@localhost']);
-    const items = await waitFor(async () => {
-      const l = await readFeed(feed.feeds.json, 'json');
-      return l.length ? l : undefined;
-    });
+    const items = await waitForEntries(feed.feeds.json, 'json');
     assert.equal(items[0]!.title, 'via webhook');
   });
 
