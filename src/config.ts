@@ -4,6 +4,7 @@
  * message naming what is allowed. The whole table is checked before anything
  * listens; the resulting Config object is passed in, never imported as a global.
  */
+import os from 'node:os';
 import path from 'node:path';
 
 export class ConfigError extends Error {
@@ -94,6 +95,30 @@ function webhookSecret(raw: string): string {
   return v;
 }
 
+/** A number of threads; `auto` is one per core the process may use. */
+function threads(raw: string): number {
+  const v = raw.trim().toLowerCase();
+  if (v === 'auto' || v === '') return Math.max(1, Math.min(16, os.availableParallelism()));
+  return integer(1, 64)(v);
+}
+
+/**
+ * Who may read /metrics and /readyz: empty for everyone, else a comma-separated list of
+ * addresses, CIDR ranges (`10.0.0.0/8`, `fd00::/8`) and `token:<secret>` entries (the token
+ * is then sent as `Authorization: Bearer <secret>`).
+ */
+function opsAllow(raw: string): string[] {
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of list) {
+    if (item.startsWith('token:')) {
+      if (item.length < 'token:'.length + 16) throw new Error('a token: entry needs a secret of at least 16 characters');
+      continue;
+    }
+    if (!/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(item)) throw new Error(`"${item}" is not an IP address, a CIDR range or token:<secret>`);
+  }
+  return list;
+}
+
 function trustedProxies(raw: string): string[] {
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
 }
@@ -154,6 +179,10 @@ export const SETTINGS = {
     env: 'FEEDMAIL_PROCESSING_TIMEOUT_MS', flag: '--processing-timeout-ms', default: '20000',
     help: 'Longest time one message may take to parse and sanitize', parse: integer(100, 600000),
   },
+  renderThreads: {
+    env: 'FEEDMAIL_RENDER_THREADS', flag: '--render-threads', default: 'auto',
+    help: 'Threads that parse, sanitize and redact mail (auto: one per core)', parse: threads,
+  },
   workerConcurrency: {
     env: 'FEEDMAIL_WORKER_CONCURRENCY', flag: '--worker-concurrency', default: '2',
     help: 'Jobs one process runs at the same time (0 runs no jobs in this process)', parse: integer(0, 64),
@@ -165,6 +194,18 @@ export const SETTINGS = {
   feedMaxEntries: {
     env: 'FEEDMAIL_FEED_MAX_ENTRIES', flag: '--feed-max-entries', default: '50',
     help: 'Entries shown in a feed document (older entries stay reachable by their links)', parse: integer(1, 1000),
+  },
+  feedEntryMaxBytes: {
+    env: 'FEEDMAIL_FEED_ENTRY_MAX_BYTES', flag: '--feed-entry-max-bytes', default: '256k',
+    help: 'Largest entry content in a feed document; longer entries carry a summary and a link to their page', parse: byteSize(1024, 64 * 1024 ** 2),
+  },
+  feedDocumentMaxBytes: {
+    env: 'FEEDMAIL_FEED_DOCUMENT_MAX_BYTES', flag: '--feed-document-max-bytes', default: '4m',
+    help: 'Largest feed document; entries past it are left out (they stay reachable by their links)', parse: byteSize(16 * 1024, 1024 ** 3),
+  },
+  feedMaxBytes: {
+    env: 'FEEDMAIL_FEED_MAX_BYTES', flag: '--feed-max-bytes', default: '1g',
+    help: 'Disk quota of one feed (entries, attachments, raw mail); a full feed defers new mail with 452 4.2.2', parse: byteSize(1024 * 1024, 1024 ** 4),
   },
   feedKeepEntries: {
     env: 'FEEDMAIL_FEED_KEEP_ENTRIES', flag: '--feed-keep-entries', default: '500',
@@ -188,7 +229,19 @@ export const SETTINGS = {
   },
   smtpMaxClientsPerAddress: {
     env: 'FEEDMAIL_SMTP_MAX_CLIENTS_PER_ADDRESS', flag: '--smtp-max-clients-per-address', default: '20',
-    help: 'Simultaneous SMTP connections from one client address', parse: integer(1, 100000),
+    help: 'Simultaneous SMTP connections from one client network (an IPv4 /24 or an IPv6 /64)', parse: integer(1, 100000),
+  },
+  smtpMaxInflightBytes: {
+    env: 'FEEDMAIL_SMTP_MAX_INFLIGHT_BYTES', flag: '--smtp-max-inflight-bytes', default: '256m',
+    help: 'Message bytes held in memory by all SMTP sessions together; past it new DATA is deferred with 451', parse: byteSize(1024 * 1024, 64 * 1024 ** 3),
+  },
+  smtpDataTimeoutMs: {
+    env: 'FEEDMAIL_SMTP_DATA_TIMEOUT_MS', flag: '--smtp-data-timeout-ms', default: '600000',
+    help: 'Longest time one message may take to arrive (DATA), however busy the sender keeps the line', parse: integer(1000, 3600000),
+  },
+  smtpMinDataRate: {
+    env: 'FEEDMAIL_SMTP_MIN_DATA_RATE', flag: '--smtp-min-data-rate', default: '2k',
+    help: 'Bytes per second a message must average once it has taken 30 s (0 turns the check off)', parse: byteSize(0, 1024 ** 3),
   },
   smtpMaxRecipients: {
     env: 'FEEDMAIL_SMTP_MAX_RECIPIENTS', flag: '--smtp-max-recipients', default: '50',
@@ -205,6 +258,18 @@ export const SETTINGS = {
   webhookSecret: {
     env: 'FEEDMAIL_WEBHOOK_SECRET', flag: '--webhook-secret', default: '',
     help: 'Shared secret that signs raw-MIME deliveries to POST /inbound/raw (empty turns the endpoint off)', parse: webhookSecret,
+  },
+  webhookMaxConcurrent: {
+    env: 'FEEDMAIL_WEBHOOK_MAX_CONCURRENT', flag: '--webhook-max-concurrent', default: '8',
+    help: 'Webhook request bodies read at the same time; more get 503 with Retry-After', parse: integer(1, 10000),
+  },
+  httpMaxConnections: {
+    env: 'FEEDMAIL_HTTP_MAX_CONNECTIONS', flag: '--http-max-connections', default: '1000',
+    help: 'Simultaneous HTTP connections; more are refused', parse: integer(1, 1000000),
+  },
+  opsAllow: {
+    env: 'FEEDMAIL_OPS_ALLOW', flag: '--ops-allow', default: '',
+    help: 'Who may read /metrics and /readyz: addresses, CIDR ranges and token:<secret>, comma-separated (empty: everyone)', parse: opsAllow,
   },
   trustedProxies: {
     env: 'FEEDMAIL_TRUSTED_PROXIES', flag: '--trusted-proxies', default: '',

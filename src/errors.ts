@@ -41,6 +41,13 @@ export class StorageFullError extends FeedmailError {
   }
 }
 
+/** The feed holds as many bytes as its quota allows: the sender should retry once the owner made room. */
+export class FeedFullError extends FeedmailError {
+  constructor() {
+    super('feed_full', 'This feed is full (over its storage quota); try again later', 507, { code: 452, enhanced: '4.2.2' });
+  }
+}
+
 /** A transient failure to store: nothing was acknowledged. */
 export class TemporaryFailureError extends FeedmailError {
   constructor(message: string, options?: { cause?: unknown }) {

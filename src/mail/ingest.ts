@@ -7,10 +7,10 @@
  *      idempotently (one entry per journal row and feed).
  */
 import type { Kysely } from 'kysely';
-import { isDiskFull, StorageFullError, TemporaryFailureError } from '../errors.js';
+import { FeedFullError, isDiskFull, StorageFullError, TemporaryFailureError, UnknownRecipientError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { looksLikeToken } from '../secrets.js';
-import { insertEntry } from '../store/entries.js';
+import { feedBytes, insertEntry } from '../store/entries.js';
 import { feedById, feedByInboxToken, type Feed } from '../store/feeds.js';
 import { journalById, journalMessage } from '../store/journal.js';
 import type { AppSchema, QueueSchema } from '../store/schema.js';
@@ -27,6 +27,24 @@ export async function feedForAddress(db: Kysely<AppSchema>, address: string, dom
   const token = local.split('+')[0] ?? '';
   if (!looksLikeToken(token)) return undefined;
   return feedByInboxToken(db, token);
+}
+
+export interface RecipientLimits {
+  mailDomains: string[];
+  /** A feed holding this many bytes or more takes no new mail until it has room again. */
+  feedMaxBytes: number;
+}
+
+/**
+ * The feed an address delivers to, checked as SMTP's RCPT TO and the webhooks
+ * need it: throws UnknownRecipientError (550, "do not retry") or FeedFullError
+ * (452 4.2.2, retry later) when the message must not be taken for it.
+ */
+export async function recipientFeed(db: Kysely<AppSchema>, address: string, limits: RecipientLimits): Promise<Feed> {
+  const feed = await feedForAddress(db, address, limits.mailDomains);
+  if (!feed) throw new UnknownRecipientError();
+  if (await feedBytes(db, feed.id) >= limits.feedMaxBytes) throw new FeedFullError();
+  return feed;
 }
 
 export interface AcceptInput {

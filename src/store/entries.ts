@@ -1,10 +1,11 @@
 /** Entries: stored once per (feed, journal row), read newest first. */
-import type { Kysely } from 'kysely';
+import { createHash } from 'node:crypto';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { newToken } from '../secrets.js';
-import { blobHash, putBlob } from './parts.js';
+import { blobHash, deleteUnreferenced, heldBy, putBlob } from './parts.js';
 import type { AppSchema, EntriesTable } from './schema.js';
 
-export type Entry = Omit<EntriesTable, 'id'> & { id: number };
+export type Entry = Selectable<EntriesTable>;
 
 /** An attachment or inline image as parsed from a message. */
 export interface NewPart {
@@ -14,6 +15,10 @@ export interface NewPart {
   contentId: string | null;
   inline: boolean;
   size: number;
+  /** The charset a text part declared (bytes are as sent); null when none or not text. */
+  charset?: string | null;
+  /** Why the bytes are not kept or not offered; shown next to the part. */
+  note?: string | null;
 }
 
 /** Everything an entry shows, as rendered from its message. */
@@ -29,6 +34,25 @@ export interface EntryContent {
   parts: NewPart[];
 }
 
+/** Counts what an entry costs its feed: its body, its kept parts and its raw message. */
+function entryBytes(content: EntryContent, raw: Buffer): number {
+  const parts = content.parts.reduce((n, p) => n + (p.content ? p.content.length : 0), 0);
+  return Buffer.byteLength(content.html) + Buffer.byteLength(content.text) + parts + raw.length;
+}
+
+/**
+ * Stores a body once: every feed that received the same message (and so the same
+ * redacted rendering) points at one row.
+ */
+async function putBody(trx: Kysely<AppSchema>, html: string, text: string): Promise<string> {
+  const hash = createHash('sha256').update(html).update('\0').update(text).digest('hex');
+  await trx.insertInto('bodies')
+    .values({ hash, html, text, bytes: Buffer.byteLength(html) + Buffer.byteLength(text), created_at: Date.now() })
+    .onConflict((oc) => oc.column('hash').doNothing())
+    .execute();
+  return hash;
+}
+
 /**
  * Stores an entry with its parts and bumps the feed's version, in one
  * transaction. Returns undefined when the entry for this journal row already
@@ -41,6 +65,7 @@ export async function insertEntry(
   receivedAt: number,
   raw: Buffer,
   content: EntryContent,
+  rawHash = blobHash(raw),
 ): Promise<Entry | undefined> {
   return db.transaction().execute(async (trx) => {
     const existing = await trx.selectFrom('entries').select('id')
@@ -48,15 +73,15 @@ export async function insertEntry(
     if (existing) return undefined;
     // A byte-identical message already in this feed is a sender's retry after a lost "250"
     // (the connection dropped after our commit): SMTP delivers at least once, feeds show it once.
-    const rawHash = blobHash(raw);
     const resent = await trx.selectFrom('entries').select('id')
       .where('feed_id', '=', feedId).where('raw_hash', '=', rawHash).executeTakeFirst();
     if (resent) return undefined;
     const feed = await trx.selectFrom('feeds').select('id').where('id', '=', feedId).executeTakeFirst();
     if (!feed) return undefined;
     await putBlob(trx, raw, rawHash);
+    const bodyHash = await putBody(trx, content.html, content.text);
     const now = Date.now();
-    const entry = await trx.insertInto('entries').values({
+    const row = await trx.insertInto('entries').values({
       feed_id: feedId,
       journal_uid: journalUid,
       share_token: newToken(),
@@ -65,18 +90,20 @@ export async function insertEntry(
       subject: content.subject,
       sent_at: content.sentAt,
       received_at: receivedAt,
-      html: content.html,
-      text: content.text,
+      html: '',
+      text: '',
+      body_hash: bodyHash,
+      bytes: entryBytes(content, raw),
       confirm_url: content.confirmUrl,
       note: content.note,
       raw_hash: rawHash,
       processed_at: now,
-    }).returningAll().executeTakeFirstOrThrow();
-    await insertParts(trx, entry.id, content.parts);
+    }).returning('id').executeTakeFirstOrThrow();
+    await insertParts(trx, row.id, content.parts);
     await trx.updateTable('feeds')
       .set((eb) => ({ version: eb('version', '+', 1), updated_at: now }))
       .where('id', '=', feedId).execute();
-    return entry;
+    return entryQuery(trx).where('entries.id', '=', row.id).executeTakeFirstOrThrow();
   });
 }
 
@@ -93,6 +120,7 @@ async function insertParts(trx: Kysely<AppSchema>, entryId: number, parts: NewPa
       content_id: part.contentId,
       inline: part.inline ? 1 : 0,
       size: part.size,
+      note: part.note ?? null,
     }).execute();
   }
 }
@@ -100,39 +128,89 @@ async function insertParts(trx: Kysely<AppSchema>, entryId: number, parts: NewPa
 /** Replaces an entry's rendered content (after the sanitizer improved), keeping its share link. */
 export async function replaceEntryContent(db: Kysely<AppSchema>, entryId: number, content: EntryContent): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    const entry = await trx.selectFrom('entries').select(['id', 'feed_id']).where('id', '=', entryId).executeTakeFirst();
+    const entry = await trx.selectFrom('entries').select(['id', 'feed_id', 'body_hash']).where('id', '=', entryId).executeTakeFirst();
     if (!entry) return;
     const now = Date.now();
+    const bodyHash = await putBody(trx, content.html, content.text);
+    const oldParts = await trx.selectFrom('entry_parts').select('blob_hash').where('entry_id', '=', entryId).execute();
     await trx.updateTable('entries').set({
       from_name: content.fromName,
       from_address: content.fromAddress,
       subject: content.subject,
       sent_at: content.sentAt,
-      html: content.html,
-      text: content.text,
+      html: '',
+      text: '',
+      body_hash: bodyHash,
       confirm_url: content.confirmUrl,
       note: content.note,
       processed_at: now,
     }).where('id', '=', entryId).execute();
     await trx.deleteFrom('entry_parts').where('entry_id', '=', entryId).execute();
     await insertParts(trx, entryId, content.parts);
+    await deleteUnreferenced(trx, { bodies: [entry.body_hash], blobs: oldParts.map((p) => p.blob_hash) });
     await trx.updateTable('feeds')
       .set((eb) => ({ version: eb('version', '+', 1), updated_at: now }))
       .where('id', '=', entry.feed_id).execute();
   });
 }
 
+/** Entry rows with their body (shared or, for entries stored before bodies were shared, inline). */
+function entryQuery(db: Kysely<AppSchema>) {
+  return db.selectFrom('entries').leftJoin('bodies', 'bodies.hash', 'entries.body_hash').select([
+    'entries.id', 'entries.feed_id', 'entries.journal_uid', 'entries.share_token', 'entries.from_name',
+    'entries.from_address', 'entries.subject', 'entries.sent_at', 'entries.received_at', 'entries.confirm_url',
+    'entries.note', 'entries.raw_hash', 'entries.processed_at', 'entries.body_hash', 'entries.bytes',
+    sql<string>`coalesce(bodies.html, entries.html)`.as('html'),
+    sql<string>`coalesce(bodies.text, entries.text)`.as('text'),
+  ]);
+}
+
 export async function entriesOfFeed(db: Kysely<AppSchema>, feedId: number, limit: number): Promise<Entry[]> {
-  return db.selectFrom('entries').selectAll().where('feed_id', '=', feedId).orderBy('id', 'desc').limit(limit).execute();
+  return entryQuery(db).where('entries.feed_id', '=', feedId).orderBy('entries.id', 'desc').limit(limit).execute();
+}
+
+/** What a list of entries shows: everything but the body, which can be megabytes. */
+export type EntrySummary = Omit<Entry, 'html' | 'text' | 'journal_uid' | 'raw_hash' | 'body_hash'>;
+
+export async function entrySummariesOfFeed(db: Kysely<AppSchema>, feedId: number, limit: number): Promise<EntrySummary[]> {
+  return db.selectFrom('entries').select([
+    'id', 'feed_id', 'share_token', 'from_name', 'from_address', 'subject', 'sent_at', 'received_at',
+    'confirm_url', 'note', 'processed_at', 'bytes',
+  ]).where('feed_id', '=', feedId).orderBy('id', 'desc').limit(limit).execute();
+}
+
+/**
+ * Entries for a feed document with at most `maxHtmlChars` characters of their body
+ * read from disk: a long newsletter is shown as a summary and a link, so a feed
+ * document costs the same to build whatever was mailed to it. `html_length` is the
+ * whole body's length, to tell whether `html` was cut.
+ */
+export type DocumentEntry = Omit<Entry, 'text'> & { html_length: number; summary: string };
+
+export async function documentEntriesOfFeed(db: Kysely<AppSchema>, feedId: number, limit: number, maxHtmlChars: number, summaryChars = 1000): Promise<DocumentEntry[]> {
+  return db.selectFrom('entries').leftJoin('bodies', 'bodies.hash', 'entries.body_hash').select([
+    'entries.id', 'entries.feed_id', 'entries.journal_uid', 'entries.share_token', 'entries.from_name',
+    'entries.from_address', 'entries.subject', 'entries.sent_at', 'entries.received_at', 'entries.confirm_url',
+    'entries.note', 'entries.raw_hash', 'entries.processed_at', 'entries.body_hash', 'entries.bytes',
+    sql<string>`substr(coalesce(bodies.html, entries.html), 1, ${maxHtmlChars})`.as('html'),
+    sql<number>`length(coalesce(bodies.html, entries.html))`.as('html_length'),
+    sql<string>`substr(coalesce(bodies.text, entries.text), 1, ${summaryChars})`.as('summary'),
+  ]).where('entries.feed_id', '=', feedId).orderBy('entries.id', 'desc').limit(limit).execute();
 }
 
 export async function entryByShareToken(db: Kysely<AppSchema>, shareToken: string): Promise<Entry | undefined> {
-  return db.selectFrom('entries').selectAll().where('share_token', '=', shareToken).executeTakeFirst();
+  return entryQuery(db).where('entries.share_token', '=', shareToken).executeTakeFirst();
 }
 
 export async function countEntries(db: Kysely<AppSchema>, feedId: number): Promise<number> {
   const row = await db.selectFrom('entries').select((eb) => eb.fn.countAll<number>().as('n')).where('feed_id', '=', feedId).executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/** Bytes a feed's entries take (bodies, parts and raw mail, each counted in full), for its quota. */
+export async function feedBytes(db: Kysely<AppSchema>, feedId: number): Promise<number> {
+  const row = await db.selectFrom('entries').select((eb) => eb.fn.sum<number>('bytes').as('n')).where('feed_id', '=', feedId).executeTakeFirst();
+  return Number(row?.n ?? 0);
 }
 
 export async function countAllEntries(db: Kysely<AppSchema>): Promise<number> {
@@ -142,7 +220,7 @@ export async function countAllEntries(db: Kysely<AppSchema>): Promise<number> {
 
 /** Entries of every feed in id order, a page at a time, for `feedmail reprocess`. */
 export async function entriesAfter(db: Kysely<AppSchema>, afterId: number, limit: number): Promise<Entry[]> {
-  return db.selectFrom('entries').selectAll().where('id', '>', afterId).orderBy('id').limit(limit).execute();
+  return entryQuery(db).where('entries.id', '>', afterId).orderBy('entries.id').limit(limit).execute();
 }
 
 /** Deletes all but the newest `keep` entries of each feed. Returns how many went. */
@@ -155,7 +233,9 @@ export async function trimFeeds(db: Kysely<AppSchema>, keep: number): Promise<nu
       const cutoff = await trx.selectFrom('entries').select('id').where('feed_id', '=', feed_id)
         .orderBy('id', 'desc').offset(keep).limit(1).executeTakeFirst();
       if (!cutoff) continue;
+      const held = await heldBy(trx, (q) => q.where('entries.feed_id', '=', feed_id).where('entries.id', '<=', cutoff.id));
       const r = await trx.deleteFrom('entries').where('feed_id', '=', feed_id).where('id', '<=', cutoff.id).executeTakeFirst();
+      await deleteUnreferenced(trx, held);
       deleted += Number(r.numDeletedRows);
       await trx.updateTable('feeds').set((eb) => ({ version: eb('version', '+', 1), updated_at: Date.now() }))
         .where('id', '=', feed_id).execute();

@@ -1,6 +1,7 @@
 /** Feeds: creation, lookups by each secret, and the version that keys caches. */
 import type { Kysely } from 'kysely';
 import { hashToken, newToken } from '../secrets.js';
+import { deleteUnreferenced, heldBy } from './parts.js';
 import type { AppSchema, FeedsTable } from './schema.js';
 
 export type Feed = Omit<FeedsTable, 'id' | 'version'> & { id: number; version: number };
@@ -80,8 +81,13 @@ export async function renameFeed(db: Kysely<AppSchema>, id: number, title: strin
     .execute();
 }
 
+/** Deletes a feed, its entries and whatever of their bodies and parts no other feed shares. */
 export async function deleteFeed(db: Kysely<AppSchema>, id: number): Promise<void> {
-  await db.deleteFrom('feeds').where('id', '=', id).execute();
+  await db.transaction().execute(async (trx) => {
+    const held = await heldBy(trx, (q) => q.where('entries.feed_id', '=', id));
+    await trx.deleteFrom('feeds').where('id', '=', id).execute();
+    await deleteUnreferenced(trx, held);
+  });
 }
 
 /**

@@ -52,3 +52,25 @@ export async function deleteJournalBefore(db: Kysely<QueueSchema>, before: numbe
     .executeTakeFirst();
   return Number(r.numDeletedRows);
 }
+
+/** An ingest job that failed for good, as the owner of one of its feeds sees it. */
+export interface FailedIngest {
+  jobId: number;
+  journalId: number;
+  receivedAt: number;
+  size: number;
+  attempts: number;
+  lastError: string;
+}
+
+/** Ingest jobs failed for good whose message was addressed to this feed (newest first). */
+export async function failedIngestsOfFeed(db: Kysely<QueueSchema>, feedId: number, limit = 20): Promise<FailedIngest[]> {
+  const rows = await db.selectFrom('jobs')
+    .innerJoin('journal', (j) => j.on(sql`json_extract(jobs.payload, '$.journalId')`, '=', sql.ref('journal.id')))
+    .select(['jobs.id as jobId', 'journal.id as journalId', 'journal.received_at as receivedAt', 'journal.size as size',
+      'jobs.attempts as attempts', 'jobs.last_error as lastError'])
+    .where('jobs.task', '=', INGEST_TASK).where('jobs.state', '=', 'failed')
+    .where(sql<boolean>`exists (select 1 from json_each(journal.feed_ids) where json_each.value = ${feedId})`)
+    .orderBy('jobs.id', 'desc').limit(limit).execute();
+  return rows.map((r) => ({ ...r, lastError: (r.lastError ?? '').split('\n')[0]! }));
+}

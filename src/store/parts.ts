@@ -1,6 +1,6 @@
 /** Content-addressed blobs: identical attachments, images and raw messages are stored once. */
 import { createHash } from 'node:crypto';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely';
 import type { AppSchema, EntryPartsTable } from './schema.js';
 
 export function blobHash(data: Uint8Array): string {
@@ -21,7 +21,7 @@ export async function blobByHash(db: Kysely<AppSchema>, hash: string): Promise<B
   return row?.data;
 }
 
-export type EntryPart = EntryPartsTable;
+export type EntryPart = Selectable<EntryPartsTable>;
 
 export async function partsOfEntry(db: Kysely<AppSchema>, entryId: number): Promise<EntryPart[]> {
   return db.selectFrom('entry_parts').selectAll().where('entry_id', '=', entryId).orderBy('idx').execute();
@@ -36,6 +36,46 @@ export async function partOfEntry(db: Kysely<AppSchema>, entryId: number, idx: n
   return db.selectFrom('entry_parts').selectAll().where('entry_id', '=', entryId).where('idx', '=', idx).executeTakeFirst();
 }
 
+/** The bodies and blobs that the entries a query selects hold, before those entries are deleted. */
+export async function heldBy(
+  trx: Kysely<AppSchema>,
+  where: (q: SelectQueryBuilder<AppSchema, 'entries', object>) => SelectQueryBuilder<AppSchema, 'entries', object>,
+): Promise<{ bodies: (string | null)[]; blobs: (string | null)[] }> {
+  const entries = await where(trx.selectFrom('entries')).select(['entries.id', 'entries.body_hash', 'entries.raw_hash']).execute();
+  const ids = entries.map((e) => e.id);
+  const parts = ids.length
+    ? await trx.selectFrom('entry_parts').select('blob_hash').where('entry_id', 'in', ids).where('blob_hash', 'is not', null).execute()
+    : [];
+  return {
+    bodies: entries.map((e) => e.body_hash),
+    blobs: [...entries.map((e) => e.raw_hash), ...parts.map((p) => p.blob_hash)],
+  };
+}
+
+/**
+ * Deletes the given bodies and blobs that nothing refers to any more. Run in the
+ * transaction that deleted entries, so deleting a feed (or trimming it) gives its
+ * space back at once rather than at the next hourly sweep.
+ */
+export async function deleteUnreferenced(trx: Kysely<AppSchema>, held: { bodies: (string | null)[]; blobs: (string | null)[] }): Promise<void> {
+  const bodies = [...new Set(held.bodies.filter((h): h is string => h !== null))];
+  const blobs = [...new Set(held.blobs.filter((h): h is string => h !== null))];
+  for (let i = 0; i < bodies.length; i += 500) {
+    await trx.deleteFrom('bodies').where('hash', 'in', bodies.slice(i, i + 500))
+      .where(({ not, exists, selectFrom }) => not(exists(
+        selectFrom('entries').select(sql.lit(1).as('one')).whereRef('entries.body_hash', '=', 'bodies.hash'))))
+      .execute();
+  }
+  for (let i = 0; i < blobs.length; i += 500) {
+    await trx.deleteFrom('blobs').where('hash', 'in', blobs.slice(i, i + 500))
+      .where(({ not, exists, selectFrom }) => not(exists(
+        selectFrom('entry_parts').select(sql.lit(1).as('one')).whereRef('entry_parts.blob_hash', '=', 'blobs.hash'))))
+      .where(({ not, exists, selectFrom }) => not(exists(
+        selectFrom('entries').select(sql.lit(1).as('one')).whereRef('entries.raw_hash', '=', 'blobs.hash'))))
+      .execute();
+  }
+}
+
 /**
  * Deletes blobs that no entry part and no entry's raw message refers to. Returns
  * how many. Safe next to ingest in other processes: a blob and the rows that use
@@ -43,6 +83,10 @@ export async function partOfEntry(db: Kysely<AppSchema>, entryId: number, idx: n
  * on its way to being used.
  */
 export async function deleteOrphanBlobs(db: Kysely<AppSchema>): Promise<number> {
+  await db.transaction().execute((trx) => trx.deleteFrom('bodies')
+    .where(({ not, exists, selectFrom }) => not(exists(
+      selectFrom('entries').select(sql.lit(1).as('one')).whereRef('entries.body_hash', '=', 'bodies.hash'))))
+    .execute());
   const r = await db.transaction().execute((trx) => trx.deleteFrom('blobs')
     .where(({ not, exists, selectFrom }) => not(exists(
       selectFrom('entry_parts').select(sql.lit(1).as('one')).whereRef('entry_parts.blob_hash', '=', 'blobs.hash'))))

@@ -29,6 +29,19 @@ export interface EntriesTable {
   note: string | null;
   raw_hash: string | null;
   processed_at: number;
+  /** The stored body (html, text) shared by every feed the message went to; null for entries stored before bodies were shared. */
+  body_hash: Generated<string | null>;
+  /** Bytes this entry costs its feed (body, parts and raw message), for the feed's quota. */
+  bytes: Generated<number>;
+}
+
+/** Rendered, redacted message bodies, stored once however many feeds received the message. */
+export interface BodiesTable {
+  hash: string;
+  html: string;
+  text: string;
+  bytes: number;
+  created_at: number;
 }
 
 export interface BlobsTable {
@@ -47,6 +60,8 @@ export interface EntryPartsTable {
   content_id: string | null;
   inline: number;
   size: number;
+  /** Why a part's bytes were not kept or are not offered (too large, contains the address...). */
+  note: Generated<string | null>;
 }
 
 export interface FeedCreationsTable {
@@ -57,6 +72,7 @@ export interface FeedCreationsTable {
 export interface AppSchema {
   feeds: FeedsTable;
   entries: EntriesTable;
+  bodies: BodiesTable;
   blobs: BlobsTable;
   entry_parts: EntryPartsTable;
   feed_creations: FeedCreationsTable;

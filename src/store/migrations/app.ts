@@ -66,4 +66,26 @@ export const appMigrations: Migration[] = [
       CREATE INDEX feed_creations_by_client ON feed_creations (client, created_at);
     `,
   },
+  {
+    // A message sent to many feeds stores its body once (F2 of the security review);
+    // entries count their bytes for per-feed quotas; a part can say why it is not offered.
+    name: 'shared bodies, entry bytes, part notes',
+    sqlite: `
+      CREATE TABLE bodies (
+        hash TEXT PRIMARY KEY,
+        html TEXT NOT NULL,
+        text TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      ALTER TABLE entries ADD COLUMN body_hash TEXT;
+      ALTER TABLE entries ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+      UPDATE entries SET bytes = length(CAST(html AS BLOB)) + length(CAST(text AS BLOB))
+        + coalesce((SELECT size FROM blobs WHERE blobs.hash = entries.raw_hash), 0)
+        + coalesce((SELECT sum(size) FROM entry_parts WHERE entry_parts.entry_id = entries.id AND blob_hash IS NOT NULL), 0);
+      CREATE INDEX entries_by_body ON entries (body_hash);
+      CREATE INDEX entries_bytes_by_feed ON entries (feed_id, bytes);
+      ALTER TABLE entry_parts ADD COLUMN note TEXT;
+    `,
+  },
 ];
