@@ -107,6 +107,8 @@ export interface JobsTable {
   idempotency_key: string | null;
   created_at: number;
   updated_at: number;
+  /** Jobs with the same key take turns with other keys' jobs (see claimJobs). */
+  fair_key: Generated<string | null>;
 }
 
 export interface RecurringRunsTable {

@@ -47,4 +47,12 @@ export const queueMigrations: Migration[] = [
       );
     `,
   },
+  {
+    // Ingest jobs are claimed round-robin across these keys (the recipient feeds), so one
+    // feed's backlog cannot hold up everyone else's mail.
+    name: 'fairness key of jobs',
+    sqlite: `
+      ALTER TABLE jobs ADD COLUMN fair_key TEXT;
+    `,
+  },
 ];
