@@ -116,10 +116,17 @@ export interface RecurringRunsTable {
   run_at: number;
 }
 
+/** Webhook signatures already accepted, kept until their timestamp is too old to be accepted anyway. */
+export interface WebhookDeliveriesTable {
+  signature: string;
+  expires_at: number;
+}
+
 export interface QueueSchema {
   journal: JournalTable;
   jobs: JobsTable;
   recurring_runs: RecurringRunsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export interface RenderedTable {

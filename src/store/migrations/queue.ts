@@ -55,4 +55,16 @@ export const queueMigrations: Migration[] = [
       ALTER TABLE jobs ADD COLUMN fair_key TEXT;
     `,
   },
+  {
+    // Each signed webhook delivery is accepted once: its signature stays here until its
+    // timestamp is past the accepted window, so every process refuses the repeat.
+    name: 'accepted webhook deliveries',
+    sqlite: `
+      CREATE TABLE webhook_deliveries (
+        signature TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+      );
+      CREATE INDEX webhook_deliveries_by_expiry ON webhook_deliveries (expires_at);
+    `,
+  },
 ];
