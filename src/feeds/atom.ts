@@ -1,8 +1,17 @@
 /** Atom 1.0 (RFC 4287). */
-import { xmlEscape as x, type FeedDocument } from './model.js';
+import { renderWith, xmlEscape as x, type FeedDocument, type FeedFormat } from './model.js';
 
-export function renderAtom(feed: FeedDocument): string {
-  const entries = feed.entries.map((e) => {
+export const atomFormat: FeedFormat = {
+  head: (feed) => `<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+<id>${x(feed.id)}</id>
+<title type="text">${x(feed.title)}</title>
+<link rel="self" type="application/atom+xml" href="${x(feed.atomUrl)}"/>
+<link rel="alternate" type="text/html" href="${x(feed.pageUrl)}"/>
+<updated>${feed.updated.toISOString()}</updated>
+<generator>feedmail</generator>
+`,
+  entry: (e) => {
     const email = e.authorEmail ? `<email>${x(e.authorEmail)}</email>` : '';
     const enclosures = e.enclosures.map((a) =>
       `<link rel="enclosure" href="${x(a.url)}" type="${x(a.type)}" length="${a.length}" title="${x(a.title)}"/>`).join('');
@@ -15,16 +24,13 @@ export function renderAtom(feed: FeedDocument): string {
 <updated>${e.updated.toISOString()}</updated>
 <content type="html">${x(e.html)}</content>
 </entry>`;
-  });
-  return `<?xml version="1.0" encoding="utf-8"?>
-<feed xmlns="http://www.w3.org/2005/Atom">
-<id>${x(feed.id)}</id>
-<title type="text">${x(feed.title)}</title>
-<link rel="self" type="application/atom+xml" href="${x(feed.atomUrl)}"/>
-<link rel="alternate" type="text/html" href="${x(feed.pageUrl)}"/>
-<updated>${feed.updated.toISOString()}</updated>
-<generator>feedmail</generator>
-${entries.join('\n')}
+  },
+  separator: '\n',
+  tail: () => `
 </feed>
-`;
+`,
+};
+
+export function renderAtom(feed: FeedDocument): string {
+  return renderWith(atomFormat, feed);
 }

@@ -11,7 +11,8 @@ export interface FeedDocumentEntry {
   enclosures: { url: string; type: string; length: number; title: string }[];
 }
 
-export interface FeedDocument {
+/** Everything of a feed document but its entries. */
+export interface FeedDocumentHead {
   id: string;
   title: string;
   pageUrl: string;
@@ -19,7 +20,27 @@ export interface FeedDocument {
   rssUrl: string;
   jsonUrl: string;
   updated: Date;
+}
+
+export interface FeedDocument extends FeedDocumentHead {
   entries: FeedDocumentEntry[];
+}
+
+/**
+ * A format rendered piece by piece: head, entries joined by `separator`, tail.
+ * The pieces let a caller measure each entry and stop before a size bound, and
+ * yield to the event loop between entries.
+ */
+export interface FeedFormat {
+  head(feed: FeedDocumentHead): string;
+  entry(entry: FeedDocumentEntry): string;
+  separator: string;
+  tail(feed: FeedDocumentHead): string;
+}
+
+/** A whole document in one call, for callers that have no bound to keep. */
+export function renderWith(format: FeedFormat, feed: FeedDocument): string {
+  return format.head(feed) + feed.entries.map((e) => format.entry(e)).join(format.separator) + format.tail(feed);
 }
 
 /** Characters XML 1.0 forbids; mail can contain them, feed documents must not. */

@@ -1,8 +1,18 @@
 /** RSS 2.0, with atom:link rel=self and dc:creator for the sender's name. */
-import { xmlEscape as x, type FeedDocument } from './model.js';
+import { renderWith, xmlEscape as x, type FeedDocument, type FeedFormat } from './model.js';
 
-export function renderRss(feed: FeedDocument): string {
-  const items = feed.entries.map((e) => {
+export const rssFormat: FeedFormat = {
+  head: (feed) => `<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom" xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel>
+<title>${x(feed.title)}</title>
+<link>${x(feed.pageUrl)}</link>
+<description>${x(`Newsletters received by ${feed.title}`)}</description>
+<atom:link rel="self" type="application/rss+xml" href="${x(feed.rssUrl)}"/>
+<lastBuildDate>${feed.updated.toUTCString()}</lastBuildDate>
+<generator>feedmail</generator>
+`,
+  entry: (e) => {
     // RSS allows one enclosure per item; the rest stay linked from the entry page.
     const enclosure = e.enclosures[0]
       ? `\n<enclosure url="${x(e.enclosures[0].url)}" length="${e.enclosures[0].length}" type="${x(e.enclosures[0].type)}"/>`
@@ -16,18 +26,14 @@ export function renderRss(feed: FeedDocument): string {
 <dc:creator>${x(e.authorName || e.authorEmail || 'Unknown sender')}</dc:creator>
 <description>${x(e.html)}</description>${enclosure}
 </item>`;
-  });
-  return `<?xml version="1.0" encoding="utf-8"?>
-<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom" xmlns:dc="http://purl.org/dc/elements/1.1/">
-<channel>
-<title>${x(feed.title)}</title>
-<link>${x(feed.pageUrl)}</link>
-<description>${x(`Newsletters received by ${feed.title}`)}</description>
-<atom:link rel="self" type="application/rss+xml" href="${x(feed.rssUrl)}"/>
-<lastBuildDate>${feed.updated.toUTCString()}</lastBuildDate>
-<generator>feedmail</generator>
-${items.join('\n')}
+  },
+  separator: '\n',
+  tail: () => `
 </channel>
 </rss>
-`;
+`,
+};
+
+export function renderRss(feed: FeedDocument): string {
+  return renderWith(rssFormat, feed);
 }

@@ -20,10 +20,17 @@ export async function cachedDocument(db: Kysely<CacheSchema>, key: string): Prom
   return row;
 }
 
+/** The size of a cached document without reading it, for HEAD. */
+export async function cachedDocumentBytes(db: Kysely<CacheSchema>, key: string): Promise<number | undefined> {
+  const row = await db.selectFrom('rendered').select('bytes').where('key', '=', key).executeTakeFirst();
+  return row?.bytes;
+}
+
 /**
  * Stores a rendered document and keeps the cache within `maxBytes` at once, so
  * the bound holds between runs of the trim task too. A document larger than the
- * whole bound is not cached.
+ * whole bound (possible only when the cache is set smaller than a feed document)
+ * is not cached.
  */
 export async function storeDocument(db: Kysely<CacheSchema>, doc: Omit<CachedDocument, 'bytes' | 'accessed_at'>, maxBytes: number): Promise<void> {
   if (doc.body.length > maxBytes) return;

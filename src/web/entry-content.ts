@@ -1,17 +1,26 @@
 /**
  * Entry HTML as readers see it: stored sanitized HTML with cid: images pointed
- * at the entry's own part URLs, and the confirm link and notes on top.
+ * at the entry's own part URLs, and the confirm link and notes on top. Feed
+ * documents get a stricter cut than the sandboxed entry page: feed readers
+ * often show entries inline in their own page, with no sandbox and no CSP.
  */
-import type { Entry } from '../store/entries.js';
+import type { DocumentEntry, Entry } from '../store/entries.js';
 import type { Feed } from '../store/feeds.js';
 import type { EntryPart } from '../store/parts.js';
 import { redactor } from '../mail/redact.js';
 import { escapeHtml } from '../mail/sanitize.js';
-import type { FeedDocument } from '../feeds/model.js';
+import type { FeedDocumentEntry, FeedDocumentHead } from '../feeds/model.js';
 import type { Urls } from './urls.js';
 
-/** Points `cid:` references at the entry's parts; unknown cids become empty so nothing loads. */
-export function resolveCids(htmlText: string, entry: Entry, parts: EntryPart[], urls: Urls): string {
+const DAY = 86_400_000;
+
+/** A part whose bytes may be linked: kept, and not withheld with a note. */
+export function isOffered(part: EntryPart): boolean {
+  return part.blob_hash !== null && !part.note;
+}
+
+/** Points `cid:` references at the entry's parts; unknown or withheld cids become empty so nothing loads. */
+export function resolveCids(htmlText: string, entry: Pick<Entry, 'share_token'>, parts: EntryPart[], urls: Urls): string {
   const byCid = new Map<string, EntryPart>();
   for (const p of parts) if (p.content_id) byCid.set(p.content_id.toLowerCase(), p);
   return htmlText.replace(/(src|background)="cid:([^"]*)"/gi, (_, attr: string, cid: string) => {
@@ -22,59 +31,151 @@ export function resolveCids(htmlText: string, entry: Entry, parts: EntryPart[], 
       // keep as is
     }
     const part = byCid.get(id.toLowerCase());
-    return part?.blob_hash ? `${attr}="${urls.part(entry.share_token, part.idx, part.filename)}"` : `${attr}=""`;
+    return part && isOffered(part) ? `${attr}="${urls.part(entry.share_token, part.idx, part.filename)}"` : `${attr}=""`;
   });
 }
 
 /** The confirm URL as shown to anyone but the owner: with the feed's secrets redacted. */
-export function shownConfirmUrl(entry: Entry, feed: Feed): string | null {
+export function shownConfirmUrl(entry: Pick<Entry, 'confirm_url'>, feed: Feed): string | null {
   if (!entry.confirm_url) return null;
   return redactor({ inboxToken: feed.inbox_token, feedToken: feed.feed_token })(entry.confirm_url);
 }
 
-export function entryHtmlForFeed(entry: Entry, feed: Feed, parts: EntryPart[], urls: Urls): string {
+/**
+ * When an entry was published: the message's own date when it is believable,
+ * between 1970 and a day after it arrived (clocks and time zones drift); when
+ * it arrived otherwise. Dates like year 0 or -271821 are misread by readers.
+ */
+export function publishedAt(entry: Pick<Entry, 'sent_at' | 'received_at'>): number {
+  const sent = entry.sent_at;
+  return sent !== null && Number.isFinite(sent) && sent >= 0 && sent <= entry.received_at + DAY ? sent : entry.received_at;
+}
+
+function decodeAttribute(value: string): string {
+  return value.replace(/&quot;|&#34;|&#39;|&apos;|&lt;|&gt;|&amp;/g, (e) =>
+    ({ '&quot;': '"', '&#34;': '"', '&#39;': "'", '&apos;': "'", '&lt;': '<', '&gt;': '>', '&amp;': '&' })[e]!);
+}
+
+/** Positioning that takes an element out of the entry, to overlay or restyle the reader's own page. */
+const ESCAPING_POSITION = /(^|;)\s*position\s*:\s*([^;]*)/gi;
+
+function styleForFeed(style: string): string {
+  return style.replace(ESCAPING_POSITION, (whole, sep: string, value: string) =>
+    /^\s*(static|relative)\s*(!\s*important\s*)?$/i.test(value) ? whole : sep);
+}
+
+/**
+ * What feed readers get of an entry's HTML. The input is the sanitizer's output
+ * (tags never contain a raw '>' and every attribute value is double-quoted), so
+ * tags and attributes can be found with plain patterns. Removes `<style>` blocks
+ * (they apply to the reader's whole page), positions other than static and
+ * relative, and `src`/`background` URLs that are not absolute: a reader resolves
+ * those against its own origin or ours (`<img src="/manage/x/delete">`). Our own
+ * part URLs are already absolute by then (see resolveCids).
+ */
+export function htmlForFeedReaders(htmlText: string): string {
+  return htmlText
+    .replace(/<style>[\s\S]*?<\/style>/gi, '')
+    .replace(/<([a-z][a-z0-9]*)(\s[^>]*)>/gi, (_, tag: string, attrs: string) => {
+      const kept = attrs.replace(/(\s)(style|src|background)="([^"]*)"/gi, (whole, space: string, name: string, value: string) => {
+        const decoded = decodeAttribute(value);
+        if (name.toLowerCase() === 'style') return `${space}${name}="${escapeHtml(styleForFeed(decoded))}"`;
+        return /^\s*(https?:\/\/|data:image\/)/i.test(decoded) ? whole : '';
+      });
+      return `<${tag}${kept}>`;
+    });
+}
+
+/** Cuts a field shown in feed documents to `max` characters, without splitting a surrogate pair. */
+function clip(s: string, max: number): string {
+  if (s.length <= max) return s;
+  let end = max - 1;
+  if (/[\ud800-\udbff]/.test(s[end - 1] ?? '')) end -= 1;
+  return `${s.slice(0, end)}…`;
+}
+
+/** Bounds on the parts of an entry that are not its body, so that a summary entry stays small. */
+const MAX_TITLE = 500;
+const MAX_AUTHOR = 200;
+const MAX_FILENAME = 200;
+const MAX_ENCLOSURES = 20;
+const MAX_CONFIRM_URL = 4096;
+
+function noticesHtml(entry: DocumentEntry, feed: Feed, urls: Urls): string {
   let top = '';
   const confirm = shownConfirmUrl(entry, feed);
   if (confirm) {
-    top += `<p><strong>This looks like a subscription confirmation.</strong> <a href="${escapeHtml(confirm)}">Confirm the subscription</a></p>`;
+    const href = confirm.length <= MAX_CONFIRM_URL ? confirm : urls.entry(entry.share_token);
+    top += `<p><strong>This looks like a subscription confirmation.</strong> <a href="${escapeHtml(href)}">Confirm the subscription</a></p>`;
   }
-  if (entry.note) top += `<p><em>${escapeHtml(entry.note)}</em></p>`;
-  const attachments = parts.filter((p) => !p.inline);
-  let bottom = '';
-  if (attachments.length) {
-    bottom = `<hr><p>Attachments:</p><ul>${attachments.map((p) => p.blob_hash
-      ? `<li><a href="${escapeHtml(urls.part(entry.share_token, p.idx, p.filename))}">${escapeHtml(p.filename)}</a> (${p.size} bytes)</li>`
-      : `<li>${escapeHtml(p.filename)} (${p.size} bytes, too large to keep)</li>`).join('')}</ul>`;
-  }
-  return top + resolveCids(entry.html, entry, parts, urls) + bottom;
+  if (entry.note) top += `<p><em>${escapeHtml(clip(entry.note, 1000))}</em></p>`;
+  return top;
 }
 
-export function buildFeedDocument(feed: Feed, entries: Entry[], partsByEntry: Map<number, EntryPart[]>, urls: Urls): FeedDocument {
-  const title = feed.title || 'feedmail inbox';
+function attachmentsHtml(entry: DocumentEntry, attachments: EntryPart[], urls: Urls): string {
+  if (!attachments.length) return '';
+  return `<hr><p>Attachments:</p><ul>${attachments.map((p) => {
+    if (p.note) return `<li>${escapeHtml(p.filename)} (${p.size} bytes): ${escapeHtml(p.note)}</li>`;
+    if (!p.blob_hash) return `<li>${escapeHtml(p.filename)} (${p.size} bytes, too large to keep)</li>`;
+    return `<li><a href="${escapeHtml(urls.part(entry.share_token, p.idx, p.filename))}">${escapeHtml(p.filename)}</a> (${p.size} bytes)</li>`;
+  }).join('')}</ul>`;
+}
+
+/** The start of an entry's plain text on one line, for a summary; the HTML's text when there is none. */
+function summaryText(entry: DocumentEntry, summaryChars: number): string {
+  let source = entry.summary;
+  if (!source.trim()) {
+    source = decodeAttribute(entry.html.slice(0, summaryChars * 20)
+      .replace(/<style>[\s\S]*?(<\/style>|$)/gi, ' ')
+      .replace(/<[^>]*(>|$)/g, ' '));
+  }
+  const flat = source.replace(/\s+/g, ' ').trim();
+  if (flat.length > summaryChars) return clip(flat, summaryChars);
+  // The store cut the text at summaryChars: say that more follows.
+  return Array.from(entry.summary).length >= summaryChars ? `${flat}…` : flat;
+}
+
+export function feedDocumentHead(feed: Feed, urls: Urls): FeedDocumentHead {
   return {
     id: `urn:feedmail:feed:${feed.feed_token}`,
-    title,
+    title: feed.title || 'feedmail inbox',
     pageUrl: urls.feedPage(feed.feed_token),
     atomUrl: urls.feed(feed.feed_token, 'atom'),
     rssUrl: urls.feed(feed.feed_token, 'rss'),
     jsonUrl: urls.feed(feed.feed_token, 'json'),
     updated: new Date(feed.updated_at),
-    entries: entries.map((e) => {
-      const parts = partsByEntry.get(e.id) ?? [];
-      return {
-        // Stable across a change of base URL, so readers do not see every entry twice.
-        id: `urn:feedmail:entry:${e.share_token}`,
-        url: urls.entry(e.share_token),
-        title: e.subject || '(no subject)',
-        authorName: e.from_name,
-        authorEmail: e.from_address,
-        published: new Date(e.sent_at && e.sent_at <= e.received_at + 86_400_000 ? e.sent_at : e.received_at),
-        updated: new Date(e.processed_at),
-        html: entryHtmlForFeed(e, feed, parts, urls),
-        enclosures: parts.filter((p) => !p.inline && p.blob_hash).map((p) => ({
-          url: urls.part(e.share_token, p.idx, p.filename), type: p.content_type, length: p.size, title: p.filename,
-        })),
-      };
+  };
+}
+
+/**
+ * One entry of a feed document. `whole` carries the body (cleaned for readers);
+ * `summary` carries the start of its text and a link to the entry page, for
+ * newsletters too long for a feed document. `entry.html` must be the whole body
+ * for `whole`.
+ */
+export function feedDocumentEntry(entry: DocumentEntry, feed: Feed, parts: EntryPart[], urls: Urls, form: 'whole' | 'summary', summaryChars = 1000): FeedDocumentEntry {
+  const attachments = parts.filter((p) => !p.inline);
+  let body: string;
+  if (form === 'whole') {
+    body = noticesHtml(entry, feed, urls) + htmlForFeedReaders(resolveCids(entry.html, entry, parts, urls)) + attachmentsHtml(entry, attachments, urls);
+  } else {
+    const more = attachments.length ? ` (with ${attachments.length} attachment${attachments.length === 1 ? '' : 's'})` : '';
+    body = `${noticesHtml(entry, feed, urls)}<p>${escapeHtml(summaryText(entry, summaryChars))}</p>`
+      + `<p><em>This newsletter is too long to show in full in a feed reader.</em> <a href="${escapeHtml(urls.entry(entry.share_token))}"><strong>Read the whole newsletter</strong></a>${more}</p>`;
+  }
+  return {
+    // Stable across a change of base URL, so readers do not see every entry twice.
+    id: `urn:feedmail:entry:${entry.share_token}`,
+    url: urls.entry(entry.share_token),
+    title: clip(entry.subject || '(no subject)', MAX_TITLE),
+    authorName: clip(entry.from_name, MAX_AUTHOR),
+    authorEmail: clip(entry.from_address, MAX_AUTHOR),
+    published: new Date(publishedAt(entry)),
+    updated: new Date(entry.processed_at),
+    html: body,
+    enclosures: attachments.filter(isOffered).slice(0, MAX_ENCLOSURES).map((p) => {
+      const name = clip(p.filename, MAX_FILENAME);
+      return { url: urls.part(entry.share_token, p.idx, name), type: p.content_type, length: p.size, title: name };
     }),
   };
 }

@@ -2,21 +2,32 @@
  * GET /feeds/<feed-secret>.(atom|rss|json). Documents are rendered once per
  * feed version and kept in cache.db in plain, gzip and brotli forms; readers
  * and CDNs get ETag, Last-Modified and 304s.
+ *
+ * What one request may cost is bounded whatever was mailed to the feed: an
+ * entry longer than `feedEntryMaxBytes` is carried as a summary and a link to
+ * its page, a document stops before `feedDocumentMaxBytes`, rendering yields to
+ * the event loop between entries, compression runs in libuv's thread pool, and
+ * HEAD never renders.
  */
 import { createHash } from 'node:crypto';
-import { brotliCompressSync, gzipSync, constants as zlib } from 'node:zlib';
+import { promisify } from 'node:util';
+import { brotliCompress, gzip, constants as zlib } from 'node:zlib';
 import type { IncomingMessage } from 'node:http';
 import { NotFoundError } from '../../errors.js';
-import { renderAtom } from '../../feeds/atom.js';
-import { renderJsonFeed } from '../../feeds/json-feed.js';
-import { renderRss } from '../../feeds/rss.js';
-import { cachedDocument, storeDocument } from '../../store/cache.js';
-import { entriesOfFeed } from '../../store/entries.js';
+import { atomFormat } from '../../feeds/atom.js';
+import { jsonFeedFormat } from '../../feeds/json-feed.js';
+import type { FeedFormat } from '../../feeds/model.js';
+import { rssFormat } from '../../feeds/rss.js';
+import { cachedDocument, cachedDocumentBytes, storeDocument } from '../../store/cache.js';
+import { documentEntriesOfFeed } from '../../store/entries.js';
 import { feedByFeedToken, markFetched, type Feed } from '../../store/feeds.js';
 import { partsOfEntries, type EntryPart } from '../../store/parts.js';
 import { looksLikeToken } from '../../secrets.js';
 import type { RequestContext, Route } from '../context.js';
-import { buildFeedDocument } from '../entry-content.js';
+import { feedDocumentEntry, feedDocumentHead } from '../entry-content.js';
+
+const gzipAsync = promisify(gzip);
+const brotliAsync = promisify(brotliCompress);
 
 type Format = 'atom' | 'rss' | 'json';
 type Encoding = 'identity' | 'gzip' | 'br';
@@ -27,8 +38,10 @@ const CONTENT_TYPES: Record<Format, string> = {
   json: 'application/feed+json; charset=utf-8',
 };
 
+const FORMATS: Record<Format, FeedFormat> = { atom: atomFormat, rss: rssFormat, json: jsonFeedFormat };
+
 /** Bumped when rendering changes, so cached documents of older code are not served. */
-const RENDER_GENERATION = 1;
+const RENDER_GENERATION = 2;
 
 function baseTag(base: string): string {
   return createHash('sha256').update(base).digest('hex').slice(0, 8);
@@ -60,20 +73,63 @@ function etagMatches(header: string | undefined, etag: string): boolean {
   return header.split(',').some((t) => t.trim() === '*' || t.trim().replace(/^W\//, '') === bare);
 }
 
-async function renderFeed(ctx: RequestContext, feed: Feed, format: Format): Promise<string> {
+/**
+ * Renders a document entry by entry. Sizes are measured on the rendered text, so
+ * escaping (`&` stored as `&amp;` becomes `&amp;amp;` in XML) counts against the
+ * bounds. The newest entry is always included; the next one that would take the
+ * document past its bound ends it, so a document never has gaps.
+ */
+async function renderFeed(ctx: RequestContext, feed: Feed, format: Format): Promise<Buffer> {
   const { stores, urls, config } = ctx.deps;
-  const entries = await entriesOfFeed(stores.app.db, feed.id, config.feedMaxEntries);
+  const fmt = FORMATS[format];
+  const entryMax = config.feedEntryMaxBytes;
+  // A body with more characters than the entry bound has more bytes too: it is never read whole.
+  const entries = await documentEntriesOfFeed(stores.app.db, feed.id, config.feedMaxEntries, entryMax);
   const parts = await partsOfEntries(stores.app.db, entries.map((e) => e.id));
   const byEntry = new Map<number, EntryPart[]>();
   for (const p of parts) byEntry.set(p.entry_id, [...(byEntry.get(p.entry_id) ?? []), p]);
-  const doc = buildFeedDocument(feed, entries, byEntry, urls);
-  return format === 'atom' ? renderAtom(doc) : format === 'rss' ? renderRss(doc) : renderJsonFeed(doc);
+
+  const head = feedDocumentHead(feed, urls);
+  const tail = fmt.tail(head);
+  const pieces = [fmt.head(head)];
+  let size = Buffer.byteLength(pieces[0]!) + Buffer.byteLength(tail);
+  for (const [i, entry] of entries.entries()) {
+    // One entry's work at a time, so other requests, SMTP and jobs run in between.
+    if (i > 0) await new Promise(setImmediate);
+    const own = byEntry.get(entry.id) ?? [];
+    let piece = entry.html_length <= entryMax ? fmt.entry(feedDocumentEntry(entry, feed, own, urls, 'whole')) : undefined;
+    if (piece === undefined || Buffer.byteLength(piece) > entryMax) piece = fmt.entry(feedDocumentEntry(entry, feed, own, urls, 'summary'));
+    if (i > 0) piece = fmt.separator + piece;
+    const bytes = Buffer.byteLength(piece);
+    if (i > 0 && size + bytes > config.feedDocumentMaxBytes) break;
+    pieces.push(piece);
+    size += bytes;
+  }
+  pieces.push(tail);
+  return Buffer.from(pieces.join(''));
 }
 
-function encode(body: Buffer, encoding: Encoding): Buffer {
-  if (encoding === 'gzip') return gzipSync(body, { level: 6 });
-  if (encoding === 'br') return brotliCompressSync(body, { params: { [zlib.BROTLI_PARAM_QUALITY]: 5 } });
+async function encode(body: Buffer, encoding: Encoding): Promise<Buffer> {
+  if (encoding === 'gzip') return gzipAsync(body, { level: 6 });
+  if (encoding === 'br') {
+    return brotliAsync(body, { params: { [zlib.BROTLI_PARAM_QUALITY]: 5, [zlib.BROTLI_PARAM_SIZE_HINT]: body.length } });
+  }
   return body;
+}
+
+/**
+ * Renders waiting for the same cache key share one rendering: a burst of readers
+ * after a new entry (or an attacker's loop) costs one render per feed version.
+ */
+const rendering = new Map<string, Promise<Buffer>>();
+
+function renderOnce(key: string, render: () => Promise<Buffer>): Promise<Buffer> {
+  let pending = rendering.get(key);
+  if (!pending) {
+    pending = render().finally(() => rendering.delete(key));
+    rendering.set(key, pending);
+  }
+  return pending;
 }
 
 export const feedDocumentRoute: Route = {
@@ -114,25 +170,36 @@ export const feedDocumentRoute: Route = {
 
     const encoding = chooseEncoding(req);
     const key = `${feed.id}:v${feed.version}:${format}:${encoding}:g${RENDER_GENERATION}:${deps.urls.base}`;
+    const contentHeaders = {
+      'Content-Type': CONTENT_TYPES[format],
+      ...(encoding === 'identity' ? {} : { 'Content-Encoding': encoding }),
+    };
+    if (req.method === 'HEAD') {
+      // Headers only: the length is known when a rendered copy is cached, and is left out otherwise.
+      const bytes = await cachedDocumentBytes(deps.stores.cache.db, key).catch((err: unknown) => {
+        deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; answering HEAD without a length');
+        return undefined;
+      });
+      res.writeHead(200, { ...headers, ...contentHeaders, ...(bytes === undefined ? {} : { 'Content-Length': String(bytes) }) });
+      res.end();
+      return;
+    }
+
     let body: Buffer | undefined;
     try {
       body = (await cachedDocument(deps.stores.cache.db, key))?.body;
     } catch (err) {
       deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; rendering');
     }
-    if (!body) {
-      body = encode(Buffer.from(await renderFeed(ctx, feed, format)), encoding);
+    body ??= await renderOnce(key, async () => {
+      const rendered = await encode(await renderFeed(ctx, feed, format), encoding);
       // The cache is an optimisation: a full disk or busy cache must not fail the request.
       await storeDocument(deps.stores.cache.db, {
-        key, feed_id: feed.id, content_type: CONTENT_TYPES[format], etag, last_modified: feed.updated_at, body,
+        key, feed_id: feed.id, content_type: CONTENT_TYPES[format], etag, last_modified: feed.updated_at, body: rendered,
       }, deps.config.cacheMaxBytes).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: cache write failed'));
-    }
-    res.writeHead(200, {
-      ...headers,
-      'Content-Type': CONTENT_TYPES[format],
-      'Content-Length': String(body.length),
-      ...(encoding === 'identity' ? {} : { 'Content-Encoding': encoding }),
+      return rendered;
     });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    res.writeHead(200, { ...headers, ...contentHeaders, 'Content-Length': String(body.length) });
+    res.end(body);
   },
 };
