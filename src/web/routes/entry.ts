@@ -11,7 +11,7 @@ import { feedById } from '../../store/feeds.js';
 import { blobByHash, partOfEntry, partsOfEntry } from '../../store/parts.js';
 import { BODY_CSP, sendHtml, setSecurityHeaders } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
-import { resolveCids, shownConfirmUrl } from '../entry-content.js';
+import { publishedAt, resolveCids, shownConfirmUrl } from '../entry-content.js';
 import { html } from '../views/html.js';
 import { layout } from '../views/layout.js';
 
@@ -38,14 +38,16 @@ export const entryPageRoute: Route = {
 <article>
 <h1>${entry.subject || '(no subject)'}</h1>
 <p class="meta">From ${entry.from_name ? html`${entry.from_name} ` : ''}${entry.from_address ? html`&lt;${entry.from_address}&gt;` : ''}
-· ${new Date(entry.sent_at ?? entry.received_at).toUTCString()}</p>
+· ${new Date(publishedAt(entry)).toUTCString()}</p>
 ${confirm ? html`<p class="notice"><strong>This looks like a subscription confirmation.</strong> <a href="${confirm}" target="_blank" rel="noopener noreferrer">Confirm the subscription</a></p>` : ''}
 ${entry.note ? html`<p class="notice">${entry.note}</p>` : ''}
 <iframe class="message" title="Message" src="${urls.entryBody(entry.share_token)}" sandbox="allow-popups allow-popups-to-escape-sandbox" referrerpolicy="no-referrer" loading="eager"></iframe>
 <p class="meta"><a href="${urls.entryBody(entry.share_token)}" target="_blank" rel="noopener noreferrer">Open the message on its own</a></p>
-${attachments.length ? html`<h2>Attachments</h2><ul class="attachments">${attachments.map((p) => p.blob_hash
-    ? html`<li><a href="${urls.part(entry.share_token, p.idx, p.filename)}" download>${p.filename}</a> <span class="meta">${p.content_type}, ${p.size} bytes</span></li>`
-    : html`<li>${p.filename} <span class="meta">${p.size} bytes, too large to keep</span></li>`)}</ul>` : ''}
+${attachments.length ? html`<h2>Attachments</h2><ul class="attachments">${attachments.map((p) => p.note
+    ? html`<li>${p.filename} <span class="meta">${p.content_type}, ${p.size} bytes. ${p.note}</span></li>`
+    : p.blob_hash
+      ? html`<li><a href="${urls.part(entry.share_token, p.idx, p.filename)}" download>${p.filename}</a> <span class="meta">${p.content_type}, ${p.size} bytes</span></li>`
+      : html`<li>${p.filename} <span class="meta">${p.size} bytes, too large to keep</span></li>`)}</ul>` : ''}
 </article>
 `), { 'Cache-Control': 'private, no-cache' });
   },

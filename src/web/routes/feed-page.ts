@@ -1,7 +1,7 @@
 /** GET /feeds/<feed-secret>: the feed as a web page, for people rather than readers. */
 import { NotFoundError } from '../../errors.js';
 import { looksLikeToken } from '../../secrets.js';
-import { entriesOfFeed } from '../../store/entries.js';
+import { entrySummariesOfFeed } from '../../store/entries.js';
 import { feedByFeedToken } from '../../store/feeds.js';
 import { sendHtml } from '../http.js';
 import type { Route } from '../context.js';
@@ -19,7 +19,7 @@ export const feedPageRoute: Route = {
     if (!looksLikeToken(token)) throw new NotFoundError();
     const feed = await feedByFeedToken(deps.stores.app.db, token);
     if (!feed) throw new NotFoundError();
-    const entries = await entriesOfFeed(deps.stores.app.db, feed.id, deps.config.feedMaxEntries);
+    const entries = await entrySummariesOfFeed(deps.stores.app.db, feed.id, deps.config.feedMaxEntries);
     const { urls, config } = deps;
     const confirmations = entries.filter((e) => e.confirm_url && Date.now() - e.received_at < 14 * DAY);
     let expiry = html``;

@@ -2,11 +2,12 @@
 import { NotFoundError } from '../../errors.js';
 import { looksLikeToken } from '../../secrets.js';
 import { deleteCachedFeed } from '../../store/cache.js';
-import { countEntries, entriesOfFeed } from '../../store/entries.js';
+import { countEntries, entrySummariesOfFeed } from '../../store/entries.js';
 import { deleteFeed, feedByManageToken, renameFeed, type Feed } from '../../store/feeds.js';
+import { failedIngestsOfFeed, type FailedIngest } from '../../store/journal.js';
 import { cleanTitle, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
-import { html } from '../views/html.js';
+import { html, type SafeHtml } from '../views/html.js';
 import { copyField, layout } from '../views/layout.js';
 
 async function feedFor(deps: WebDeps, token: string): Promise<Feed> {
@@ -17,6 +18,32 @@ async function feedFor(deps: WebDeps, token: string): Promise<Feed> {
   return feed;
 }
 
+function sizeText(bytes: number): string {
+  if (bytes < 1024) return `${bytes} bytes`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+}
+
+/**
+ * Mail that was accepted but never became an entry: the owner would otherwise
+ * only notice a newsletter missing. The raw message stays in the journal while
+ * its job is failed, so the operator can run it again once the cause is fixed.
+ */
+function failedSection(failed: FailedIngest[]): SafeHtml | string {
+  if (failed.length === 0) return '';
+  const n = failed.length;
+  const ids = failed.map((f) => f.jobId).join(' ');
+  return html`<section class="notice failed" id="failed">
+<h2>${n} message${n === 1 ? '' : 's'} could not be processed</h2>
+<p>${n === 1 ? 'This message was' : 'These messages were'} received for this feed but ${n === 1 ? 'is' : 'are'} not in it: processing failed on every attempt. The raw mail is kept on the server.</p>
+<ul>
+${failed.map((f) => html`<li>Received ${new Date(f.receivedAt).toUTCString()} · ${sizeText(f.size)} · ${f.attempts} attempt${f.attempts === 1 ? '' : 's'} · job ${f.jobId}
+<br><span class="meta">Error: ${f.lastError.slice(0, 300) || '(none recorded)'}</span></li>`)}
+</ul>
+<p class="meta">What you can do: whoever runs this feedmail can try again with <code>feedmail jobs retry ${ids}</code> (for example after an upgrade fixes the cause), so send them the job number${n === 1 ? '' : 's'}. You can also ask the sender to send the newsletter again, or read it in its web archive if it has one.</p>
+</section>`;
+}
+
 export const managePageRoute: Route = {
   method: 'GET',
   path: /^\/manage\/([a-z2-7]+)\/?$/i,
@@ -25,12 +52,14 @@ export const managePageRoute: Route = {
     const feed = await feedFor(deps, token);
     const { urls, config } = deps;
     const count = await countEntries(deps.stores.app.db, feed.id);
-    const recent = await entriesOfFeed(deps.stores.app.db, feed.id, 20);
+    const recent = await entrySummariesOfFeed(deps.stores.app.db, feed.id, 20);
+    const failed = await failedIngestsOfFeed(deps.stores.queue.db, feed.id);
     const confirmations = recent.filter((e) => e.confirm_url);
     sendHtml(res, 200, layout(`Manage ${feed.title || 'feed'}`, html`
 <h1>Manage ${feed.title || 'your feed'}</h1>
 <p class="meta">${count} entr${count === 1 ? 'y' : 'ies'} · created ${new Date(feed.created_at).toUTCString()}${feed.last_fetched_at ? html` · last fetched ${new Date(feed.last_fetched_at).toUTCString()}` : ''}</p>
 ${confirmations.map((e) => html`<p class="notice"><strong>Subscription to confirm:</strong> ${e.subject}. <a href="${e.confirm_url ?? ''}" target="_blank" rel="noopener noreferrer">Confirm</a></p>`)}
+${failedSection(failed)}
 ${copyField('Email address', `${feed.inbox_token}@${config.mailDomains[0]}`, 'address')}
 ${copyField('Atom feed', urls.feed(feed.feed_token, 'atom'), 'atom')}
 ${copyField('RSS feed', urls.feed(feed.feed_token, 'rss'), 'rss')}
