@@ -12,9 +12,10 @@ const SECRET = 'disk-full-test-secret-0123456789abcdef';
 function postRaw(base: string, to: string, raw: string) {
   const body = Buffer.from(raw);
   const timestamp = Math.floor(Date.now() / 1000);
-  return fetch(`${base}/inbound/raw?to=${encodeURIComponent(to)}`, {
+  const target = `/inbound/raw?to=${encodeURIComponent(to)}`;
+  return fetch(`${base}${target}`, {
     method: 'POST',
-    headers: { 'X-Feedmail-Timestamp': String(timestamp), 'X-Feedmail-Signature': signRawDelivery(SECRET, timestamp, body) },
+    headers: { 'X-Feedmail-Timestamp': String(timestamp), 'X-Feedmail-Signature': signRawDelivery(SECRET, { timestamp, method: 'POST', target, body }) },
     body: new Uint8Array(body),
   });
 }

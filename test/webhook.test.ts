@@ -7,18 +7,31 @@ import { createFeed, readFeed, startTestServer, type TestServer, waitForEntries 
 const SECRET = 'test-secret-that-is-long-enough-0123456789';
 const message = (subject: string) => Buffer.from(`From: Relay News <news@example.com>\r\nSubject: ${subject}\r\n\r\nDelivered by webhook.\r\n`);
 
-function deliver(base: string, to: string[], body: Buffer, options: { secret?: string; timestamp?: number } = {}) {
+const target = (to: string[]) => `/inbound/raw?${to.map((t) => `to=${encodeURIComponent(t)}`).join('&')}`;
+
+interface Delivery {
+  timestamp: number;
+  signature: string;
+  body: Buffer;
+}
+
+/** Signs a delivery the way a relay does: timestamp, method, request target and body. */
+function sign(to: string[], body: Buffer, options: { secret?: string; timestamp?: number } = {}): Delivery {
   const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
-  const query = to.map((t) => `to=${encodeURIComponent(t)}`).join('&');
-  return fetch(`${base}/inbound/raw?${query}`, {
+  return { timestamp, body, signature: signRawDelivery(options.secret ?? SECRET, { timestamp, method: 'POST', target: target(to), body }) };
+}
+
+/** Posts a signed delivery to the given recipients (which need not be the ones it was signed for). */
+function post(base: string, to: string[], d: Delivery) {
+  return fetch(`${base}${target(to)}`, {
     method: 'POST',
-    headers: {
-      'Content-Type': 'message/rfc822',
-      'X-Feedmail-Timestamp': String(timestamp),
-      'X-Feedmail-Signature': signRawDelivery(options.secret ?? SECRET, timestamp, body),
-    },
-    body: new Uint8Array(body),
+    headers: { 'Content-Type': 'message/rfc822', 'X-Feedmail-Timestamp': String(d.timestamp), 'X-Feedmail-Signature': d.signature },
+    body: new Uint8Array(d.body),
   });
+}
+
+function deliver(base: string, to: string[], body: Buffer, options: { secret?: string; timestamp?: number } = {}) {
+  return post(base, to, sign(to, body, options));
 }
 
 describe('raw MIME webhook', () => {
@@ -51,19 +64,56 @@ describe('raw MIME webhook', () => {
     assert.equal((await readFeed(feed.feeds.atom, 'atom')).length, 0, 'nothing refused was stored');
   });
 
-  it('answers 503 with Retry-After when the database is full, and accepts again once it is not', async () => {
+  it('answers 503 with Retry-After when the database is full, and accepts the same request again once it is not', async () => {
     const feed = await createFeed(server.base);
     const queue = server.app.stores.queue.raw;
+    const delivery = sign([feed.address], Buffer.concat([message('while full'), Buffer.alloc(50_000, 'b')]));
     queue.pragma(`max_page_count = ${queue.pragma('page_count', { simple: true }) as number}`);
     try {
-      const full = await deliver(server.base, [feed.address], Buffer.concat([message('while full'), Buffer.alloc(50_000, 'b')]));
+      const full = await post(server.base, [feed.address], delivery);
       assert.equal(full.status, 503);
       assert.ok(Number(full.headers.get('retry-after')) > 0);
       assert.equal(((await full.json()) as { error: { code: string } }).error.code, 'storage_full');
     } finally {
       queue.pragma('max_page_count = 4294967294');
     }
-    assert.equal((await deliver(server.base, [feed.address], message('after'))).status, 202);
+    // Nothing was journaled, so the relay's retry of the very same request is not a replay.
+    assert.equal((await post(server.base, [feed.address], delivery)).status, 202);
+    const items = await waitForEntries(feed.feeds.json, 'json');
+    assert.equal(items[0]!.title, 'while full');
+  });
+
+  it('refuses a delivery re-addressed to another feed (401): the signature covers ?to=', async () => {
+    const victim = await createFeed(server.base, 'victim');
+    const attacker = await createFeed(server.base, 'attacker');
+    const captured = sign([victim.address], message(`secret newsletter for ${victim.address}`));
+    const readdressed = await post(server.base, [attacker.address], captured);
+    assert.equal(readdressed.status, 401);
+    assert.equal(((await readdressed.json()) as { error: { code: string } }).error.code, 'bad_signature');
+    // Adding a recipient is re-addressing too.
+    assert.equal((await post(server.base, [victim.address, attacker.address], captured)).status, 401);
+    assert.equal((await post(server.base, [victim.address], captured)).status, 202, 'the delivery as signed is accepted');
+    await waitForEntries(victim.feeds.json, 'json');
+    assert.equal((await readFeed(attacker.feeds.json, 'json')).length, 0, "the attacker's feed got nothing");
+  });
+
+  it('accepts a signed delivery once: the exact replay gets 409 and stores nothing more', async () => {
+    const feed = await createFeed(server.base);
+    const delivery = sign([feed.address], message('only once'));
+    const first = await post(server.base, [feed.address], delivery);
+    assert.equal(first.status, 202);
+    await waitForEntries(feed.feeds.json, 'json');
+    const again = await post(server.base, [feed.address], delivery);
+    assert.equal(again.status, 409);
+    const error = ((await again.json()) as { error: { code: string; message: string } }).error;
+    assert.equal(error.code, 'replayed_delivery');
+    assert.match(error.message, /already accepted/);
+    // The replay is refused by every process: it is remembered in queue.db, not in memory.
+    const remembered = server.app.stores.queue.raw.prepare('SELECT count(*) AS n FROM webhook_deliveries WHERE signature = ?')
+      .get(delivery.signature.slice('sha256='.length)) as { n: number };
+    assert.equal(remembered.n, 1);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await readFeed(feed.feeds.json, 'json')).length, 1);
   });
 
   it('is off (404) without a secret, and 503 below the free-space minimum', async () => {

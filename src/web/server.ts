@@ -1,7 +1,7 @@
 /** The HTTP server: routing, security headers on every answer, errors mapped to status codes. */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { FeedmailError, isDiskFull, NotFoundError, RateLimitedError } from '../errors.js';
+import type { AddressInfo, Socket } from 'node:net';
+import { FeedmailError, isDiskFull, NotFoundError } from '../errors.js';
 import type { Route, WebDeps } from './context.js';
 import { clientAddress, sendHtml, sendJson, sendText, setSecurityHeaders, wantsJson } from './http.js';
 import { entryBodyRoute, entryPageRoute, entryPartRoute } from './routes/entry.js';
@@ -23,15 +23,43 @@ const ROUTES: Route[] = [
   inboundRawRoute, healthzRoute, readyzRoute, metricsRoute, staticRoute,
 ];
 
+/**
+ * How long a new connection may take to send its first complete request
+ * headers. Node's headersTimeout only covers connections that started a
+ * request, so idle sockets would otherwise hold a slot indefinitely.
+ */
+export const FIRST_REQUEST_TIMEOUT_MS = 10_000;
+
+export interface WebServerOptions {
+  /** Overrides FIRST_REQUEST_TIMEOUT_MS (tests use a short one). */
+  firstRequestTimeoutMs?: number;
+}
+
 export class WebServer {
   readonly server: http.Server;
   readonly stats = { requests: 0, errors: 0 };
+  /** Connections that have not sent a complete request yet, with the timer that closes them. */
+  private readonly awaitingFirstRequest = new WeakMap<Socket, NodeJS.Timeout>();
 
-  constructor(private readonly deps: WebDeps) {
+  constructor(private readonly deps: WebDeps, options: WebServerOptions = {}) {
     this.server = http.createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;
     this.server.headersTimeout = 15_000;
     this.server.requestTimeout = 30_000;
+    // Past this many open connections, new ones are closed as soon as they are accepted.
+    this.server.maxConnections = deps.config.httpMaxConnections;
+    const firstRequestMs = options.firstRequestTimeoutMs ?? FIRST_REQUEST_TIMEOUT_MS;
+    this.server.on('connection', (socket: Socket) => {
+      const timer = setTimeout(() => socket.destroy(), firstRequestMs);
+      this.awaitingFirstRequest.set(socket, timer);
+      socket.once('close', () => clearTimeout(timer));
+    });
+    // "Expect: 100-continue" is answered by the route: the webhook decides on its
+    // headers first, so a refused sender never uploads its body.
+    this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (!inboundRawRoute.path.test(new URL(req.url ?? '/', 'http://localhost').pathname)) res.writeContinue();
+      void this.handle(req, res);
+    });
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
@@ -54,6 +82,11 @@ export class WebServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     this.stats.requests++;
+    const firstRequest = this.awaitingFirstRequest.get(req.socket);
+    if (firstRequest) {
+      clearTimeout(firstRequest);
+      this.awaitingFirstRequest.delete(req.socket);
+    }
     setSecurityHeaders(res);
     let url: URL;
     try {
@@ -96,8 +129,14 @@ export class WebServer {
       return;
     }
     const headers: Record<string, string> = {};
-    if (error instanceof RateLimitedError) headers['Retry-After'] = String(error.retryAfterSeconds);
-    if (error.httpStatus === 503) headers['Retry-After'] = headers['Retry-After'] ?? '60';
+    // RateLimitedError and the webhook's busy answer say when to come back.
+    if ('retryAfterSeconds' in error && typeof error.retryAfterSeconds === 'number') headers['Retry-After'] = String(error.retryAfterSeconds);
+    if (error.httpStatus === 503) headers['Retry-After'] ??= '60';
+    // A full feed takes mail again once its owner makes room: ask for a slower retry.
+    if (error.httpStatus === 507) headers['Retry-After'] ??= '600';
+    // Refused before its body was read (e.g. an unauthenticated webhook): close the
+    // connection after the answer rather than read and discard the body.
+    if (bodyUnread(req)) headers.Connection = 'close';
     if (wantsJson(req) || req.url?.startsWith('/inbound/') || (req.url?.startsWith('/feeds/') && req.url.endsWith('.json'))) {
       return sendJson(res, error.httpStatus, { error: { code: error.code, message: error.message } }, headers);
     }
@@ -106,4 +145,9 @@ export class WebServer {
 ${error.httpStatus === 404 ? html`<p>There is nothing at this address. Check that the link was copied completely.</p>` : html`<p>${error.message}</p>`}
 <p><a href="/">Go to the start page</a></p>`), headers);
   }
+}
+
+function bodyUnread(req: http.IncomingMessage): boolean {
+  const declared = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  return declared && !req.complete;
 }

@@ -1,32 +1,63 @@
 /**
  * The plain raw-MIME webhook: any relay (a Cloudflare Email Worker, a script
  * behind another MTA) can POST a message as it is, signed with the shared
- * secret. The signature covers a timestamp and the body, so a captured request
- * cannot be replayed later.
+ * secret. The signature covers the timestamp, the method, the request target
+ * (path and query exactly as sent, so the `?to=` recipients cannot be changed)
+ * and the body:
  *
  *   X-Feedmail-Timestamp: <unix seconds>
- *   X-Feedmail-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
+ *   X-Feedmail-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<METHOD> <target>." + body)>
+ *
+ * e.g. the signed string of a delivery is
+ * `1764176400.POST /inbound/raw?to=abc%40feeds.example.com.` followed by the raw message bytes.
+ * The timestamp must be within MAX_SKEW_SECONDS of our clock, and each signature
+ * is accepted once (the route remembers them in queue.db for that long).
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual, type Hmac } from 'node:crypto';
 
 /** How far a request's timestamp may be from our clock. */
 export const MAX_SKEW_SECONDS = 300;
 
-export function signRawDelivery(secret: string, timestamp: number, body: Buffer): string {
-  const mac = createHmac('sha256', secret);
-  mac.update(`${timestamp}.`);
-  mac.update(body);
-  return `sha256=${mac.digest('hex')}`;
+export interface RawDeliveryRequest {
+  /** Unix seconds, as sent in X-Feedmail-Timestamp. */
+  timestamp: number;
+  /** The HTTP method, e.g. POST; signed in upper case. */
+  method: string;
+  /** The request target as it appears on the request line: path and query, e.g. `/inbound/raw?to=a%40b.example`. */
+  target: string;
 }
 
-/** Returns null when the request is authentic, or why it is not. */
-export function verifyRawDelivery(secret: string, timestampHeader: string | undefined, signatureHeader: string | undefined, body: Buffer, now = Date.now()): string | null {
-  if (!timestampHeader || !/^\d{1,12}$/.test(timestampHeader)) return 'missing or malformed X-Feedmail-Timestamp';
-  if (!signatureHeader) return 'missing X-Feedmail-Signature';
+/** The HMAC of a delivery with everything but the body fed in; the body follows as it arrives. */
+export function rawDeliveryMac(secret: string, request: RawDeliveryRequest): Hmac {
+  return createHmac('sha256', secret).update(`${request.timestamp}.${request.method.toUpperCase()} ${request.target}.`);
+}
+
+/** The X-Feedmail-Signature value of a delivery (for relays written in JavaScript, and tests). */
+export function signRawDelivery(secret: string, request: RawDeliveryRequest & { body: Buffer }): string {
+  return `sha256=${rawDeliveryMac(secret, request).update(request.body).digest('hex')}`;
+}
+
+export interface DeliveryHeaders {
+  timestamp: number;
+  /** The 32-byte signature, lowercase hex: what replays are recognised by. */
+  signature: string;
+}
+
+/**
+ * Checks what can be checked before the body is read: both headers present and
+ * well formed, and the timestamp fresh. Returns the parsed headers, or why the
+ * request is refused.
+ */
+export function checkDeliveryHeaders(timestampHeader: string | undefined, signatureHeader: string | undefined, now = Date.now()): DeliveryHeaders | { problem: string } {
+  if (!timestampHeader || !/^\d{1,12}$/.test(timestampHeader)) return { problem: 'missing or malformed X-Feedmail-Timestamp' };
+  const m = /^sha256=([0-9a-f]{64})$/i.exec(signatureHeader?.trim() ?? '');
+  if (!m) return { problem: 'missing or malformed X-Feedmail-Signature (expected sha256=<64 hex digits>)' };
   const timestamp = Number(timestampHeader);
-  if (Math.abs(now / 1000 - timestamp) > MAX_SKEW_SECONDS) return `timestamp is more than ${MAX_SKEW_SECONDS} s away from the server's clock`;
-  const expected = Buffer.from(signRawDelivery(secret, timestamp, body));
-  const given = Buffer.from(signatureHeader.trim());
-  if (expected.length !== given.length || !timingSafeEqual(expected, given)) return 'signature does not match';
-  return null;
+  if (Math.abs(now / 1000 - timestamp) > MAX_SKEW_SECONDS) return { problem: `timestamp is more than ${MAX_SKEW_SECONDS} s away from the server's clock` };
+  return { timestamp, signature: m[1]!.toLowerCase() };
+}
+
+/** Compares, in constant time, the finished HMAC with the signature the request carried. */
+export function signatureMatches(mac: Hmac, signature: string): boolean {
+  return timingSafeEqual(mac.digest(), Buffer.from(signature, 'hex'));
 }

@@ -1,14 +1,49 @@
 /**
- * POST /inbound/raw?to=<address>[&to=…]: a signed raw message from a relay.
- * Answers as a provider webhook should: 202 once the message is journaled
- * (never before), 422 "do not retry" when no recipient is a feed, 413 when too
- * large, 401 on a bad signature, 503 with Retry-After when the disk is full.
+ * POST /inbound/raw?to=<address>[&to=…]: a signed raw message from a relay
+ * (the signature scheme is in mail/webhooks/raw.ts).
+ *
+ * Everything that can be decided on the headers is decided before one body
+ * byte is read, and such a refusal closes the connection instead of draining
+ * the body: 401 for a missing, malformed or stale timestamp or signature, 413
+ * for a declared length over the limit, 409 for a delivery already accepted,
+ * 503 with Retry-After while webhookMaxConcurrent bodies are being read. The
+ * body is then read with the HMAC computed as it arrives (401 if it does not
+ * match), and the answer is as a provider webhook's should be: 202 once the
+ * message is journaled (never before), 422 "do not retry" when no recipient is
+ * a feed, 507 with Retry-After when every recipient feed is full, 503 with
+ * Retry-After when the disk is.
  */
-import { FeedmailError, MessageTooLargeError, NotFoundError, StorageFullError } from '../../errors.js';
-import { acceptMessage, feedForAddress } from '../../mail/ingest.js';
-import { verifyRawDelivery } from '../../mail/webhooks/raw.js';
-import { readBody, sendJson } from '../http.js';
-import type { Route } from '../context.js';
+import type { Hmac } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { FeedFullError, FeedmailError, MessageTooLargeError, NotFoundError, StorageFullError, UnknownRecipientError } from '../../errors.js';
+import { acceptMessage, recipientFeed } from '../../mail/ingest.js';
+import { checkDeliveryHeaders, MAX_SKEW_SECONDS, rawDeliveryMac, signatureMatches } from '../../mail/webhooks/raw.js';
+import { deliveryAccepted, recordDelivery } from '../../store/webhook-replays.js';
+import { sendJson } from '../http.js';
+import type { Route, WebDeps } from '../context.js';
+
+export class BadSignatureError extends FeedmailError {
+  constructor(problem: string) {
+    super('bad_signature', `Not accepted: ${problem}`, 401);
+  }
+}
+
+/** The same signed request again: it was stored the first time, so a relay may count this as delivered. */
+export class ReplayedDeliveryError extends FeedmailError {
+  constructor() {
+    super('replayed_delivery', 'This delivery (its timestamp and signature) was already accepted and is not taken twice; sign each new delivery with a fresh timestamp', 409);
+  }
+}
+
+export class WebhookBusyError extends FeedmailError {
+  readonly retryAfterSeconds = 5;
+  constructor() {
+    super('webhook_busy', 'Too many webhook deliveries are being received right now; retry shortly', 503);
+  }
+}
+
+/** Bodies being read, per server (tests run several servers in one process). */
+const bodiesInFlight = new WeakMap<WebDeps, number>();
 
 export const inboundRawRoute: Route = {
   method: 'POST',
@@ -16,29 +51,88 @@ export const inboundRawRoute: Route = {
   handler: async ({ req, res, url, deps }) => {
     const { config } = deps;
     if (!config.webhookSecret) throw new NotFoundError();
-    const body = await readBody(req, config.maxMessageBytes).catch((err: unknown) => {
-      throw err instanceof FeedmailError && err.code === 'body_too_large' ? new MessageTooLargeError(config.maxMessageBytes) : err;
-    });
-    const problem = verifyRawDelivery(config.webhookSecret, header(req.headers['x-feedmail-timestamp']), header(req.headers['x-feedmail-signature']), body);
-    if (problem) throw new FeedmailError('bad_signature', `Not accepted: ${problem}`, 401);
+    const signed = checkDeliveryHeaders(header(req.headers['x-feedmail-timestamp']), header(req.headers['x-feedmail-signature']));
+    if ('problem' in signed) throw new BadSignatureError(signed.problem);
+    if (Number(req.headers['content-length'] ?? 0) > config.maxMessageBytes) throw new MessageTooLargeError(config.maxMessageBytes);
     const recipients = url.searchParams.getAll('to');
     if (recipients.length === 0) throw new FeedmailError('no_recipients', 'Name the recipients with ?to=<address>', 400);
     if (recipients.length > config.smtpMaxRecipients) throw new FeedmailError('too_many_recipients', `At most ${config.smtpMaxRecipients} recipients`, 400);
-    const feedIds: number[] = [];
-    const rejected: string[] = [];
-    for (const address of recipients) {
-      const feed = await feedForAddress(deps.stores.app.db, address, config.mailDomains);
-      if (feed) feedIds.push(feed.id);
-      else rejected.push(address);
+    const queue = deps.stores.queue.db;
+    if (await deliveryAccepted(queue, signed.signature)) throw new ReplayedDeliveryError();
+
+    const busy = bodiesInFlight.get(deps) ?? 0;
+    if (busy >= config.webhookMaxConcurrent) throw new WebhookBusyError();
+    bodiesInFlight.set(deps, busy + 1);
+    let body: Buffer;
+    try {
+      // The server left "Expect: 100-continue" to us: the headers passed, so ask for the body.
+      if (/100-continue/i.test(header(req.headers.expect) ?? '')) res.writeContinue();
+      const mac = rawDeliveryMac(config.webhookSecret, { timestamp: signed.timestamp, method: req.method ?? 'POST', target: req.url ?? '' });
+      body = await readSignedBody(req, mac, config.maxMessageBytes);
+      if (!signatureMatches(mac, signed.signature)) throw new BadSignatureError('signature does not match');
+    } finally {
+      bodiesInFlight.set(deps, (bodiesInFlight.get(deps) ?? 1) - 1);
     }
-    if (feedIds.length === 0) throw new FeedmailError('unknown_recipient', 'No recipient is a feed here; do not retry', 422);
+
+    const feedIds = new Set<number>();
+    const rejected: string[] = [];
+    const deferred: string[] = [];
+    for (const address of recipients) {
+      try {
+        feedIds.add((await recipientFeed(deps.stores.app.db, address, { mailDomains: config.mailDomains, feedMaxBytes: config.feedMaxBytes })).id);
+      } catch (err) {
+        if (err instanceof UnknownRecipientError) rejected.push(address);
+        else if (err instanceof FeedFullError) deferred.push(address);
+        else throw err;
+      }
+    }
+    if (feedIds.size === 0) {
+      if (deferred.length > 0) throw new FeedFullError();
+      throw new FeedmailError('unknown_recipient', 'No recipient is a feed here; do not retry', 422);
+    }
     if (!deps.hasSpace()) throw new StorageFullError();
-    const journalId = await acceptMessage(deps.stores.queue.db, { source: 'webhook:raw', mailFrom: '', feedIds: [...new Set(feedIds)], raw: body });
+    const journalId = await acceptMessage(queue, { source: 'webhook:raw', mailFrom: '', feedIds: [...feedIds], raw: body });
+    // Recorded only now: a failed journal write leaves the sender free to retry the same request.
+    const expiresAt = (signed.timestamp + MAX_SKEW_SECONDS + 1) * 1000;
+    try {
+      if (!await recordDelivery(queue, signed.signature, expiresAt)) {
+        deps.log.info({ journalId }, 'webhook: the same delivery arrived twice at once; both were journaled, feeds show it once');
+      }
+    } catch (err) {
+      // The message is durable, so it is acknowledged; only the replay check for this one signature is lost.
+      deps.log.error({ err, journalId }, 'webhook: unable to remember the delivery; a replay of it within the window would be accepted');
+    }
     deps.onAccepted();
-    deps.log.info({ journalId, bytes: body.length, feeds: feedIds.length }, 'webhook: message accepted');
-    sendJson(res, 202, { accepted: true, id: journalId, rejected });
+    deps.log.info({ journalId, bytes: body.length, feeds: feedIds.size }, 'webhook: message accepted');
+    sendJson(res, 202, { accepted: true, id: journalId, rejected, deferred });
   },
 };
+
+/**
+ * Reads the body up to `limit` bytes, feeding each chunk to the HMAC as it
+ * arrives. Over the limit, reading stops (the connection is closed after the answer).
+ */
+function readSignedBody(req: IncomingMessage, mac: Hmac, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (err?: Error) => {
+      req.off('data', onData).off('end', onEnd).off('error', finish).off('close', onClose);
+      if (!err) return resolve(Buffer.concat(chunks, size));
+      req.pause();
+      reject(err);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) return finish(new MessageTooLargeError(limit));
+      mac.update(chunk);
+      chunks.push(chunk);
+    };
+    const onEnd = () => finish();
+    const onClose = () => finish(new FeedmailError('body_incomplete', 'The request body ended before its declared length', 400));
+    req.on('data', onData).on('end', onEnd).on('error', finish).on('close', onClose);
+  });
+}
 
 function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
