@@ -6,6 +6,7 @@
  */
 import type { NewPart } from '../store/entries.js';
 import { simpleParser, type AddressObject, type Attachment } from 'mailparser';
+import { isTextLike } from './redact.js';
 
 /** A part as the store keeps it; parsing produces exactly that shape. */
 export type ParsedPart = NewPart;
@@ -148,7 +149,17 @@ function toPart(a: Attachment, index: number, limits: ParseLimits): ParsedPart {
     // Images referenced from the HTML are shown in place; everything else is an attachment.
     inline: isImage && Boolean(contentId) && (a.related || a.contentDisposition === 'inline'),
     size,
+    // Attachments keep their bytes as sent; redaction decodes text parts from this charset.
+    charset: isTextLike(contentType) ? declaredCharset(a) : null,
   };
+}
+
+/** The charset parameter of a part's Content-Type header, or null. */
+function declaredCharset(a: Attachment): string | null {
+  const header = a.headers?.get('content-type');
+  if (typeof header !== 'object' || header === null || !('params' in header)) return null;
+  const charset = (header as { params?: Record<string, unknown> }).params?.charset;
+  return typeof charset === 'string' && /^[a-z0-9._:()+-]{1,40}$/i.test(charset.trim()) ? charset.trim().toLowerCase() : null;
 }
 
 function safeContentType(type: unknown): string {

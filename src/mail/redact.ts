@@ -1,8 +1,15 @@
 /**
- * Removes a feed's own secrets from mail before anyone else sees it. Senders
- * routinely echo the recipient address (greetings, footers, unsubscribe links),
- * and that address is the secret that lets anyone post into the feed.
+ * Removes feeds' secrets from mail before anyone else sees it. Senders routinely
+ * echo the recipient address (greetings, footers, unsubscribe links, calendar
+ * invites), and that address is the secret that lets anyone post into the feed.
+ *
+ * Every scan here is one pass over the input with a fixed amount of work per
+ * character (an Aho-Corasick automaton over all secrets at once, and plain loops
+ * for base64 runs): a sender controls the input, so no regular expression with
+ * repetition ever runs over it.
  */
+import type { NewPart } from '../store/entries.js';
+
 export interface FeedSecrets {
   inboxToken: string;
   feedToken: string;
@@ -10,81 +17,447 @@ export interface FeedSecrets {
 
 export const REDACTED = 'redacted';
 
+/** Shown next to a binary attachment whose bytes are not offered because they carry an address. */
+export const WITHHELD_NOTE = 'Not offered: this attachment contains the feed\'s address.';
+
+/** Shorter "secrets" would match ordinary text; real ones are 26 characters. */
+const MIN_TOKEN = 8;
+
 /**
- * A secret in any case, with any of its characters percent-encoded, and with
- * quoted-printable soft line breaks anywhere in it (raw mail shown as text).
+ * A deterministic automaton over every form of every secret that shows up as a plain
+ * substring: the token and its hex encoding (and, for binary data, its UTF-16 form).
+ * ASCII letters are folded to lowercase through the class table, so any case matches.
  */
-function tokenPattern(token: string): RegExp {
-  const chars = [...token].map((c) => {
-    const hex = c.charCodeAt(0).toString(16).padStart(2, '0');
-    return `(?:${c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}|%${hex})`;
-  });
-  return new RegExp(chars.join('(?:=\\r?\\n)?'), 'gi');
+interface Matcher {
+  /** Character code (< 256) to input class; 0 is "in no pattern". */
+  classOf: Uint8Array;
+  classes: number;
+  /** next[state * classes + class] */
+  next: Int32Array;
+  /** Length of the longest pattern that ends in this state, 0 for none. */
+  out: Int32Array;
+  /** Ring-buffer mask, at least the longest pattern. */
+  mask: number;
+  /** 1 for a character code that can neither start a match nor be read through (see plainSpans). */
+  inert: Uint8Array;
+  /** Where the last `mask + 1` characters read started (scratch space; scans are not reentrant). */
+  starts: Int32Array;
+  /** Shortest token: the least number of decoded bytes worth looking at. */
+  shortest: number;
+}
+
+function hexOf(token: string): string {
+  return Buffer.from(token, 'latin1').toString('hex');
+}
+
+function buildMatcher(patterns: string[], shortest: number): Matcher {
+  const usable = [...new Set(patterns)].filter((p) => p.length > 0 && [...p].every((c) => c.charCodeAt(0) < 256));
+  const classOf = new Uint8Array(256);
+  let classes = 1;
+  for (const p of usable) {
+    for (let i = 0; i < p.length; i++) {
+      const c = p.charCodeAt(i);
+      if (classOf[c] === 0) classOf[c] = classes++;
+    }
+  }
+  for (let c = 65; c <= 90; c++) classOf[c] = classOf[c + 32]!;
+
+  const maxStates = usable.reduce((n, p) => n + p.length, 1);
+  const next = new Int32Array(maxStates * classes).fill(-1);
+  const out = new Int32Array(maxStates);
+  let states = 1;
+  let longest = 1;
+  for (const p of usable) {
+    let s = 0;
+    for (let i = 0; i < p.length; i++) {
+      const k = s * classes + classOf[p.charCodeAt(i)]!;
+      if (next[k] === -1) next[k] = states++;
+      s = next[k]!;
+    }
+    out[s] = Math.max(out[s]!, p.length);
+    longest = Math.max(longest, p.length);
+  }
+  // Breadth-first: fill the missing transitions from each state's failure state.
+  const fail = new Int32Array(states);
+  const queue = new Int32Array(states);
+  let head = 0;
+  let tail = 0;
+  for (let c = 0; c < classes; c++) {
+    const t = next[c]!;
+    if (t === -1) next[c] = 0;
+    else { fail[t] = 0; queue[tail++] = t; }
+  }
+  while (head < tail) {
+    const s = queue[head++]!;
+    out[s] = Math.max(out[s]!, out[fail[s]!]!);
+    for (let c = 0; c < classes; c++) {
+      const k = s * classes + c;
+      const t = next[k]!;
+      const viaFail = next[fail[s]! * classes + c]!;
+      if (t === -1) next[k] = viaFail;
+      else { fail[t] = viaFail; queue[tail++] = t; }
+    }
+  }
+  let mask = 1;
+  while (mask < longest) mask <<= 1;
+  const inert = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) inert[c] = classOf[c] === 0 && c !== 37 && c !== 61 && c !== 13 && c !== 10 ? 1 : 0;
+  return { classOf, classes, next: next.subarray(0, states * classes), out: out.subarray(0, states), mask: mask - 1, inert, starts: new Int32Array(mask), shortest };
+}
+
+function tokensOf(secrets: FeedSecrets | FeedSecrets[]): string[] {
+  // Tokens are lowercase base32; the matcher folds case, so an uppercased address matches too.
+  return [...new Set([secrets].flat().flatMap((x) => [x.inboxToken, x.feedToken]).filter((t) => t.length >= MIN_TOKEN).map((t) => t.toLowerCase()))];
+}
+
+/** Matchers are cheap to build but redaction runs per part and per message: keep the recent ones. */
+const matchers = new Map<string, Matcher>();
+
+function matcherFor(tokens: string[], binary: boolean): Matcher {
+  const key = `${binary ? 'b' : 't'}:${tokens.join(',')}`;
+  let m = matchers.get(key);
+  if (m) return m;
+  const patterns = tokens.flatMap((t) => [t, hexOf(t)]);
+  // UTF-16LE and BE both contain the token's characters with a zero byte between them.
+  if (binary) patterns.push(...tokens.map((t) => [...t].join('\0')));
+  m = buildMatcher(patterns, Math.min(...tokens.map((t) => t.length)));
+  if (matchers.size >= 32) matchers.delete(matchers.keys().next().value!);
+  matchers.set(key, m);
+  return m;
+}
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const l = c | 32;
+  return l >= 97 && l <= 102 ? l - 87 : -1;
+}
+
+/** Whether s[i] is a space or tab that continues a folded line. */
+function foldSpace(s: string, i: number, c: number): boolean {
+  return (c === 32 || c === 9) && s.charCodeAt(i - 1) === 10;
+}
+
+/** Whether s[i] can be no part of a match: in no pattern, and not read through by plainSpans. */
+function inertAt(s: string, i: number, inert: Uint8Array): boolean {
+  const c = s.charCodeAt(i);
+  return (c >= 256 || inert[c] === 1) && !foldSpace(s, i, c);
 }
 
 /**
- * A run of base64 or base64url text, possibly percent-encoded (%2B, %2F, %3D) or wrapped
- * over lines. Slashes make a URL path one run; that is fine, the match is narrowed below.
+ * Finds the matcher's patterns in `s` and appends their [start, end) offsets to `spans`.
+ * Read through on the way: `%XX` escapes (any hex case), quoted-printable soft line
+ * breaks (`=\r\n`, `=\n`) and folded lines (`\r\n` or `\n` followed by a space or tab,
+ * RFC 5545 and RFC 5322), so a secret broken up by any of them is found whole.
+ *
+ * A match spans at least `shortest` characters, none of them inert, so only every
+ * `shortest`-th character needs a look until one is not inert; the automaton then runs
+ * over the stretch of non-inert characters around it. Each character is read at most twice.
  */
-const BASE64_RUN = /(?:[A-Za-z0-9+/_-]|%2[BbFf]|%3[Dd])(?:[A-Za-z0-9+/_=-]|%2[BbFf]|%3[Dd]|\r?\n)*/g;
+function plainSpans(s: string, m: Matcher, spans: number[]): void {
+  const { inert, shortest } = m;
+  const n = s.length;
+  let p = shortest - 1;
+  while (p < n) {
+    if (inertAt(s, p, inert)) { p += shortest; continue; }
+    let from = p;
+    while (from > 0 && !inertAt(s, from - 1, inert)) from--;
+    p = stretchSpans(s, from, m, spans) + shortest;
+  }
+}
+
+/** Runs the automaton from `i` to the next inert character, and returns where that is. */
+function stretchSpans(s: string, i: number, m: Matcher, spans: number[]): number {
+  const { classOf, classes, next, out, mask, inert, starts } = m;
+  const n = s.length;
+  let state = 0;
+  let j = 0;
+  while (i < n) {
+    let c = s.charCodeAt(i);
+    if ((c >= 256 || inert[c] === 1) && !foldSpace(s, i, c)) return i;
+    let width = 1;
+    if (c === 37 && i + 2 < n) {
+      const hi = hexValue(s.charCodeAt(i + 1));
+      const lo = hexValue(s.charCodeAt(i + 2));
+      if (hi >= 0 && lo >= 0) { c = hi * 16 + lo; width = 3; }
+    } else if (c === 61) {
+      const a = s.charCodeAt(i + 1);
+      if (a === 10) { i += 2; continue; }
+      if (a === 13 && s.charCodeAt(i + 2) === 10) { i += 3; continue; }
+    } else if (c === 13) {
+      const b = s.charCodeAt(i + 2);
+      if (s.charCodeAt(i + 1) === 10 && (b === 32 || b === 9)) { i += 3; continue; }
+    } else if (c === 10) {
+      const a = s.charCodeAt(i + 1);
+      if (a === 32 || a === 9) { i += 2; continue; }
+    }
+    starts[j & mask] = i;
+    i += width;
+    state = next[state * classes + (c < 256 ? classOf[c]! : 0)]!;
+    const length = out[state]!;
+    if (length !== 0) spans.push(starts[(j - length + 1) & mask]!, i);
+    j++;
+  }
+  return n;
+}
+
+/** 1: base64 or base64url alphabet, 2: padding. */
+const B64 = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_') B64[c.charCodeAt(0)] = 1;
+B64[61] = 2;
+
+/** The base64 character a `%2B`, `%2F` or `%3D` at `i` stands for, or 0. */
+function escapedB64(s: string, i: number): number {
+  if (s.charCodeAt(i) !== 37) return 0;
+  const a = s.charCodeAt(i + 1);
+  const b = s.charCodeAt(i + 2) | 32;
+  if (a === 50 && b === 98) return 43; // %2B
+  if (a === 50 && b === 102) return 47; // %2F
+  if (a === 51 && b === 100) return 61; // %3D
+  return 0;
+}
+
+/** Whether s[i] belongs in a base64 run: alphabet, padding, an escape's `%`, a line break or its fold. */
+function inRunAt(s: string, i: number): boolean {
+  const c = s.charCodeAt(i);
+  if (c < 256 && B64[c] !== 0) return true;
+  return c === 13 || c === 10 || foldSpace(s, i, c) || (c === 37 && escapedB64(s, i) !== 0);
+}
 
 /**
- * Finds secrets that were base64-encoded together with anything else (`{"email":"…"}`,
- * `u=…`), at any alignment: decoding a run from each of its first four characters
- * lines up with every possible start of the encoded secret. Only the characters that
- * encode the secret are replaced, so the rest of a link stays readable.
+ * Finds secrets base64-encoded together with anything else (`{"email":"…"}`, `u=…`), at
+ * any alignment, in base64 or base64url, percent-encoded or wrapped over (folded) lines,
+ * and, to `depth` more levels, base64 inside the decoded text (click-tracking wrappers
+ * encode a URL that carries base64 itself). Appends the offsets in `s` of the characters
+ * that encode a secret, so the rest of a link stays readable. Runs too short to hold a
+ * secret are skipped by looking at every `minRun`-th character only, as in plainSpans.
  */
-function redactBase64(s: string, tokens: string[]): string {
-  const shortest = Math.min(...tokens.map((t) => Math.floor((t.length * 4) / 3)));
-  return s.replace(BASE64_RUN, (run) => {
-    if (run.length < shortest) return run;
-    // The run as plain base64, with where each of its characters came from in `run`.
-    let plain = '';
-    const from: number[] = [];
-    const to: number[] = [];
-    for (let i = 0; i < run.length;) {
-      const c = run[i]!;
-      if (c === '\r' || c === '\n') { i++; continue; }
-      const width = c === '%' ? 3 : 1;
-      const decoded = width === 3 ? decodeURIComponent(run.slice(i, i + 3)) : c;
-      // base64url's alphabet, and padding inside a run (which keeps positions aligned), as plain base64.
-      plain += decoded === '-' ? '+' : decoded === '_' ? '/' : decoded === '=' ? 'A' : decoded;
-      from.push(i);
-      to.push(i + width);
-      i += width;
-    }
-    const spans: [number, number][] = [];
-    for (let k = 0; k < 4 && k < plain.length; k++) {
-      // Padded to whole groups: unpadded base64url ends mid-group, often right after the secret.
-      const chunk = plain.slice(k).padEnd(Math.ceil((plain.length - k) / 4) * 4, 'A');
-      const bytes = Buffer.from(chunk, 'base64').toString('latin1').toLowerCase();
-      for (const token of tokens) {
-        for (let at = bytes.indexOf(token); at !== -1; at = bytes.indexOf(token, at + 1)) {
-          const first = k + Math.floor((at * 4) / 3);
-          const last = Math.min(k + Math.ceil(((at + token.length) * 4) / 3), plain.length) - 1;
-          spans.push([from[first]!, to[last]!]);
-        }
+function base64Spans(s: string, m: Matcher, depth: number, spans: number[]): void {
+  const minRun = Math.floor((m.shortest * 4) / 3);
+  const n = s.length;
+  let p = minRun - 1;
+  while (p < n) {
+    if (!inRunAt(s, p)) { p += minRun; continue; }
+    let i = p;
+    while (i > 0 && inRunAt(s, i - 1)) i--;
+    // A run starts at an alphabet character or an escape, not at padding or a line break.
+    while (i < n && !((s.charCodeAt(i) < 256 && B64[s.charCodeAt(i)] === 1) || escapedB64(s, i) !== 0) && inRunAt(s, i)) i++;
+    const start = i;
+    let length = 0;
+    let simple = true;
+    while (i < n) {
+      const d = s.charCodeAt(i);
+      if (d < 256 && B64[d] === 1) { i++; length++; continue; }
+      if (d === 61) { i++; length++; simple = false; continue; }
+      if (d === 13 || d === 10) {
+        simple = false;
+        i++;
+        if (d === 10 && (s.charCodeAt(i) === 32 || s.charCodeAt(i) === 9)) i++;
+        continue;
       }
+      if (d === 37 && escapedB64(s, i) !== 0) { i += 3; length++; simple = false; continue; }
+      break;
     }
-    if (spans.length === 0) return run;
-    // Replace from the end, merging overlaps, so earlier offsets stay valid.
-    spans.sort((a, b) => b[0] - a[0]);
-    let out = run;
-    let limit = Infinity;
-    for (const [start, end] of spans) {
-      const stop = Math.min(end, limit);
-      if (stop <= start) { limit = Math.min(limit, start); continue; }
-      out = out.slice(0, start) + REDACTED + out.slice(stop);
-      limit = start;
-    }
-    return out;
-  });
+    if (length >= minRun) runSpans(s, start, i, length, simple, m, depth, spans);
+    p = i + minRun;
+  }
 }
 
-/** A function that removes the given feeds' secrets from a string, in every form above. */
+/** Calls `each(offset, width, char)` for every base64 character of the run s[start, end). */
+function walkRun(s: string, start: number, end: number, each: (offset: number, width: number, c: number) => boolean | void): void {
+  for (let i = start; i < end;) {
+    const c = s.charCodeAt(i);
+    if (c === 13 || c === 10 || ((c === 32 || c === 9) && s.charCodeAt(i - 1) === 10)) { i++; continue; }
+    const width = c === 37 ? 3 : 1;
+    if (each(i, width, width === 3 ? escapedB64(s, i) : c) === false) return;
+    i += width;
+  }
+}
+
+function runSpans(s: string, start: number, end: number, length: number, simple: boolean, m: Matcher, depth: number, spans: number[]): void {
+  let plain: string;
+  if (simple) {
+    plain = s.slice(start, end);
+  } else {
+    // As plain base64; padding inside a run (joined chunks) becomes 'A' to keep positions aligned.
+    const bytes = Buffer.allocUnsafe(length);
+    let k = 0;
+    walkRun(s, start, end, (_, __, c) => { bytes[k++] = c === 61 ? 65 : c; });
+    plain = bytes.toString('latin1');
+  }
+  // Spans in `plain` coordinates.
+  const found: number[] = [];
+  const decodedSpans: number[] = [];
+  for (let k = 0; k < 4 && k < length; k++) {
+    // Decoding from each of the first four characters lines up with every possible start of the secret.
+    const decoded = Buffer.from(k === 0 ? plain : plain.slice(k), 'base64').toString('latin1');
+    decodedSpans.length = 0;
+    plainSpans(decoded, m, decodedSpans);
+    if (depth > 0) base64Spans(decoded, m, depth - 1, decodedSpans);
+    for (let x = 0; x < decodedSpans.length; x += 2) {
+      const from = k + Math.floor((decodedSpans[x]! * 4) / 3);
+      const to = Math.min(k + Math.ceil((decodedSpans[x + 1]! * 4) / 3), length);
+      found.push(from, to);
+    }
+  }
+  if (found.length === 0) return;
+  if (simple) {
+    for (let x = 0; x < found.length; x++) spans.push(start + found[x]!);
+    return;
+  }
+  // Map plain positions back to the run: where the first character starts, where the last one ends.
+  const wanted = new Map<number, number>();
+  for (let x = 0; x < found.length; x += 2) { wanted.set(found[x]!, -1); wanted.set(found[x + 1]! - 1, -1); }
+  const startOf = new Map<number, number>();
+  const endOf = new Map<number, number>();
+  let p = 0;
+  let left = wanted.size;
+  walkRun(s, start, end, (offset, width) => {
+    if (wanted.has(p)) { startOf.set(p, offset); endOf.set(p, offset + width); left--; }
+    p++;
+    return left > 0;
+  });
+  for (let x = 0; x < found.length; x += 2) spans.push(startOf.get(found[x]!)!, endOf.get(found[x + 1]! - 1)!);
+}
+
+/** Replaces the spans (pairs of offsets, any order, may overlap) with REDACTED. */
+function replaceSpans(s: string, spans: number[]): string {
+  const pairs: [number, number][] = [];
+  for (let x = 0; x < spans.length; x += 2) pairs.push([spans[x]!, spans[x + 1]!]);
+  pairs.sort((a, b) => a[0] - b[0]);
+  const pieces: string[] = [];
+  let at = 0;
+  let open = -1;
+  let close = -1;
+  for (const [from, to] of pairs) {
+    if (open !== -1 && from <= close) { close = Math.max(close, to); continue; }
+    if (open !== -1) { pieces.push(s.slice(at, open), REDACTED); at = close; }
+    open = from;
+    close = to;
+  }
+  if (open !== -1) { pieces.push(s.slice(at, open), REDACTED); at = close; }
+  pieces.push(s.slice(at));
+  return pieces.join('');
+}
+
+function spansOf(s: string, m: Matcher): number[] {
+  const spans: number[] = [];
+  plainSpans(s, m, spans);
+  base64Spans(s, m, 1, spans);
+  return spans;
+}
+
+/**
+ * A function that removes the given feeds' secrets from a string: in any case, with any
+ * characters percent-encoded, split by quoted-printable soft breaks or folded lines, in
+ * hex, and in base64/base64url at any alignment, once nested, percent-encoded or wrapped.
+ * Linear in the length of the input.
+ */
 export function redactor(secrets: FeedSecrets | FeedSecrets[]): (s: string) => string {
-  // Tokens are lowercase base32; comparing lowercased decoded text also catches an uppercased address.
-  const tokens = [secrets].flat().flatMap((x) => [x.inboxToken, x.feedToken]).filter((t) => t.length >= 8).map((t) => t.toLowerCase());
-  const plain = tokens.map(tokenPattern);
-  return (s: string) => plain.reduce((acc, re) => acc.replace(re, REDACTED), redactBase64(s, tokens));
+  const tokens = tokensOf(secrets);
+  if (tokens.length === 0) return (s) => s;
+  const m = matcherFor(tokens, false);
+  return (s: string) => {
+    const spans = spansOf(s, m);
+    return spans.length === 0 ? s : replaceSpans(s, spans);
+  };
+}
+
+/** Whether bytes carry a secret as text (any case, ASCII or UTF-16), in hex or in base64. */
+export function bytesContainSecret(bytes: Buffer, secrets: FeedSecrets | FeedSecrets[]): boolean {
+  const tokens = tokensOf(secrets);
+  if (tokens.length === 0) return false;
+  return spansOf(bytes.toString('latin1'), matcherFor(tokens, true)).length > 0;
+}
+
+/** Parts whose bytes are text a reader may open (and so may carry the address). */
+const TEXT_LIKE = /^(?:text\/|message\/|application\/(?:ics|json|xml|x-?ndjson|[a-z0-9.-]+\+(?:json|xml))$)/;
+
+export function isTextLike(contentType: string): boolean {
+  return TEXT_LIKE.test(contentType);
+}
+
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function isUtf8(bytes: Buffer): boolean {
+  try {
+    fatalUtf8.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** UTF-16 without a byte order mark: ASCII text has its zero bytes first (BE) or second (LE). */
+function utf16Order(bytes: Buffer): 'utf-16le' | 'utf-16be' | null {
+  let even = 0;
+  let odd = 0;
+  const n = Math.min(bytes.length, 4096) & ~1;
+  for (let i = 0; i < n; i += 2) {
+    if (bytes[i] === 0) even++;
+    if (bytes[i + 1] === 0) odd++;
+  }
+  if (Math.max(even, odd) < n / 8) return null;
+  return even > odd ? 'utf-16be' : 'utf-16le';
+}
+
+/** A text part's bytes as a string, from its byte order mark, its declared charset, or its look. */
+function decodeText(bytes: Buffer, declared: string | null | undefined): string {
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder('utf-16le').decode(bytes);
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder('utf-16be').decode(bytes);
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return new TextDecoder('utf-8').decode(bytes);
+  let label = declared?.trim().toLowerCase().replace(/^["']|["']$/g, '') ?? '';
+  if (label === 'utf-16' || label === 'ucs-2' || label === 'unicode') label = utf16Order(bytes) ?? 'utf-16be';
+  if (label === '' || label === 'us-ascii' || label === 'ascii') label = utf16Order(bytes) ?? '';
+  if (label !== '') {
+    let decoder: TextDecoder | null = null;
+    try {
+      decoder = new TextDecoder(label);
+    } catch (err) {
+      // An unknown or unsupported charset name: decode as if none had been declared.
+      if (!(err instanceof RangeError)) throw err;
+    }
+    if (decoder) return decoder.decode(bytes);
+  }
+  return new TextDecoder(isUtf8(bytes) ? 'utf-8' : 'windows-1252').decode(bytes);
+}
+
+/**
+ * A part as a feed may store it. The filename is redacted. A text-like part is decoded
+ * from its charset (UTF-16 included), redacted and stored as UTF-8; a raw message that
+ * is not UTF-8 keeps its bytes one to one. A binary part that carries a secret in a form
+ * found cheaply (text in any case, UTF-16, hex, base64) is listed without its bytes.
+ */
+export function redactPart(part: NewPart, secrets: FeedSecrets[]): NewPart {
+  const redact = redactor(secrets);
+  const filename = redact(part.filename);
+  if (!part.content) return { ...part, filename };
+  try {
+    if (isTextLike(part.contentType)) {
+      if (part.contentType.startsWith('message/') && !isUtf8(part.content)) {
+        // A raw message in mixed 8-bit charsets: latin1 maps bytes to characters one to one.
+        const content = Buffer.from(redact(part.content.toString('latin1')), 'latin1');
+        return { ...part, filename, content, size: content.length, charset: null };
+      }
+      const charset = part.contentType.startsWith('message/') ? 'utf-8' : part.charset;
+      const content = Buffer.from(redact(decodeText(part.content, charset)), 'utf8');
+      return { ...part, filename, content, size: content.length, charset: 'utf-8' };
+    }
+    if (bytesContainSecret(part.content, secrets)) return { ...part, filename, content: null, note: WITHHELD_NOTE };
+    return { ...part, filename };
+  } catch (err) {
+    // Never lose the entry over one part: list it without its bytes, and say why.
+    return { ...part, filename, content: null, note: `Not offered: this attachment could not be checked for the feed's address (${(err as Error).message}).` };
+  }
+}
+
+/**
+ * The confirm URL a feed stores: every other recipient's secrets removed, the feed's own
+ * kept whole so the owner's manage page offers a link that works (shared views redact the
+ * own secrets when they show it).
+ */
+export function confirmUrlForFeed(url: string, own: FeedSecrets, all: FeedSecrets[]): string {
+  const ownTokens = new Set(tokensOf(own));
+  const others = all
+    .map((s) => ({ inboxToken: ownTokens.has(s.inboxToken.toLowerCase()) ? '' : s.inboxToken, feedToken: ownTokens.has(s.feedToken.toLowerCase()) ? '' : s.feedToken }));
+  return redactor(others)(url);
 }

@@ -1,0 +1,257 @@
+/**
+ * Security review findings F3, F10, F11 and F12, at a size CI can afford: redaction scans
+ * megabytes of base64 without throwing, and leaves no feed's address in folded calendar
+ * lines, UTF-16 attachments, hex, nested base64, binary attachments or another
+ * recipient's confirm link.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseMessage } from '../src/mail/parse.js';
+import { confirmUrlForFeed, redactor, redactPart, WITHHELD_NOTE, type FeedSecrets } from '../src/mail/redact.js';
+import type { NewPart } from '../src/store/entries.js';
+import { prng } from './support/mutate.js';
+
+const A: FeedSecrets = { inboxToken: '65mseglhwi2eannrt36pst6inq', feedToken: 'f3edtokqz5ya2wm4nrx6bc7ejh' };
+const B: FeedSecrets = { inboxToken: 'k7q2m4xap3w5tgr6n2b4v7c3zd', feedToken: 'q4zbmd7w2ryxe5k3nhu6tcga2v' };
+const ADDRESS = `${A.inboxToken}@feedmail.test`;
+
+/** Decodes base64 or base64url text from each of its first four characters. */
+function base64Decodings(s: string): string[] {
+  const plain = s.replace(/[\r\n]/g, '').replace(/-/g, '+').replace(/_/g, '/').replace(/=/g, 'A');
+  return [0, 1, 2, 3].map((k) => Buffer.from(plain.slice(k), 'base64').toString('latin1'));
+}
+
+/** Runs of 20 or more base64 characters (a loop: a regexp overflows its stack on megabyte runs). */
+function runsOf(s: string): string[] {
+  const runs: string[] = [];
+  let start = 0;
+  for (let i = 0; i <= s.length; i++) {
+    if (i < s.length && /[A-Za-z0-9+/_=-]/.test(s[i]!)) continue;
+    if (i - start >= 20) runs.push(s.slice(start, i));
+    start = i + 1;
+  }
+  return runs;
+}
+
+/**
+ * Where `token` still shows in `s`: plainly (any case), percent-decoded, in hex, or in base64
+ * text at any alignment, and in base64 inside that (one level of nesting).
+ */
+function leaksOf(s: string, token: string): string[] {
+  const found: string[] = [];
+  const percentDecoded = s.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+  if (percentDecoded.toLowerCase().includes(token)) found.push('plain');
+  if (percentDecoded.toLowerCase().includes(Buffer.from(token).toString('hex'))) found.push('hex');
+  for (const run of runsOf(percentDecoded)) {
+    for (const decoded of base64Decodings(run)) {
+      if (decoded.toLowerCase().includes(token)) found.push(`base64 in ${run.slice(0, 30)}…`);
+      for (const inner of runsOf(decoded)) {
+        if (base64Decodings(inner).some((d) => d.toLowerCase().includes(token))) found.push(`nested base64 in ${run.slice(0, 30)}…`);
+      }
+    }
+  }
+  return found;
+}
+
+function part(content: Buffer, contentType: string, extra: Partial<NewPart> = {}): NewPart {
+  return { content, contentType, filename: 'file', contentId: null, inline: false, size: content.length, ...extra };
+}
+
+function randomBytes(n: number, seed: number): Buffer {
+  const rng = prng(seed);
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = Math.floor(rng() * 256);
+  return b;
+}
+
+/** A multipart message with one attachment, the way a newsletter would send it. */
+function messageWith(contentType: string, filename: string, body: Buffer, encoding: 'base64' | '8bit' = 'base64'): Buffer {
+  const encoded = encoding === 'base64' ? body.toString('base64').replace(/.{76}/g, '$&\r\n') : body.toString('latin1');
+  return Buffer.from([
+    'From: events@example.com', `To: ${ADDRESS}`, 'Subject: You are invited', 'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary=mm', '',
+    '--mm', 'Content-Type: text/plain; charset=utf-8', '', 'See the attachment.',
+    '--mm', `Content-Type: ${contentType}; name=${filename}`, `Content-Disposition: attachment; filename=${filename}`,
+    `Content-Transfer-Encoding: ${encoding}`, '', encoded, '--mm--', '',
+  ].join('\r\n'), 'latin1');
+}
+
+async function onlyPart(raw: Buffer): Promise<NewPart> {
+  const parsed = await parseMessage(raw, { maxPartBytes: 20_000_000 });
+  assert.equal(parsed.parts.length, 1);
+  return parsed.parts[0]!;
+}
+
+describe('redaction: megabytes of base64 (F3)', () => {
+  it('redacts a 9 MB run of one base64 letter without throwing, and leaves it as it was', () => {
+    const input = 'A'.repeat(9_000_000);
+    assert.equal(redactor([A, B])(input), input);
+  });
+
+  it('redacts a forwarded .eml carrying a 6.6 MB PDF without throwing, and removes the address hidden in its base64', () => {
+    const pdf = Buffer.concat([randomBytes(3_300_000, 1), Buffer.from(`/Author (${ADDRESS})`), randomBytes(3_300_000, 2)]);
+    const inner = Buffer.from([
+      'From: colleague@example.com', 'Subject: the report', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="IN"', '',
+      '--IN', 'Content-Type: text/plain', '', 'see attached',
+      '--IN', 'Content-Type: application/pdf', 'Content-Disposition: attachment; filename="report.pdf"', 'Content-Transfer-Encoding: base64', '',
+      pdf.toString('base64').replace(/.{76}/g, '$&\r\n'), '--IN--', '',
+    ].join('\r\n'));
+    assert.ok(inner.length > 8_500_000, 'as long as the run that overflowed the regexp stack');
+    const out = redactPart(part(inner, 'message/rfc822', { filename: 'report.eml' }), [A, B]);
+    assert.ok(out.content, 'the forwarded message is kept');
+    const text = out.content.toString('latin1');
+    assert.deepEqual(leaksOf(text.slice(text.indexOf('base64\r\n\r\n')), A.inboxToken), []);
+    assert.match(text, /redacted/);
+    // Only the characters that encode the address changed: the rest of the message is as sent.
+    assert.ok(Math.abs(out.content.length - inner.length) < 100);
+    assert.equal(text.slice(0, 300), inner.subarray(0, 300).toString('latin1'));
+  });
+
+  it('redacts an address base64-encoded in a 9 MB data: URI body', () => {
+    const payload = Buffer.concat([randomBytes(3_400_000, 3), Buffer.from(`{"email":"${ADDRESS}"}`), randomBytes(3_400_000, 4)]);
+    const html = `<img src="data:image/png;base64,${payload.toString('base64')}">`;
+    const out = redactor(A)(html);
+    assert.deepEqual(leaksOf(out, A.inboxToken), []);
+    assert.ok(out.startsWith('<img src="data:image/png;base64,') && out.endsWith('">'));
+  });
+});
+
+describe('redaction: folded lines (F11)', () => {
+  const ics = [
+    'BEGIN:VCALENDAR', 'VERSION:2.0', 'METHOD:REQUEST', 'BEGIN:VEVENT', 'UID:42@events.example.com', 'SUMMARY:Webinar',
+    // Folded at 75 octets, as RFC 5545 requires, in the middle of the token.
+    `ATTENDEE;CN=Subscriber;RSVP=TRUE:mailto:${A.inboxToken.slice(0, 10)}\r\n ${A.inboxToken.slice(10)}@feedmail.test`,
+    'END:VEVENT', 'END:VCALENDAR', '',
+  ].join('\r\n');
+
+  it('redacts an .ics attendee line folded inside the token, and keeps the rest of the invite', async () => {
+    const parsed = await onlyPart(messageWith('text/calendar; charset=utf-8; method=REQUEST', 'invite.ics', Buffer.from(ics)));
+    const out = redactPart(parsed, [A]);
+    const text = out.content!.toString('utf8');
+    assert.deepEqual(leaksOf(text, A.inboxToken), []);
+    assert.ok(!text.includes(A.inboxToken.slice(0, 10)) && !text.includes(A.inboxToken.slice(10)), 'neither half of the address is left');
+    assert.match(text, /^ATTENDEE;CN=Subscriber;RSVP=TRUE:mailto:redacted@feedmail\.test\r$/m);
+    assert.equal(text.replace(/^ATTENDEE.*\r\n/m, ''), ics.replace(/^ATTENDEE.*\r\n .*\r\n/m, ''));
+  });
+
+  it('redacts a token folded with a bare newline and a tab, in a vCard and in text', () => {
+    const vcard = `BEGIN:VCARD\nEMAIL:${A.inboxToken.slice(0, 5)}\n\t${A.inboxToken.slice(5)}@feedmail.test\nEND:VCARD\n`;
+    const out = redactPart(part(Buffer.from(vcard), 'text/vcard'), [A]).content!.toString('utf8');
+    assert.equal(out, 'BEGIN:VCARD\nEMAIL:redacted@feedmail.test\nEND:VCARD\n');
+    assert.deepEqual(leaksOf(redactor(A)(`To: ${A.inboxToken.slice(0, 20)}\r\n ${A.inboxToken.slice(20)}@feedmail.test`), A.inboxToken), []);
+  });
+});
+
+describe('redaction: text attachments in other charsets (F12)', () => {
+  const csv = `Name;Address\r\nJosé;${ADDRESS}\r\n`;
+
+  it('redacts a UTF-16LE attachment with a byte order mark and stores it as UTF-8', async () => {
+    const parsed = await onlyPart(messageWith('text/plain; charset=utf-16', 'export.csv', Buffer.from(`\ufeff${csv}`, 'utf16le')));
+    assert.equal(parsed.charset, 'utf-16');
+    const out = redactPart(parsed, [A]);
+    assert.equal(out.charset, 'utf-8');
+    assert.equal(out.content!.toString('utf8'), 'Name;Address\r\nJosé;redacted@feedmail.test\r\n');
+    assert.equal(out.size, out.content!.length);
+  });
+
+  it('redacts a UTF-16BE attachment without a byte order mark and stores it as UTF-8', async () => {
+    const be = Buffer.from(csv, 'utf16le').swap16();
+    for (const charset of ['utf-16be', 'UTF-16']) {
+      const parsed = await onlyPart(messageWith(`text/plain; charset=${charset}`, 'export.csv', be));
+      const out = redactPart(parsed, [A]);
+      assert.equal(out.content!.toString('utf8'), 'Name;Address\r\nJosé;redacted@feedmail.test\r\n', charset);
+      assert.equal(out.charset, 'utf-8');
+    }
+  });
+
+  it('transcodes Latin-1 and Shift_JIS parts to UTF-8, and falls back for an unknown charset', async () => {
+    const latin1 = await onlyPart(messageWith('text/plain; charset=iso-8859-1', 'a.txt', Buffer.from(`Grüße, ${ADDRESS}`, 'latin1'), '8bit'));
+    assert.equal(redactPart(latin1, [A]).content!.toString('utf8'), 'Grüße, redacted@feedmail.test');
+    const sjis = Buffer.concat([Buffer.from([0x82, 0xb1, 0x82, 0xf1, 0x82, 0xc9, 0x82, 0xbf, 0x82, 0xcd, 0x20]), Buffer.from(ADDRESS)]);
+    assert.equal(redactPart(part(sjis, 'text/plain', { charset: 'shift_jis' }), [A]).content!.toString('utf8'), 'こんにちは redacted@feedmail.test');
+    assert.equal(redactPart(part(Buffer.from(`é ${ADDRESS}`), 'text/plain', { charset: 'x-no-such-charset' }), [A]).content!.toString('utf8'), 'é redacted@feedmail.test');
+  });
+
+  it('keeps the bytes of a forwarded message in 8-bit charsets as they are, apart from the address', () => {
+    const eml = Buffer.concat([Buffer.from('Subject: Gr'), Buffer.from([0xfc]), Buffer.from(`\r\nTo: ${ADDRESS}\r\n\r\n`), Buffer.from([0xe9, 0x00, 0xff])]);
+    const out = redactPart(part(eml, 'message/rfc822'), [A]);
+    assert.deepEqual(out.content, Buffer.concat([Buffer.from('Subject: Gr'), Buffer.from([0xfc]), Buffer.from('\r\nTo: redacted@feedmail.test\r\n\r\n'), Buffer.from([0xe9, 0x00, 0xff])]));
+  });
+});
+
+describe('redaction: hex and nested base64 (F12)', () => {
+  const redact = redactor([A, B]);
+
+  it('redacts the address in hex, in either case, and keeps the rest of the link', () => {
+    for (const hex of [Buffer.from(ADDRESS).toString('hex'), Buffer.from(ADDRESS).toString('hex').toUpperCase()]) {
+      const out = redact(`https://t.example/c?e=${hex}&x=1`);
+      assert.deepEqual(leaksOf(out, A.inboxToken), []);
+      assert.match(out, /^https:\/\/t\.example\/c\?e=redacted[0-9a-f]*&x=1$/i);
+    }
+  });
+
+  it('redacts an address in base64 inside base64, as click-tracking wrappers send it, at every alignment', () => {
+    for (const pad of ['', 'a', 'ab']) {
+      const unsubscribe = `https://news.example.com/unsub?d=${Buffer.from(`${pad}{"email":"${ADDRESS}"}`).toString('base64')}`;
+      for (const inner of [unsubscribe, encodeURIComponent(unsubscribe)]) {
+        const link = `https://click.example.net/c/${Buffer.from(`${pad}${inner}`).toString('base64url')}?s=1`;
+        assert.ok(leaksOf(link, A.inboxToken).some((l) => l.startsWith('nested')), 'the test input really nests it');
+        const out = redact(link);
+        assert.deepEqual(leaksOf(out, A.inboxToken), [], `${link} -> ${out}`);
+        assert.ok(out.startsWith('https://click.example.net/c/') && out.endsWith('?s=1'));
+      }
+    }
+  });
+
+  it('leaves base64 and hex that carry no secret as they are', () => {
+    const harmless = `x=${Buffer.from(Buffer.from('https://news.example.com/p/1').toString('base64')).toString('base64')} h=${Buffer.from('hello world').toString('hex')}`;
+    assert.equal(redact(harmless), harmless);
+  });
+});
+
+describe('redaction: binary attachments (F12)', () => {
+  const pdf = (body: string) => Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(5000, 9), Buffer.from(`\nBT (${body}) Tj ET\n%%EOF\n`)]);
+
+  it('lists a PDF or octet-stream that contains the address without offering its bytes', () => {
+    const forms = {
+      'application/pdf': pdf(`Registered to ${ADDRESS.toUpperCase()}`),
+      'application/octet-stream': Buffer.concat([randomBytes(2000, 5), Buffer.from(ADDRESS, 'utf16le'), randomBytes(2000, 6)]),
+      'application/x-bin': Buffer.concat([randomBytes(2000, 7), Buffer.from(ADDRESS, 'utf16le').swap16()]),
+      'image/png': Buffer.concat([randomBytes(100, 8), Buffer.from(`tEXtComment\0${Buffer.from(ADDRESS).toString('base64')}`)]),
+      'application/zip': Buffer.from(`PK${Buffer.from(ADDRESS).toString('hex')}`),
+    };
+    for (const [type, bytes] of Object.entries(forms)) {
+      const out = redactPart(part(bytes, type, { filename: `for-${ADDRESS}.bin` }), [B, A]);
+      assert.equal(out.content, null, type);
+      assert.equal(out.note, WITHHELD_NOTE);
+      assert.equal(out.filename, 'for-redacted@feedmail.test.bin');
+      assert.equal(out.contentType, type);
+    }
+  });
+
+  it('keeps a PDF without the address byte for byte', () => {
+    const bytes = pdf('Quarterly report');
+    const out = redactPart(part(bytes, 'application/pdf', { filename: 'report.pdf' }), [A, B]);
+    assert.ok(out.content?.equals(bytes));
+    assert.equal(out.note ?? null, null);
+    assert.equal(out.size, bytes.length);
+  });
+
+  it('scans a 10 MB binary part without throwing', () => {
+    const bytes = randomBytes(10_000_000, 11);
+    assert.ok(redactPart(part(bytes, 'application/octet-stream'), [A, B]).content?.equals(bytes));
+  });
+});
+
+describe('redaction: confirm links of a message sent to several feeds (F10)', () => {
+  it('removes the other recipients\' secrets from the confirm URL and keeps the viewing feed\'s own whole', () => {
+    const url = `https://example.com/confirm?email=${B.inboxToken}%40feedmail.test&me=${A.inboxToken}%40feedmail.test&d=${Buffer.from(`${B.inboxToken}@feedmail.test`).toString('base64url')}`;
+    const forA = confirmUrlForFeed(url, A, [A, B]);
+    assert.deepEqual(leaksOf(forA, B.inboxToken), []);
+    assert.ok(forA.includes(`me=${A.inboxToken}%40feedmail.test`), 'the own address stays, so the link works for the owner');
+    const forB = confirmUrlForFeed(url, B, [A, B]);
+    assert.deepEqual(leaksOf(forB, A.inboxToken), []);
+    assert.ok(forB.startsWith(`https://example.com/confirm?email=${B.inboxToken}%40feedmail.test&`));
+    assert.equal(confirmUrlForFeed(url, A, [A]), url);
+  });
+});
