@@ -13,6 +13,8 @@ export interface EnqueueInput {
   maxAttempts?: number;
   /** A second enqueue with the same key, while the first job exists, is ignored. */
   idempotencyKey?: string;
+  /** Jobs sharing a key take turns with other keys' jobs when claimed. */
+  fairKey?: string;
 }
 
 export async function enqueueJob(db: Kysely<QueueSchema> | Transaction<QueueSchema>, input: EnqueueInput): Promise<number | undefined> {
@@ -29,6 +31,7 @@ export async function enqueueJob(db: Kysely<QueueSchema> | Transaction<QueueSche
     lease_expires_at: null,
     last_error: null,
     idempotency_key: input.idempotencyKey ?? null,
+    fair_key: input.fairKey ?? null,
     created_at: now,
     updated_at: now,
   }).onConflict((oc) => oc.column('idempotency_key').doNothing()).returning('id').executeTakeFirst();
@@ -47,9 +50,28 @@ export interface ClaimFilter {
  * come, and claimed jobs whose lease ran out (their owner died, e.g. kill -9).
  * Taking over an expired lease counts a reclaim, not an attempt: the job did
  * not fail, its process did.
+ *
+ * Within a priority, jobs take turns by `fair_key` (the recipient feeds of a
+ * message): a key's n-th waiting job goes after every other key's first, and a
+ * key with jobs already running waits that many turns more. One feed's backlog
+ * of slow messages then delays only that feed.
  */
 export async function claimJobs(db: Kysely<QueueSchema>, owner: string, limit: number, leaseMs: number, filter: ClaimFilter, now = Date.now()): Promise<Job[]> {
   if (limit <= 0 || filter.tasks.length === 0) return [];
+  const maxPriority = filter.maxPriority ?? Number.MAX_SAFE_INTEGER;
+  const chosen = sql<{ id: number }>`
+    SELECT id FROM (
+      SELECT id, priority, run_at, fair_key,
+        row_number() OVER (PARTITION BY coalesce(fair_key, 'job:' || id) ORDER BY run_at, id) AS turn
+      FROM jobs
+      WHERE task IN (${sql.join(filter.tasks)}) AND priority <= ${maxPriority}
+        AND ((state = 'ready' AND run_at <= ${now}) OR (state = 'claimed' AND lease_expires_at < ${now}))
+    ) AS runnable
+    ORDER BY priority,
+      turn + (SELECT count(*) FROM jobs AS running
+              WHERE running.fair_key = runnable.fair_key AND running.state = 'claimed' AND running.lease_expires_at >= ${now}),
+      run_at, id
+    LIMIT ${limit}`;
   return db.transaction().execute((trx) => trx.updateTable('jobs')
     .set({
       state: 'claimed',
@@ -58,16 +80,7 @@ export async function claimJobs(db: Kysely<QueueSchema>, owner: string, limit: n
       updated_at: now,
       reclaims: sql<number>`CASE WHEN state = 'claimed' THEN reclaims + 1 ELSE reclaims END`,
     })
-    .where('id', 'in', (eb) => {
-      let q = eb.selectFrom('jobs').select('id')
-        .where('task', 'in', filter.tasks)
-        .where((w) => w.or([
-          w.and([w('state', '=', 'ready'), w('run_at', '<=', now)]),
-          w.and([w('state', '=', 'claimed'), w('lease_expires_at', '<', now)]),
-        ]));
-      if (filter.maxPriority !== undefined) q = q.where('priority', '<=', filter.maxPriority);
-      return q.orderBy('priority').orderBy('run_at').orderBy('id').limit(limit);
-    })
+    .where(sql<boolean>`id IN (${chosen})`)
     .returningAll()
     .execute());
 }

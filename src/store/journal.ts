@@ -33,7 +33,8 @@ export async function journalMessage(db: Kysely<QueueSchema>, input: JournalInpu
       size: input.raw.length,
       raw: input.raw,
     }).returning('id').executeTakeFirstOrThrow();
-    await enqueueJob(trx, { task: INGEST_TASK, payload: { journalId: row.id }, priority: INGEST_PRIORITY });
+    const fairKey = `feeds:${[...input.feedIds].sort((a, b) => a - b).join(',')}`;
+    await enqueueJob(trx, { task: INGEST_TASK, payload: { journalId: row.id }, priority: INGEST_PRIORITY, fairKey });
     return row.id;
   });
 }
