@@ -4,11 +4,42 @@
  * images) and drops everything that can run code, navigate, submit or load
  * things on its own.
  */
+import { QuoteType, Tokenizer, type TokenizerCallbacks } from 'htmlparser2';
 import sanitize from 'sanitize-html';
 
 export interface SanitizeOptions {
   keepTrackingPixels: boolean;
+  /** Limits on the markup sanitize-html is given; HTML_BOUNDS unless a test or benchmark says otherwise. */
+  bounds?: HtmlBounds;
 }
+
+/**
+ * How much structure a message may have. sanitize-html's parser (htmlparser2) keeps
+ * its open elements in an array it shifts at the front, so its time grows with the
+ * square of the nesting depth: 150,000 nested <div>s took the whole 20 s budget.
+ * Markup beyond either limit is flattened before sanitizing: its tags are dropped,
+ * its text is kept.
+ */
+export interface HtmlBounds {
+  /** Open elements at once. Real newsletters nest tables 20-40 deep; Chromium itself stops nesting at 512. */
+  maxDepth: number;
+  /** Elements in the whole message (a 25 MB message can hold millions). */
+  maxElements: number;
+}
+
+export const HTML_BOUNDS: HtmlBounds = { maxDepth: 256, maxElements: 50_000 };
+
+/** What an entry says when its markup was flattened. */
+export const FLATTENED_NOTE = 'This message nests its layout too deeply or has too many elements; its layout was simplified to show it.';
+
+export interface SanitizedHtml {
+  html: string;
+  /** Markup beyond HTML_BOUNDS was flattened (the reader should be told, see FLATTENED_NOTE). */
+  flattened: boolean;
+}
+
+/** Elements whose content sanitize-html drops along with the element. */
+const NON_TEXT_TAGS = ['script', 'textarea', 'option', 'noscript', 'title', 'template', 'xmp', 'iframe', 'noembed', 'noframes', 'object', 'svg', 'math'];
 
 const ALLOWED_TAGS = [
   'a', 'abbr', 'address', 'article', 'aside', 'b', 'bdi', 'bdo', 'big', 'blockquote', 'br', 'caption',
@@ -113,11 +144,28 @@ const SAFE_DATA_IMAGE = /^data:image\/(png|gif|jpe?g|webp);base64,[a-z0-9+/=\s]+
 
 /** Sanitizes newsletter HTML for storage and for every place it is shown. */
 export function sanitizeNewsletterHtml(html: string, options: SanitizeOptions): string {
+  return sanitizeNewsletterHtmlWithReport(html, options).html;
+}
+
+/** Like sanitizeNewsletterHtml, and says whether the markup had to be flattened to stay within bounds. */
+export function sanitizeNewsletterHtmlWithReport(html: string, options: SanitizeOptions): SanitizedHtml {
+  const bounds = options.bounds ?? HTML_BOUNDS;
+  if (!Number.isFinite(bounds.maxDepth) && !Number.isFinite(bounds.maxElements)) {
+    return { html: sanitizeMarkup(html, options), flattened: false };
+  }
+  const bounded = boundMarkup(html, bounds);
+  // Markup that needed no change goes to sanitize-html exactly as it came, so ordinary
+  // mail comes out byte for byte as it always did.
+  const input = bounded.flattened || bounded.selfClosedStyle ? bounded.html : html;
+  return { html: sanitizeMarkup(input, options), flattened: bounded.flattened };
+}
+
+function sanitizeMarkup(html: string, options: SanitizeOptions): string {
   const cleaned = sanitize(html, {
     allowedTags: ALLOWED_TAGS,
     allowVulnerableTags: true, // <style> is allowed on purpose; its text is cleaned below.
     disallowedTagsMode: 'discard',
-    nonTextTags: ['script', 'textarea', 'option', 'noscript', 'title', 'template', 'xmp', 'iframe', 'noembed', 'noframes', 'object', 'svg', 'math'],
+    nonTextTags: NON_TEXT_TAGS,
     allowedAttributes: {
       '*': LAYOUT_ATTRIBUTES,
       a: ['href', 'name', 'target', 'rel'],
@@ -172,6 +220,236 @@ export function sanitizeNewsletterHtml(html: string, options: SanitizeOptions): 
   // sanitize-html passes <style> text through verbatim; clean it here. Everywhere else its output
   // escapes '<', so a literal <style> in the output is always a real (attribute-less) element.
   return cleaned.replace(/<style>([\s\S]*?)<\/style>/g, (_, css: string) => `<style>${cleanCss(css).replace(/</g, '\\3c ')}</style>`);
+}
+
+// The bounding pass below reads markup with htmlparser2's tokenizer (linear) and builds the
+// element tree by the rules of htmlparser2's Parser, which sanitize-html uses, but with a stack
+// that grows at the end. These tables are copied from htmlparser2 10 (dist/esm/Parser.js).
+const P = new Set(['p']);
+const FORM = new Set(['input', 'option', 'optgroup', 'select', 'button', 'datalist', 'textarea']);
+const DD_DT = new Set(['dd', 'dt']);
+const RT_RP = new Set(['rt', 'rp']);
+const TABLE_SECTION = new Set(['thead', 'tbody']);
+/** Opening the key closes open elements in its set, innermost first, while they are innermost. */
+const OPEN_IMPLIES_CLOSE = new Map<string, Set<string>>([
+  ['tr', new Set(['tr', 'th', 'td'])], ['th', new Set(['th'])], ['td', new Set(['thead', 'th', 'td'])],
+  ['body', new Set(['head', 'link', 'script'])], ['li', new Set(['li'])],
+  ['select', FORM], ['input', FORM], ['output', FORM], ['button', FORM], ['datalist', FORM], ['textarea', FORM],
+  ['option', new Set(['option'])], ['optgroup', new Set(['optgroup', 'option'])],
+  ['dd', DD_DT], ['dt', DD_DT], ['rt', RT_RP], ['rp', RT_RP], ['tbody', TABLE_SECTION], ['tfoot', TABLE_SECTION],
+  ...['p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'address', 'article', 'aside', 'blockquote', 'details', 'div', 'dl',
+    'fieldset', 'figcaption', 'figure', 'footer', 'form', 'header', 'hr', 'main', 'nav', 'ol', 'pre', 'section',
+    'table', 'ul'].map((tag): [string, Set<string>] => [tag, P]),
+]);
+const VOID_ELEMENTS = new Set([
+  'area', 'base', 'basefont', 'br', 'col', 'command', 'embed', 'frame', 'hr', 'img', 'input', 'isindex',
+  'keygen', 'link', 'meta', 'param', 'source', 'track', 'wbr',
+]);
+/** Inside these `<x/>` closes x; elsewhere the slash is ignored. */
+const FOREIGN_CONTEXT = new Set(['math', 'svg']);
+const HTML_INTEGRATION = new Set(['mi', 'mo', 'mn', 'ms', 'mtext', 'annotation-xml', 'foreignobject', 'desc', 'title']);
+/** The tokenizer reads the content of these as raw text, up to their end tag. */
+const RAW_TEXT = new Set(['script', 'style', 'title', 'textarea', 'xmp']);
+/** A dropped element whose content would not be shown as text either: its content goes too. */
+const MUTED_WHEN_DROPPED = new Set([...NON_TEXT_TAGS, 'style']);
+/** Attribute names anything in the allowlist could have; others are dropped when markup is rewritten. */
+const PLAIN_ATTRIBUTE = /^[a-z_:][a-z0-9_.:-]*$/;
+
+interface BoundedMarkup {
+  /** The markup written out again, flattened where it went beyond the bounds. */
+  html: string;
+  flattened: boolean;
+  /**
+   * A `<style/>` was seen. htmlparser2 then keeps the style element open but reads what
+   * follows as markup, and sanitize-html copies its decoded text into the <style> unescaped
+   * ("&lt;/style&gt;&lt;img onerror=...&gt;" came out as a live <img>). Written out again,
+   * that text is escaped and stays inside the style element.
+   */
+  selfClosedStyle: boolean;
+}
+
+/**
+ * Writes markup out again within `bounds`, in time linear in its length: elements deeper
+ * than maxDepth, or after the first maxElements, lose their tags but keep their text.
+ * Comments, declarations and processing instructions are dropped (sanitize-html drops
+ * them too); text and attribute values are escaped again. Exported for tests.
+ */
+export function boundMarkup(html: string, bounds: HtmlBounds): BoundedMarkup {
+  const builder = new BoundedMarkupBuilder(html, bounds);
+  const tokenizer = new Tokenizer({ decodeEntities: true }, builder);
+  tokenizer.write(html);
+  tokenizer.end();
+  return { html: builder.out.join(''), flattened: builder.flattened, selfClosedStyle: builder.selfClosedStyle };
+}
+
+class BoundedMarkupBuilder implements TokenizerCallbacks {
+  readonly out: string[] = [];
+  flattened = false;
+  selfClosedStyle = false;
+  /** Open elements, innermost last. */
+  private readonly stack: string[] = [];
+  /** How many of each name are open, so that an end tag matching nothing costs nothing. */
+  private readonly openCount = new Map<string, number>();
+  /** The first `written` entries of the stack were written out; the rest were dropped. */
+  private written = 0;
+  /** Stack index of a dropped element whose content is dropped as well, if one is open. */
+  private mutedFrom = Infinity;
+  private elements = 0;
+  private readonly foreignContext: boolean[] = [false];
+  /** The tokenizer is inside a raw-text element (style, script...). */
+  private rawText = false;
+  /** The start tag being read, until its '>'. */
+  private tag: string | null = null;
+  private tagWritten = false;
+  private attribs: Map<string, string> | null = null;
+  private attribName = '';
+  private attribValue = '';
+
+  constructor(private readonly src: string, private readonly bounds: HtmlBounds) {}
+
+  ontext(start: number, end: number): void {
+    this.writeText(this.src.slice(start, end), this.rawText);
+  }
+
+  ontextentity(codepoint: number): void {
+    this.writeText(String.fromCodePoint(codepoint), false);
+  }
+
+  onopentagname(start: number, end: number): void {
+    this.openElement(this.src.slice(start, end).toLowerCase());
+  }
+
+  onattribname(start: number, end: number): void {
+    this.attribName = this.src.slice(start, end).toLowerCase();
+  }
+
+  onattribdata(start: number, end: number): void {
+    if (this.attribs) this.attribValue += this.src.slice(start, end);
+  }
+
+  onattribentity(codepoint: number): void {
+    if (this.attribs) this.attribValue += String.fromCodePoint(codepoint);
+  }
+
+  onattribend(_quote: QuoteType): void {
+    // As htmlparser2: the first of two attributes with the same name wins.
+    if (this.attribs && !this.attribs.has(this.attribName)) this.attribs.set(this.attribName, this.attribValue);
+    this.attribValue = '';
+  }
+
+  onopentagend(): void {
+    const name = this.tag;
+    this.finishStartTag();
+    this.rawText = name !== null && RAW_TEXT.has(name);
+  }
+
+  onselfclosingtag(): void {
+    const name = this.tag;
+    this.rawText = false;
+    if (name === null) return;
+    if (this.foreignContext[this.foreignContext.length - 1]) {
+      this.finishStartTag();
+      if (this.stack[this.stack.length - 1] === name) this.pop();
+      return;
+    }
+    // Outside SVG and MathML htmlparser2 ignores the slash: the element stays open.
+    if (name === 'style') this.selfClosedStyle = true;
+    this.finishStartTag();
+  }
+
+  onclosetag(start: number, end: number): void {
+    this.rawText = false;
+    const name = this.src.slice(start, end).toLowerCase();
+    if (FOREIGN_CONTEXT.has(name) || HTML_INTEGRATION.has(name)) this.foreignContext.pop();
+    if (!VOID_ELEMENTS.has(name)) {
+      if ((this.openCount.get(name) ?? 0) > 0) {
+        while (this.pop() !== name) { /* closes everything opened inside it */ }
+      } else if (name === 'p') {
+        // htmlparser2 reads a stray </p> as <p></p>.
+        this.openElement('p');
+        this.finishStartTag();
+        this.pop();
+      }
+    } else if (name === 'br') {
+      // ... and a </br> as <br>.
+      this.openElement('br');
+      this.finishStartTag();
+    }
+  }
+
+  oncomment(): void {}
+  oncdata(): void {}
+  ondeclaration(): void {}
+  onprocessinginstruction(): void {}
+
+  onend(): void {
+    // A start tag cut off by the end of the input was never written, so it gets no end tag.
+    if (this.tag !== null && this.tagWritten && this.stack[this.stack.length - 1] === this.tag && this.written === this.stack.length) {
+      this.written--;
+    }
+    while (this.stack.length > 0) this.pop();
+  }
+
+  private openElement(name: string): void {
+    const closes = OPEN_IMPLIES_CLOSE.get(name);
+    if (closes) {
+      while (this.stack.length > 0 && closes.has(this.stack[this.stack.length - 1]!)) this.pop();
+    }
+    const depth = this.stack.length;
+    const muted = this.mutedFrom < depth;
+    let write = !muted && this.written === depth;
+    if (write && (depth >= this.bounds.maxDepth || this.elements >= this.bounds.maxElements)) {
+      write = false;
+      this.flattened = true;
+    }
+    if (write) this.elements++;
+    this.tag = name;
+    this.tagWritten = write;
+    this.attribs = write ? new Map() : null;
+    if (VOID_ELEMENTS.has(name)) return;
+    if (!write && !muted && MUTED_WHEN_DROPPED.has(name)) this.mutedFrom = depth;
+    this.stack.push(name);
+    this.openCount.set(name, (this.openCount.get(name) ?? 0) + 1);
+    if (write) this.written++;
+    if (FOREIGN_CONTEXT.has(name)) this.foreignContext.push(true);
+    else if (HTML_INTEGRATION.has(name)) this.foreignContext.push(false);
+  }
+
+  private finishStartTag(): void {
+    if (this.tag !== null && this.tagWritten) {
+      let tag = `<${this.tag}`;
+      for (const [name, value] of this.attribs ?? []) {
+        if (PLAIN_ATTRIBUTE.test(name)) tag += ` ${name}="${escapeAttribute(value)}"`;
+      }
+      this.out.push(`${tag}>`);
+    }
+    this.tag = null;
+    this.attribs = null;
+  }
+
+  /** Closes the innermost open element, writing its end tag if its start tag was written. */
+  private pop(): string | undefined {
+    const name = this.stack.pop();
+    if (name === undefined) return undefined;
+    const index = this.stack.length;
+    this.openCount.set(name, this.openCount.get(name)! - 1);
+    if (index < this.written) {
+      this.written = index;
+      this.out.push(`</${name}>`);
+    }
+    if (index <= this.mutedFrom) this.mutedFrom = Infinity;
+    return name;
+  }
+
+  private writeText(text: string, raw: boolean): void {
+    if (this.mutedFrom < this.stack.length) return;
+    // Raw text is only ever inside a written raw-text element (a dropped one is muted), where it reads the same again.
+    this.out.push(raw ? text : text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;'));
+  }
+}
+
+function escapeAttribute(value: string): string {
+  return value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 /** Plain text as readable HTML, for entries that have no HTML at all. */
