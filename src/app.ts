@@ -9,7 +9,7 @@ import { allTasks } from './jobs/tasks/index.js';
 import type { TaskDefinition } from './jobs/queue.js';
 import { JobRunner } from './jobs/runner.js';
 import type { Logger } from './log.js';
-import { RenderPool } from './mail/render-pool.js';
+import { renderPoolFor } from './mail/render-pool.js';
 import { FeedmailSmtpServer } from './mail/smtp.js';
 import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
 import { renderMetrics } from './ops/metrics.js';
@@ -52,14 +52,14 @@ export function preflight(config: Config): void {
 export async function startApp(config: Config, log: Logger, roles: Roles, extraTasks: TaskDefinition[] = []): Promise<App> {
   preflight(config);
   const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
-  const renderer = new RenderPool({ maxPartBytes: config.maxPartBytes, keepTrackingPixels: config.keepTrackingPixels }, config.processingTimeoutMs);
+  const renderer = renderPoolFor(config);
   const disk = new DiskSpace(config.dataDir, config.minFreeBytes);
   if (roles.smtp && !disk.hasSpace()) {
     log.warn({ freeBytes: disk.freeBytes(), minFreeBytes: config.minFreeBytes },
       'disk: free space is below FEEDMAIL_MIN_FREE_BYTES; mail will be deferred with 452 until space is freed or the minimum lowered');
   }
   const runner = roles.jobs && config.workerConcurrency > 0
-    ? new JobRunner({ queue: stores.queue.db, tasks: [...allTasks({ stores, config, renderer, log }), ...extraTasks], concurrency: config.workerConcurrency, log })
+    ? new JobRunner({ queue: stores.queue.db, tasks: [...allTasks({ stores, config, renderer, log, hasSpace: () => disk.hasSpace() }), ...extraTasks], concurrency: config.workerConcurrency, log })
     : null;
 
   let smtp: FeedmailSmtpServer | null = null;

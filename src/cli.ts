@@ -3,7 +3,7 @@
 import { loadConfig, settingsHelp, splitFlags, ConfigError, type Config } from './config.js';
 import { startApp, preflight, StartupError } from './app.js';
 import { createLogger, type Logger } from './log.js';
-import { RenderPool } from './mail/render-pool.js';
+import { renderPoolFor } from './mail/render-pool.js';
 import { reprocessEntries } from './mail/reprocess.js';
 import { openStores } from './store/index.js';
 import { discardFailedJobs, jobsInState, retryFailedJobs } from './store/jobs.js';
@@ -126,7 +126,7 @@ async function jobsCommand(config: Config, args: string[]): Promise<void> {
 async function reprocess(config: Config, log: Logger): Promise<void> {
   preflight(config);
   const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
-  const renderer = new RenderPool({ maxPartBytes: config.maxPartBytes, keepTrackingPixels: config.keepTrackingPixels }, config.processingTimeoutMs);
+  const renderer = renderPoolFor(config);
   try {
     const r = await reprocessEntries(stores.app.db, renderer, (p) => {
       process.stderr.write(p.done === 0 ? `reprocessing ${p.total} entr${p.total === 1 ? 'y' : 'ies'}…\n` : `reprocessed ${p.done} of ${p.total}…\n`);

@@ -11,7 +11,7 @@ import { findConfirmUrl } from '../src/mail/confirm.js';
 import { parseMessage } from '../src/mail/parse.js';
 import { redactor, type FeedSecrets } from '../src/mail/redact.js';
 import { RenderPool } from '../src/mail/render-pool.js';
-import { contentForFeed, renderMessage, type RenderedMessage, type RenderOptions } from '../src/mail/render.js';
+import { redactForRecipients, renderMessage, type RenderedMessage, type RenderOptions } from '../src/mail/render.js';
 import { cleanCss, sanitizeNewsletterHtml } from '../src/mail/sanitize.js';
 import { fixture } from './helpers.js';
 import { unsafeConstructs, XSS_VECTORS } from './html-safety.js';
@@ -249,7 +249,7 @@ describe('content: redaction of the inbox address', () => {
     const rendered = await render('redaction-recipient.eml');
     // Before redaction the fixture really does carry the address in all these forms.
     assert.ok(leaksOf(rendered.html, SECRETS.inboxToken).length >= 3);
-    const c = contentForFeed(rendered, SECRETS);
+    const c = redactForRecipients(rendered, [SECRETS]);
     const fields = { subject: c.subject, fromName: c.fromName, fromAddress: c.fromAddress, html: c.html, text: c.text, filenames: c.parts.map((p) => p.filename).join('\n') };
     for (const [field, value] of Object.entries(fields)) {
       assert.deepEqual(leaksOf(value, SECRETS.inboxToken), [], `${field}: ${value}`);
@@ -288,7 +288,7 @@ describe('content: redaction of the inbox address', () => {
 
   it('redacts the raw text shown for a message that could not be parsed', async () => {
     const raw = Buffer.from(`To: ${SECRETS.inboxToken}@feeds.example.net\r\nSubject: hi\r\nContent-Type: text/plain\r\n\r\nto=${SECRETS.inboxToken.slice(0, 9)}=\r\n${SECRETS.inboxToken.slice(9)}\r\n`);
-    const c = contentForFeed(await renderMessage(raw, OPTIONS), SECRETS);
+    const c = redactForRecipients(await renderMessage(raw, OPTIONS), [SECRETS]);
     assert.deepEqual(leaksOf(c.text + c.html, SECRETS.inboxToken), []);
   });
 });

@@ -16,7 +16,7 @@ import { describe, it } from 'node:test';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { FeedSecrets } from '../src/mail/redact.js';
 import { RenderPool } from '../src/mail/render-pool.js';
-import { contentForFeed, renderMessage, type RenderOptions } from '../src/mail/render.js';
+import { redactForRecipients, renderMessage, type RenderOptions } from '../src/mail/render.js';
 import { fixture } from './helpers.js';
 import { unsafeConstructs } from './html-safety.js';
 import { cases } from './support/mutate.js';
@@ -58,7 +58,7 @@ async function runShard(task: ShardTask, report: (m: ShardMessage) => void): Pro
       const rendered = await renderMessage(c.raw, OPTIONS);
       const problems = unsafeConstructs(rendered.html);
       if (problems.length) failures.push(`${what}: ${problems.join('; ')}`);
-      const content = contentForFeed(rendered, SECRETS);
+      const content = redactForRecipients(rendered, [SECRETS]);
       if (leaked([content.subject, content.fromName, content.fromAddress, content.html, content.text, ...content.parts.map((p) => p.filename)])) {
         failures.push(`${what}: secret left after redaction`);
       }

@@ -10,11 +10,10 @@ import type { Kysely } from 'kysely';
 import { FeedFullError, isDiskFull, StorageFullError, TemporaryFailureError, UnknownRecipientError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { looksLikeToken } from '../secrets.js';
-import { feedBytes, insertEntry } from '../store/entries.js';
+import { feedBytes, hashContent, insertEntry } from '../store/entries.js';
 import { feedById, feedByInboxToken, type Feed } from '../store/feeds.js';
 import { journalById, journalMessage } from '../store/journal.js';
 import type { AppSchema, QueueSchema } from '../store/schema.js';
-import { contentForFeed } from './render.js';
 import type { RenderPool } from './render-pool.js';
 
 /** Maps an address to its feed: `<inbox-token>[+anything]@<one of our domains>`, any case. */
@@ -73,6 +72,8 @@ export interface IngestDeps {
   queue: Kysely<QueueSchema>;
   renderer: RenderPool;
   log: Logger;
+  /** True while the data directory has room; checked again right before storing. */
+  hasSpace?: () => boolean;
 }
 
 /** Handler of the `ingest` job. Safe to run more than once for the same journal row. */
@@ -83,17 +84,22 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
     return { stored: 0 };
   }
   const feedIds = JSON.parse(row.feed_ids) as number[];
-  const rendered = await deps.renderer.render(row.raw);
+  const feeds = (await Promise.all(feedIds.map((id) => feedById(deps.app, id)))).filter((f): f is Feed => f !== undefined);
+  if (feeds.length === 0) return { stored: 0 };
+  // Parsing, sanitizing and removing every recipient's secrets all happen in a render thread,
+  // under its time bound: the main thread only stores the result.
+  const secrets = feeds.map((f) => ({ inboxToken: f.inbox_token, feedToken: f.feed_token }));
+  const rendered = await deps.renderer.render(row.raw, secrets);
+  const hashes = await hashContent(row.raw, rendered);
   // Shutting down, or another process took the job over: leave the storing to the next run.
   signal?.throwIfAborted();
-  const feeds = (await Promise.all(feedIds.map((id) => feedById(deps.app, id)))).filter((f): f is Feed => f !== undefined);
-  // Every recipient feed's secrets are removed from every copy: a message sent to two
-  // feeds must not show one feed's readers the other's address.
-  const secrets = feeds.map((f) => ({ inboxToken: f.inbox_token, feedToken: f.feed_token }));
-  const content = contentForFeed(rendered, secrets);
+  // The space guard at MAIL FROM ran before this message grew into an entry; ask again so
+  // ingest never writes the disk past the minimum (the job waits for space, using no attempts).
+  if (deps.hasSpace && !deps.hasSpace()) throw new StorageFullError();
   let stored = 0;
-  for (const feed of feeds) {
-    const entry = await insertEntry(deps.app, feed.id, row.uid, row.received_at, row.raw, content);
+  for (const [i, feed] of feeds.entries()) {
+    const content = { ...rendered, confirmUrl: rendered.confirmUrls[i] ?? null };
+    const entry = await insertEntry(deps.app, feed.id, row.uid, row.received_at, row.raw, content, hashes);
     if (entry) {
       stored++;
       deps.log.info({ feedId: feed.id, entryId: entry.id, journalId, note: entry.note ?? undefined }, 'ingest: entry stored');

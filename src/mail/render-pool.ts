@@ -1,18 +1,25 @@
 /**
- * Runs `renderMessage` in a worker thread with a time bound per message. The
- * thread renders one message at a time and each message's clock starts when
- * the thread takes it, so a slow message never eats into another's time. A
- * message that takes too long gets the thread terminated (the only way to stop
- * runaway synchronous code) and a fallback rendering; a fresh thread takes
- * over the rest of the queue.
+ * Runs message rendering (parse, sanitize, redact) in worker threads, one per
+ * core by default, with a time bound per message. Each thread renders one
+ * message at a time and each message's clock starts when a thread takes it, so
+ * a slow message never eats into another's time, and while one thread is stuck
+ * on a hostile message the others keep mail flowing.
+ *
+ * A message that takes too long gets its thread terminated (the only way to stop
+ * runaway synchronous code) and is rendered again in the cheap fallback mode
+ * (its raw text, redacted) under the same bound; if even that fails, it gets a
+ * minimal entry that says so. Nothing CPU-bound in proportion to the input runs
+ * on the main thread.
  */
 import { Worker } from 'node:worker_threads';
-import { fallbackRendering, type RenderedMessage, type RenderOptions } from './render.js';
+import type { FeedSecrets } from './redact.js';
+import { minimalRendering, type RenderedForRecipients, type RenderOptions } from './render.js';
 
 const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
 const WORKER_URL = new URL(RUNNING_FROM_SOURCE ? './render-worker.ts' : './render-worker.js', import.meta.url);
 /** Threads that die before they are ready this many times in a row mean threads cannot work here. */
 const MAX_START_FAILURES = 3;
+const FALLBACK_MIN_MS = 10_000;
 
 /**
  * Worker threads do not inherit tsx's loader hooks, so when running from the
@@ -26,10 +33,19 @@ function spawnWorker(): Worker {
   return new Worker(code, { ...options, eval: true });
 }
 
+/** The pool a process renders mail with, as its settings say. */
+export function renderPoolFor(config: { maxPartBytes: number; keepTrackingPixels: boolean; processingTimeoutMs: number; renderThreads: number }): RenderPool {
+  return new RenderPool({ maxPartBytes: config.maxPartBytes, keepTrackingPixels: config.keepTrackingPixels }, config.processingTimeoutMs, config.renderThreads);
+}
+
+export type RenderMode = { mode: 'full' } | { mode: 'fallback'; reason: string };
+
 interface Job {
   id: number;
   raw: Buffer;
-  resolve: (r: RenderedMessage) => void;
+  recipients: FeedSecrets[];
+  mode: RenderMode;
+  resolve: (r: RenderedForRecipients) => void;
   reject: (err: Error) => void;
 }
 
@@ -38,35 +54,54 @@ export class RenderPoolClosedError extends Error {
   readonly code = 'render_pool_closed';
 }
 
-type WorkerMessage = { ready: true } | { id: number; result?: RenderedMessage; error?: string };
+type WorkerMessage = { ready: true } | { id: number; result?: RenderedForRecipients; error?: string };
+
+/** One thread and the message it is working on. */
+interface Slot {
+  worker: Worker | null;
+  ready: boolean;
+  current: { job: Job; timer: NodeJS.Timeout } | null;
+}
 
 export class RenderPool {
-  #worker: Worker | null = null;
-  #ready = false;
+  readonly #slots: Slot[];
   #startFailures = 0;
   #queue: Job[] = [];
-  #current: { job: Job; timer: NodeJS.Timeout } | null = null;
   #nextId = 1;
   #closed = false;
+  /** Counters for /metrics. */
+  readonly stats = { rendered: 0, timedOut: 0 };
 
-  constructor(private readonly options: RenderOptions, private readonly timeoutMs: number) {}
+  constructor(private readonly options: RenderOptions, private readonly timeoutMs: number, threads = 1) {
+    this.#slots = Array.from({ length: Math.max(1, threads) }, () => ({ worker: null, ready: false, current: null }));
+  }
+
+  get threads(): number {
+    return this.#slots.length;
+  }
+
+  /** Messages waiting for a thread. */
+  get waiting(): number {
+    return this.#queue.length;
+  }
 
   /**
-   * Renders a message; a timeout or crash yields a fallback rendering with a
-   * note. Rejects when the pool is closing (RenderPoolClosedError) or when no
-   * render thread can start: the ingest job then runs again later.
+   * Renders a message and redacts every recipient's secrets from it; a timeout
+   * or crash yields a fallback rendering with a note. Rejects when the pool is
+   * closing (RenderPoolClosedError) or when no render thread can start: the
+   * ingest job then runs again later.
    */
-  render(raw: Buffer): Promise<RenderedMessage> {
+  render(raw: Buffer, recipients: FeedSecrets[] = []): Promise<RenderedForRecipients> {
     if (this.#closed) return Promise.reject(new RenderPoolClosedError('render pool is closed'));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ id: this.#nextId++, raw, resolve, reject });
+      this.#queue.push({ id: this.#nextId++, raw, recipients, mode: { mode: 'full' }, resolve, reject });
       this.#pump();
     });
   }
 
   #pump(): void {
-    if (this.#current || this.#queue.length === 0 || this.#closed) return;
-    if (this.#startFailures >= MAX_START_FAILURES) {
+    if (this.#closed) return;
+    if (this.#startFailures >= MAX_START_FAILURES && this.#queue.length > 0) {
       // Rendering without the time bound could hang the server on one message; fail instead,
       // so the jobs retry later (and the error says why in `feedmail jobs`).
       this.#startFailures = 0;
@@ -74,41 +109,72 @@ export class RenderPool {
       for (const job of this.#queue.splice(0)) job.reject(err);
       return;
     }
-    const worker = this.#ensureWorker();
-    if (!this.#ready) return; // pumped again on 'ready'
-    const job = this.#queue.shift()!;
-    const timer = setTimeout(() => this.#finish(fallbackRendering(job.raw, `took longer than ${this.timeoutMs} ms`), true), this.timeoutMs);
-    this.#current = { job, timer };
-    worker.postMessage({ id: job.id, raw: new Uint8Array(job.raw), options: this.options });
+    for (const slot of this.#slots) {
+      if (this.#queue.length === 0) return;
+      if (slot.current) continue;
+      const worker = this.#ensureWorker(slot);
+      if (!slot.ready) continue; // pumped again on 'ready'
+      const job = this.#queue.shift()!;
+      // The fallback's work is bounded by its own input cap (1 MB of text), so it gets at least
+      // FALLBACK_MIN_MS even when the full rendering's budget is set very low.
+      const bound = job.mode.mode === 'full' ? this.timeoutMs : Math.max(this.timeoutMs, FALLBACK_MIN_MS);
+      const timer = setTimeout(() => this.#timedOut(slot, bound), bound);
+      slot.current = { job, timer };
+      worker.postMessage({ id: job.id, raw: new Uint8Array(job.raw), options: this.options, recipients: job.recipients, mode: job.mode });
+    }
   }
 
-  /** Resolves the current message and moves on; `restart` replaces the thread first. */
-  #finish(result: RenderedMessage, restart: boolean): void {
-    const current = this.#current;
+  /** The thread is stuck on its message: replace the thread and degrade the message one step. */
+  #timedOut(slot: Slot, bound: number): void {
+    const current = slot.current;
+    if (!current) return;
+    this.stats.timedOut++;
+    slot.current = null;
+    this.#dropWorker(slot);
+    this.#degrade(current.job, `took longer than ${bound} ms`);
+    this.#pump();
+  }
+
+  /** A full rendering that failed is tried once more as plain text; a failed fallback gets the minimal entry. */
+  #degrade(job: Job, reason: string): void {
+    if (job.mode.mode === 'full') {
+      // First in line: its sender has waited long enough already.
+      this.#queue.unshift({ ...job, mode: { mode: 'fallback', reason } });
+    } else {
+      job.resolve(minimalRendering(`${job.mode.reason}; then ${reason}`, job.recipients.length));
+    }
+  }
+
+  #finish(slot: Slot, result: RenderedForRecipients): void {
+    const current = slot.current;
     if (!current) return;
     clearTimeout(current.timer);
-    this.#current = null;
-    if (restart) this.#dropWorker();
+    slot.current = null;
+    this.stats.rendered++;
     current.job.resolve(result);
     this.#pump();
   }
 
-  #ensureWorker(): Worker {
-    if (this.#worker) return this.#worker;
+  #ensureWorker(slot: Slot): Worker {
+    if (slot.worker) return slot.worker;
     const worker = spawnWorker();
     worker.unref();
-    this.#ready = false;
+    slot.ready = false;
     worker.on('message', (msg: WorkerMessage) => {
+      if (slot.worker !== worker) return;
       if ('ready' in msg) {
-        this.#ready = true;
+        slot.ready = true;
         this.#startFailures = 0;
         this.#pump();
         return;
       }
-      const current = this.#current;
+      const current = slot.current;
       if (!current || current.job.id !== msg.id) return;
       if (msg.error !== undefined || !msg.result) {
-        this.#finish(fallbackRendering(current.job.raw, (msg.error ?? 'render failed').split('\n')[0]!), false);
+        clearTimeout(current.timer);
+        slot.current = null;
+        this.#degrade(current.job, (msg.error ?? 'render failed').split('\n')[0]!);
+        this.#pump();
         return;
       }
       const r = msg.result;
@@ -116,40 +182,47 @@ export class RenderPool {
         ...part,
         content: part.content ? Buffer.from(part.content.buffer, part.content.byteOffset, part.content.byteLength) : null,
       }));
-      this.#finish(r, false);
+      this.#finish(slot, r);
     });
     const died = (reason: string) => {
-      if (this.#worker !== worker) return;
-      if (!this.#ready) this.#startFailures++;
-      const current = this.#current;
-      this.#dropWorker();
-      if (current) this.#finish(fallbackRendering(current.job.raw, reason), false);
-      else this.#pump();
+      if (slot.worker !== worker) return;
+      if (!slot.ready) this.#startFailures++;
+      const current = slot.current;
+      slot.current = null;
+      this.#dropWorker(slot);
+      if (current) {
+        clearTimeout(current.timer);
+        this.#degrade(current.job, reason);
+      }
+      this.#pump();
     };
     worker.on('error', (err) => died(`the render thread failed: ${err.message}`));
     worker.on('exit', (code) => died(`the render thread exited with code ${code}`));
-    this.#worker = worker;
+    slot.worker = worker;
     return worker;
   }
 
-  #dropWorker(): void {
-    const old = this.#worker;
-    this.#worker = null;
-    this.#ready = false;
+  #dropWorker(slot: Slot): void {
+    const old = slot.worker;
+    slot.worker = null;
+    slot.ready = false;
     if (old) void old.terminate();
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    const w = this.#worker;
-    this.#worker = null;
     const closing = new RenderPoolClosedError('render pool is closed');
-    if (this.#current) {
-      clearTimeout(this.#current.timer);
-      this.#current.job.reject(closing);
-      this.#current = null;
+    const workers: Worker[] = [];
+    for (const slot of this.#slots) {
+      if (slot.current) {
+        clearTimeout(slot.current.timer);
+        slot.current.job.reject(closing);
+        slot.current = null;
+      }
+      if (slot.worker) workers.push(slot.worker);
+      slot.worker = null;
     }
     for (const job of this.#queue.splice(0)) job.reject(closing);
-    if (w) await w.terminate();
+    await Promise.all(workers.map((w) => w.terminate()));
   }
 }

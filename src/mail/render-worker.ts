@@ -1,16 +1,23 @@
-/** Worker thread body: renders messages off the main thread so a pathological one can be stopped. */
+/** Worker thread body: renders and redacts messages off the main thread so a pathological one can be stopped. */
 import { parentPort } from 'node:worker_threads';
-import { renderMessage, type RenderOptions } from './render.js';
+import type { FeedSecrets } from './redact.js';
+import { fallbackForRecipients, renderForRecipients, type RenderOptions } from './render.js';
+import type { RenderMode } from './render-pool.js';
 
 interface Request {
   id: number;
   raw: Uint8Array;
   options: RenderOptions;
+  recipients: FeedSecrets[];
+  mode: RenderMode;
 }
 
 parentPort?.on('message', (req: Request) => {
   const raw = Buffer.from(req.raw.buffer, req.raw.byteOffset, req.raw.byteLength);
-  renderMessage(raw, req.options).then(
+  const work = req.mode.mode === 'full'
+    ? renderForRecipients(raw, req.options, req.recipients)
+    : Promise.resolve().then(() => fallbackForRecipients(raw, (req.mode as { reason: string }).reason, req.recipients));
+  work.then(
     (result) => parentPort?.postMessage({ id: req.id, result }),
     (err: unknown) => parentPort?.postMessage({ id: req.id, error: (err as Error)?.stack ?? String(err) }),
   );

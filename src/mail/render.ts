@@ -1,12 +1,14 @@
 /**
  * Turns raw mail into entry content: parse, sanitize, drop trackers, find a
- * confirm link. Pure and feed-independent; `contentForFeed` then removes the
- * receiving feed's own secrets.
+ * confirm link, then remove every recipient feed's secrets. All of it runs in a
+ * render thread (see render-pool.ts). A step that fails costs only what it was
+ * working on: the entry is stored without that part, with a note saying so,
+ * and never dropped.
  */
-import type { EntryContent, NewPart } from '../store/entries.js';
+import type { EntryContent } from '../store/entries.js';
 import { findConfirmUrl } from './confirm.js';
 import { parseMessage, recoverAsText } from './parse.js';
-import { redactor, type FeedSecrets } from './redact.js';
+import { confirmUrlForFeed, redactPart, redactor, type FeedSecrets } from './redact.js';
 import { sanitizeNewsletterHtml, textToHtml } from './sanitize.js';
 
 export interface RenderOptions {
@@ -14,14 +16,38 @@ export interface RenderOptions {
   keepTrackingPixels: boolean;
 }
 
-/** A rendered message is exactly what an entry stores, before a feed's secrets are redacted. */
+/** A rendered message is exactly what an entry stores, before the recipients' secrets are redacted. */
 export type RenderedMessage = EntryContent;
+
+/**
+ * What ingest stores: one content for every recipient feed (its `confirmUrl`
+ * redacted of all of them), and each recipient's own confirm URL, in the order
+ * the recipients were given, with the other recipients' secrets removed.
+ */
+export type RenderedForRecipients = EntryContent & { confirmUrls: (string | null)[] };
+
+function message(err: unknown): string {
+  return ((err as Error)?.message ?? String(err)).split('\n')[0]!.slice(0, 200);
+}
 
 export async function renderMessage(raw: Buffer, options: RenderOptions): Promise<RenderedMessage> {
   const parsed = await parseMessage(raw, { maxPartBytes: options.maxPartBytes });
-  const html = parsed.html.trim()
-    ? sanitizeNewsletterHtml(parsed.html, { keepTrackingPixels: options.keepTrackingPixels })
-    : textToHtml(parsed.text);
+  const notes = parsed.note ? [parsed.note] : [];
+  let html: string;
+  try {
+    html = parsed.html.trim()
+      ? sanitizeNewsletterHtml(parsed.html, { keepTrackingPixels: options.keepTrackingPixels })
+      : textToHtml(parsed.text);
+  } catch (err) {
+    html = textToHtml(parsed.text);
+    notes.push(`The HTML of this message could not be processed (${message(err)}); its text is shown instead.`);
+  }
+  let confirmUrl: string | null = null;
+  try {
+    confirmUrl = findConfirmUrl(parsed.subject, html, parsed.text);
+  } catch {
+    // A confirm link is a convenience; the entry is complete without it.
+  }
   return {
     fromName: parsed.fromName,
     fromAddress: parsed.fromAddress,
@@ -29,47 +55,89 @@ export async function renderMessage(raw: Buffer, options: RenderOptions): Promis
     sentAt: parsed.sentAt,
     html,
     text: parsed.text.slice(0, 1_000_000),
-    confirmUrl: findConfirmUrl(parsed.subject, html, parsed.text),
-    note: parsed.note,
+    confirmUrl,
+    note: notes.length ? notes.join(' ') : null,
     parts: parsed.parts,
   };
 }
 
-/** Parts whose bytes are text a reader may open (and so may carry the address). */
-const TEXT_LIKE = /^(text\/|message\/|application\/(ics|json|xml|x-?ndjson)$)/;
-
-function redactPart(part: NewPart, redact: (s: string) => string): NewPart {
-  const filename = redact(part.filename);
-  if (!part.content || !TEXT_LIKE.test(part.contentType)) return { ...part, filename };
-  // latin1 maps bytes to characters one to one, so everything but the secrets survives unchanged.
-  const content = Buffer.from(redact(part.content.toString('latin1')), 'latin1');
-  return { ...part, filename, content, size: content.length };
-}
-
 /**
- * The content one feed stores. Everything shown to readers is redacted: the
- * secrets of every feed the message was addressed to (so one feed's readers
- * never learn another's address), in every field, note and text-like part.
- * The confirm URL is kept whole because redacting it may break it; it is shown
- * whole only on the owner's manage page.
+ * The content every recipient feed stores. Everything shown to readers is
+ * redacted of the secrets of every feed the message was addressed to (so one
+ * feed's readers never learn another's address), in every field, note and part.
  */
-export function contentForFeed(rendered: RenderedMessage, secrets: FeedSecrets | FeedSecrets[]): EntryContent {
-  const redact = redactor(secrets);
+export function redactForRecipients(rendered: RenderedMessage, recipients: FeedSecrets[]): RenderedForRecipients {
+  const redact = redactor(recipients);
+  const notes = rendered.note === null ? [] : [redact(rendered.note)];
+  let html: string;
+  let text: string;
+  try {
+    text = redact(rendered.text);
+  } catch (err) {
+    text = '';
+    notes.push(`The text of this message could not be checked for the feed's address (${message(err)}) and was left out.`);
+  }
+  try {
+    html = redact(rendered.html);
+  } catch (err) {
+    html = textToHtml(text);
+    notes.push(`The HTML of this message could not be checked for the feed's address (${message(err)}); its text is shown instead.`);
+  }
+  const confirmUrls = recipients.map((own) => {
+    if (!rendered.confirmUrl) return null;
+    try {
+      return confirmUrlForFeed(rendered.confirmUrl, own, recipients);
+    } catch {
+      return null;
+    }
+  });
+  let confirmUrl: string | null = null;
+  try {
+    confirmUrl = rendered.confirmUrl === null ? null : redact(rendered.confirmUrl);
+  } catch {
+    // as above: the entry is complete without it
+  }
   return {
     fromName: redact(rendered.fromName),
     fromAddress: redact(rendered.fromAddress),
     subject: redact(rendered.subject),
     sentAt: rendered.sentAt,
-    html: redact(rendered.html),
-    text: redact(rendered.text),
-    confirmUrl: rendered.confirmUrl,
-    note: rendered.note === null ? null : redact(rendered.note),
-    parts: rendered.parts.map((p) => redactPart(p, redact)),
+    html,
+    text,
+    confirmUrl,
+    note: notes.length ? notes.join(' ') : null,
+    parts: rendered.parts.map((p) => redactPart(p, recipients)),
+    confirmUrls,
   };
 }
 
-/** What an entry shows when its message could not be rendered in time or at all. */
-export function fallbackRendering(raw: Buffer, reason: string): RenderedMessage {
+/** Renders and redacts, as a render thread does for ingest. */
+export async function renderForRecipients(raw: Buffer, options: RenderOptions, recipients: FeedSecrets[]): Promise<RenderedForRecipients> {
+  return redactForRecipients(await renderMessage(raw, options), recipients);
+}
+
+/** What an entry shows when its message could not be rendered in time or at all: its raw text, redacted. */
+export function fallbackForRecipients(raw: Buffer, reason: string, recipients: FeedSecrets[]): RenderedForRecipients {
   const recovered = recoverAsText(raw, reason);
-  return { ...recovered, html: textToHtml(recovered.text), confirmUrl: null };
+  return redactForRecipients({ ...recovered, html: textToHtml(recovered.text), confirmUrl: null }, recipients);
+}
+
+/**
+ * The last resort when even the fallback could not run: an entry that says the
+ * message arrived and could not be shown, with nothing from the message in it
+ * (so nothing needs redacting). The raw message is still stored with the entry.
+ */
+export function minimalRendering(reason: string, recipients: number): RenderedForRecipients {
+  return {
+    fromName: '',
+    fromAddress: '',
+    subject: '(unreadable message)',
+    sentAt: null,
+    html: '',
+    text: '',
+    confirmUrl: null,
+    note: `This message could not be processed (${reason}).`,
+    parts: [],
+    confirmUrls: Array<null>(recipients).fill(null),
+  };
 }

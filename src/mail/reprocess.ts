@@ -7,7 +7,6 @@ import { countAllEntries, entriesAfter, replaceEntryContent } from '../store/ent
 import { feedsWithRawMessage } from '../store/feeds.js';
 import { blobByHash } from '../store/parts.js';
 import type { AppSchema } from '../store/schema.js';
-import { contentForFeed } from './render.js';
 import type { RenderPool } from './render-pool.js';
 
 export interface ReprocessProgress {
@@ -32,7 +31,10 @@ export async function reprocessEntries(db: Kysely<AppSchema>, renderer: RenderPo
       // Redact for every feed that received the same message, as ingest did.
       const recipients = await feedsWithRawMessage(db, entry.raw_hash);
       const secrets = recipients.map((f) => ({ inboxToken: f.inbox_token, feedToken: f.feed_token }));
-      await replaceEntryContent(db, entry.id, contentForFeed(await renderer.render(raw), secrets));
+      // This entry's feed keeps its own confirm link whole, as ingest stored it.
+      const rendered = await renderer.render(raw, secrets);
+      const own = recipients.findIndex((f) => f.id === entry.feed_id);
+      await replaceEntryContent(db, entry.id, { ...rendered, confirmUrl: own >= 0 ? rendered.confirmUrls[own] ?? null : rendered.confirmUrl });
       progress.done++;
       if (progress.done % 100 === 0) onProgress(progress);
     }

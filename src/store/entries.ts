@@ -34,18 +34,43 @@ export interface EntryContent {
   parts: NewPart[];
 }
 
+function bodyHash(html: string, text: string): string {
+  return createHash('sha256').update(`${html}\0${text}`).digest('hex');
+}
+
 /** Counts what an entry costs its feed: its body, its kept parts and its raw message. */
 function entryBytes(content: EntryContent, raw: Buffer): number {
   const parts = content.parts.reduce((n, p) => n + (p.content ? p.content.length : 0), 0);
   return Buffer.byteLength(content.html) + Buffer.byteLength(content.text) + parts + raw.length;
 }
 
+/** The hashes that key an entry's raw message, body and parts. */
+export interface ContentHashes {
+  raw: string;
+  body: string;
+  parts: (string | null)[];
+}
+
+async function sha256(data: Uint8Array | string): Promise<string> {
+  // WebCrypto digests in libuv's thread pool: megabytes of mail never block the event loop here.
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  return Buffer.from(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)).toString('hex');
+}
+
+/** Hashes what insertEntry stores, once per message however many feeds receive it. */
+export async function hashContent(raw: Buffer, content: EntryContent): Promise<ContentHashes> {
+  return {
+    raw: await sha256(raw),
+    body: await sha256(`${content.html}\0${content.text}`),
+    parts: await Promise.all(content.parts.map((p) => (p.content ? sha256(p.content) : null))),
+  };
+}
+
 /**
  * Stores a body once: every feed that received the same message (and so the same
  * redacted rendering) points at one row.
  */
-async function putBody(trx: Kysely<AppSchema>, html: string, text: string): Promise<string> {
-  const hash = createHash('sha256').update(html).update('\0').update(text).digest('hex');
+async function putBody(trx: Kysely<AppSchema>, html: string, text: string, hash = bodyHash(html, text)): Promise<string> {
   await trx.insertInto('bodies')
     .values({ hash, html, text, bytes: Buffer.byteLength(html) + Buffer.byteLength(text), created_at: Date.now() })
     .onConflict((oc) => oc.column('hash').doNothing())
@@ -65,8 +90,9 @@ export async function insertEntry(
   receivedAt: number,
   raw: Buffer,
   content: EntryContent,
-  rawHash = blobHash(raw),
+  hashes?: ContentHashes,
 ): Promise<Entry | undefined> {
+  const rawHash = hashes?.raw ?? blobHash(raw);
   return db.transaction().execute(async (trx) => {
     const existing = await trx.selectFrom('entries').select('id')
       .where('feed_id', '=', feedId).where('journal_uid', '=', journalUid).executeTakeFirst();
@@ -79,7 +105,7 @@ export async function insertEntry(
     const feed = await trx.selectFrom('feeds').select('id').where('id', '=', feedId).executeTakeFirst();
     if (!feed) return undefined;
     await putBlob(trx, raw, rawHash);
-    const bodyHash = await putBody(trx, content.html, content.text);
+    const bodyHash = await putBody(trx, content.html, content.text, hashes?.body);
     const now = Date.now();
     const row = await trx.insertInto('entries').values({
       feed_id: feedId,
@@ -99,7 +125,7 @@ export async function insertEntry(
       raw_hash: rawHash,
       processed_at: now,
     }).returning('id').executeTakeFirstOrThrow();
-    await insertParts(trx, row.id, content.parts);
+    await insertParts(trx, row.id, content.parts, hashes?.parts);
     await trx.updateTable('feeds')
       .set((eb) => ({ version: eb('version', '+', 1), updated_at: now }))
       .where('id', '=', feedId).execute();
@@ -107,10 +133,10 @@ export async function insertEntry(
   });
 }
 
-async function insertParts(trx: Kysely<AppSchema>, entryId: number, parts: NewPart[]): Promise<void> {
+async function insertParts(trx: Kysely<AppSchema>, entryId: number, parts: NewPart[], hashes?: (string | null)[]): Promise<void> {
   let idx = 0;
   for (const part of parts) {
-    const blobHash = part.content ? await putBlob(trx, part.content) : null;
+    const blobHash = part.content ? await putBlob(trx, part.content, hashes?.[idx] ?? undefined) : null;
     await trx.insertInto('entry_parts').values({
       entry_id: entryId,
       idx: idx++,

@@ -23,6 +23,8 @@ export interface TaskDeps {
   config: Config;
   renderer: RenderPool;
   log: Logger;
+  /** True while the data directory has room for more mail (see ops/storage-guard.ts). */
+  hasSpace?: () => boolean;
 }
 
 export function allTasks(deps: TaskDeps): TaskDefinition[] {
@@ -34,7 +36,7 @@ export function allTasks(deps: TaskDeps): TaskDefinition[] {
       backoffBaseMs: 1_000,
       handler: async (payload, { signal }) => {
         const { journalId } = payload as { journalId: number };
-        await ingestJournalRow({ app: stores.app.db, queue: stores.queue.db, renderer: deps.renderer, log }, journalId, signal);
+        await ingestJournalRow({ app: stores.app.db, queue: stores.queue.db, renderer: deps.renderer, log, hasSpace: deps.hasSpace }, journalId, signal);
       },
     },
     {
