@@ -9,7 +9,7 @@ import type { EntryContent } from '../store/entries.js';
 import { findConfirmUrl } from './confirm.js';
 import { parseMessage, recoverAsText } from './parse.js';
 import { confirmUrlForFeed, redactPart, redactor, type FeedSecrets } from './redact.js';
-import { sanitizeNewsletterHtml, textToHtml } from './sanitize.js';
+import { FLATTENED_NOTE, sanitizeNewsletterHtmlWithReport, textToHtml } from './sanitize.js';
 
 export interface RenderOptions {
   maxPartBytes: number;
@@ -35,9 +35,13 @@ export async function renderMessage(raw: Buffer, options: RenderOptions): Promis
   const notes = parsed.note ? [parsed.note] : [];
   let html: string;
   try {
-    html = parsed.html.trim()
-      ? sanitizeNewsletterHtml(parsed.html, { keepTrackingPixels: options.keepTrackingPixels })
-      : textToHtml(parsed.text);
+    if (parsed.html.trim()) {
+      const sanitized = sanitizeNewsletterHtmlWithReport(parsed.html, { keepTrackingPixels: options.keepTrackingPixels });
+      html = sanitized.html;
+      if (sanitized.flattened) notes.push(FLATTENED_NOTE);
+    } else {
+      html = textToHtml(parsed.text);
+    }
   } catch (err) {
     html = textToHtml(parsed.text);
     notes.push(`The HTML of this message could not be processed (${message(err)}); its text is shown instead.`);
