@@ -179,6 +179,21 @@ describe('redaction: text attachments in other charsets (F12)', () => {
   });
 });
 
+describe('redaction: every token, every case', () => {
+  it('redacts any token percent-encoded per character, uppercased, in either hex case, or in hex', () => {
+    const rng = prng(2026);
+    const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+    for (let n = 0; n < 300; n++) {
+      const token = Array.from({ length: 26 }, () => alphabet[Math.floor(rng() * 32)]).join('');
+      const redact = redactor({ inboxToken: token, feedToken: B.feedToken });
+      const escaped = (t: string) => [...t].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('');
+      for (const form of [escaped(token.toUpperCase()).toUpperCase(), escaped(token.toUpperCase()), escaped(token).toUpperCase(), Buffer.from(token.toUpperCase()).toString('hex')]) {
+        assert.equal(redact(`u=${form}&x`), 'u=redacted&x', `${token}: ${form}`);
+      }
+    }
+  });
+});
+
 describe('redaction: hex and nested base64 (F12)', () => {
   const redact = redactor([A, B]);
 

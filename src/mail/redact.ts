@@ -38,8 +38,12 @@ interface Matcher {
   out: Int32Array;
   /** Ring-buffer mask, at least the longest pattern. */
   mask: number;
-  /** 1 for a character code that can neither start a match nor be read through (see plainSpans). */
-  inert: Uint8Array;
+  /**
+   * Per character code: 0 in a pattern (or a hex digit, which may be part of an escape),
+   * 1 inert (in no match, unless a space or tab that continues a folded line), 2 read
+   * through or decoded by plainSpans (`%`, `=`, CR, LF).
+   */
+  kinds: Uint8Array;
   /** Where the last `mask + 1` characters read started (scratch space; scans are not reentrant). */
   starts: Int32Array;
   /** Shortest token: the least number of decoded bytes worth looking at. */
@@ -100,9 +104,9 @@ function buildMatcher(patterns: string[], shortest: number): Matcher {
   }
   let mask = 1;
   while (mask < longest) mask <<= 1;
-  const inert = new Uint8Array(256);
-  for (let c = 0; c < 256; c++) inert[c] = classOf[c] === 0 && c !== 37 && c !== 61 && c !== 13 && c !== 10 ? 1 : 0;
-  return { classOf, classes, next: next.subarray(0, states * classes), out: out.subarray(0, states), mask: mask - 1, inert, starts: new Int32Array(mask), shortest };
+  const kinds = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) kinds[c] = c === 37 || c === 61 || c === 13 || c === 10 ? 2 : classOf[c] === 0 && hexValue(c) < 0 ? 1 : 0;
+  return { classOf, classes, next: next.subarray(0, states * classes), out: out.subarray(0, states), mask: mask - 1, kinds, starts: new Int32Array(mask), shortest };
 }
 
 function tokensOf(secrets: FeedSecrets | FeedSecrets[]): string[] {
@@ -117,7 +121,8 @@ function matcherFor(tokens: string[], binary: boolean): Matcher {
   const key = `${binary ? 'b' : 't'}:${tokens.join(',')}`;
   let m = matchers.get(key);
   if (m) return m;
-  const patterns = tokens.flatMap((t) => [t, hexOf(t)]);
+  // Hex of the token as sent and of the uppercased token; the matcher folds the hex digits' case.
+  const patterns = tokens.flatMap((t) => [t, hexOf(t), hexOf(t.toUpperCase())]);
   // UTF-16LE and BE both contain the token's characters with a zero byte between them.
   if (binary) patterns.push(...tokens.map((t) => [...t].join('\0')));
   m = buildMatcher(patterns, Math.min(...tokens.map((t) => t.length)));
@@ -138,9 +143,9 @@ function foldSpace(s: string, i: number, c: number): boolean {
 }
 
 /** Whether s[i] can be no part of a match: in no pattern, and not read through by plainSpans. */
-function inertAt(s: string, i: number, inert: Uint8Array): boolean {
+function inertAt(s: string, i: number, kinds: Uint8Array): boolean {
   const c = s.charCodeAt(i);
-  return (c >= 256 || inert[c] === 1) && !foldSpace(s, i, c);
+  return (c >= 256 || kinds[c] === 1) && !foldSpace(s, i, c);
 }
 
 /**
@@ -154,45 +159,52 @@ function inertAt(s: string, i: number, inert: Uint8Array): boolean {
  * over the stretch of non-inert characters around it. Each character is read at most twice.
  */
 function plainSpans(s: string, m: Matcher, spans: number[]): void {
-  const { inert, shortest } = m;
+  const { kinds, shortest } = m;
   const n = s.length;
   let p = shortest - 1;
   while (p < n) {
-    if (inertAt(s, p, inert)) { p += shortest; continue; }
+    if (inertAt(s, p, kinds)) { p += shortest; continue; }
     let from = p;
-    while (from > 0 && !inertAt(s, from - 1, inert)) from--;
+    while (from > 0 && !inertAt(s, from - 1, kinds)) from--;
     p = stretchSpans(s, from, m, spans) + shortest;
   }
 }
 
 /** Runs the automaton from `i` to the next inert character, and returns where that is. */
 function stretchSpans(s: string, i: number, m: Matcher, spans: number[]): number {
-  const { classOf, classes, next, out, mask, inert, starts } = m;
+  const { classOf, classes, next, out, mask, kinds, starts } = m;
   const n = s.length;
   let state = 0;
   let j = 0;
   while (i < n) {
     let c = s.charCodeAt(i);
-    if ((c >= 256 || inert[c] === 1) && !foldSpace(s, i, c)) return i;
     let width = 1;
-    if (c === 37 && i + 2 < n) {
-      const hi = hexValue(s.charCodeAt(i + 1));
-      const lo = hexValue(s.charCodeAt(i + 2));
-      if (hi >= 0 && lo >= 0) { c = hi * 16 + lo; width = 3; }
-    } else if (c === 61) {
-      const a = s.charCodeAt(i + 1);
-      if (a === 10) { i += 2; continue; }
-      if (a === 13 && s.charCodeAt(i + 2) === 10) { i += 3; continue; }
-    } else if (c === 13) {
-      const b = s.charCodeAt(i + 2);
-      if (s.charCodeAt(i + 1) === 10 && (b === 32 || b === 9)) { i += 3; continue; }
-    } else if (c === 10) {
-      const a = s.charCodeAt(i + 1);
-      if (a === 32 || a === 9) { i += 2; continue; }
+    const kind = c < 256 ? kinds[c]! : 1;
+    if (kind === 1) {
+      if (!foldSpace(s, i, c)) return i;
+      i++;
+      continue;
+    }
+    if (kind === 2) {
+      if (c === 37) {
+        const hi = hexValue(s.charCodeAt(i + 1));
+        const lo = hexValue(s.charCodeAt(i + 2));
+        if (hi >= 0 && lo >= 0) { c = hi * 16 + lo; width = 3; }
+      } else if (c === 61) {
+        const a = s.charCodeAt(i + 1);
+        if (a === 10) { i += 2; continue; }
+        if (a === 13 && s.charCodeAt(i + 2) === 10) { i += 3; continue; }
+      } else if (c === 13) {
+        const b = s.charCodeAt(i + 2);
+        if (s.charCodeAt(i + 1) === 10 && (b === 32 || b === 9)) { i += 3; continue; }
+      } else {
+        const a = s.charCodeAt(i + 1);
+        if (a === 32 || a === 9) { i += 2; continue; }
+      }
     }
     starts[j & mask] = i;
     i += width;
-    state = next[state * classes + (c < 256 ? classOf[c]! : 0)]!;
+    state = next[state * classes + classOf[c]!]!;
     const length = out[state]!;
     if (length !== 0) spans.push(starts[(j - length + 1) & mask]!, i);
     j++;
@@ -262,17 +274,6 @@ function base64Spans(s: string, m: Matcher, depth: number, spans: number[]): voi
   }
 }
 
-/** Calls `each(offset, width, char)` for every base64 character of the run s[start, end). */
-function walkRun(s: string, start: number, end: number, each: (offset: number, width: number, c: number) => boolean | void): void {
-  for (let i = start; i < end;) {
-    const c = s.charCodeAt(i);
-    if (c === 13 || c === 10 || ((c === 32 || c === 9) && s.charCodeAt(i - 1) === 10)) { i++; continue; }
-    const width = c === 37 ? 3 : 1;
-    if (each(i, width, width === 3 ? escapedB64(s, i) : c) === false) return;
-    i += width;
-  }
-}
-
 function runSpans(s: string, start: number, end: number, length: number, simple: boolean, m: Matcher, depth: number, spans: number[]): void {
   let plain: string;
   if (simple) {
@@ -281,7 +282,12 @@ function runSpans(s: string, start: number, end: number, length: number, simple:
     // As plain base64; padding inside a run (joined chunks) becomes 'A' to keep positions aligned.
     const bytes = Buffer.allocUnsafe(length);
     let k = 0;
-    walkRun(s, start, end, (_, __, c) => { bytes[k++] = c === 61 ? 65 : c; });
+    for (let i = start; i < end; i++) {
+      let c = s.charCodeAt(i);
+      if (c === 13 || c === 10 || c === 32 || c === 9) continue;
+      if (c === 37) { c = escapedB64(s, i); i += 2; }
+      bytes[k++] = c === 61 ? 65 : c;
+    }
     plain = bytes.toString('latin1');
   }
   // Spans in `plain` coordinates.
@@ -305,17 +311,20 @@ function runSpans(s: string, start: number, end: number, length: number, simple:
     return;
   }
   // Map plain positions back to the run: where the first character starts, where the last one ends.
-  const wanted = new Map<number, number>();
-  for (let x = 0; x < found.length; x += 2) { wanted.set(found[x]!, -1); wanted.set(found[x + 1]! - 1, -1); }
+  const wanted = [...new Set(found.map((q, x) => (x % 2 === 0 ? q : q - 1)))].sort((x, y) => x - y);
   const startOf = new Map<number, number>();
   const endOf = new Map<number, number>();
   let p = 0;
-  let left = wanted.size;
-  walkRun(s, start, end, (offset, width) => {
-    if (wanted.has(p)) { startOf.set(p, offset); endOf.set(p, offset + width); left--; }
+  let w = 0;
+  for (let i = start; i < end && w < wanted.length; i++) {
+    const c = s.charCodeAt(i);
+    // Inside a run, a space or tab can only be a fold's.
+    if (c === 13 || c === 10 || c === 32 || c === 9) continue;
+    const width = c === 37 ? 3 : 1;
+    if (wanted[w] === p) { startOf.set(p, i); endOf.set(p, i + width); w++; }
     p++;
-    return left > 0;
-  });
+    i += width - 1;
+  }
   for (let x = 0; x < found.length; x += 2) spans.push(startOf.get(found[x]!)!, endOf.get(found[x + 1]! - 1)!);
 }
 
