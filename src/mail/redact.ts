@@ -255,28 +255,33 @@ function base64Spans(s: string, m: Matcher, depth: number, spans: number[]): voi
     while (i < n && !((s.charCodeAt(i) < 256 && B64[s.charCodeAt(i)] === 1) || escapedB64(s, i) !== 0) && inRunAt(s, i)) i++;
     const start = i;
     let length = 0;
-    let simple = true;
+    let padded = false;
     while (i < n) {
       const d = s.charCodeAt(i);
       if (d < 256 && B64[d] === 1) { i++; length++; continue; }
-      if (d === 61) { i++; length++; simple = false; continue; }
+      if (d === 61) { i++; length++; padded = true; continue; }
       if (d === 13 || d === 10) {
-        simple = false;
         i++;
         if (d === 10 && (s.charCodeAt(i) === 32 || s.charCodeAt(i) === 9)) i++;
         continue;
       }
-      if (d === 37 && escapedB64(s, i) !== 0) { i += 3; length++; simple = false; continue; }
+      if (d === 37 && escapedB64(s, i) !== 0) { i += 3; length++; continue; }
       break;
     }
-    if (length >= minRun) runSpans(s, start, i, length, simple, m, depth, spans);
+    if (length >= minRun) runSpans(s, start, i, length, padded, m, depth, spans);
     p = i + minRun;
   }
 }
 
-function runSpans(s: string, start: number, end: number, length: number, simple: boolean, m: Matcher, depth: number, spans: number[]): void {
+/**
+ * The secrets in one base64 run s[start, end) of `length` base64 characters. Unless the
+ * run is exactly its characters (no escapes, no line breaks), positions found in the
+ * plain base64 are mapped back to the run at the end.
+ */
+function runSpans(s: string, start: number, end: number, length: number, padded: boolean, m: Matcher, depth: number, spans: number[]): void {
+  const exact = end - start === length;
   let plain: string;
-  if (simple) {
+  if (exact && !padded) {
     plain = s.slice(start, end);
   } else {
     // As plain base64; padding inside a run (joined chunks) becomes 'A' to keep positions aligned.
@@ -290,7 +295,7 @@ function runSpans(s: string, start: number, end: number, length: number, simple:
     }
     plain = bytes.toString('latin1');
   }
-  // Spans in `plain` coordinates.
+  // Spans in `plain` coordinates: first character, and one past the last.
   const found: number[] = [];
   const decodedSpans: number[] = [];
   for (let k = 0; k < 4 && k < length; k++) {
@@ -306,14 +311,16 @@ function runSpans(s: string, start: number, end: number, length: number, simple:
     }
   }
   if (found.length === 0) return;
-  if (simple) {
+  if (exact) {
     for (let x = 0; x < found.length; x++) spans.push(start + found[x]!);
     return;
   }
-  // Map plain positions back to the run: where the first character starts, where the last one ends.
-  const wanted = [...new Set(found.map((q, x) => (x % 2 === 0 ? q : q - 1)))].sort((x, y) => x - y);
-  const startOf = new Map<number, number>();
-  const endOf = new Map<number, number>();
+  // Where each wanted plain character starts and ends in the run, in one walk over it.
+  const wanted = new Int32Array(found.length);
+  for (let x = 0; x < found.length; x += 2) { wanted[x] = found[x]!; wanted[x + 1] = found[x + 1]! - 1; }
+  wanted.sort();
+  const startOf = new Int32Array(wanted.length);
+  const endOf = new Int32Array(wanted.length);
   let p = 0;
   let w = 0;
   for (let i = start; i < end && w < wanted.length; i++) {
@@ -321,11 +328,25 @@ function runSpans(s: string, start: number, end: number, length: number, simple:
     // Inside a run, a space or tab can only be a fold's.
     if (c === 13 || c === 10 || c === 32 || c === 9) continue;
     const width = c === 37 ? 3 : 1;
-    if (wanted[w] === p) { startOf.set(p, i); endOf.set(p, i + width); w++; }
+    while (w < wanted.length && wanted[w] === p) { startOf[w] = i; endOf[w] = i + width; w++; }
     p++;
     i += width - 1;
   }
-  for (let x = 0; x < found.length; x += 2) spans.push(startOf.get(found[x]!)!, endOf.get(found[x + 1]! - 1)!);
+  for (let x = 0; x < found.length; x += 2) {
+    spans.push(startOf[lowerBound(wanted, found[x]!)]!, endOf[lowerBound(wanted, found[x + 1]! - 1)]!);
+  }
+}
+
+/** The first index of a sorted array whose value is at least `v`. */
+function lowerBound(sorted: Int32Array, v: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Replaces the spans (pairs of offsets, any order, may overlap) with REDACTED. */
