@@ -19,7 +19,7 @@ import { jsonFeedFormat } from '../../feeds/json-feed.js';
 import type { FeedFormat } from '../../feeds/model.js';
 import { rssFormat } from '../../feeds/rss.js';
 import { cachedDocument, cachedDocumentBytes, storeDocument } from '../../store/cache.js';
-import { documentEntriesOfFeed } from '../../store/entries.js';
+import { documentEntriesOfFeed, type DocumentEntry } from '../../store/entries.js';
 import { feedByFeedToken, markFetched, type Feed } from '../../store/feeds.js';
 import { partsOfEntries, type EntryPart } from '../../store/parts.js';
 import { looksLikeToken } from '../../secrets.js';
@@ -73,6 +73,42 @@ function etagMatches(header: string | undefined, etag: string): boolean {
   return header.split(',').some((t) => t.trim() === '*' || t.trim().replace(/^W\//, '') === bare);
 }
 
+interface DocumentSource {
+  entries: DocumentEntry[];
+  byEntry: Map<number, EntryPart[]>;
+}
+
+/**
+ * Work in flight, shared by the requests that need the same result: a burst of
+ * readers after a new entry (or an attacker's loop) costs one read of the
+ * entries and one rendering per format and feed version. Scoped by store, so
+ * two servers in one process (as in tests) never share anything.
+ */
+const inFlight = new WeakMap<object, Map<string, Promise<unknown>>>();
+
+function once<T>(scope: object, key: string, work: () => Promise<T>): Promise<T> {
+  let pending = inFlight.get(scope);
+  if (!pending) inFlight.set(scope, pending = new Map());
+  const running = pending.get(key) as Promise<T> | undefined;
+  if (running) return running;
+  const started = work().finally(() => pending.delete(key));
+  pending.set(key, started);
+  return started;
+}
+
+/** Reading the entries is the one step that cannot yield (SQLite reads synchronously), so it is shared too. */
+function documentSource(ctx: RequestContext, feed: Feed): Promise<DocumentSource> {
+  const { stores, config } = ctx.deps;
+  return once(stores.app, `entries:${feed.id}:v${feed.version}`, async () => {
+    // A body with more characters than the entry bound has more bytes too: it is never read whole.
+    const entries = await documentEntriesOfFeed(stores.app.db, feed.id, config.feedMaxEntries, config.feedEntryMaxBytes);
+    const parts = await partsOfEntries(stores.app.db, entries.map((e) => e.id));
+    const byEntry = new Map<number, EntryPart[]>();
+    for (const p of parts) byEntry.set(p.entry_id, [...(byEntry.get(p.entry_id) ?? []), p]);
+    return { entries, byEntry };
+  });
+}
+
 /**
  * Renders a document entry by entry. Sizes are measured on the rendered text, so
  * escaping (`&` stored as `&amp;` becomes `&amp;amp;` in XML) counts against the
@@ -80,14 +116,10 @@ function etagMatches(header: string | undefined, etag: string): boolean {
  * document past its bound ends it, so a document never has gaps.
  */
 async function renderFeed(ctx: RequestContext, feed: Feed, format: Format): Promise<Buffer> {
-  const { stores, urls, config } = ctx.deps;
+  const { urls, config } = ctx.deps;
   const fmt = FORMATS[format];
   const entryMax = config.feedEntryMaxBytes;
-  // A body with more characters than the entry bound has more bytes too: it is never read whole.
-  const entries = await documentEntriesOfFeed(stores.app.db, feed.id, config.feedMaxEntries, entryMax);
-  const parts = await partsOfEntries(stores.app.db, entries.map((e) => e.id));
-  const byEntry = new Map<number, EntryPart[]>();
-  for (const p of parts) byEntry.set(p.entry_id, [...(byEntry.get(p.entry_id) ?? []), p]);
+  const { entries, byEntry } = await documentSource(ctx, feed);
 
   const head = feedDocumentHead(feed, urls);
   const tail = fmt.tail(head);
@@ -115,21 +147,6 @@ async function encode(body: Buffer, encoding: Encoding): Promise<Buffer> {
     return brotliAsync(body, { params: { [zlib.BROTLI_PARAM_QUALITY]: 5, [zlib.BROTLI_PARAM_SIZE_HINT]: body.length } });
   }
   return body;
-}
-
-/**
- * Renders waiting for the same cache key share one rendering: a burst of readers
- * after a new entry (or an attacker's loop) costs one render per feed version.
- */
-const rendering = new Map<string, Promise<Buffer>>();
-
-function renderOnce(key: string, render: () => Promise<Buffer>): Promise<Buffer> {
-  let pending = rendering.get(key);
-  if (!pending) {
-    pending = render().finally(() => rendering.delete(key));
-    rendering.set(key, pending);
-  }
-  return pending;
 }
 
 export const feedDocumentRoute: Route = {
@@ -191,8 +208,9 @@ export const feedDocumentRoute: Route = {
     } catch (err) {
       deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; rendering');
     }
-    body ??= await renderOnce(key, async () => {
-      const rendered = await encode(await renderFeed(ctx, feed, format), encoding);
+    body ??= await once(deps.stores.app, `encoded:${key}`, async () => {
+      const plain = await once(deps.stores.app, `plain:${feed.id}:v${feed.version}:${format}:${deps.urls.base}`, () => renderFeed(ctx, feed, format));
+      const rendered = await encode(plain, encoding);
       // The cache is an optimisation: a full disk or busy cache must not fail the request.
       await storeDocument(deps.stores.cache.db, {
         key, feed_id: feed.id, content_type: CONTENT_TYPES[format], etag, last_modified: feed.updated_at, body: rendered,
