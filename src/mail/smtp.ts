@@ -2,14 +2,27 @@
  * The SMTP server: one hook per protocol phase. Recipients are checked at
  * RCPT TO, the size while DATA streams in, and "250" is sent only after the
  * message is journaled (see mail/ingest.ts).
+ *
+ * What one sender can take is bounded: connections per client network, the
+ * message bytes all sessions hold in memory together (past the cap a message is
+ * read to its end, dropped and deferred with 451), and the time DATA may take
+ * (an absolute deadline and a minimum average rate, each closing with 421).
  */
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import { clientNetwork } from '../client-network.js';
 import type { Config } from '../config.js';
-import { FeedmailError, MessageTooLargeError, StorageFullError, UnknownRecipientError } from '../errors.js';
+import { FeedFullError, FeedmailError, MessageTooLargeError, StorageFullError, UnknownRecipientError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Stores } from '../store/index.js';
-import { acceptMessage, feedForAddress } from './ingest.js';
+import { acceptMessage, recipientFeed } from './ingest.js';
+
+/**
+ * How long DATA runs before the minimum rate is enforced: a message's first
+ * seconds may be slow (TCP slow start, a sender assembling it) without the
+ * sender being an attacker.
+ */
+export const DATA_RATE_GRACE_MS = 30_000;
 
 export interface SmtpDeps {
   config: Config;
@@ -19,6 +32,8 @@ export interface SmtpDeps {
   onAccepted?: () => void;
   /** True while the data directory's disk has room for another message. */
   hasSpace?: () => boolean;
+  /** For tests only: replaces DATA_RATE_GRACE_MS, so the minimum rate can be checked within seconds. */
+  dataRateGraceMs?: number;
 }
 
 type SmtpError = Error & { responseCode?: number };
@@ -37,12 +52,34 @@ function fromFeedmailError(err: FeedmailError): SmtpError {
 /** Recipients that resolved to a feed carry its id, so DATA need not look them up again. */
 type FeedRecipient = SMTPServerAddress & { feedId?: number };
 
+/** A counted session remembers the network it was counted under. */
+type CountedSession = SMTPServerSession & { clientNetwork?: string };
+
 export class FeedmailSmtpServer {
   readonly server: SMTPServer;
-  readonly #perClient = new Map<string, number>();
+  readonly #perNetwork = new Map<string, number>();
   #draining = false;
   /** Counters for /metrics. */
-  readonly stats = { accepted: 0, rejectedRecipients: 0, tooLarge: 0, tempFailed: 0 };
+  readonly stats = {
+    accepted: 0,
+    rejectedRecipients: 0,
+    /** Recipients deferred with 452 4.2.2 because their feed is over its quota. */
+    feedFull: 0,
+    tooLarge: 0,
+    tempFailed: 0,
+    /** Gauge: message bytes held in memory by all sessions now. */
+    inflightBytes: 0,
+    /** Gauge: the most inflightBytes has been since start, to size FEEDMAIL_SMTP_MAX_INFLIGHT_BYTES. */
+    inflightBytesPeak: 0,
+    /** Bytes read in DATA by all sessions, kept or thrown away. */
+    dataBytes: 0,
+    /** Messages dropped and deferred with 451 4.3.1 because the in-flight cap was reached. */
+    inflightRefused: 0,
+    /** Sessions closed with 421 because DATA ran past FEEDMAIL_SMTP_DATA_TIMEOUT_MS. */
+    dataDeadlineExceeded: 0,
+    /** Sessions closed with 421 because DATA averaged below FEEDMAIL_SMTP_MIN_DATA_RATE. */
+    dataTooSlow: 0,
+  };
 
   constructor(private readonly deps: SmtpDeps) {
     const { config } = deps;
@@ -84,24 +121,25 @@ export class FeedmailSmtpServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private onConnect(session: SMTPServerSession, cb: (err?: Error) => void): void {
+  private onConnect(session: CountedSession, cb: (err?: Error) => void): void {
     if (this.#draining) return cb(smtpError(421, '4.3.2', 'Service shutting down, try again later'));
-    const client = session.remoteAddress;
-    const n = (this.#perClient.get(client) ?? 0) + 1;
+    // Keyed by network: one host has a whole /64, and often many IPv4 addresses of one /24.
+    const network = clientNetwork(session.remoteAddress);
+    const n = (this.#perNetwork.get(network) ?? 0) + 1;
     if (n > this.deps.config.smtpMaxClientsPerAddress) {
-      return cb(smtpError(421, '4.7.0', 'Too many connections from your address, try again later'));
+      return cb(smtpError(421, '4.7.0', 'Too many connections from your network, try again later'));
     }
-    this.#perClient.set(client, n);
-    (session as SMTPServerSession & { counted?: boolean }).counted = true;
+    this.#perNetwork.set(network, n);
+    session.clientNetwork = network;
     cb();
   }
 
-  private onClose(session: SMTPServerSession): void {
-    if (!(session as SMTPServerSession & { counted?: boolean }).counted) return;
-    const client = session.remoteAddress;
-    const n = (this.#perClient.get(client) ?? 1) - 1;
-    if (n <= 0) this.#perClient.delete(client);
-    else this.#perClient.set(client, n);
+  private onClose(session: CountedSession): void {
+    const network = session.clientNetwork;
+    if (network === undefined) return;
+    const n = (this.#perNetwork.get(network) ?? 1) - 1;
+    if (n <= 0) this.#perNetwork.delete(network);
+    else this.#perNetwork.set(network, n);
   }
 
   private onMailFrom(cb: (err?: Error) => void): void {
@@ -114,21 +152,47 @@ export class FeedmailSmtpServer {
   }
 
   private async onRcptTo(address: FeedRecipient, session: SMTPServerSession, cb: (err?: Error) => void): Promise<void> {
+    const { config } = this.deps;
     try {
-      const feed = await feedForAddress(this.deps.stores.app.db, address.address, this.deps.config.mailDomains);
-      if (!feed) {
-        this.stats.rejectedRecipients++;
-        return cb(fromFeedmailError(new UnknownRecipientError()));
-      }
+      const feed = await recipientFeed(this.deps.stores.app.db, address.address, { mailDomains: config.mailDomains, feedMaxBytes: config.feedMaxBytes });
       address.feedId = feed.id;
       cb();
     } catch (err) {
+      if (err instanceof FeedmailError) {
+        if (err instanceof UnknownRecipientError) this.stats.rejectedRecipients++;
+        else if (err instanceof FeedFullError) {
+          this.stats.feedFull++;
+          this.deps.log.info({ sessionId: session.id }, 'smtp: recipient deferred, its feed is full');
+        }
+        return cb(fromFeedmailError(err));
+      }
       this.deps.log.error({ err, sessionId: session.id }, 'smtp: recipient lookup failed');
       cb(smtpError(451, '4.3.0', 'Temporary failure looking up the recipient, try again later'));
     }
   }
 
   private onData(stream: SMTPServerDataStream, session: SMTPServerSession, reply: (err?: Error | null, message?: string) => void): void {
+    const { config, log } = this.deps;
+    const startedAt = Date.now();
+    const graceMs = this.deps.dataRateGraceMs ?? DATA_RATE_GRACE_MS;
+    let chunks: Buffer[] = [];
+    /** Bytes read so far, kept or not. */
+    let size = 0;
+    /** Bytes of `chunks`, reserved against the in-flight cap. */
+    let held = 0;
+    /** Set once the cap was reached: the rest is read and thrown away, the answer is 451. */
+    let dropped = false;
+    const timers: { deadline?: NodeJS.Timeout; rate?: NodeJS.Timeout } = {};
+
+    const release = () => {
+      this.stats.inflightBytes -= held;
+      held = 0;
+      chunks = [];
+    };
+    const stopTimers = () => {
+      clearTimeout(timers.deadline);
+      clearTimeout(timers.rate);
+    };
     // A stream may fail and still end; the client must get exactly one reply.
     let replied = false;
     const cb = (err?: Error | null, message?: string) => {
@@ -136,35 +200,94 @@ export class FeedmailSmtpServer {
       replied = true;
       reply(err, message);
     };
-    const chunks: Buffer[] = [];
-    let size = 0;
+
+    /** Ends the session: a sender this slow holds a slot and its bytes for nothing. */
+    const closeSlow = (counter: 'dataDeadlineExceeded' | 'dataTooSlow', why: string) => {
+      if (replied) return;
+      replied = true;
+      stopTimers();
+      release();
+      this.stats[counter]++;
+      log.warn({ sessionId: session.id, bytes: size, elapsedMs: Date.now() - startedAt }, `smtp: ${why}, closing the session`);
+      // smtp-server replies to onData only after the final dot, so the 421 goes out
+      // through the connection itself; send() closes it after a 421.
+      const connection = [...this.server.connections].find((c) => c.session === session);
+      if (connection) connection.send(421, `4.4.2 ${why}, closing connection`);
+      else stream.destroy();
+    };
+
+    timers.deadline = setTimeout(() => closeSlow('dataDeadlineExceeded', 'Message took too long to arrive'), config.smtpDataTimeoutMs);
+    if (config.smtpMinDataRate > 0) {
+      // The earliest moment the average can drop below the rate is when the
+      // elapsed time reaches size / rate; check then, not on a fixed tick.
+      const checkRate = () => {
+        const elapsed = Date.now() - startedAt;
+        if (elapsed >= graceMs && size * 1000 < config.smtpMinDataRate * elapsed) {
+          return closeSlow('dataTooSlow', 'Message arriving too slowly');
+        }
+        const due = Math.max(graceMs, Math.ceil((size * 1000) / config.smtpMinDataRate) + 1);
+        timers.rate = setTimeout(checkRate, due - elapsed);
+      };
+      timers.rate = setTimeout(checkRate, graceMs);
+    }
+
     stream.on('data', (chunk: Buffer) => {
-      // Past the limit the rest is read and thrown away; smtp-server flags sizeExceeded.
-      if (size <= this.deps.config.maxMessageBytes) chunks.push(chunk);
       size += chunk.length;
+      this.stats.dataBytes += chunk.length;
+      if (dropped || replied) return;
+      if (size > config.maxMessageBytes) {
+        // Refused with 552 at the end whatever else happens; nothing to keep.
+        release();
+        dropped = true;
+        return;
+      }
+      if (this.stats.inflightBytes + chunk.length > config.smtpMaxInflightBytes) {
+        release();
+        dropped = true;
+        this.stats.inflightRefused++;
+        log.warn({ sessionId: session.id, inflightBytes: this.stats.inflightBytes, limit: config.smtpMaxInflightBytes },
+          'smtp: in-flight message bytes at their limit, deferring this message');
+        return;
+      }
+      chunks.push(chunk);
+      held += chunk.length;
+      this.stats.inflightBytes += chunk.length;
+      if (this.stats.inflightBytes > this.stats.inflightBytesPeak) this.stats.inflightBytesPeak = this.stats.inflightBytes;
     });
     stream.on('error', (err) => {
-      this.deps.log.warn({ err, sessionId: session.id }, 'smtp: data stream failed');
+      stopTimers();
+      release();
+      if (replied) return;
+      log.warn({ err, sessionId: session.id }, 'smtp: data stream failed');
       cb(smtpError(451, '4.3.0', 'Error reading message, try again'));
     });
     stream.on('end', () => {
-      if (stream.sizeExceeded || size > this.deps.config.maxMessageBytes) {
+      stopTimers();
+      if (replied) return release();
+      if (stream.sizeExceeded || size > config.maxMessageBytes) {
+        release();
         this.stats.tooLarge++;
-        return cb(fromFeedmailError(new MessageTooLargeError(this.deps.config.maxMessageBytes)));
+        return cb(fromFeedmailError(new MessageTooLargeError(config.maxMessageBytes)));
+      }
+      if (dropped) {
+        this.stats.tempFailed++;
+        return cb(smtpError(451, '4.3.1', 'Insufficient system resources, try again later'));
       }
       const recipients = session.envelope.rcptTo as FeedRecipient[];
       const feedIds = [...new Set(recipients.map((r) => r.feedId).filter((id): id is number => id !== undefined))];
       const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
       acceptMessage(this.deps.stores.queue.db, { source: 'smtp', mailFrom, feedIds, raw: Buffer.concat(chunks) }).then(
         (journalId) => {
+          release();
           this.stats.accepted++;
-          this.deps.log.info({ journalId, sessionId: session.id, bytes: size, feeds: feedIds.length }, 'smtp: message accepted');
+          log.info({ journalId, sessionId: session.id, bytes: size, feeds: feedIds.length }, 'smtp: message accepted');
           this.deps.onAccepted?.();
           cb(null, `2.0.0 OK: queued as ${journalId}`);
         },
         (err: unknown) => {
+          release();
           this.stats.tempFailed++;
-          this.deps.log.error({ err, sessionId: session.id }, 'smtp: unable to store message');
+          log.error({ err, sessionId: session.id }, 'smtp: unable to store message');
           cb(err instanceof FeedmailError ? fromFeedmailError(err) : smtpError(451, '4.3.0', 'Temporary failure, try again later'));
         },
       );

@@ -1,0 +1,309 @@
+/**
+ * Security review F7: what one SMTP sender can take. Message bytes held in
+ * memory by all sessions together are capped, DATA has a deadline and a
+ * minimum rate, connections are counted per client network, and a full feed
+ * defers its mail at RCPT. Real sockets bound to loopback addresses stand in
+ * for hosts: 127.0.1.x and 127.0.2.x are two different /24 networks.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { describe, it } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import type { ConfigOverrides } from '../src/config.js';
+import { createLogger } from '../src/log.js';
+import { FeedmailSmtpServer } from '../src/mail/smtp.js';
+import { createFeed, readFeed, sendRaw, startTestServer, waitFor, waitForEntries } from './helpers.js';
+
+const MiB = 1024 * 1024;
+
+// Memory is measured after a full collection, so dropped chunks that are merely
+// not collected yet do not count as held.
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+async function collectGarbage(): Promise<void> {
+  gc();
+  // Buffer memory is freed by finalizers that run after the collection.
+  await new Promise((r) => setTimeout(r, 10));
+  gc();
+}
+
+/** A feedmail whose SMTP server the test holds, to read its counters and set the test-only grace. */
+async function startServer(overrides: ConfigOverrides, dataRateGraceMs?: number) {
+  const server = await startTestServer(overrides, { web: true, smtp: false, jobs: true });
+  const { app } = server;
+  const smtp = new FeedmailSmtpServer({ config: app.config, stores: app.stores, log: createLogger('silent'), onAccepted: () => app.runner?.notify(), dataRateGraceMs });
+  const { port } = await smtp.listen(0, '127.0.0.1');
+  return {
+    base: server.base,
+    smtp,
+    port,
+    async stop() {
+      await smtp.close();
+      await server.stop();
+    },
+  };
+}
+
+/** A line-based SMTP client on a socket bound to `localAddress`, that can also stream raw DATA bytes. */
+class Client {
+  #buffer = '';
+  #waiters: ((line: string) => void)[] = [];
+  #lines: string[] = [];
+  greeting = '';
+  readonly closed: Promise<void>;
+
+  private constructor(readonly socket: net.Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      this.#buffer += chunk;
+      let i;
+      while ((i = this.#buffer.indexOf('\r\n')) >= 0) {
+        const line = this.#buffer.slice(0, i);
+        this.#buffer = this.#buffer.slice(i + 2);
+        if (/^\d{3}-/.test(line)) continue;
+        const w = this.#waiters.shift();
+        if (w) w(line);
+        else this.#lines.push(line);
+      }
+    });
+    // Writes after the server closed may fail with EPIPE; the test reads the replies, not the write errors.
+    socket.on('error', () => undefined);
+    this.closed = new Promise((resolve) => socket.once('close', () => {
+      for (const w of this.#waiters.splice(0)) w('(closed)');
+      resolve();
+    }));
+  }
+
+  static async connect(port: number, localAddress: string): Promise<Client> {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const client = new Client(socket);
+    client.greeting = await client.reply();
+    return client;
+  }
+
+  /** The next reply line; "(closed)" when the server closed the connection instead. */
+  reply(): Promise<string> {
+    const queued = this.#lines.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    if (this.socket.closed) return Promise.resolve('(closed)');
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Replies that arrived and were not read yet. */
+  unread(): string[] {
+    return this.#lines.splice(0);
+  }
+
+  async command(line: string, expect?: number): Promise<string> {
+    this.socket.write(`${line}\r\n`);
+    const reply = await this.reply();
+    if (expect !== undefined && !reply.startsWith(String(expect))) throw new Error(`${line}: expected ${expect}, got: ${reply}`);
+    return reply;
+  }
+
+  /** EHLO, MAIL, RCPT and DATA up to the 354. */
+  async startData(to: string): Promise<void> {
+    await this.command('EHLO test', 250);
+    await this.command('MAIL FROM:<sender@example.com>', 250);
+    await this.command(`RCPT TO:<${to}>`, 250);
+    await this.command('DATA', 354);
+  }
+
+  /** Resolves once the bytes are handed to the kernel. */
+  write(data: string | Buffer): Promise<void> {
+    return new Promise((resolve, reject) => this.socket.write(data, (err) => (err ? reject(err) : resolve())));
+  }
+
+  async close(): Promise<void> {
+    if (!this.socket.destroyed) this.socket.destroy();
+    await this.closed;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('SMTP limits (F7)', () => {
+  it('caps the message bytes all sessions hold, defers the messages past the cap with 451 and still takes mail from others', async () => {
+    const server = await startServer({ smtpMaxInflightBytes: '4m', smtpMaxClientsPerAddress: '50' });
+    const clients: Client[] = [];
+    try {
+      const feed = await createFeed(server.base);
+      const other = await createFeed(server.base);
+      // 24 hosts each send 3 MiB without the final dot: 72 MiB against a 4 MiB cap.
+      const sessions = 24;
+      const line = Buffer.from(`${'X'.repeat(1022)}\r\n`);
+      const mib = Buffer.concat(Array<Buffer>(MiB / line.length).fill(line));
+      for (let i = 0; i < sessions; i++) clients.push(await Client.connect(server.port, `127.0.1.${10 + i}`));
+      await Promise.all(clients.map((c) => c.startData(feed.address)));
+
+      await collectGarbage();
+      const before = process.memoryUsage();
+      let sent = 0;
+      await Promise.all(clients.map(async (c, i) => {
+        const header = `Subject: big ${i}\r\n\r\n`;
+        await c.write(header);
+        for (let k = 0; k < 3; k++) await c.write(mib);
+        sent += header.length + 3 * MiB;
+      }));
+      // The server's parser holds back each message's last few bytes until it knows whether the final dot follows.
+      await waitFor(async () => server.smtp.stats.dataBytes >= sent - 5 * sessions, 10_000, 'all DATA read by the server');
+      await collectGarbage();
+      const after = process.memoryUsage();
+      const held = after.arrayBuffers - before.arrayBuffers;
+      const rssGrowth = after.rss - before.rss;
+
+      assert.ok(server.smtp.stats.inflightBytes <= 4 * MiB, `held ${server.smtp.stats.inflightBytes} bytes`);
+      assert.ok(server.smtp.stats.inflightBytesPeak <= 4 * MiB, `peak ${server.smtp.stats.inflightBytesPeak} bytes`);
+      // Each message is over half the cap, so exactly one can be held in full; the others were dropped.
+      assert.equal(server.smtp.stats.inflightRefused, sessions - 1);
+      // Buffers alive after a collection: the held message (3 MiB) and little else; holding every
+      // message would keep all 72 MiB alive.
+      assert.ok(held < 12 * MiB, `Buffers grew by ${(held / MiB).toFixed(1)} MiB`);
+      // RSS also keeps what malloc does not give back to the OS (about 25-55 MiB here with the cap,
+      // 70-80 MiB without), so its bound is only a generous one: less than the bytes sent.
+      assert.ok(rssGrowth < 64 * MiB, `RSS grew by ${(rssGrowth / MiB).toFixed(1)} MiB`);
+
+      // A normal message from another network is taken while the big ones are still open.
+      const normal = await Client.connect(server.port, '127.0.2.10');
+      await normal.startData(other.address);
+      await normal.write('Subject: still delivered\r\n\r\nHello while the cap is in use.\r\n.\r\n');
+      assert.match(await normal.reply(), /^250 /);
+      const items = await waitForEntries(other.feeds.atom, 'atom', 1, 10_000);
+      assert.equal(items[0]!.title, 'still delivered');
+      await normal.close();
+
+      // At the final dot the dropped messages are deferred, never acknowledged.
+      const replies = await Promise.all(clients.map(async (c) => {
+        await c.write('.\r\n');
+        return c.reply();
+      }));
+      const deferred = replies.filter((r) => /^451 4\.3\.1 /.test(r));
+      const accepted = replies.filter((r) => r.startsWith('250 '));
+      assert.equal(deferred.length, sessions - 1, replies.join('\n'));
+      assert.equal(accepted.length, 1, replies.join('\n'));
+      await waitFor(async () => server.smtp.stats.inflightBytes === 0, 5000, 'bytes released');
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await server.stop();
+    }
+  });
+
+  it('closes a session whose DATA runs past the deadline with 421, however steadily it trickles', { timeout: 15_000 }, async () => {
+    const server = await startServer({ smtpDataTimeoutMs: '3000' });
+    try {
+      const feed = await createFeed(server.base);
+      const c = await Client.connect(server.port, '127.0.1.2');
+      await c.startData(feed.address);
+      const started = Date.now();
+      let sending = true;
+      const trickle = (async () => {
+        await c.write('Subject: slow\r\n\r\n');
+        while (sending && !c.socket.destroyed) {
+          await c.write('X').catch(() => undefined);
+          await sleep(1000);
+        }
+        // Had the server not closed the session, the final dot would be answered now.
+        await c.write('\r\n.\r\n').catch(() => undefined);
+      })();
+      const reply = await c.reply();
+      const elapsed = Date.now() - started;
+      sending = false;
+      await trickle;
+      assert.match(reply, /^421 4\.4\.2 /);
+      assert.ok(elapsed >= 2900 && elapsed < 4500, `closed after ${elapsed} ms`);
+      await c.closed;
+      assert.deepEqual(c.unread(), [], 'no reply after the 421');
+      assert.equal(server.smtp.stats.dataDeadlineExceeded, 1);
+      assert.equal(server.smtp.stats.accepted, 0);
+      assert.equal(server.smtp.stats.inflightBytes, 0);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('closes a session that sends below the minimum rate once the grace is over, and keeps one above it', { timeout: 15_000 }, async () => {
+    const server = await startServer({ smtpMinDataRate: '1k' }, 1000);
+    try {
+      const feed = await createFeed(server.base);
+      const trickle = async (c: Client, bytesPer100ms: number, forMs: number) => {
+        await c.write('Subject: trickle\r\n\r\n');
+        const until = Date.now() + forMs;
+        while (Date.now() < until && !c.socket.destroyed) {
+          await c.write(`${'Y'.repeat(bytesPer100ms - 2)}\r\n`).catch(() => undefined);
+          await sleep(100);
+        }
+        await c.write('.\r\n').catch(() => undefined);
+        return c.reply();
+      };
+      const slow = await Client.connect(server.port, '127.0.1.2');
+      const steady = await Client.connect(server.port, '127.0.2.2');
+      await Promise.all([slow.startData(feed.address), steady.startData(feed.address)]);
+      // 500 B/s against a 1 KiB/s minimum, and 3 KB/s, both for 2.5 s.
+      const [slowReply, steadyReply] = await Promise.all([trickle(slow, 50, 2500), trickle(steady, 300, 2500)]);
+      assert.match(slowReply, /^421 4\.4\.2 /);
+      assert.match(steadyReply, /^250 /);
+      assert.equal(server.smtp.stats.dataTooSlow, 1);
+      await slow.closed;
+      await steady.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('counts connections per client network: two addresses of one /24 share the limit, another /24 does not', async () => {
+    const server = await startServer({ smtpMaxClientsPerAddress: '2' });
+    const open: Client[] = [];
+    try {
+      const a = await Client.connect(server.port, '127.0.1.2');
+      const b = await Client.connect(server.port, '127.0.1.3');
+      const c = await Client.connect(server.port, '127.0.1.4');
+      const d = await Client.connect(server.port, '127.0.2.2');
+      open.push(a, b, c, d);
+      assert.match(a.greeting, /^220 /);
+      assert.match(b.greeting, /^220 /);
+      assert.match(c.greeting, /^421 .*network/, 'a third address of the same /24 is refused');
+      assert.match(d.greeting, /^220 /, 'another network is unaffected');
+      // Once one closes, the network may connect again.
+      await a.close();
+      const e = await waitFor(async () => {
+        const next = await Client.connect(server.port, '127.0.1.5');
+        if (next.greeting.startsWith('220 ')) return next;
+        await next.close();
+        return undefined;
+      }, 5000, 'a slot for 127.0.1.0/24');
+      open.push(e);
+    } finally {
+      await Promise.all(open.map((c) => c.close()));
+      await server.stop();
+    }
+  });
+
+  it('defers a recipient whose feed is over its quota with 452 4.2.2 and takes the other feed', async () => {
+    const server = await startServer({ feedMaxBytes: '1m' });
+    try {
+      const full = await createFeed(server.base);
+      const other = await createFeed(server.base);
+      const body = `${'lorem ipsum dolor sit amet '.repeat(40)}\r\n`.repeat(1100);
+      await sendRaw(server.port, full.address, `Subject: filler\r\n\r\n${body}`);
+      await waitForEntries(full.feeds.atom, 'atom', 1, 15_000);
+
+      const c = await Client.connect(server.port, '127.0.1.2');
+      await c.command('EHLO test', 250);
+      await c.command('MAIL FROM:<sender@example.com>', 250);
+      assert.match(await c.command(`RCPT TO:<${full.address}>`), /^452 4\.2\.2 /);
+      await c.command(`RCPT TO:<${other.address}>`, 250);
+      await c.command('DATA', 354);
+      await c.write('Subject: to the feed with room\r\n\r\nHello.\r\n.\r\n');
+      assert.match(await c.reply(), /^250 /);
+      await c.close();
+      const items = await waitForEntries(other.feeds.atom, 'atom', 1, 10_000);
+      assert.equal(items[0]!.title, 'to the feed with room');
+      assert.equal((await readFeed(full.feeds.atom, 'atom')).length, 1, 'nothing more reached the full feed');
+      assert.equal(server.smtp.stats.feedFull, 1);
+    } finally {
+      await server.stop();
+    }
+  });
+});
