@@ -13,7 +13,7 @@ import { renderPoolFor } from './mail/render-pool.js';
 import { FeedmailSmtpServer } from './mail/smtp.js';
 import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
 import { renderMetrics } from './ops/metrics.js';
-import { checkWritable } from './store/db.js';
+import { checkWritable, freePageBytes } from './store/db.js';
 import { openStores, type Stores } from './store/index.js';
 import { queueStats } from './store/jobs.js';
 import { Urls } from './web/urls.js';
@@ -53,7 +53,8 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
   preflight(config);
   const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
   const renderer = renderPoolFor(config);
-  const disk = new DiskSpace(config.dataDir, config.minFreeBytes);
+  for (const h of [stores.app, stores.queue, stores.cache]) for (const warning of h.warnings) log.warn(warning);
+  const disk = new DiskSpace(config.dataDir, config.minFreeBytes, () => freePageBytes(stores.app.raw) + freePageBytes(stores.queue.raw));
   if (roles.smtp && !disk.hasSpace()) {
     log.warn({ freeBytes: disk.freeBytes(), minFreeBytes: config.minFreeBytes },
       'disk: free space is below FEEDMAIL_MIN_FREE_BYTES; mail will be deferred with 452 until space is freed or the minimum lowered');

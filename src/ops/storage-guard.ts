@@ -63,11 +63,16 @@ export function unsafeStorageReason(dir: string, mountinfo?: string): string | n
   return why ? `the data directory ${dir} (mounted at ${mount.mountPoint}) ${why}` : null;
 }
 
-/** Free bytes on the filesystem of `dir`, re-read at most once a second. */
+/**
+ * Free bytes for mail in the data directory, re-read at most once a second: the
+ * filesystem's free space plus the free pages inside the databases (`reusable`),
+ * which new entries fill before the files grow. So space freed by deleting a
+ * feed counts at once, before maintenance has returned it to the filesystem.
+ */
 export class DiskSpace {
   #checkedAt = 0;
   #free = Number.POSITIVE_INFINITY;
-  constructor(private readonly dir: string, private readonly minFree: number) {}
+  constructor(private readonly dir: string, private readonly minFree: number, private readonly reusable: () => number = () => 0) {}
 
   freeBytes(): number {
     const now = Date.now();
@@ -75,7 +80,7 @@ export class DiskSpace {
       this.#checkedAt = now;
       try {
         const s = fs.statfsSync(this.dir);
-        this.#free = s.bavail * s.bsize;
+        this.#free = s.bavail * s.bsize + this.reusable();
       } catch {
         this.#free = Number.POSITIVE_INFINITY;
       }

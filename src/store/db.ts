@@ -73,7 +73,34 @@ export interface SqliteHandle<Schema> {
   file: string;
   raw: Database.Database;
   db: Kysely<Schema>;
+  /** Problems met while opening that did not stop it (for the caller to log). */
+  warnings: string[];
   close(): Promise<void>;
+}
+
+/**
+ * Deleted rows leave free pages inside the file, and without auto_vacuum they are
+ * never given back to the filesystem: deleting an abusive feed would not let mail
+ * in again. INCREMENTAL lets maintenance return them in small steps
+ * (reclaimFreePages). A new file takes the mode at once; an existing one needs a
+ * VACUUM, which is tried at start and, if it cannot run now (disk full, another
+ * process busy), again at the next start.
+ */
+function enableIncrementalVacuum(raw: Database.Database, file: string): string[] {
+  if (raw.pragma('auto_vacuum', { simple: true }) === 2) return [];
+  raw.pragma('auto_vacuum = INCREMENTAL');
+  if (raw.pragma('auto_vacuum', { simple: true }) === 2) return [];
+  try {
+    raw.exec('VACUUM');
+    return [];
+  } catch (err) {
+    return [`store: unable to switch ${file} to incremental vacuum (${(err as Error).message}); space freed by deletes is reused but not returned to the disk until a later start succeeds`];
+  }
+}
+
+/** Bytes of free pages inside a database file: reusable by it without growing the file. */
+export function freePageBytes(raw: Database.Database): number {
+  return (raw.pragma('freelist_count', { simple: true }) as number) * (raw.pragma('page_size', { simple: true }) as number);
 }
 
 /** Opens one database file, runs its migrations and returns both the raw and the Kysely handle. */
@@ -86,6 +113,7 @@ export function openSqlite<Schema>(file: string, migrations: Migration[], option
     throw new Error(`store: unable to open ${file}: ${(err as Error).message}`, { cause: err });
   }
   applyPragmas(raw, options.synchronous ?? 'NORMAL', options.walMaxBytes);
+  const warnings = enableIncrementalVacuum(raw, file);
   migrate(raw, file, migrations);
   const db = new Kysely<Schema>({ dialect: new ImmediateSqliteDialect(raw) });
   let closed = false;
@@ -93,6 +121,7 @@ export function openSqlite<Schema>(file: string, migrations: Migration[], option
     file,
     raw,
     db,
+    warnings,
     async close() {
       if (closed) return;
       closed = true;
@@ -148,6 +177,22 @@ export async function checkpointTruncate<S>(db: Kysely<S>): Promise<{ busy: bool
 
 export async function optimize<S>(db: Kysely<S>): Promise<void> {
   await sql`PRAGMA optimize`.execute(db);
+}
+
+/**
+ * Gives free pages back to the filesystem, a bounded number per statement so no
+ * single step holds the write lock (or the event loop) for long, then truncates
+ * the WAL so the file really shrinks. Returns the bytes given back.
+ */
+export async function reclaimFreePages<S>(db: Kysely<S>, raw: Database.Database, pagesPerStep = 2048): Promise<number> {
+  const before = freePageBytes(raw);
+  if (before === 0) return 0;
+  for (let i = 0; i < 100_000 && freePageBytes(raw) > 0; i++) {
+    await sql.raw(`PRAGMA incremental_vacuum(${pagesPerStep})`).execute(db);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await checkpointTruncate(db);
+  return before - freePageBytes(raw);
 }
 
 /** Proves the file is writable by taking (and releasing) the write lock. */

@@ -1,6 +1,9 @@
 /** Opens the three databases of a data directory. */
 import path from 'node:path';
+import { deleteCachedFeed } from './cache.js';
 import { openSqlite, type SqliteHandle } from './db.js';
+import { deleteFeed } from './feeds.js';
+import { deleteJournalOfFeed } from './journal.js';
 import { appMigrations, cacheMigrations, queueMigrations } from './migrations/index.js';
 import type { AppSchema, CacheSchema, QueueSchema } from './schema.js';
 
@@ -33,4 +36,15 @@ export function openStores(dataDir: string, options: { walMaxBytes?: number } = 
       await Promise.all([app.close(), queue.close(), cache.close()]);
     },
   };
+}
+
+/**
+ * Deletes a feed with what it holds in every database: its entries, the bodies and
+ * parts no other feed shares, the raw mail sent to it alone and its cached documents.
+ * The freed pages count as free space for new mail at once (ops/storage-guard.ts).
+ */
+export async function deleteFeedEverywhere(stores: Stores, feedId: number): Promise<void> {
+  await deleteFeed(stores.app.db, feedId);
+  await deleteJournalOfFeed(stores.queue.db, feedId);
+  await deleteCachedFeed(stores.cache.db, feedId);
 }

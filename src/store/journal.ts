@@ -54,6 +54,16 @@ export async function deleteJournalBefore(db: Kysely<QueueSchema>, before: numbe
   return Number(r.numDeletedRows);
 }
 
+/**
+ * Forgets the raw mail addressed to a deleted feed alone, so deleting a feed gives
+ * all its space back. (Mail also addressed to other feeds stays for their replay.)
+ * A pending ingest job of such a row finds it gone and does nothing.
+ */
+export async function deleteJournalOfFeed(db: Kysely<QueueSchema>, feedId: number): Promise<number> {
+  const r = await db.deleteFrom('journal').where('feed_ids', '=', JSON.stringify([feedId])).executeTakeFirst();
+  return Number(r.numDeletedRows);
+}
+
 /** An ingest job that failed for good, as the owner of one of its feeds sees it. */
 export interface FailedIngest {
   jobId: number;

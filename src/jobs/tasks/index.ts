@@ -4,11 +4,11 @@ import type { Config } from '../../config.js';
 import type { Logger } from '../../log.js';
 import { ingestJournalRow } from '../../mail/ingest.js';
 import type { RenderPool } from '../../mail/render-pool.js';
-import { evictCache, deleteCachedFeed } from '../../store/cache.js';
-import { checkpointTruncate, optimize, walBytes } from '../../store/db.js';
+import { evictCache } from '../../store/cache.js';
+import { checkpointTruncate, freePageBytes, optimize, reclaimFreePages, walBytes, type SqliteHandle } from '../../store/db.js';
 import { trimFeeds } from '../../store/entries.js';
-import { deleteFeed, deleteFeedCreationsBefore, feedsIdleSince } from '../../store/feeds.js';
-import type { Stores } from '../../store/index.js';
+import { deleteFeedCreationsBefore, feedsIdleSince } from '../../store/feeds.js';
+import { deleteFeedEverywhere, type Stores } from '../../store/index.js';
 import { deleteRecurringRunsBefore } from '../../store/jobs.js';
 import { deleteJournalBefore, INGEST_PRIORITY, INGEST_TASK } from '../../store/journal.js';
 import { deleteOrphanBlobs } from '../../store/parts.js';
@@ -17,6 +17,8 @@ import type { TaskDefinition } from '../queue.js';
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
+/** Fewer free bytes than this inside a database are left for it to reuse. */
+const RECLAIM_THRESHOLD_BYTES = 4 * 1024 * 1024;
 
 export interface TaskDeps {
   stores: Stores;
@@ -54,8 +56,7 @@ export function allTasks(deps: TaskDeps): TaskDefinition[] {
         if (config.feedExpireDays === 0) return;
         const idle = await feedsIdleSince(stores.app.db, Date.now() - config.feedExpireDays * DAY);
         for (const feed of idle) {
-          await deleteFeed(stores.app.db, feed.id);
-          await deleteCachedFeed(stores.cache.db, feed.id);
+          await deleteFeedEverywhere(stores, feed.id);
           log.info({ feedId: feed.id }, 'maintenance: expired feed nobody fetched');
         }
       },
@@ -91,6 +92,21 @@ export function allTasks(deps: TaskDeps): TaskDefinition[] {
       everyMs: MINUTE,
       handler: async () => {
         await checkpointLargeWals(stores, config.walMaxBytes, log);
+      },
+    },
+    {
+      // Returns the space deletes and trims freed inside the databases to the filesystem;
+      // cheap when there is none. (The space guard counts free pages as available already.)
+      name: 'reclaim-space',
+      everyMs: MINUTE,
+      handler: async () => {
+        const reclaim = async <S>(h: SqliteHandle<S>) => {
+          if (freePageBytes(h.raw) < RECLAIM_THRESHOLD_BYTES) return;
+          const bytes = await reclaimFreePages(h.db, h.raw);
+          log.info({ file: h.file, bytes }, 'maintenance: returned free pages to the filesystem');
+        };
+        await reclaim(stores.app);
+        await reclaim(stores.queue);
       },
     },
     {

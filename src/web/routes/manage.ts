@@ -1,9 +1,9 @@
 /** The owner's page, reached only with the manage secret: see all links, rename, delete. */
 import { NotFoundError } from '../../errors.js';
 import { looksLikeToken } from '../../secrets.js';
-import { deleteCachedFeed } from '../../store/cache.js';
 import { countEntries, entrySummariesOfFeed } from '../../store/entries.js';
-import { deleteFeed, feedByManageToken, renameFeed, type Feed } from '../../store/feeds.js';
+import { feedByManageToken, renameFeed, type Feed } from '../../store/feeds.js';
+import { deleteFeedEverywhere } from '../../store/index.js';
 import { failedIngestsOfFeed, type FailedIngest } from '../../store/journal.js';
 import { cleanTitle, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
@@ -102,8 +102,7 @@ export const manageDeleteRoute: Route = {
     if (fields.confirm !== 'yes') {
       return sendHtml(res, 400, layout('Not deleted', html`<h1>Not deleted</h1><p>Tick the box to confirm the deletion.</p><p><a href="/manage/${params[0]!.toLowerCase()}">Back</a></p>`));
     }
-    await deleteFeed(deps.stores.app.db, feed.id);
-    await deleteCachedFeed(deps.stores.cache.db, feed.id);
+    await deleteFeedEverywhere(deps.stores, feed.id);
     deps.log.info({ feedId: feed.id }, 'web: feed deleted');
     if (wantsJson(req)) return sendJson(res, 200, { deleted: true });
     sendHtml(res, 200, layout('Feed deleted', html`<h1>Feed deleted</h1><p>The feed and its entries are gone. Mail to its address is now refused.</p><p><a href="/">Create a new feed</a></p>`));
