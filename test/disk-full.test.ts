@@ -1,11 +1,10 @@
 /** Issue 4: a full disk defers mail with 4xx, keeps serving reads, and recovers without a restart. */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { signRawDelivery } from '../src/mail/webhooks/raw.js';
-import { createFeed, readFeed, sendRaw, startTestServer, tempDir, waitFor, waitForEntries } from './helpers.js';
+import { createFeed, mountSmallFilesystem, readFeed, sendRaw, startTestServer, waitFor, waitForEntries } from './helpers.js';
 
 const SECRET = 'disk-full-test-secret-0123456789abcdef';
 
@@ -21,22 +20,6 @@ function postRaw(base: string, to: string, raw: string) {
 }
 
 const message = (subject: string) => `From: a@example.com\r\nSubject: ${subject}\r\n\r\n${'body '.repeat(200)}\r\n`;
-
-/** Mounts a small ext4 image (needs root and loop devices); returns undefined where that is not possible. */
-function mountSmallFilesystem(megabytes: number): { dir: string; unmount: () => void } | undefined {
-  const work = tempDir('feedmail-loop-');
-  const image = path.join(work, 'fs.img');
-  const dir = path.join(work, 'mnt');
-  fs.mkdirSync(dir);
-  try {
-    execFileSync('truncate', ['-s', `${megabytes}M`, image]);
-    execFileSync('mkfs.ext4', ['-q', '-F', '-m', '0', image], { stdio: 'ignore' });
-    execFileSync('mount', ['-o', 'loop', image, dir], { stdio: 'ignore' });
-  } catch {
-    return undefined;
-  }
-  return { dir, unmount: () => execFileSync('umount', ['-l', dir]) };
-}
 
 function fillDisk(dir: string): string {
   const filler = path.join(dir, 'filler');

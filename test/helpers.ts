@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import nodemailer from 'nodemailer';
 import { XMLParser } from 'fast-xml-parser';
 import { startApp, type App } from '../src/app.js';
@@ -140,4 +141,20 @@ export function waitForEntries(url: string, format: 'atom' | 'rss' | 'json', cou
 
 export function fixture(name: string): Buffer {
   return fs.readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
+}
+
+/** Mounts a small ext4 image (needs root and loop devices); returns undefined where that is not possible. */
+export function mountSmallFilesystem(megabytes: number): { dir: string; unmount: () => void } | undefined {
+  const work = tempDir('feedmail-loop-');
+  const image = path.join(work, 'fs.img');
+  const dir = path.join(work, 'mnt');
+  fs.mkdirSync(dir);
+  try {
+    execFileSync('truncate', ['-s', `${megabytes}M`, image]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-m', '0', image], { stdio: 'ignore' });
+    execFileSync('mount', ['-o', 'loop', image, dir], { stdio: 'ignore' });
+  } catch {
+    return undefined;
+  }
+  return { dir, unmount: () => execFileSync('umount', ['-l', dir]) };
 }

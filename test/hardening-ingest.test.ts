@@ -1,0 +1,205 @@
+/**
+ * Hardening of the mail path (security review F2-F6): every acknowledged message
+ * becomes an entry, one sender's hostile mail cannot hold up everyone else's, the
+ * event loop stays free while big mail is processed, a message to many feeds is
+ * stored once, and deleting an abusive feed lets mail in again by itself.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { jobsInState } from '../src/store/jobs.js';
+import { createFeed, mountSmallFilesystem, readFeed, sendRaw, startTestServer, waitFor, waitForEntries } from './helpers.js';
+
+const b64 = (data: Buffer | string) => Buffer.from(data).toString('base64').replace(/.{76}/g, '$&\r\n');
+
+/** The review's F3 message: a forward carrying a 6.6 MB PDF inside a message/rfc822 part (9 MB in all). */
+function forwardedReport(pdfBytes: number): string {
+  const inner = 'From: colleague@example.com\r\nSubject: the report\r\nMIME-Version: 1.0\r\n'
+    + 'Content-Type: multipart/mixed; boundary="IN"\r\n\r\n--IN\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n'
+    + '--IN\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="report.pdf"\r\n'
+    + `Content-Transfer-Encoding: base64\r\n\r\n${b64(randomBytes(pdfBytes))}\r\n--IN--\r\n`;
+  return 'From: me@example.com\r\nSubject: Fwd: the report\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="OUT"\r\n\r\n'
+    + '--OUT\r\nContent-Type: text/plain\r\n\r\nForwarding.\r\n--OUT\r\nContent-Type: message/rfc822\r\n'
+    + `Content-Disposition: attachment; filename="report.eml"\r\n\r\n${inner}\r\n--OUT--\r\n`;
+}
+
+/** /healthz latencies (ms) measured back to back while `during` runs. */
+async function healthzLatencies(base: string, during: Promise<unknown>): Promise<number[]> {
+  const samples: number[] = [];
+  let done = false;
+  void during.finally(() => { done = true; });
+  while (!done) {
+    const t0 = performance.now();
+    const res = await fetch(`${base}/healthz`);
+    await res.text();
+    samples.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await during;
+  return samples;
+}
+
+const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))]!;
+
+describe('hardening: acknowledged mail always becomes an entry', () => {
+  it('a 9 MB forward with a 6.6 MB PDF inside becomes an entry (F3)', async () => {
+    const server = await startTestServer({ maxPartBytes: '25m' });
+    try {
+      const feed = await createFeed(server.base);
+      const info = await sendRaw(server.smtpPort, feed.address, forwardedReport(6_600_000));
+      assert.match(info.response, /^250 /);
+      const [item] = await waitForEntries(feed.feeds.json, 'json', 1, 60_000);
+      assert.equal(item!.title, 'Fwd: the report');
+      assert.ok(item!.enclosures.some((e) => e.type === 'message/rfc822'), 'the forwarded message is offered as an attachment');
+      assert.deepEqual(await jobsInState(server.app.stores.queue.db, 'failed'), [], 'no ingest job failed');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('a 12 MB base64-alphabet HTML body becomes an entry (F3)', async () => {
+    const server = await startTestServer();
+    try {
+      const feed = await createFeed(server.base);
+      const body = `<p>${'A'.repeat(12_000_000)}</p>`;
+      await sendRaw(server.smtpPort, feed.address, `Subject: one long run\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64(body)}\r\n`);
+      const [item] = await waitForEntries(feed.feeds.json, 'json', 1, 60_000);
+      assert.equal(item!.title, 'one long run');
+      assert.deepEqual(await jobsInState(server.app.stores.queue.db, 'failed'), []);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('a full database keeps the job waiting for space without using up its attempts (F4)', async () => {
+    const server = await startTestServer();
+    try {
+      const feed = await createFeed(server.base);
+      const app = server.app.stores.app.raw;
+      // max_page_count makes SQLite answer SQLITE_FULL, and roll back by itself, as a full disk does.
+      app.pragma(`max_page_count = ${app.pragma('page_count', { simple: true }) as number}`);
+      await sendRaw(server.smtpPort, feed.address, `Subject: waits for space\r\n\r\n${'words and more words '.repeat(20_000)}\r\n`);
+      const job = await waitFor(async () => {
+        const rows = await server.app.stores.queue.db.selectFrom('jobs').selectAll().where('task', '=', 'ingest').execute();
+        return rows.find((r) => r.last_error !== null);
+      }, 10_000, 'the ingest job to hit the full database');
+      assert.match(job.last_error!, /SQLITE_FULL|full/i, 'the error says the disk is full, not "no transaction is active"');
+      assert.doesNotMatch(job.last_error!, /no transaction is active/);
+      assert.equal(job.attempts, 0, 'a full disk uses no attempts');
+      app.pragma('max_page_count = 4294967294');
+      const [item] = await waitForEntries(feed.feeds.atom, 'atom', 1, 15_000);
+      assert.equal(item!.title, 'waits for space');
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('hardening: one sender cannot slow everyone down', () => {
+  it('legitimate mail to another feed appears within 5 s while nested-div bombs are processed (F5)', async () => {
+    const server = await startTestServer({ processingTimeoutMs: '20000' });
+    try {
+      const attacker = await createFeed(server.base, 'attacker');
+      const victim = await createFeed(server.base, 'victim');
+      const bomb = `Subject: nested\r\nContent-Type: text/html\r\n\r\n${'<div>'.repeat(150_000)}x${'</div>'.repeat(150_000)}`;
+      for (let i = 0; i < 3; i++) await sendRaw(server.smtpPort, attacker.address, `${bomb}\r\n${i}`);
+      const t0 = Date.now();
+      await sendRaw(server.smtpPort, victim.address, 'Subject: legit\r\n\r\nhello\r\n');
+      await waitForEntries(victim.feeds.json, 'json', 1, 5_000, 'the legitimate message within 5 s');
+      const waited = Date.now() - t0;
+      // The bombs themselves become entries too, flattened, with a note.
+      const bombs = await waitForEntries(attacker.feeds.json, 'json', 3, 60_000);
+      assert.ok(bombs.every((b) => b.title === 'nested'));
+      assert.ok(waited < 5_000, `waited ${waited} ms`);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('/healthz stays fast while one 8 MB message to 20 feeds is processed and stored (F6, F2)', async () => {
+    const server = await startTestServer({ feedsPerHourPerClient: '0' });
+    try {
+      const feeds = [];
+      for (let i = 0; i < 20; i++) feeds.push(await createFeed(server.base, `f${i}`));
+      const sizeBefore = dbBytes(server.app.stores.app.raw);
+      const body = `<p>${'dolor sit amet lorem ipsum '.repeat(300_000)}</p>`.slice(0, 8 * 2 ** 20);
+      const raw = `Subject: amp\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64(body)}\r\n`;
+      const work = (async () => {
+        await sendRaw(server.smtpPort, feeds.map((f) => f.address), raw);
+        for (const f of feeds) await waitForEntries(f.feeds.json, 'json', 1, 60_000);
+      })();
+      const latencies = await healthzLatencies(server.base, work);
+      assert.ok(latencies.length > 5, 'healthz was sampled during the work');
+      assert.ok(p99(latencies) < 100, `healthz p99 ${p99(latencies).toFixed(1)} ms (max ${Math.max(...latencies).toFixed(1)})`);
+      // Stored once: 20 recipients cost about one copy of the body, not twenty.
+      const grown = dbBytes(server.app.stores.app.raw) - sizeBefore;
+      assert.ok(grown < 4 * raw.length, `app.db grew ${grown} bytes for a ${raw.length}-byte message to 20 feeds`);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+function dbBytes(raw: { pragma: (s: string, o: { simple: true }) => unknown }): number {
+  return (raw.pragma('page_count', { simple: true }) as number) * (raw.pragma('page_size', { simple: true }) as number);
+}
+
+/** Writes a file until the filesystem has about `leave` bytes free. */
+function fillUntil(dir: string, leave: number): void {
+  const { bavail, bsize } = fs.statfsSync(dir);
+  const size = bavail * bsize - leave;
+  if (size > 0) fs.writeFileSync(path.join(dir, 'filler'), Buffer.alloc(size, 1));
+}
+
+describe('hardening: disk space comes back', () => {
+  it('deleting an abusive feed lets mail in again without an operator (F2)', async (t) => {
+    const mount = mountSmallFilesystem(96);
+    if (!mount) {
+      t.skip('cannot mount a loop filesystem here (needs root and /dev/loop*)');
+      return;
+    }
+    const server = await startTestServer({ dataDir: path.join(mount.dir, 'data'), minFreeBytes: '16m' });
+    try {
+      const attacker = await createFeed(server.base, 'attacker');
+      const victim = await createFeed(server.base, 'victim');
+      fillUntil(mount.dir, 40 * 2 ** 20);
+      // Incompressible mail to the attacker's feed until the space guard defers new mail.
+      let sent = 0;
+      await waitFor(async () => {
+        try {
+          await sendRaw(server.smtpPort, attacker.address, `Subject: filler ${sent}\r\nContent-Type: text/plain\r\n\r\n${b64(randomBytes(3 * 2 ** 20))}\r\n`);
+          sent++;
+          return false;
+        } catch (err) {
+          return (err as { responseCode?: number }).responseCode === 452;
+        }
+      }, 60_000, 'the disk to reach the minimum');
+      // Messages already acknowledged wait for space too (ingest checks again before it writes).
+      await assert.rejects(sendRaw(server.smtpPort, victim.address, 'Subject: refused\r\n\r\nno room\r\n'),
+        (err: { responseCode?: number }) => err.responseCode === 452);
+
+      const del = await fetch(`${attacker.manage}/delete`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'confirm=yes' });
+      assert.equal(del.status, 200);
+      // No restart, no VACUUM by hand: the next message is taken and becomes an entry.
+      await waitFor(async () => {
+        try {
+          await sendRaw(server.smtpPort, victim.address, 'Subject: welcome back\r\n\r\nthere is room again\r\n');
+          return true;
+        } catch {
+          return false;
+        }
+      }, 10_000, 'mail to be accepted after the deletion');
+      const items = await waitForEntries(victim.feeds.atom, 'atom', 1, 15_000);
+      assert.equal(items[0]!.title, 'welcome back');
+      assert.ok(sent >= 1);
+      const check = server.app.stores.app.raw.pragma('integrity_check') as { integrity_check: string }[];
+      assert.equal(check[0]?.integrity_check, 'ok');
+      assert.equal((await readFeed(victim.feeds.json, 'json')).length, 1);
+    } finally {
+      await server.stop();
+      mount.unmount();
+    }
+  });
+});
