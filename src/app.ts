@@ -86,7 +86,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
       const urls = new Urls(config.publicUrl);
       web = new WebServer({
         config, stores, log, urls,
-        metrics: () => renderMetrics({ stores, runner, smtp, web }),
+        metrics: () => renderMetrics({ stores, runner, renderer, smtp, web }),
         hasSpace: () => disk.hasSpace(),
         onAccepted: () => runner?.notify(),
         readiness: async () => {
