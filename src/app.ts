@@ -4,6 +4,7 @@
  * hand back what is in flight, then close the databases.
  */
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Config } from './config.js';
 import { allTasks } from './jobs/tasks/index.js';
 import type { TaskDefinition } from './jobs/queue.js';
@@ -63,6 +64,8 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
     ? new JobRunner({ queue: stores.queue.db, tasks: [...allTasks({ stores, config, renderer, log, hasSpace: () => disk.hasSpace() }), ...extraTasks], concurrency: config.workerConcurrency, log })
     : null;
 
+  const eventLoop = monitorEventLoopDelay({ resolution: 10 });
+  eventLoop.enable();
   let smtp: FeedmailSmtpServer | null = null;
   let web: WebServer | null = null;
   const app: App = {
@@ -72,6 +75,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
     async stop() {
       // New work stops while running jobs finish or are handed back; then the files close.
       await Promise.all([smtp?.close(), web?.close(), runner?.stop()]);
+      eventLoop.disable();
       await renderer.close();
       await stores.close();
     },
@@ -86,7 +90,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
       const urls = new Urls(config.publicUrl);
       web = new WebServer({
         config, stores, log, urls,
-        metrics: () => renderMetrics({ stores, runner, renderer, smtp, web }),
+        metrics: () => renderMetrics({ stores, runner, renderer, smtp, web, eventLoop }),
         hasSpace: () => disk.hasSpace(),
         onAccepted: () => runner?.notify(),
         readiness: async () => {

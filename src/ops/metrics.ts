@@ -1,4 +1,5 @@
 /** /metrics in Prometheus text format. */
+import type { IntervalHistogram } from 'node:perf_hooks';
 import type { JobRunner } from '../jobs/runner.js';
 import type { RenderPool } from '../mail/render-pool.js';
 import type { FeedmailSmtpServer } from '../mail/smtp.js';
@@ -12,6 +13,7 @@ export interface MetricSources {
   stores: Stores;
   runner: JobRunner | null;
   renderer?: RenderPool;
+  eventLoop?: IntervalHistogram;
   smtp: FeedmailSmtpServer | null;
   web: WebServer | null;
 }
@@ -34,6 +36,12 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
     metric('feedmail_jobs_succeeded_total', 'counter', 'Jobs finished by this process', s.runner.stats.succeeded);
     metric('feedmail_jobs_retried_total', 'counter', 'Job attempts that failed and will retry', s.runner.stats.retried);
     metric('feedmail_jobs_failed_total', 'counter', 'Jobs that failed for good', s.runner.stats.failed);
+  }
+  if (s.eventLoop) {
+    // Since the previous scrape: how long timers and I/O callbacks waited for the event loop.
+    metric('feedmail_event_loop_delay_seconds', 'gauge', 'Event-loop delay since the last scrape', s.eventLoop.percentile(99) / 1e9, '{quantile="0.99"}');
+    metric('feedmail_event_loop_delay_seconds', 'gauge', 'Event-loop delay since the last scrape', s.eventLoop.max / 1e9, '{quantile="1"}');
+    s.eventLoop.reset();
   }
   if (s.renderer) {
     metric('feedmail_render_threads', 'gauge', 'Threads that parse, sanitize and redact mail', s.renderer.threads);
