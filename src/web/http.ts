@@ -71,11 +71,15 @@ export async function readBody(req: IncomingMessage, limit = 64 * 1024): Promise
   return Buffer.concat(chunks);
 }
 
-/** Parses a form or JSON body into string fields. */
+/**
+ * Parses a form or JSON body into string fields. The result has no prototype,
+ * so a field the sender did not send is undefined even when it is named like
+ * an Object method (`constructor`, `toString`).
+ */
 export async function readFields(req: IncomingMessage): Promise<Record<string, string>> {
   const body = (await readBody(req)).toString('utf8');
   const type = req.headers['content-type'] ?? '';
-  if (body.trim() === '') return {};
+  if (body.trim() === '') return fieldsOf([]);
   if (/application\/json/i.test(type)) {
     let parsed: unknown;
     try {
@@ -84,9 +88,13 @@ export async function readFields(req: IncomingMessage): Promise<Record<string, s
       throw new BadRequestError('The request body is not valid JSON');
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new BadRequestError('Expected a JSON object');
-    return Object.fromEntries(Object.entries(parsed).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+    return fieldsOf(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string'));
   }
-  return Object.fromEntries(new URLSearchParams(body));
+  return fieldsOf(new URLSearchParams(body));
+}
+
+function fieldsOf(entries: Iterable<[string, string]>): Record<string, string> {
+  return Object.assign(Object.create(null) as Record<string, string>, Object.fromEntries(entries));
 }
 
 /** A feed title as typed: one line, no control characters, at most 200 characters. */

@@ -8,7 +8,7 @@ import { entryBodyRoute, entryPageRoute, entryPartRoute } from './routes/entry.j
 import { feedCreateRoute } from './routes/feed-create.js';
 import { feedDocumentRoute } from './routes/feed-document.js';
 import { feedPageRoute } from './routes/feed-page.js';
-import { healthzRoute, metricsRoute, readyzRoute } from './routes/health.js';
+import { healthzRoute, metricsRoute, opsPolicy, readyzRoute } from './routes/health.js';
 import { homeRoute } from './routes/home.js';
 import { inboundRawRoute } from './routes/inbound-raw.js';
 import { manageDeleteRoute, managePageRoute, manageRenameRoute } from './routes/manage.js';
@@ -39,20 +39,25 @@ export class WebServer {
   readonly server: http.Server;
   readonly stats = { requests: 0, errors: 0 };
   /** Connections that have not sent a complete request yet, with the timer that closes them. */
-  private readonly awaitingFirstRequest = new WeakMap<Socket, NodeJS.Timeout>();
+  private readonly awaitingFirstRequest = new Map<Socket, NodeJS.Timeout>();
 
   constructor(private readonly deps: WebDeps, options: WebServerOptions = {}) {
     this.server = http.createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;
     this.server.headersTimeout = 15_000;
     this.server.requestTimeout = 30_000;
+    // A bad FEEDMAIL_OPS_ALLOW entry stops the start instead of failing each /metrics request.
+    opsPolicy(deps.config.opsAllow);
     // Past this many open connections, new ones are closed as soon as they are accepted.
     this.server.maxConnections = deps.config.httpMaxConnections;
     const firstRequestMs = options.firstRequestTimeoutMs ?? FIRST_REQUEST_TIMEOUT_MS;
     this.server.on('connection', (socket: Socket) => {
       const timer = setTimeout(() => socket.destroy(), firstRequestMs);
       this.awaitingFirstRequest.set(socket, timer);
-      socket.once('close', () => clearTimeout(timer));
+      socket.once('close', () => {
+        clearTimeout(timer);
+        this.awaitingFirstRequest.delete(socket);
+      });
     });
     // "Expect: 100-continue" is answered by the route: the webhook decides on its
     // headers first, so a refused sender never uploads its body.
@@ -77,6 +82,8 @@ export class WebServer {
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
+      // Connections that never sent a request are not "idle" to Node, but have nothing to finish.
+      for (const socket of this.awaitingFirstRequest.keys()) socket.destroy();
     });
   }
 

@@ -5,7 +5,8 @@ import { NotFoundError } from '../../errors.js';
 import type { Route } from '../context.js';
 
 const STATIC_DIR = fileURLToPath(new URL('../../../static/', import.meta.url));
-const FILES: Record<string, string> = { 'style.css': 'text/css; charset=utf-8', 'copy.js': 'text/javascript; charset=utf-8' };
+// A Map, not an object literal: a name from the URL must never find an inherited property (`constructor`, `__proto__`).
+const FILES = new Map([['style.css', 'text/css; charset=utf-8'], ['copy.js', 'text/javascript; charset=utf-8']]);
 const cache = new Map<string, Buffer>();
 
 export const staticRoute: Route = {
@@ -13,7 +14,7 @@ export const staticRoute: Route = {
   path: /^\/static\/([a-z.-]+)$/,
   handler: async ({ res, params }) => {
     const name = params[0]!;
-    const type = FILES[name];
+    const type = FILES.get(name);
     if (!type) throw new NotFoundError();
     let body = cache.get(name);
     if (!body) {
