@@ -1,5 +1,12 @@
-/** POST /feeds: one button, no signup. Answers an HTML page or, when asked, JSON for scripts. */
-import { RateLimitedError } from '../../errors.js';
+/**
+ * POST /feeds: one button, no signup. Answers an HTML page or, when asked, JSON for scripts.
+ * Only from our own page or from a script: another site cannot make its visitors
+ * create feeds (and use up their creation budget).
+ */
+import type { IncomingMessage } from 'node:http';
+import net from 'node:net';
+import { clientNetwork } from '../../client-network.js';
+import { FeedmailError, RateLimitedError } from '../../errors.js';
 import { createFeed } from '../../store/feeds.js';
 import { cleanTitle, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route } from '../context.js';
@@ -10,10 +17,12 @@ export const feedCreateRoute: Route = {
   method: 'POST',
   path: /^\/feeds\/?$/,
   handler: async ({ req, res, client, deps }) => {
+    const refusal = crossSiteRefusal(req, new URL(deps.urls.base).origin);
+    if (refusal) throw new CrossSiteRequestError(refusal);
     const fields = await readFields(req);
     const title = cleanTitle(fields.title);
     const perHour = deps.config.feedsPerHourPerClient;
-    const created = await createFeed(deps.stores.app.db, title, perHour > 0 ? { client, perHour } : null);
+    const created = await createFeed(deps.stores.app.db, title, perHour > 0 ? { client: creationLimitKey(client), perHour } : null);
     if ('retryAt' in created) throw new RateLimitedError(Math.max(1, Math.ceil((created.retryAt - Date.now()) / 1000)));
     const { feed, manageToken } = created;
     const { urls, config } = deps;
@@ -43,3 +52,34 @@ ${copyField('Manage link', result.manage, 'manage')}
 `));
   },
 };
+
+export class CrossSiteRequestError extends FeedmailError {
+  constructor(why: string) {
+    super('cross_site_refused', `Feeds can only be created from this site's own page or by a script (${why})`, 403);
+  }
+}
+
+/**
+ * Why a request must be refused as cross-site, or null. Browsers that send
+ * Sec-Fetch-Site are believed (only same-origin, or none for a user's own
+ * navigation, pass); older ones are judged by Origin, which must be our base
+ * URL's. Requests with neither header are not from a browser page (curl, scripts).
+ */
+export function crossSiteRefusal(req: IncomingMessage, ownOrigin: string): string | null {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined) return site === 'same-origin' || site === 'none' ? null : `Sec-Fetch-Site: ${site}`;
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== ownOrigin) return `Origin ${origin} is not ${ownOrigin}`;
+  return null;
+}
+
+/**
+ * What the creation limit counts by: an IPv6 client by its /64 (a host is handed
+ * a whole /64, so each of its addresses would otherwise get a budget of its own),
+ * an IPv4 client by its exact address (a /24 would put unrelated users behind
+ * one carrier NAT or campus into one budget).
+ */
+export function creationLimitKey(client: string): string {
+  const ip = client.startsWith('::ffff:') && net.isIPv4(client.slice(7)) ? client.slice(7) : client;
+  return net.isIPv6(ip) ? clientNetwork(ip) : ip;
+}
