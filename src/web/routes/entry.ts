@@ -73,7 +73,8 @@ export const entryPartRoute: Route = {
   handler: async ({ res, params, deps }) => {
     const entry = await entryFor(deps, params[0]!);
     const part = await partOfEntry(deps.stores.app.db, entry.id, Number(params[1]));
-    if (!part?.blob_hash) throw new NotFoundError();
+    // A part with a note is one whose bytes are not offered (e.g. it contains the inbox address).
+    if (!part?.blob_hash || part.note) throw new NotFoundError();
     const data = await blobByHash(deps.stores.app.db, part.blob_hash);
     if (!data) throw new NotFoundError();
     // Only raster images are shown inline; everything else (SVG and HTML included) is a download.
@@ -81,7 +82,8 @@ export const entryPartRoute: Route = {
     const ascii = part.filename.replace(/[^\x20-\x7e]|["\\]/g, '_');
     res.setHeader('Content-Security-Policy', "default-src 'none'; sandbox");
     res.writeHead(200, {
-      'Content-Type': showInline ? part.content_type : (part.content_type.startsWith('text/') ? 'text/plain; charset=utf-8' : part.content_type),
+      // Never the declared type otherwise: a script type served from our origin would pass `script-src 'self'`.
+      'Content-Type': showInline ? part.content_type : (part.content_type.startsWith('text/') ? 'text/plain; charset=utf-8' : 'application/octet-stream'),
       'Content-Length': String(data.length),
       'Content-Disposition': `${showInline ? 'inline' : 'attachment'}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(part.filename)}`,
       'Cache-Control': 'private, max-age=86400',
