@@ -77,9 +77,12 @@ export function htmlForFeedReaders(htmlText: string): string {
   return htmlText
     .replace(/<style>[\s\S]*?<\/style>/gi, '')
     .replace(/<([a-z][a-z0-9]*)(\s[^>]*)>/gi, (_, tag: string, attrs: string) => {
-      const kept = attrs.replace(/(\s)(style|src|background)="([^"]*)"/gi, (whole, space: string, name: string, value: string) => {
+      // Attribute by attribute from the left, so text inside one value is never read as another attribute.
+      const kept = attrs.replace(/(\s+)([^\s="'>/]+)(?:="([^"]*)")?/g, (whole, space: string, name: string, value: string | undefined) => {
+        const attr = name.toLowerCase();
+        if (value === undefined || (attr !== 'style' && attr !== 'src' && attr !== 'background')) return whole;
         const decoded = decodeAttribute(value);
-        if (name.toLowerCase() === 'style') return `${space}${name}="${escapeHtml(styleForFeed(decoded))}"`;
+        if (attr === 'style') return `${space}${name}="${escapeHtml(styleForFeed(decoded))}"`;
         return /^\s*(https?:\/\/|data:image\/)/i.test(decoded) ? whole : '';
       });
       return `<${tag}${kept}>`;
