@@ -335,7 +335,8 @@ describe('in a real browser (Chromium)', { timeout: 240_000 }, () => {
 
       const res = await fetch(href);
       assert.equal(res.status, 200);
-      assert.equal(res.headers.get('content-type'), 'application/pdf');
+      // Only raster images keep their type; everything else downloads as bytes (review F14).
+      assert.equal(res.headers.get('content-type'), 'application/octet-stream');
       assert.match(res.headers.get('content-disposition') ?? '', /^attachment; filename="field-notes-map\.pdf"/);
       assert.ok(Buffer.from(await res.arrayBuffer()).subarray(0, 5).equals(Buffer.from('%PDF-')));
 
