@@ -9,7 +9,11 @@ import sanitize from 'sanitize-html';
 
 export interface SanitizeOptions {
   keepTrackingPixels: boolean;
-  /** Limits on the markup sanitize-html is given; HTML_BOUNDS unless a test or benchmark says otherwise. */
+  /**
+   * Limits on the markup sanitize-html is given; HTML_BOUNDS unless a test or benchmark says
+   * otherwise. Both infinite skips the bounding pass, and with it the <style/> rewrite: that
+   * is sanitize-html alone, for comparisons only.
+   */
   bounds?: HtmlBounds;
 }
 
