@@ -34,6 +34,9 @@ export interface EntryContent {
   parts: NewPart[];
 }
 
+/** Characters of plain text kept as a body's summary. */
+const SUMMARY_CHARS = 1000;
+
 function bodyHash(html: string, text: string): string {
   return createHash('sha256').update(`${html}\0${text}`).digest('hex');
 }
@@ -72,7 +75,7 @@ export async function hashContent(raw: Buffer, content: EntryContent): Promise<C
  */
 async function putBody(trx: Kysely<AppSchema>, html: string, text: string, hash = bodyHash(html, text)): Promise<string> {
   await trx.insertInto('bodies')
-    .values({ hash, html, text, bytes: Buffer.byteLength(html) + Buffer.byteLength(text), created_at: Date.now() })
+    .values({ hash, html, text, summary: text.slice(0, SUMMARY_CHARS), bytes: Buffer.byteLength(html) + Buffer.byteLength(text), created_at: Date.now() })
     .onConflict((oc) => oc.column('hash').doNothing())
     .execute();
   return hash;
@@ -206,21 +209,21 @@ export async function entrySummariesOfFeed(db: Kysely<AppSchema>, feedId: number
 }
 
 /**
- * Entries for a feed document with at most `maxHtmlChars` characters of their body
- * read from disk: a long newsletter is shown as a summary and a link, so a feed
+ * Entries for a feed document, with the body only when it has at most `maxHtmlBytes`
+ * bytes (else ''): a long newsletter is shown as its summary and a link, so a feed
  * document costs the same to build whatever was mailed to it. `html_length` is the
- * whole body's length, to tell whether `html` was cut.
+ * body's size in bytes (octet_length reads it from the record header, not the value).
  */
 export type DocumentEntry = Omit<Entry, 'text'> & { html_length: number; summary: string };
 
-export async function documentEntriesOfFeed(db: Kysely<AppSchema>, feedId: number, limit: number, maxHtmlChars: number, summaryChars = 1000): Promise<DocumentEntry[]> {
+export async function documentEntriesOfFeed(db: Kysely<AppSchema>, feedId: number, limit: number, maxHtmlBytes: number): Promise<DocumentEntry[]> {
   return db.selectFrom('entries').leftJoin('bodies', 'bodies.hash', 'entries.body_hash').select([
     'entries.id', 'entries.feed_id', 'entries.journal_uid', 'entries.share_token', 'entries.from_name',
     'entries.from_address', 'entries.subject', 'entries.sent_at', 'entries.received_at', 'entries.confirm_url',
     'entries.note', 'entries.raw_hash', 'entries.processed_at', 'entries.body_hash', 'entries.bytes',
-    sql<string>`substr(coalesce(bodies.html, entries.html), 1, ${maxHtmlChars})`.as('html'),
-    sql<number>`length(coalesce(bodies.html, entries.html))`.as('html_length'),
-    sql<string>`substr(coalesce(bodies.text, entries.text), 1, ${summaryChars})`.as('summary'),
+    sql<string>`CASE WHEN octet_length(coalesce(bodies.html, entries.html)) <= ${maxHtmlBytes} THEN coalesce(bodies.html, entries.html) ELSE '' END`.as('html'),
+    sql<number>`octet_length(coalesce(bodies.html, entries.html))`.as('html_length'),
+    sql<string>`coalesce(bodies.summary, substr(entries.text, 1, ${SUMMARY_CHARS}))`.as('summary'),
   ]).where('entries.feed_id', '=', feedId).orderBy('entries.id', 'desc').limit(limit).execute();
 }
 

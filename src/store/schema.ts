@@ -40,6 +40,8 @@ export interface BodiesTable {
   hash: string;
   html: string;
   text: string;
+  /** The start of the text, for feed documents that carry a long entry as a summary. */
+  summary: string;
   bytes: number;
   created_at: number;
 }

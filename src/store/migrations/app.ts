@@ -75,6 +75,7 @@ export const appMigrations: Migration[] = [
         hash TEXT PRIMARY KEY,
         html TEXT NOT NULL,
         text TEXT NOT NULL,
+        summary TEXT NOT NULL,
         bytes INTEGER NOT NULL,
         created_at INTEGER NOT NULL
       );
