@@ -218,6 +218,14 @@ describe('redaction: hex and nested base64 (F12)', () => {
     }
   });
 
+  it('redacts an address in UTF-16 inside base64, as in a forwarded message\'s UTF-16 attachment', () => {
+    const attachment = Buffer.from(`\ufeffName;Address\r\nJosé;${ADDRESS}\r\n`, 'utf16le').toString('base64').replace(/.{76}/g, '$&\r\n');
+    const out = redact(`Content-Type: text/csv; charset=utf-16\r\nContent-Transfer-Encoding: base64\r\n\r\n${attachment}\r\n`);
+    const decoded = base64Decodings(out.slice(out.indexOf('\r\n\r\n') + 4)).map((d) => Buffer.from(d, 'latin1').toString('utf16le'));
+    assert.ok(decoded.every((d) => !d.includes(A.inboxToken)), 'the address is gone from every decoding');
+    assert.ok(decoded.some((d) => d.includes('Name;Address')), 'the rest still decodes');
+  });
+
   it('leaves base64 and hex that carry no secret as they are', () => {
     const harmless = `x=${Buffer.from(Buffer.from('https://news.example.com/p/1').toString('base64')).toString('base64')} h=${Buffer.from('hello world').toString('hex')}`;
     assert.equal(redact(harmless), harmless);

@@ -25,8 +25,9 @@ const MIN_TOKEN = 8;
 
 /**
  * A deterministic automaton over every form of every secret that shows up as a plain
- * substring: the token and its hex encoding (and, for binary data, its UTF-16 form).
- * ASCII letters are folded to lowercase through the class table, so any case matches.
+ * substring: the token, its hex encoding, and its UTF-16 form (also found inside base64,
+ * as in a forwarded message's UTF-16 attachment). ASCII letters are folded to lowercase
+ * through the class table, so any case matches.
  */
 interface Matcher {
   /** Character code (< 256) to input class; 0 is "in no pattern". */
@@ -41,7 +42,8 @@ interface Matcher {
   /**
    * Per character code: 0 in a pattern (or a hex digit, which may be part of an escape),
    * 1 inert (in no match, unless a space or tab that continues a folded line), 2 read
-   * through or decoded by plainSpans (`%`, `=`, CR, LF).
+   * through or decoded by plainSpans (`%`, `=`, CR, LF), 3 the zero byte of UTF-16 forms
+   * (in a match only next to a character of kind 0, so runs of zeros in binary data stay cheap).
    */
   kinds: Uint8Array;
   /** Where the last `mask + 1` characters read started (scratch space; scans are not reentrant). */
@@ -106,6 +108,7 @@ function buildMatcher(patterns: string[], shortest: number): Matcher {
   while (mask < longest) mask <<= 1;
   const kinds = new Uint8Array(256);
   for (let c = 0; c < 256; c++) kinds[c] = c === 37 || c === 61 || c === 13 || c === 10 ? 2 : classOf[c] === 0 && hexValue(c) < 0 ? 1 : 0;
+  if (classOf[0] !== 0) kinds[0] = 3;
   return { classOf, classes, next: next.subarray(0, states * classes), out: out.subarray(0, states), mask: mask - 1, kinds, starts: new Int32Array(mask), shortest };
 }
 
@@ -117,14 +120,13 @@ function tokensOf(secrets: FeedSecrets | FeedSecrets[]): string[] {
 /** Matchers are cheap to build but redaction runs per part and per message: keep the recent ones. */
 const matchers = new Map<string, Matcher>();
 
-function matcherFor(tokens: string[], binary: boolean): Matcher {
-  const key = `${binary ? 'b' : 't'}:${tokens.join(',')}`;
+function matcherFor(tokens: string[]): Matcher {
+  const key = tokens.join(',');
   let m = matchers.get(key);
   if (m) return m;
-  // Hex of the token as sent and of the uppercased token; the matcher folds the hex digits' case.
-  const patterns = tokens.flatMap((t) => [t, hexOf(t), hexOf(t.toUpperCase())]);
-  // UTF-16LE and BE both contain the token's characters with a zero byte between them.
-  if (binary) patterns.push(...tokens.map((t) => [...t].join('\0')));
+  // Hex of the token as sent and of the uppercased token (the matcher folds the hex digits'
+  // case), and UTF-16: LE and BE both have the token's characters with a zero byte between them.
+  const patterns = tokens.flatMap((t) => [t, hexOf(t), hexOf(t.toUpperCase()), [...t].join('\0')]);
   m = buildMatcher(patterns, Math.min(...tokens.map((t) => t.length)));
   if (matchers.size >= 32) matchers.delete(matchers.keys().next().value!);
   matchers.set(key, m);
@@ -142,10 +144,20 @@ function foldSpace(s: string, i: number, c: number): boolean {
   return (c === 32 || c === 9) && s.charCodeAt(i - 1) === 10;
 }
 
+/** Whether the zero byte at s[i] sits next to a character of some pattern. */
+function liveZero(s: string, i: number, kinds: Uint8Array): boolean {
+  const a = s.charCodeAt(i - 1);
+  const b = s.charCodeAt(i + 1);
+  return (a < 256 && kinds[a] === 0) || (b < 256 && kinds[b] === 0);
+}
+
 /** Whether s[i] can be no part of a match: in no pattern, and not read through by plainSpans. */
 function inertAt(s: string, i: number, kinds: Uint8Array): boolean {
   const c = s.charCodeAt(i);
-  return (c >= 256 || kinds[c] === 1) && !foldSpace(s, i, c);
+  if (c >= 256) return true;
+  const kind = kinds[c];
+  if (kind === 1) return !foldSpace(s, i, c);
+  return kind === 3 && !liveZero(s, i, kinds);
 }
 
 /**
@@ -185,6 +197,7 @@ function stretchSpans(s: string, i: number, m: Matcher, spans: number[]): number
       i++;
       continue;
     }
+    if (kind === 3 && !liveZero(s, i, kinds)) return i;
     if (kind === 2) {
       if (c === 37) {
         const hi = hexValue(s.charCodeAt(i + 1));
@@ -385,7 +398,7 @@ function spansOf(s: string, m: Matcher): number[] {
 export function redactor(secrets: FeedSecrets | FeedSecrets[]): (s: string) => string {
   const tokens = tokensOf(secrets);
   if (tokens.length === 0) return (s) => s;
-  const m = matcherFor(tokens, false);
+  const m = matcherFor(tokens);
   return (s: string) => {
     const spans = spansOf(s, m);
     return spans.length === 0 ? s : replaceSpans(s, spans);
@@ -396,7 +409,7 @@ export function redactor(secrets: FeedSecrets | FeedSecrets[]): (s: string) => s
 export function bytesContainSecret(bytes: Buffer, secrets: FeedSecrets | FeedSecrets[]): boolean {
   const tokens = tokensOf(secrets);
   if (tokens.length === 0) return false;
-  return spansOf(bytes.toString('latin1'), matcherFor(tokens, true)).length > 0;
+  return spansOf(bytes.toString('latin1'), matcherFor(tokens)).length > 0;
 }
 
 /** Parts whose bytes are text a reader may open (and so may carry the address). */
