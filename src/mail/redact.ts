@@ -178,7 +178,8 @@ function plainSpans(s: string, m: Matcher, spans: number[]): void {
     if (inertAt(s, p, kinds)) { p += shortest; continue; }
     let from = p;
     while (from > 0 && !inertAt(s, from - 1, kinds)) from--;
-    p = stretchSpans(s, from, m, spans) + shortest;
+    // The stretch ends past p (p is not inert); max() only guarantees progress.
+    p = Math.max(p + 1, stretchSpans(s, from, m, spans) + shortest);
   }
 }
 
@@ -282,7 +283,7 @@ function base64Spans(s: string, m: Matcher, depth: number, spans: number[]): voi
       break;
     }
     if (length >= minRun) runSpans(s, start, i, length, padded, m, depth, spans);
-    p = i + minRun;
+    p = Math.max(p + 1, i + minRun);
   }
 }
 
