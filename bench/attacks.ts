@@ -28,6 +28,7 @@ import { createFeed, freePort, type CreatedFeed } from '../test/helpers.js';
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const size = (bytes: number) => bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 
 type AttackName = 'f1' | 'f5' | 'f6';
 
@@ -184,6 +185,8 @@ class Server {
 interface LatencySummary {
   count: number;
   errors: number;
+  /** The slowest probes, as [ms after the probe started, latency in ms], slowest first. */
+  slowest: [number, number][];
   p50: number;
   p99: number;
   max: number;
@@ -197,7 +200,9 @@ const { url, intervalMs, maxMs, timeoutMs } = workerData;
 let stopped = false;
 parentPort.on('message', () => { stopped = true; });
 const samples = [];
+const starts = [];
 let errors = 0;
+const origin = performance.now();
 const probe = () => new Promise((resolve) => {
   const t0 = performance.now();
   const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
@@ -212,17 +217,17 @@ const probe = () => new Promise((resolve) => {
   while (!stopped && Date.now() < end) {
     const t0 = performance.now();
     const ms = await probe();
-    if (ms < 0) errors++; else samples.push(ms);
+    if (ms < 0) errors++; else { samples.push(ms); starts.push(t0 - origin); }
     const wait = intervalMs - (performance.now() - t0);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
-  parentPort.postMessage({ samples, errors });
+  parentPort.postMessage({ samples, starts, errors });
 })();
 `;
 
 class HealthProbe {
   #worker: Worker;
-  #result: Promise<{ samples: number[]; errors: number }>;
+  #result: Promise<{ samples: number[]; starts: number[]; errors: number }>;
 
   constructor(base: string, maxMs: number) {
     this.#worker = new Worker(PROBE, { eval: true, workerData: { url: `${base}/healthz`, intervalMs: 20, maxMs, timeoutMs: 60_000 } });
@@ -234,13 +239,14 @@ class HealthProbe {
 
   async stop(): Promise<LatencySummary> {
     this.#worker.postMessage('stop');
-    const { samples, errors } = await this.#result;
+    const { samples, starts, errors } = await this.#result;
     await this.#worker.terminate();
-    return { ...summarize(samples), errors };
+    const slowest = samples.map((ms, i): [number, number] => [starts[i]!, ms]).sort((a, b) => b[1] - a[1]).slice(0, 3);
+    return { ...summarize(samples), errors, slowest };
   }
 }
 
-function summarize(samples: number[]): Omit<LatencySummary, 'errors'> {
+function summarize(samples: number[]): Omit<LatencySummary, 'errors' | 'slowest'> {
   const sorted = [...samples].sort((a, b) => a - b);
   // Nearest rank: the smallest sample with at least q of all samples at or below it.
   const q = (p: number) => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
@@ -380,12 +386,12 @@ async function attackF1(opts: Options): Promise<AttackResult> {
     const elapsed = (Date.now() - t0) / 1000;
     const t = summarize(times);
     figures.push(
-      ['Atom document (GET, identity)', `${(documentBytes / 2 ** 20).toFixed(2)} MiB`],
+      ['Atom document (GET, identity)', size(documentBytes)],
       ['feed requests answered', `${t.count} in ${elapsed.toFixed(1)} s = ${(t.count / elapsed).toFixed(1)}/s (${failures} failed)`],
       ['feed request time p50 / max', `${fmtMs(t.p50)} / ${fmtMs(t.max)}`],
       ['ingest before the attack', seconds(ingestMs)],
     );
-    return `document ${(documentBytes / 2 ** 20).toFixed(2)} MiB, ${(t.count / elapsed).toFixed(1)} req/s`;
+    return `document ${size(documentBytes)}, ${(t.count / elapsed).toFixed(1)} req/s`;
   });
 }
 
@@ -488,6 +494,7 @@ function formatResult(r: AttackResult): string {
     `  attack window                          ${seconds(r.windowMs)}`,
     `  /healthz idle (2 s before)             p50 ${fmtMs(r.idle.p50)}, p99 ${fmtMs(r.idle.p99)}, max ${fmtMs(r.idle.max)} (${r.idle.count} samples)`,
     `  /healthz during the attack             p50 ${fmtMs(r.healthz.p50)}, p99 ${fmtMs(r.healthz.p99)}, max ${fmtMs(r.healthz.max)} (${r.healthz.count} samples, ${r.healthz.errors} errors)`,
+    `  slowest /healthz (when: into the window) ${r.healthz.slowest.map(([at, ms]) => `${fmtMs(ms)} at ${seconds(at)}`).join(', ')}`,
     `  server event-loop delay (/metrics)     p99 ${fmtMs(r.serverDelay?.p99)}, max ${fmtMs(r.serverDelay?.max)}`,
     ...r.figures.map(([label, value]) => `  ${label.padEnd(38)} ${value}`),
     `  server peak RSS (VmHWM)                ${r.peakRssMiB === undefined ? 'n/a' : `${r.peakRssMiB.toFixed(0)} MiB`}`,
