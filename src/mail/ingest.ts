@@ -98,6 +98,9 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
   if (deps.hasSpace && !deps.hasSpace()) throw new StorageFullError();
   let stored = 0;
   for (const [i, feed] of feeds.entries()) {
+    // SQLite calls complete synchronously, so without this the stores for all recipients
+    // would run as one long turn of the event loop.
+    if (i > 0) await new Promise((resolve) => setImmediate(resolve));
     const content = { ...rendered, confirmUrl: rendered.confirmUrls[i] ?? null };
     const entry = await insertEntry(deps.app, feed.id, row.uid, row.received_at, row.raw, content, hashes);
     if (entry) {

@@ -47,11 +47,12 @@ function entryBytes(content: EntryContent, raw: Buffer): number {
   return Buffer.byteLength(content.html) + Buffer.byteLength(content.text) + parts + raw.length;
 }
 
-/** The hashes that key an entry's raw message, body and parts. */
+/** The hashes that key an entry's raw message, body and parts, and what the entry costs its feed. */
 export interface ContentHashes {
   raw: string;
   body: string;
   parts: (string | null)[];
+  bytes: number;
 }
 
 async function sha256(data: Uint8Array | string): Promise<string> {
@@ -66,6 +67,7 @@ export async function hashContent(raw: Buffer, content: EntryContent): Promise<C
     raw: await sha256(raw),
     body: await sha256(`${content.html}\0${content.text}`),
     parts: await Promise.all(content.parts.map((p) => (p.content ? sha256(p.content) : null))),
+    bytes: entryBytes(content, raw),
   };
 }
 
@@ -74,6 +76,8 @@ export async function hashContent(raw: Buffer, content: EntryContent): Promise<C
  * redacted rendering) points at one row.
  */
 async function putBody(trx: Kysely<AppSchema>, html: string, text: string, hash = bodyHash(html, text)): Promise<string> {
+  // Asking first spares binding megabytes again for every further feed of the same message.
+  if (await trx.selectFrom('bodies').select('hash').where('hash', '=', hash).executeTakeFirst()) return hash;
   await trx.insertInto('bodies')
     .values({ hash, html, text, summary: text.slice(0, SUMMARY_CHARS), bytes: Buffer.byteLength(html) + Buffer.byteLength(text), created_at: Date.now() })
     .onConflict((oc) => oc.column('hash').doNothing())
@@ -94,7 +98,7 @@ export async function insertEntry(
   raw: Buffer,
   content: EntryContent,
   hashes?: ContentHashes,
-): Promise<Entry | undefined> {
+): Promise<{ id: number; note: string | null } | undefined> {
   const rawHash = hashes?.raw ?? blobHash(raw);
   return db.transaction().execute(async (trx) => {
     const existing = await trx.selectFrom('entries').select('id')
@@ -122,7 +126,7 @@ export async function insertEntry(
       html: '',
       text: '',
       body_hash: bodyHash,
-      bytes: entryBytes(content, raw),
+      bytes: hashes?.bytes ?? entryBytes(content, raw),
       confirm_url: content.confirmUrl,
       note: content.note,
       raw_hash: rawHash,
@@ -132,7 +136,7 @@ export async function insertEntry(
     await trx.updateTable('feeds')
       .set((eb) => ({ version: eb('version', '+', 1), updated_at: now }))
       .where('id', '=', feedId).execute();
-    return entryQuery(trx).where('entries.id', '=', row.id).executeTakeFirstOrThrow();
+    return { id: row.id, note: content.note };
   });
 }
 

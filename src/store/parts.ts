@@ -9,6 +9,8 @@ export function blobHash(data: Uint8Array): string {
 
 /** Stores a blob unless it is already there; returns its hash (pass it when already known). */
 export async function putBlob(trx: Transaction<AppSchema> | Kysely<AppSchema>, data: Buffer, hash = blobHash(data)): Promise<string> {
+  // Asking first spares binding megabytes again when the blob is already there (a message to many feeds).
+  if (await trx.selectFrom('blobs').select('hash').where('hash', '=', hash).executeTakeFirst()) return hash;
   await trx.insertInto('blobs')
     .values({ hash, size: data.length, data, created_at: Date.now() })
     .onConflict((oc) => oc.column('hash').doNothing())
