@@ -120,6 +120,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
       // With port 0 the real port is known only now; links must use it.
       if (!config.baseUrl) urls.base = config.publicUrl.replace(/:\d+$/, `:${app.http.port}`);
     }
+    if (runner) renderer.warm();
     runner?.start();
   } catch (err) {
     await app.stop().catch(() => undefined);
