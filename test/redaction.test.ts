@@ -278,3 +278,123 @@ describe('redaction: confirm links of a message sent to several feeds (F10)', ()
     assert.equal(confirmUrlForFeed(url, A, [A]), url);
   });
 });
+
+describe('redaction: a part\'s media type and Content-ID (L1)', () => {
+  const mediaType = /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/;
+
+  it('redacts the secret from a binary part\'s media type and Content-ID, and keeps the type valid', () => {
+    const bytes = randomBytes(3000, 12);
+    const out = redactPart(part(bytes, `application/x-${B.inboxToken}`, { contentId: `${B.inboxToken}@example.com`, filename: 'data.bin' }), [A, B]);
+    assert.equal(out.contentType, 'application/x-redacted');
+    assert.equal(out.contentId, 'redacted@example.com');
+    assert.ok(out.content?.equals(bytes), 'the bytes carry no secret, so they are still offered');
+  });
+
+  it('keeps a media type valid when the secret takes the whole of it, and treats the bytes by the type as sent', () => {
+    for (const type of [`${B.inboxToken}/${B.feedToken}`, `text/${Buffer.from(B.inboxToken).toString('base64').toLowerCase().replace(/=/g, '')}`, `text/x-${B.feedToken.toUpperCase()}`]) {
+      const out = redactPart(part(Buffer.from(`Hello ${B.inboxToken}`), type.toLowerCase()), [A, B]);
+      assert.match(out.contentType, mediaType, type);
+      assert.ok(!out.contentType.includes(B.inboxToken) && !out.contentType.includes(B.feedToken), type);
+      assert.deepEqual(leaksOf(out.contentType, B.inboxToken), [], type);
+    }
+    const text = redactPart(part(Buffer.from(`Hello ${B.inboxToken}`), `text/x-${B.inboxToken}`), [A, B]);
+    assert.equal(text.contentType, 'text/x-redacted');
+    assert.equal(text.content!.toString('utf8'), 'Hello redacted', 'still decoded and redacted as text');
+  });
+
+  it('leaves a media type and Content-ID without a secret as they are', () => {
+    const out = redactPart(part(randomBytes(100, 13), 'image/png', { contentId: 'logo@news.example.com', inline: true }), [A, B]);
+    assert.equal(out.contentType, 'image/png');
+    assert.equal(out.contentId, 'logo@news.example.com');
+  });
+
+  it('redacts a Content-ID the same way as the HTML that references it, so the inline image still resolves', () => {
+    for (const cid of [`${B.inboxToken}@example.com`, `img.${B.inboxToken.toUpperCase()}.1`]) {
+      const out = redactPart(part(randomBytes(100, 14), 'image/png', { contentId: cid, inline: true }), [A, B]);
+      assert.ok(!out.contentId!.toLowerCase().includes(B.inboxToken));
+      assert.equal(redactor([A, B])(`<img src="cid:${cid}">`), `<img src="cid:${out.contentId}">`);
+    }
+  });
+
+  it('redacts the type and Content-ID of a part that is withheld or too big to keep', () => {
+    const withheld = redactPart(part(Buffer.from(`%PDF ${B.inboxToken}`), `application/x-${B.inboxToken}`, { contentId: B.inboxToken }), [A, B]);
+    assert.equal(withheld.content, null);
+    assert.equal(withheld.contentType, 'application/x-redacted');
+    assert.equal(withheld.contentId, 'redacted');
+    const dropped = redactPart(part(Buffer.alloc(0), `application/x-${B.inboxToken}`, { content: null, contentId: `<${B.inboxToken}>` }), [A, B]);
+    assert.equal(dropped.contentType, 'application/x-redacted');
+    assert.equal(dropped.contentId, '<redacted>');
+  });
+});
+
+/** Quoted-printable and Q-encoded text decoded: `=XX` in either case, soft breaks removed. */
+function qpDecoded(s: string): string {
+  return s.replace(/=\r?\n/g, '').replace(/=([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+}
+
+/** Every character as a quoted-printable escape, in the given hex case. */
+function qpEscaped(s: string, upper: boolean): string {
+  return [...Buffer.from(s)].map((b) => `=${upper ? b.toString(16).toUpperCase() : b.toString(16)}`).join('');
+}
+
+describe('redaction: quoted-printable and encoded words in forwarded messages (L2)', () => {
+  const redact = redactor([A, B]);
+
+  it('redacts any token written as quoted-printable escapes, in either hex case and mixed with plain characters', () => {
+    const rng = prng(77);
+    const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+    for (let n = 0; n < 300; n++) {
+      const token = Array.from({ length: 26 }, () => alphabet[Math.floor(rng() * 32)]).join('');
+      const r = redactor({ inboxToken: token, feedToken: B.feedToken });
+      const forms = [qpEscaped(token, true), qpEscaped(token, false), [...token].map((c) => (rng() < 0.5 ? qpEscaped(c, rng() < 0.5) : c)).join('')];
+      for (const form of forms) {
+        assert.equal(r(`Subject: =?utf-8?Q?Hi_${form}?=`), 'Subject: =?utf-8?Q?Hi_redacted?=', `${token}: ${form}`);
+        assert.equal(r(`email=3D${form}=40feedmail.test`), 'email=3Dredacted=40feedmail.test', `${token}: ${form}`);
+      }
+    }
+  });
+
+  it('still redacts a token that starts with hex digits right after an `=`', () => {
+    assert.ok(/^[0-9a-f]{2}/.test(A.inboxToken), 'the test token really starts with an escape-like pair');
+    assert.equal(redact(`https://example.com/u?email=${A.inboxToken}@feedmail.test`), 'https://example.com/u?email=redacted@feedmail.test');
+    assert.equal(redact(`a==${A.inboxToken}`), 'a==redacted');
+  });
+
+  it('redacts a forwarded .eml whose Q-encoded header and quoted-printable body carry the address', () => {
+    const qp = qpEscaped(`${B.inboxToken}@feedmail.test`, true);
+    const body = `Hello,=0D=0Ayour address is ${qp}.=0D=0A`;
+    // Wrapped with soft breaks every 72 characters, some inside an escape (`=7=\r\n2`): decoders remove soft breaks first.
+    const wrapped = body.replace(/.{72}/g, '$&=\r\n');
+    assert.match(wrapped, /=[0-9A-F]=\r\n/, 'the test input really splits an escape');
+    const eml = [
+      'From: colleague@example.com', `To: =?utf-8?Q?${qp}?=`, `Subject: =?utf-8?q?${qpEscaped(B.inboxToken, false)}?=`, 'MIME-Version: 1.0',
+      'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable', '', wrapped, '',
+    ].join('\r\n');
+    assert.ok(qpDecoded(eml).includes(B.inboxToken), 'the test input really carries the address');
+    const out = redactPart(part(Buffer.from(eml), 'message/rfc822', { filename: 'fw.eml' }), [A, B]);
+    const text = out.content!.toString('utf8');
+    assert.ok(!qpDecoded(text).toLowerCase().includes(B.inboxToken), text);
+    assert.ok(text.includes(`To: =?utf-8?Q?redacted${qpEscaped('@feedmail.test', true)}?=\r\n`), 'only the token is replaced');
+    assert.ok(text.includes('Subject: =?utf-8?q?redacted?=\r\n'));
+    assert.match(qpDecoded(text.slice(text.indexOf('\r\n\r\n'))), /your address is redacted@feedmail\.test\./);
+    assert.match(text, /^From: colleague@example\.com\r$/m, 'the rest of the message is as sent');
+  });
+
+  it('redacts a B-encoded word carrying the address in a forwarded .eml, at every alignment', () => {
+    for (const before of ['', 'a', 'ab', 'Fwd: your address ']) {
+      const word = (s: string) => `=?utf-8?B?${Buffer.from(s).toString('base64')}?=`;
+      const eml = `From: colleague@example.com\r\nTo: ${word(`Subscriber <${B.inboxToken}@feedmail.test>`)}\r\nSubject: ${word(`${before}${B.inboxToken}`)}\r\n\r\nhi\r\n`;
+      const out = redactPart(part(Buffer.from(eml), 'message/rfc822', { filename: 'fw.eml' }), [A, B]).content!.toString('utf8');
+      for (const header of out.split('\r\n').slice(1, 3)) {
+        const encoded = header.slice(header.indexOf('?B?') + 3, header.lastIndexOf('?='));
+        assert.deepEqual(leaksOf(encoded, B.inboxToken), [], header);
+      }
+      assert.match(out, /^From: colleague@example\.com\r\nTo: =\?utf-8\?B\?[^?]*\?=\r\nSubject: =\?utf-8\?B\?[^?]*\?=\r\n\r\nhi\r\n$/);
+    }
+  });
+
+  it('reads 9 MB of quoted-printable escapes in one stretch without throwing, and leaves it as it was', () => {
+    const input = '=3D'.repeat(3_000_000);
+    assert.equal(redact(input), input);
+  });
+});

@@ -50,6 +50,8 @@ interface Matcher {
   starts: Int32Array;
   /** Shortest token: the least number of decoded bytes worth looking at. */
   shortest: number;
+  /** Whether the stretch last read has a quoted-printable `=XX` escape (scratch, as `starts`). */
+  sawQuotedPrintable: boolean;
 }
 
 function hexOf(token: string): string {
@@ -109,7 +111,7 @@ function buildMatcher(patterns: string[], shortest: number): Matcher {
   const kinds = new Uint8Array(256);
   for (let c = 0; c < 256; c++) kinds[c] = c === 37 || c === 61 || c === 13 || c === 10 ? 2 : classOf[c] === 0 && hexValue(c) < 0 ? 1 : 0;
   if (classOf[0] !== 0) kinds[0] = 3;
-  return { classOf, classes, next: next.subarray(0, states * classes), out: out.subarray(0, states), mask: mask - 1, kinds, starts: new Int32Array(mask), shortest };
+  return { classOf, classes, next: next.subarray(0, states * classes), out: out.subarray(0, states), mask: mask - 1, kinds, starts: new Int32Array(mask), shortest, sawQuotedPrintable: false };
 }
 
 function tokensOf(secrets: FeedSecrets | FeedSecrets[]): string[] {
@@ -144,6 +146,17 @@ function foldSpace(s: string, i: number, c: number): boolean {
   return (c === 32 || c === 9) && s.charCodeAt(i - 1) === 10;
 }
 
+/** Where s[k] is once past any quoted-printable soft breaks (`=\r\n`, `=\n`) that start there. */
+function pastSoftBreaks(s: string, k: number): number {
+  for (;;) {
+    if (s.charCodeAt(k) !== 61) return k;
+    const a = s.charCodeAt(k + 1);
+    if (a === 10) k += 2;
+    else if (a === 13 && s.charCodeAt(k + 2) === 10) k += 3;
+    else return k;
+  }
+}
+
 /** Whether the zero byte at s[i] sits next to a character of some pattern. */
 function liveZero(s: string, i: number, kinds: Uint8Array): boolean {
   const a = s.charCodeAt(i - 1);
@@ -164,11 +177,15 @@ function inertAt(s: string, i: number, kinds: Uint8Array): boolean {
  * Finds the matcher's patterns in `s` and appends their [start, end) offsets to `spans`.
  * Read through on the way: `%XX` escapes (any hex case), quoted-printable soft line
  * breaks (`=\r\n`, `=\n`) and folded lines (`\r\n` or `\n` followed by a space or tab,
- * RFC 5545 and RFC 5322), so a secret broken up by any of them is found whole.
+ * RFC 5545 and RFC 5322), so a secret broken up by any of them is found whole; and
+ * quoted-printable `=XX` escapes (any hex case, so Q-encoded words too), in a second
+ * reading of a stretch that has any: `email=65ms…` is a token after `=` as often as
+ * `=36=35ms…` is one written in quoted-printable, and one reading cannot see both.
  *
  * A match spans at least `shortest` characters, none of them inert, so only every
  * `shortest`-th character needs a look until one is not inert; the automaton then runs
- * over the stretch of non-inert characters around it. Each character is read at most twice.
+ * over the stretch of non-inert characters around it. Each character is read at most
+ * twice (three times in a stretch with `=XX` escapes).
  */
 function plainSpans(s: string, m: Matcher, spans: number[]): void {
   const { kinds, shortest } = m;
@@ -179,16 +196,23 @@ function plainSpans(s: string, m: Matcher, spans: number[]): void {
     let from = p;
     while (from > 0 && !inertAt(s, from - 1, kinds)) from--;
     // The stretch ends past p (p is not inert); max() only guarantees progress.
-    p = Math.max(p + 1, stretchSpans(s, from, m, spans) + shortest);
+    const end = stretchSpans(s, from, m, spans, false);
+    if (m.sawQuotedPrintable) stretchSpans(s, from, m, spans, true);
+    p = Math.max(p + 1, end + shortest);
   }
 }
 
-/** Runs the automaton from `i` to the next inert character, and returns where that is. */
-function stretchSpans(s: string, i: number, m: Matcher, spans: number[]): number {
+/**
+ * Runs the automaton from `i` to the next inert character, and returns where that is.
+ * With `quotedPrintable`, `=XX` is read as the character it encodes; without, it sets
+ * `m.sawQuotedPrintable` when the stretch has one, so the caller knows to read it again.
+ */
+function stretchSpans(s: string, i: number, m: Matcher, spans: number[], quotedPrintable: boolean): number {
   const { classOf, classes, next, out, mask, kinds, starts } = m;
   const n = s.length;
   let state = 0;
   let j = 0;
+  m.sawQuotedPrintable = false;
   while (i < n) {
     let c = s.charCodeAt(i);
     let width = 1;
@@ -208,6 +232,14 @@ function stretchSpans(s: string, i: number, m: Matcher, spans: number[]): number
         const a = s.charCodeAt(i + 1);
         if (a === 10) { i += 2; continue; }
         if (a === 13 && s.charCodeAt(i + 2) === 10) { i += 3; continue; }
+        // Decoders remove soft breaks first, so they may split an escape too (`=6=\r\nD`).
+        const h = pastSoftBreaks(s, i + 1);
+        const l = pastSoftBreaks(s, h + 1);
+        const hi = hexValue(s.charCodeAt(h));
+        const lo = hexValue(s.charCodeAt(l));
+        if (hi >= 0 && lo >= 0) {
+          if (quotedPrintable) { c = hi * 16 + lo; width = l + 1 - i; } else m.sawQuotedPrintable = true;
+        }
       } else if (c === 13) {
         const b = s.charCodeAt(i + 2);
         if (s.charCodeAt(i + 1) === 10 && (b === 32 || b === 9)) { i += 3; continue; }
@@ -392,8 +424,9 @@ function spansOf(s: string, m: Matcher): number[] {
 
 /**
  * A function that removes the given feeds' secrets from a string: in any case, with any
- * characters percent-encoded, split by quoted-printable soft breaks or folded lines, in
- * hex, and in base64/base64url at any alignment, once nested, percent-encoded or wrapped.
+ * characters percent-encoded or quoted-printable-encoded (Q-encoded words included), split
+ * by quoted-printable soft breaks or folded lines, in hex, and in base64/base64url at any
+ * alignment (B-encoded words included), once nested, percent-encoded or wrapped.
  * Linear in the length of the input.
  */
 export function redactor(secrets: FeedSecrets | FeedSecrets[]): (s: string) => string {
@@ -465,32 +498,56 @@ function decodeText(bytes: Buffer, declared: string | null | undefined): string 
   return new TextDecoder(isUtf8(bytes) ? 'utf-8' : 'windows-1252').decode(bytes);
 }
 
+/** The media type shown for a part whose type carried a secret, when redacting in place breaks its syntax. */
+const REDACTED_TYPE = `application/x-${REDACTED}`;
+
+/** `type/subtype` as parse.ts keeps it: shown in feeds' enclosures and in the Content-Type of a download. */
+const MEDIA_TYPE = /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/;
+
 /**
- * A part as a feed may store it. The filename is redacted. A text-like part is decoded
+ * A part's shown strings (filename, media type, Content-ID, note) with the secrets
+ * removed. The Content-ID is redacted by the same redactor as the HTML, so a redacted
+ * `cid:` reference still finds its part.
+ */
+function redactShown(part: NewPart, redact: (s: string) => string): NewPart {
+  const contentType = redact(part.contentType);
+  return {
+    ...part,
+    filename: redact(part.filename),
+    contentType: contentType === part.contentType || MEDIA_TYPE.test(contentType) ? contentType : REDACTED_TYPE,
+    contentId: part.contentId === null ? null : redact(part.contentId),
+    charset: part.charset == null ? part.charset : redact(part.charset),
+    note: part.note == null ? part.note : redact(part.note),
+  };
+}
+
+/**
+ * A part as a feed may store it. Its filename, media type and Content-ID are redacted
+ * (how its bytes are treated follows the type as sent). A text-like part is decoded
  * from its charset (UTF-16 included), redacted and stored as UTF-8; a raw message that
  * is not UTF-8 keeps its bytes one to one. A binary part that carries a secret in a form
  * found cheaply (text in any case, UTF-16, hex, base64) is listed without its bytes.
  */
 export function redactPart(part: NewPart, secrets: FeedSecrets[]): NewPart {
   const redact = redactor(secrets);
-  const filename = redact(part.filename);
-  if (!part.content) return { ...part, filename };
+  const shown = redactShown(part, redact);
+  if (!part.content) return shown;
   try {
     if (isTextLike(part.contentType)) {
       if (part.contentType.startsWith('message/') && !isUtf8(part.content)) {
         // A raw message in mixed 8-bit charsets: latin1 maps bytes to characters one to one.
         const content = Buffer.from(redact(part.content.toString('latin1')), 'latin1');
-        return { ...part, filename, content, size: content.length, charset: null };
+        return { ...shown, content, size: content.length, charset: null };
       }
       const charset = part.contentType.startsWith('message/') ? 'utf-8' : part.charset;
       const content = Buffer.from(redact(decodeText(part.content, charset)), 'utf8');
-      return { ...part, filename, content, size: content.length, charset: 'utf-8' };
+      return { ...shown, content, size: content.length, charset: 'utf-8' };
     }
-    if (bytesContainSecret(part.content, secrets)) return { ...part, filename, content: null, note: WITHHELD_NOTE };
-    return { ...part, filename };
+    if (bytesContainSecret(part.content, secrets)) return { ...shown, content: null, note: WITHHELD_NOTE };
+    return shown;
   } catch (err) {
     // Never lose the entry over one part: list it without its bytes, and say why.
-    return { ...part, filename, content: null, note: `Not offered: this attachment could not be checked for the feed's address (${(err as Error).message}).` };
+    return { ...shown, content: null, note: redact(`Not offered: this attachment could not be checked for the feed's address (${(err as Error).message}).`) };
   }
 }
 
