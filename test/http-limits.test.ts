@@ -9,12 +9,13 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { loadConfig } from '../src/config.js';
+import { type ConfigOverrides, loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { signRawDelivery } from '../src/mail/webhooks/raw.js';
 import { openStores } from '../src/store/index.js';
 import { creationLimitKey } from '../src/web/routes/feed-create.js';
-import { WebServer } from '../src/web/server.js';
+import { WEBHOOK_MIN_BODY_RATE } from '../src/web/routes/inbound-raw.js';
+import { WebServer, type WebServerOptions } from '../src/web/server.js';
 import { Urls } from '../src/web/urls.js';
 import { createFeed, readFeed, sendRaw, startTestServer, tempDir, type TestServer, waitFor, waitForEntries } from './helpers.js';
 
@@ -34,8 +35,9 @@ function destroyOpened(): void {
   for (const s of opened.splice(0)) s.destroy();
 }
 
-async function connect(port: number): Promise<Raw> {
-  const socket = net.connect(port, '127.0.0.1');
+/** `localAddress` stands in for another host: 127.0.1.x and 127.0.2.x are two /24 networks on loopback. */
+async function connect(port: number, localAddress?: string): Promise<Raw> {
+  const socket = net.connect({ port, host: '127.0.0.1', localAddress });
   opened.push(socket);
   let data = '';
   let isClosed = false;
@@ -53,9 +55,9 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /** A request with exactly the headers given (fetch would add Sec-Fetch-* of its own on some runtimes). */
-function request(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function request(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string | Buffer; localAddress?: string } = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(`${base}${path}`, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
+    const req = http.request(`${base}${path}`, { method: options.method ?? 'GET', headers: options.headers, agent: false, localAddress: options.localAddress }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => { body += c; });
@@ -75,6 +77,42 @@ function signedHead(port: number, to: string, body: Buffer): string {
   return `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: ${body.length}\r\n`
     + `X-Feedmail-Timestamp: ${timestamp}\r\nX-Feedmail-Signature: ${signRawDelivery(SECRET, { timestamp, method: 'POST', target, body })}\r\n\r\n`;
 }
+
+/** A web server alone, for the test-only options (short first-request timeout, short webhook body grace). */
+async function startWeb(overrides: ConfigOverrides, options: WebServerOptions) {
+  const dataDir = tempDir();
+  const config = loadConfig({}, { dataDir, httpPort: '0', logLevel: 'silent', allowUnsafeStorage: 'true', minFreeBytes: '0', ...overrides });
+  const stores = openStores(dataDir);
+  const web = new WebServer({
+    config, stores, log: createLogger('silent'), urls: new Urls('http://127.0.0.1'),
+    metrics: async () => '', readiness: async () => ({ ok: true, checks: {} }), hasSpace: () => true, onAccepted: () => undefined,
+  }, options);
+  const { port } = await web.listen(0, '127.0.0.1');
+  return {
+    web, port, base: `http://127.0.0.1:${port}`,
+    async stop() {
+      destroyOpened();
+      await web.close();
+      await stores.close();
+    },
+  };
+}
+
+/** A signed delivery of `body` to `to`, as a relay sends it. */
+function signedDelivery(to: string, body: Buffer) {
+  const timestamp = Math.floor(Date.now() / 1000);
+  const target = `/inbound/raw?to=${encodeURIComponent(to)}`;
+  return { target, headers: { 'X-Feedmail-Timestamp': String(timestamp), 'X-Feedmail-Signature': signRawDelivery(SECRET, { timestamp, method: 'POST', target, body }) } };
+}
+
+/** The review's unauthenticated webhook body: 1 MB declared, a fresh timestamp, a well-formed wrong signature, one byte sent. */
+function unauthenticatedHold(c: Raw, port: number): void {
+  c.socket.write(`POST /inbound/raw?to=x%40feedmail.test HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 1000000\r\n`
+    + `X-Feedmail-Timestamp: ${Math.floor(Date.now() / 1000)}\r\nX-Feedmail-Signature: sha256=${'0'.repeat(64)}\r\n\r\nA`);
+}
+
+const statusOf = (c: Raw) => Number(/^HTTP\/1\.1 (\d{3}) /.exec(c.received())?.[1] ?? 0);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('webhook: headers first, few bodies at once', () => {
   let server: TestServer;
@@ -123,7 +161,8 @@ describe('webhook: headers first, few bodies at once', () => {
   it('reads at most webhookMaxConcurrent bodies at once: the next gets 503 with Retry-After, and the held ones still land', async () => {
     const feed = await createFeed(server.base);
     const bodies = [message('slow one'), message('slow two')];
-    const slow = await Promise.all(bodies.map(() => connect(port)));
+    // From two networks: one network alone may read only a quarter of the slots (at least 1).
+    const slow = await Promise.all(bodies.map((_, i) => connect(port, `127.0.${i + 1}.1`)));
     // Each slow sender sends its headers and half its body, then stalls.
     slow.forEach((c, i) => {
       c.socket.write(signedHead(port, feed.address, bodies[i]!));
@@ -146,6 +185,98 @@ describe('webhook: headers first, few bodies at once', () => {
     assert.equal((await request(server.base, target, { method: 'POST', headers, body: third.toString() })).status, 202);
     const items = await waitForEntries(feed.feeds.json, 'json', 3);
     assert.deepEqual(items.map((i) => i.title).sort(), ['slow one', 'slow two', 'third']);
+  });
+});
+
+describe('webhook: no one client network holds the slots (review M1)', () => {
+  afterEach(destroyOpened);
+
+  it('gives one network at most a quarter of the body slots, so a signed delivery from another network is accepted', async () => {
+    // The default 8 slots: one network may read 2 bodies at once.
+    const server = await startWeb({ webhookSecret: SECRET, mailDomains: 'feedmail.test' }, {});
+    try {
+      const feed = await createFeed(server.base);
+      const attack = await Promise.all(Array.from({ length: 8 }, (_, i) => connect(server.port, `127.0.1.${i + 1}`)));
+      attack.forEach((c) => unauthenticatedHold(c, server.port));
+      // The refused ones are answered at once; the admitted ones wait for their bodies.
+      await within(waitFor(async () => attack.filter((c) => c.isClosed()).length === 6), 3000, 'refusing six of the eight');
+      for (const c of attack.filter((c) => c.isClosed())) {
+        assert.equal(statusOf(c), 503);
+        assert.match(c.received(), /"code": "webhook_busy"/);
+        assert.match(c.received(), /from your network/);
+      }
+      const mail = message('from the relay');
+      const { target, headers } = signedDelivery(feed.address, mail);
+      const res = await request(server.base, target, { method: 'POST', headers, body: mail, localAddress: '127.0.2.1' });
+      assert.equal(res.status, 202, res.body);
+      assert.equal(attack.filter((c) => !c.isClosed()).length, 2, 'the two admitted bodies are still being read');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('counts the relay behind a trusted proxy by its forwarded address, not the proxy', async () => {
+    const server = await startWeb({ webhookSecret: SECRET, mailDomains: 'feedmail.test', trustedProxies: '127.0.0.1', webhookMaxConcurrent: '4' }, {});
+    try {
+      const feed = await createFeed(server.base);
+      // Everything arrives from the proxy (127.0.0.1); the attacker is 198.51.100.7.
+      const attack = await Promise.all([1, 2, 3].map(() => connect(server.port)));
+      for (const c of attack) {
+        c.socket.write(`POST /inbound/raw?to=x%40feedmail.test HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: 198.51.100.7\r\nContent-Length: 1000000\r\n`
+          + `X-Feedmail-Timestamp: ${Math.floor(Date.now() / 1000)}\r\nX-Feedmail-Signature: sha256=${'0'.repeat(64)}\r\n\r\nA`);
+      }
+      await within(waitFor(async () => attack.filter((c) => c.isClosed()).length === 2), 3000, 'refusing two of the three');
+      assert.ok(attack.filter((c) => c.isClosed()).every((c) => statusOf(c) === 503));
+      const mail = message('via the proxy');
+      const { target, headers } = signedDelivery(feed.address, mail);
+      const res = await request(server.base, target, { method: 'POST', headers: { ...headers, 'X-Forwarded-For': '203.0.113.5' }, body: mail });
+      assert.equal(res.status, 202, res.body);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('closes a body that trickles below the minimum rate after the grace with 408, freeing its slot; a steady upload is kept', { timeout: 15_000 }, async () => {
+    const server = await startWeb({ webhookSecret: SECRET, mailDomains: 'feedmail.test', webhookMaxConcurrent: '4' }, { webhookBodyGraceMs: 500 });
+    try {
+      const feed = await createFeed(server.base);
+      // Four networks take every slot and send a byte every 200 ms.
+      const attack = await Promise.all([1, 2, 3, 4].map((n) => connect(server.port, `127.0.${n}.1`)));
+      attack.forEach((c) => unauthenticatedHold(c, server.port));
+      const trickle = setInterval(() => attack.forEach((c) => c.isClosed() || c.socket.write('A')), 200);
+      try {
+        await sleep(200);
+        const early = message('while full');
+        const busy = signedDelivery(feed.address, early);
+        assert.equal((await request(server.base, busy.target, { method: 'POST', headers: busy.headers, body: early, localAddress: '127.0.9.1' })).status, 503, 'every slot is taken at first');
+
+        const started = Date.now();
+        await within(Promise.all(attack.map((c) => c.closed)), 3000, 'closing the trickling bodies');
+        assert.ok(Date.now() - started < 1500, `closed ${Date.now() - started} ms after the grace began`);
+        for (const c of attack) {
+          assert.equal(statusOf(c), 408);
+          assert.match(c.received(), /"code": "body_too_slow"/);
+        }
+      } finally {
+        clearInterval(trickle);
+      }
+
+      // A legitimate upload at twice the minimum rate for longer than the grace is not cut.
+      const mail = Buffer.concat([message('steady upload'), Buffer.alloc(2 * WEBHOOK_MIN_BODY_RATE, 'x')]);
+      const { target, headers } = signedDelivery(feed.address, mail);
+      const steady = await connect(server.port, '127.0.9.1');
+      steady.socket.write(`POST ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${mail.length}\r\nConnection: close\r\n`
+        + `X-Feedmail-Timestamp: ${headers['X-Feedmail-Timestamp']}\r\nX-Feedmail-Signature: ${headers['X-Feedmail-Signature']}\r\n\r\n`);
+      const step = Math.ceil(mail.length / 10);
+      for (let i = 0; i < mail.length; i += step) {
+        steady.socket.write(mail.subarray(i, i + step));
+        await sleep(100); // 10 steps over 1 s: twice the minimum rate, past the 500 ms grace
+      }
+      await within(steady.closed, 3000, 'the answer');
+      assert.equal(statusOf(steady), 202, steady.received());
+    } finally {
+      await server.stop();
+    }
   });
 });
 
@@ -180,6 +311,55 @@ describe('HTTP connections', () => {
       destroyOpened();
       await web.close();
       await stores.close();
+    }
+  });
+
+  it('caps connections per client network, so idle connections from two addresses leave room for everyone else (review M2)', async () => {
+    // A tenth of 60 is under the floor of 8: each network may hold 8 connections.
+    const server = await startWeb({ httpMaxConnections: '60' }, {});
+    try {
+      const attackers = ['127.0.1.1', '127.0.2.1'];
+      const held = await Promise.all(attackers.flatMap((address) => Array.from({ length: 30 }, () => connect(server.port, address))));
+      await within(waitFor(async () => held.filter((c) => c.isClosed()).length === 44), 3000, 'closing the connections over the per-network cap');
+      for (const address of attackers) {
+        assert.equal(held.filter((c) => !c.isClosed() && c.socket.localAddress === address).length, 8, `${address} keeps 8`);
+      }
+      assert.ok(held.every((c) => c.received() === ''), 'closed without an answer');
+      assert.equal(server.web.stats.networkConnectionsRefused, 44);
+      for (const address of ['127.0.0.1', '127.0.3.1']) {
+        assert.equal((await request(server.base, '/healthz', { localAddress: address })).status, 200, `/healthz from ${address}`);
+      }
+      // The attacker's own network gets a slot back when it closes one.
+      held.find((c) => !c.isClosed() && c.socket.localAddress === '127.0.1.1')!.socket.destroy();
+      await sleep(100);
+      assert.equal((await request(server.base, '/healthz', { localAddress: '127.0.1.2' })).status, 200);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('does not count connections from a trusted proxy against a per-network cap', async () => {
+    const server = await startWeb({ httpMaxConnections: '100', trustedProxies: '127.0.0.1' }, {});
+    try {
+      const held = await Promise.all(Array.from({ length: 20 }, () => connect(server.port, '127.0.0.1')));
+      await sleep(200);
+      assert.equal(held.filter((c) => c.isClosed()).length, 0, 'all 20 proxy connections stay open');
+      assert.equal((await request(server.base, '/healthz', { localAddress: '127.0.0.1' })).status, 200);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('gives connections opened past half of httpMaxConnections a fifth of the first-request timeout', async () => {
+    const server = await startWeb({ httpMaxConnections: '20' }, { firstRequestTimeoutMs: 2000 });
+    try {
+      // Eight per network (the floor): 16 connections, the last 6 past half of 20.
+      const held = await Promise.all(['127.0.1.1', '127.0.2.1'].flatMap((address) => Array.from({ length: 8 }, () => connect(server.port, address))));
+      await sleep(1000);
+      assert.equal(held.filter((c) => c.isClosed()).length, 6, 'the six past half closed after 400 ms');
+      await within(Promise.all(held.map((c) => c.closed)), 3000, 'closing the others at 2 s');
+    } finally {
+      await server.stop();
     }
   });
 

@@ -1,6 +1,7 @@
 /** The HTTP server: routing, security headers on every answer, errors mapped to status codes. */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { clientNetwork } from '../client-network.js';
 import { FeedmailError, isDiskFull, NotFoundError } from '../errors.js';
 import type { Route, WebDeps } from './context.js';
 import { clientAddress, sendHtml, sendJson, sendText, setSecurityHeaders, wantsJson } from './http.js';
@@ -10,7 +11,7 @@ import { feedDocumentRoute } from './routes/feed-document.js';
 import { feedPageRoute } from './routes/feed-page.js';
 import { healthzRoute, metricsRoute, opsPolicy, readyzRoute } from './routes/health.js';
 import { homeRoute } from './routes/home.js';
-import { inboundRawRoute } from './routes/inbound-raw.js';
+import { inboundRawRoute, webhookBodyGraceMs } from './routes/inbound-raw.js';
 import { manageDeleteRoute, managePageRoute, manageRenameRoute } from './routes/manage.js';
 import { staticRoute } from './routes/static.js';
 import { html } from './views/html.js';
@@ -30,19 +31,49 @@ const ROUTES: Route[] = [
  */
 export const FIRST_REQUEST_TIMEOUT_MS = 10_000;
 
+/**
+ * Once more than half of httpMaxConnections are open, a new connection gets
+ * this share of the first-request timeout: a real client sends its request as
+ * soon as it connects, and idle sockets from many networks then turn over
+ * five times faster.
+ */
+const BUSY_FIRST_REQUEST_SHARE = 1 / 5;
+
+/**
+ * Connections one client network (IPv4 /24, IPv6 /64) may hold at once: a
+ * tenth of httpMaxConnections, at most 64 (a browser opens 6 per host, so 64
+ * is a busy office behind one NAT), at least 8. One network alone can then
+ * never fill the server.
+ */
+export function connectionsPerNetwork(httpMaxConnections: number): number {
+  return Math.max(8, Math.min(64, Math.floor(httpMaxConnections / 10)));
+}
+
 export interface WebServerOptions {
   /** Overrides FIRST_REQUEST_TIMEOUT_MS (tests use a short one). */
   firstRequestTimeoutMs?: number;
+  /** For tests only: replaces WEBHOOK_BODY_GRACE_MS of the webhook's minimum body rate. */
+  webhookBodyGraceMs?: number;
 }
 
 export class WebServer {
   readonly server: http.Server;
-  readonly stats = { requests: 0, errors: 0 };
+  readonly stats = {
+    requests: 0,
+    errors: 0,
+    /** Connections closed on accept because their client network held connectionsPerNetwork() already. */
+    networkConnectionsRefused: 0,
+  };
   /** Connections that have not sent a complete request yet, with the timer that closes them. */
   private readonly awaitingFirstRequest = new Map<Socket, NodeJS.Timeout>();
+  /** Open connections per client network; trusted proxies are not counted. */
+  private readonly perNetwork = new Map<string, number>();
+  private openConnections = 0;
 
   constructor(private readonly deps: WebDeps, options: WebServerOptions = {}) {
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    // Node checks requestTimeout and headersTimeout on this tick (30 s by default), so
+    // a trickling request would hold its connection (and a webhook slot) up to twice as long.
+    this.server = http.createServer({ connectionsCheckingInterval: 2_000 }, (req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;
     this.server.headersTimeout = 15_000;
     this.server.requestTimeout = 30_000;
@@ -50,13 +81,35 @@ export class WebServer {
     opsPolicy(deps.config.opsAllow);
     // Past this many open connections, new ones are closed as soon as they are accepted.
     this.server.maxConnections = deps.config.httpMaxConnections;
+    if (options.webhookBodyGraceMs !== undefined) webhookBodyGraceMs.set(deps, options.webhookBodyGraceMs);
     const firstRequestMs = options.firstRequestTimeoutMs ?? FIRST_REQUEST_TIMEOUT_MS;
+    const perNetworkCap = connectionsPerNetwork(deps.config.httpMaxConnections);
+    // Behind a proxy every connection comes from it; its clients are told apart per request.
+    const proxies = new Set(deps.config.trustedProxies.map(unmapped));
     this.server.on('connection', (socket: Socket) => {
-      const timer = setTimeout(() => socket.destroy(), firstRequestMs);
+      const peer = unmapped(socket.remoteAddress ?? '');
+      const network = proxies.has(peer) ? undefined : clientNetwork(peer);
+      if (network !== undefined) {
+        const held = this.perNetwork.get(network) ?? 0;
+        if (held >= perNetworkCap) {
+          this.stats.networkConnectionsRefused++;
+          socket.destroy();
+          return;
+        }
+        this.perNetwork.set(network, held + 1);
+      }
+      this.openConnections++;
+      const busy = this.openConnections * 2 > deps.config.httpMaxConnections;
+      const timer = setTimeout(() => socket.destroy(), busy ? firstRequestMs * BUSY_FIRST_REQUEST_SHARE : firstRequestMs);
       this.awaitingFirstRequest.set(socket, timer);
       socket.once('close', () => {
         clearTimeout(timer);
         this.awaitingFirstRequest.delete(socket);
+        this.openConnections--;
+        if (network === undefined) return;
+        const left = (this.perNetwork.get(network) ?? 1) - 1;
+        if (left <= 0) this.perNetwork.delete(network);
+        else this.perNetwork.set(network, left);
       });
     });
     // "Expect: 100-continue" is answered by the route: the webhook decides on its
@@ -152,6 +205,11 @@ export class WebServer {
 ${error.httpStatus === 404 ? html`<p>There is nothing at this address. Check that the link was copied completely.</p>` : html`<p>${error.message}</p>`}
 <p><a href="/">Go to the start page</a></p>`), headers);
   }
+}
+
+/** An IPv4 peer as Node reports it on a dual-stack socket (::ffff:a.b.c.d), as the plain address. */
+function unmapped(ip: string): string {
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
 
 function bodyUnread(req: http.IncomingMessage): boolean {

@@ -6,9 +6,10 @@
  * byte is read, and such a refusal closes the connection instead of draining
  * the body: 401 for a missing, malformed or stale timestamp or signature, 413
  * for a declared length over the limit, 409 for a delivery already accepted,
- * 503 with Retry-After while webhookMaxConcurrent bodies are being read. The
- * body is then read with the HMAC computed as it arrives (401 if it does not
- * match), and the answer is as a provider webhook's should be: 202 once the
+ * 503 with Retry-After while webhookMaxConcurrent bodies are being read, or
+ * while the sender's client network reads its share of them. The body is then
+ * read with the HMAC computed as it arrives (401 if it does not match; 408,
+ * closing the connection, if it arrives below the minimum rate), and the answer is as a provider webhook's should be: 202 once the
  * message is journaled (never before), 422 "do not retry" when no recipient is
  * a feed, 507 with Retry-After when every recipient feed is full, 503 with
  * Retry-After when the disk is.
@@ -17,6 +18,7 @@ import type { Hmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { FeedFullError, FeedmailError, MessageTooLargeError, NotFoundError, StorageFullError, UnknownRecipientError } from '../../errors.js';
 import { acceptMessage, recipientFeed } from '../../mail/ingest.js';
+import { clientNetwork } from '../../client-network.js';
 import { checkDeliveryHeaders, MAX_SKEW_SECONDS, rawDeliveryMac, signatureMatches } from '../../mail/webhooks/raw.js';
 import { deliveryAccepted, recordDelivery } from '../../store/webhook-replays.js';
 import { sendJson } from '../http.js';
@@ -37,18 +39,50 @@ export class ReplayedDeliveryError extends FeedmailError {
 
 export class WebhookBusyError extends FeedmailError {
   readonly retryAfterSeconds = 5;
-  constructor() {
-    super('webhook_busy', 'Too many webhook deliveries are being received right now; retry shortly', 503);
+  constructor(yourNetwork = false) {
+    super('webhook_busy', yourNetwork
+      ? 'Too many webhook deliveries from your network are being received right now; retry shortly'
+      : 'Too many webhook deliveries are being received right now; retry shortly', 503);
   }
 }
 
-/** Bodies being read, per server (tests run several servers in one process). */
-const bodiesInFlight = new WeakMap<WebDeps, number>();
+export class BodyTooSlowError extends FeedmailError {
+  constructor(bytes: number, elapsedMs: number) {
+    super('body_too_slow', `The request body arrived too slowly (${bytes} bytes in ${(elapsedMs / 1000).toFixed(1)} s; at least ${WEBHOOK_MIN_BODY_RATE} bytes per second are needed)`, 408);
+  }
+}
+
+/**
+ * The least bytes per second a webhook body must average once it has taken
+ * WEBHOOK_BODY_GRACE_MS. A relay uploads from a data centre at megabytes per
+ * second; 16 KiB/s (128 kbit/s) is far below any real one, yet a sender that
+ * trickles a byte at a time loses its slot within seconds instead of holding it
+ * until the 30 s requestTimeout. A body smaller than 16 KiB is never slow: it
+ * has arrived before the rate can fall below the minimum.
+ */
+export const WEBHOOK_MIN_BODY_RATE = 16 * 1024;
+/** How long a body may take before its average rate counts (TCP slow start, a relay assembling the message). */
+export const WEBHOOK_BODY_GRACE_MS = 3_000;
+/** For tests only, set by WebServer: replaces WEBHOOK_BODY_GRACE_MS per server. */
+export const webhookBodyGraceMs = new WeakMap<WebDeps, number>();
+
+/**
+ * Bodies one client network (IPv4 /24, IPv6 /64) may have in flight: a quarter
+ * of webhookMaxConcurrent, at least 1, so one network cannot take every slot.
+ * A provider delivering from several addresses of one network is slowed, not
+ * refused: the 503 asks for a retry within seconds.
+ */
+export function webhookBodiesPerNetwork(webhookMaxConcurrent: number): number {
+  return Math.max(1, Math.floor(webhookMaxConcurrent / 4));
+}
+
+/** Bodies being read, in all and per client network, per server (tests run several servers in one process). */
+const bodiesInFlight = new WeakMap<WebDeps, { total: number; perNetwork: Map<string, number> }>();
 
 export const inboundRawRoute: Route = {
   method: 'POST',
   path: /^\/inbound\/raw$/,
-  handler: async ({ req, res, url, deps }) => {
+  handler: async ({ req, res, url, client, deps }) => {
     const { config } = deps;
     if (!config.webhookSecret) throw new NotFoundError();
     const signed = checkDeliveryHeaders(header(req.headers['x-feedmail-timestamp']), header(req.headers['x-feedmail-signature']));
@@ -60,18 +94,27 @@ export const inboundRawRoute: Route = {
     const queue = deps.stores.queue.db;
     if (await deliveryAccepted(queue, signed.signature)) throw new ReplayedDeliveryError();
 
-    const busy = bodiesInFlight.get(deps) ?? 0;
-    if (busy >= config.webhookMaxConcurrent) throw new WebhookBusyError();
-    bodiesInFlight.set(deps, busy + 1);
+    // `client` is the relay's own address even behind a trusted proxy.
+    const network = clientNetwork(client);
+    let inFlight = bodiesInFlight.get(deps);
+    if (!inFlight) bodiesInFlight.set(deps, inFlight = { total: 0, perNetwork: new Map() });
+    if (inFlight.total >= config.webhookMaxConcurrent) throw new WebhookBusyError();
+    const ours = inFlight.perNetwork.get(network) ?? 0;
+    if (ours >= webhookBodiesPerNetwork(config.webhookMaxConcurrent)) throw new WebhookBusyError(true);
+    inFlight.total++;
+    inFlight.perNetwork.set(network, ours + 1);
     let body: Buffer;
     try {
       // The server left "Expect: 100-continue" to us: the headers passed, so ask for the body.
       if (/100-continue/i.test(header(req.headers.expect) ?? '')) res.writeContinue();
       const mac = rawDeliveryMac(config.webhookSecret, { timestamp: signed.timestamp, method: req.method ?? 'POST', target: req.url ?? '' });
-      body = await readSignedBody(req, mac, config.maxMessageBytes);
+      body = await readSignedBody(req, mac, config.maxMessageBytes, webhookBodyGraceMs.get(deps) ?? WEBHOOK_BODY_GRACE_MS);
       if (!signatureMatches(mac, signed.signature)) throw new BadSignatureError('signature does not match');
     } finally {
-      bodiesInFlight.set(deps, (bodiesInFlight.get(deps) ?? 1) - 1);
+      inFlight.total--;
+      const left = (inFlight.perNetwork.get(network) ?? 1) - 1;
+      if (left <= 0) inFlight.perNetwork.delete(network);
+      else inFlight.perNetwork.set(network, left);
     }
 
     const feedIds = new Set<number>();
@@ -110,13 +153,26 @@ export const inboundRawRoute: Route = {
 
 /**
  * Reads the body up to `limit` bytes, feeding each chunk to the HMAC as it
- * arrives. Over the limit, reading stops (the connection is closed after the answer).
+ * arrives. Over the limit, or below WEBHOOK_MIN_BODY_RATE once `graceMs` have
+ * passed, reading stops (the connection is closed after the answer).
  */
-function readSignedBody(req: IncomingMessage, mac: Hmac, limit: number): Promise<Buffer> {
+function readSignedBody(req: IncomingMessage, mac: Hmac, limit: number, graceMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const startedAt = Date.now();
+    // The average can first drop below the rate when the elapsed time reaches
+    // size / rate: check then, not on a fixed tick.
+    let rateTimer: NodeJS.Timeout;
+    const checkRate = () => {
+      const elapsed = Date.now() - startedAt;
+      if (elapsed >= graceMs && size * 1000 < WEBHOOK_MIN_BODY_RATE * elapsed) return finish(new BodyTooSlowError(size, elapsed));
+      const due = Math.max(graceMs, Math.ceil((size * 1000) / WEBHOOK_MIN_BODY_RATE) + 1);
+      rateTimer = setTimeout(checkRate, due - elapsed);
+    };
+    rateTimer = setTimeout(checkRate, graceMs);
     const finish = (err?: Error) => {
+      clearTimeout(rateTimer);
       req.off('data', onData).off('end', onEnd).off('error', finish).off('close', onClose);
       if (!err) return resolve(Buffer.concat(chunks, size));
       req.pause();
