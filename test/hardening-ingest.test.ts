@@ -73,6 +73,23 @@ describe('hardening: acknowledged mail always becomes an entry', () => {
     }
   });
 
+  it('20 MB of "&" as text or as HTML becomes an entry without exhausting the render thread\'s memory', async () => {
+    const server = await startTestServer();
+    try {
+      const feed = await createFeed(server.base);
+      await sendRaw(server.smtpPort, feed.address, `Subject: amp text\r\nContent-Type: text/plain\r\n\r\n${'&'.repeat(20_000_000)}\r\n`);
+      await sendRaw(server.smtpPort, feed.address, `Subject: amp html\r\nContent-Type: text/html\r\n\r\n${'&'.repeat(20_000_000)}\r\n`);
+      const items = await waitForEntries(feed.feeds.json, 'json', 2, 60_000);
+      assert.deepEqual(items.map((i) => i.title).sort(), ['amp html', 'amp text']);
+      const pages = await Promise.all(items.map(async (i) => (await fetch(i.link)).text()));
+      assert.ok(pages.every((p) => /Only the first 1,000,000 characters/.test(p)), 'each says its text was cut');
+      assert.ok(pages.every((p) => !/could not be processed/.test(p)), 'neither fell back to raw text');
+      assert.deepEqual(await jobsInState(server.app.stores.queue.db, 'failed'), []);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('a full database keeps the job waiting for space without using up its attempts (F4)', async () => {
     const server = await startTestServer();
     try {
@@ -181,7 +198,7 @@ describe('hardening: disk space comes back', () => {
         (err: { responseCode?: number }) => err.responseCode === 452);
 
       const del = await fetch(`${attacker.manage}/delete`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'confirm=yes' });
-      assert.equal(del.status, 200);
+      assert.equal(del.status, 200, await del.clone().text());
       // No restart, no VACUUM by hand: the next message is taken and becomes an entry.
       await waitFor(async () => {
         try {

@@ -29,6 +29,8 @@ export interface ParseLimits {
 }
 
 const MAX_PARTS = 200;
+/** Above this size a message's text body is not turned into HTML by mailparser (see below). */
+const LARGE_MESSAGE_BYTES = 1024 * 1024;
 
 /** Parses a message; never throws on bad input, it degrades to what can be recovered. */
 export async function parseMessage(raw: Buffer, limits: ParseLimits): Promise<ParsedMessage> {
@@ -40,6 +42,10 @@ export async function parseMessage(raw: Buffer, limits: ParseLimits): Promise<Pa
       maxChildNodes: 500,
       maxHtmlLengthToParse: 5_000_000,
       checksumAlgo: false,
+      // mailparser's own text-to-HTML (escaping and linkifying) of a text body runs to
+      // several copies of it: on megabytes of '&' that exhausted the render thread's heap.
+      // Big text bodies are turned into HTML by textToHtml instead, from the capped text.
+      skipTextToHtml: raw.length > LARGE_MESSAGE_BYTES,
     });
   } catch (err) {
     return recoverAsText(raw, (err as Error)?.message ?? 'unknown error');

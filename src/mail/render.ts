@@ -26,6 +26,32 @@ export type RenderedMessage = EntryContent;
  */
 export type RenderedForRecipients = EntryContent & { confirmUrls: (string | null)[] };
 
+/** Characters of a message's text kept and shown: a newsletter is far shorter, and escaping megabytes costs several copies of them. */
+const MAX_TEXT_CHARS = 1_000_000;
+
+/**
+ * HTML larger than this (before or after sanitizing) is not shown; the message's text is.
+ * Real newsletters stay far below it (mail clients clip at ~100 KB), and sanitizing and
+ * redacting tens of megabytes of markup costs several copies of them in the render thread.
+ */
+const MAX_HTML_CHARS = 4_000_000;
+const TOO_MUCH_HTML_NOTE = 'The HTML of this message is too large to show; its text is shown instead.';
+
+/** The words of HTML too large for mailparser to convert: tags and style/script blocks removed. */
+function roughText(html: string): string {
+  return html.slice(0, MAX_TEXT_CHARS * 4)
+    .replace(/<(style|script)\b[^>]*>[\s\S]*?<\/\1\s*>/gi, ' ')
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/[ \t]+/g, ' ');
+}
+
+/** The text a text-only message shows, cut to MAX_TEXT_CHARS (with a note saying so). */
+function shownText(text: string, notes: string[]): string {
+  if (text.length <= MAX_TEXT_CHARS) return text;
+  notes.push(`Only the first ${MAX_TEXT_CHARS.toLocaleString('en')} characters of this message's text are shown.`);
+  return text.slice(0, MAX_TEXT_CHARS);
+}
+
 function message(err: unknown): string {
   return ((err as Error)?.message ?? String(err)).split('\n')[0]!.slice(0, 200);
 }
@@ -35,15 +61,23 @@ export async function renderMessage(raw: Buffer, options: RenderOptions): Promis
   const notes = parsed.note ? [parsed.note] : [];
   let html: string;
   try {
-    if (parsed.html.trim()) {
+    if (parsed.html.length > MAX_HTML_CHARS) {
+      html = textToHtml(shownText(parsed.text || roughText(parsed.html), notes));
+      notes.push(TOO_MUCH_HTML_NOTE);
+    } else if (parsed.html.trim()) {
       const sanitized = sanitizeNewsletterHtmlWithReport(parsed.html, { keepTrackingPixels: options.keepTrackingPixels });
-      html = sanitized.html;
-      if (sanitized.flattened) notes.push(FLATTENED_NOTE);
+      if (sanitized.html.length > MAX_HTML_CHARS) {
+        html = textToHtml(shownText(parsed.text || roughText(parsed.html), notes));
+        notes.push(TOO_MUCH_HTML_NOTE);
+      } else {
+        html = sanitized.html;
+        if (sanitized.flattened) notes.push(FLATTENED_NOTE);
+      }
     } else {
-      html = textToHtml(parsed.text);
+      html = textToHtml(shownText(parsed.text, notes));
     }
   } catch (err) {
-    html = textToHtml(parsed.text);
+    html = textToHtml(shownText(parsed.text, notes));
     notes.push(`The HTML of this message could not be processed (${message(err)}); its text is shown instead.`);
   }
   let confirmUrl: string | null = null;
@@ -58,7 +92,7 @@ export async function renderMessage(raw: Buffer, options: RenderOptions): Promis
     subject: parsed.subject,
     sentAt: parsed.sentAt,
     html,
-    text: parsed.text.slice(0, 1_000_000),
+    text: parsed.text.slice(0, MAX_TEXT_CHARS),
     confirmUrl,
     note: notes.length ? notes.join(' ') : null,
     parts: parsed.parts,

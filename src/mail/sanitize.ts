@@ -472,6 +472,9 @@ export function textToHtml(text: string): string {
   return `<div style="white-space: pre-wrap; font-family: inherit">${linked}</div>`;
 }
 
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/** One pass, one result string: chained replaces made a copy per character class. */
 export function escapeHtml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  return s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
 }
