@@ -1,10 +1,11 @@
 /**
  * No recipient's address leaks through the paths the security review found (F10-F12),
- * checked end to end: mail over SMTP to two feeds, then every shared page, part and
+ * nor through those the outside review of the fixes found (L1, L2), checked end to end: mail over SMTP to two feeds, then every shared page, part and
  * feed document of one feed searched for the other's secrets.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { simpleParser } from 'mailparser';
 import { createFeed, readFeed, sendRaw, startTestServer, waitForEntries, type CreatedFeed } from './helpers.js';
 
 const tokenOf = (feed: CreatedFeed) => feed.address.split('@')[0]!;
@@ -30,6 +31,16 @@ async function everythingShared(feed: CreatedFeed): Promise<string> {
 function leaks(haystack: string, token: string): boolean {
   const utf16 = Buffer.from(token, 'utf16le').toString('latin1');
   return haystack.toLowerCase().includes(token) || haystack.includes(utf16) || haystack.includes(token.slice(0, 13)) && haystack.includes(token.slice(13));
+}
+
+/** Quoted-printable and Q-encoded text as a mail client decodes it: soft breaks removed, then `=XX`. */
+function qpDecoded(s: string): string {
+  return s.replace(/=\r?\n/g, '').replace(/=([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+}
+
+/** Every character as a quoted-printable escape. */
+function qpEscaped(s: string, upper = true): string {
+  return [...Buffer.from(s)].map((b) => `=${upper ? b.toString(16).toUpperCase() : b.toString(16)}`).join('');
 }
 
 describe('hardening: no other recipient\'s address in shared views (F10-F12)', () => {
@@ -88,6 +99,69 @@ describe('hardening: no other recipient\'s address in shared views (F10-F12)', (
       const csv = page.match(/href="([^"]*\/e\/[a-z2-7]+\/parts\/\d+\/export\.csv)"/);
       assert.ok(csv, 'the UTF-16 export is offered');
       assert.match(await (await fetch(new URL(csv[1]!, server.base))).text(), /subscriber,redacted@/, 'redacted and readable as UTF-8');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('an attachment whose Content-Type and Content-ID carry feed B\'s address shows on feed A as application/x-redacted, and its inline image still loads (L1)', async () => {
+    const server = await startTestServer();
+    try {
+      const a = await createFeed(server.base, 'A');
+      const b = await createFeed(server.base, 'B');
+      const tb = tokenOf(b);
+      const png = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082', 'hex');
+      await sendRaw(server.smtpPort, [a.address, b.address], 'Subject: Your data\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="X"\r\n\r\n'
+        + `--X\r\nContent-Type: multipart/related; boundary="R"\r\n\r\n--R\r\nContent-Type: text/html\r\n\r\n<p>Your export</p><img src="cid:${tb}@example.com">\r\n`
+        + `--R\r\nContent-Type: image/png\r\nContent-ID: <${tb}@example.com>\r\nContent-Disposition: inline\r\nContent-Transfer-Encoding: base64\r\n\r\n${png.toString('base64')}\r\n--R--\r\n`
+        + `--X\r\nContent-Type: application/x-${tb}; name="data.bin"\r\nContent-Disposition: attachment; filename="data.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n`
+        + `${Buffer.from('harmless bytes').toString('base64')}\r\n--X--\r\n`);
+      await waitForEntries(b.feeds.json, 'json');
+      const [item] = await waitForEntries(a.feeds.json, 'json');
+      const shared = await everythingShared(a);
+      assert.ok(!leaks(shared, tb), 'B\'s address is in none of A\'s pages, parts or feeds');
+      for (const format of ['atom', 'json'] as const) {
+        const [entry] = await readFeed(a.feeds[format], format);
+        const data = entry!.enclosures.find((e) => /data\.bin/.test(e.url));
+        assert.equal(data?.type, 'application/x-redacted', `the ${format} enclosure is listed with a valid, redacted type`);
+      }
+      const img = item!.html.match(/<img[^>]*src="([^"]*)"/);
+      assert.ok(img && /\/e\/[a-z2-7]+\/parts\/\d+\//.test(img[1]!), `the inline image still points at its part: ${img?.[0]}`);
+      const res = await fetch(new URL(img[1]!.replace(/&amp;/g, '&'), a.page));
+      assert.equal(res.headers.get('content-type'), 'image/png');
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), png, 'and loads byte for byte');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('a forwarded .eml with feed B\'s address in Q-encoded and B-encoded headers and a quoted-printable body leaks nothing on feed A (L2)', async () => {
+    const server = await startTestServer();
+    try {
+      const a = await createFeed(server.base, 'A');
+      const b = await createFeed(server.base, 'B');
+      const tb = tokenOf(b);
+      const body = `Hello,=0D=0Ayour address is ${qpEscaped(b.address)}.=0D=0A`.replace(/.{72}/g, '$&=\r\n');
+      const eml = [
+        'From: colleague@example.com', `To: =?utf-8?Q?${qpEscaped(b.address, false)}?=`,
+        `Subject: =?utf-8?Q?Fwd:_${tb[0]}${qpEscaped(tb.slice(1))}?=`, `Reply-To: =?utf-8?B?${Buffer.from(`Subscriber <${b.address}>`).toString('base64')}?=`,
+        'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable', '', body, '',
+      ].join('\r\n');
+      await sendRaw(server.smtpPort, [a.address, b.address], 'Subject: Fwd: your account\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="OUT"\r\n\r\n'
+        + '--OUT\r\nContent-Type: text/plain\r\n\r\nForwarding.\r\n'
+        + `--OUT\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename="fw.eml"\r\n\r\n${eml}\r\n--OUT--\r\n`);
+      await waitForEntries(b.feeds.json, 'json');
+      const [item] = await waitForEntries(a.feeds.json, 'json');
+      const shared = await everythingShared(a);
+      assert.ok(!leaks(qpDecoded(shared), tb), 'B\'s address is nowhere in what A shares, quoted-printable decoded');
+      const link = (await (await fetch(item!.link)).text()).match(/href="([^"]*\/e\/[a-z2-7]+\/parts\/\d+\/fw\.eml)"/);
+      assert.ok(link, 'the forwarded message is offered');
+      // Opened the way a reader's mail client would.
+      const forwarded = await simpleParser(Buffer.from(await (await fetch(new URL(link[1]!, a.page))).arrayBuffer()));
+      const seen = [forwarded.subject, forwarded.text, forwarded.headers.get('to'), forwarded.headers.get('reply-to')].map((x) => JSON.stringify(x)).join('\n');
+      assert.ok(!leaks(seen, tb), seen);
+      assert.match(forwarded.text ?? '', /your address is redacted@[a-z.]+\.\n/, 'the rest of the forwarded message reads as sent');
+      assert.match(forwarded.subject ?? '', /^Fwd: redacted$/);
     } finally {
       await server.stop();
     }
