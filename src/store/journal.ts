@@ -17,21 +17,45 @@ export interface JournalInput {
 export const INGEST_TASK = 'ingest';
 export const INGEST_PRIORITY = 0;
 
+/** Messages larger than this are written in pieces of this size. */
+const CHUNK_BYTES = 1024 * 1024;
+
 /**
- * Writes the raw message and its ingest job in one transaction. The queue
- * connection runs with synchronous=FULL, so once this resolves the message
- * survives kill -9 and power loss.
+ * Writes the raw message and its ingest job; the queue connection runs with
+ * synchronous=FULL, so once this resolves the message survives kill -9 and power
+ * loss. A small message goes in one transaction. A large one is first written in
+ * pieces, each committed on its own with the event loop free in between (one commit
+ * of 25 MB would hold every other sender and request for a quarter of a second),
+ * and then counts only once the journal row and job that name it are committed.
+ * Pieces left by a write that failed or died are deleted by `deleteJournalBefore`.
  */
 export async function journalMessage(db: Kysely<QueueSchema>, input: JournalInput): Promise<number> {
+  const uid = randomBytes(16).toString('hex');
+  const chunked = input.raw.length > CHUNK_BYTES;
+  if (chunked) {
+    try {
+      for (let seq = 0; seq * CHUNK_BYTES < input.raw.length; seq++) {
+        if (seq > 0) await new Promise((resolve) => setImmediate(resolve));
+        await db.insertInto('journal_chunks')
+          .values({ uid, seq, data: input.raw.subarray(seq * CHUNK_BYTES, (seq + 1) * CHUNK_BYTES), created_at: Date.now() })
+          .execute();
+      }
+    } catch (err) {
+      await db.deleteFrom('journal_chunks').where('uid', '=', uid).execute().catch(() => {
+        // Left for deleteJournalBefore's sweep of abandoned pieces; the original error is what matters.
+      });
+      throw err;
+    }
+  }
   return db.transaction().execute(async (trx) => {
     const row = await trx.insertInto('journal').values({
-      uid: randomBytes(16).toString('hex'),
+      uid,
       received_at: input.receivedAt ?? Date.now(),
       source: input.source,
       mail_from: input.mailFrom,
       feed_ids: JSON.stringify(input.feedIds),
       size: input.raw.length,
-      raw: input.raw,
+      raw: chunked ? Buffer.alloc(0) : input.raw,
     }).returning('id').executeTakeFirstOrThrow();
     const fairKey = `feeds:${[...input.feedIds].sort((a, b) => a - b).join(',')}`;
     await enqueueJob(trx, { task: INGEST_TASK, payload: { journalId: row.id }, priority: INGEST_PRIORITY, fairKey });
@@ -40,7 +64,21 @@ export async function journalMessage(db: Kysely<QueueSchema>, input: JournalInpu
 }
 
 export async function journalById(db: Kysely<QueueSchema>, id: number): Promise<JournalRow | undefined> {
-  return db.selectFrom('journal').selectAll().where('id', '=', id).executeTakeFirst();
+  const row = await db.selectFrom('journal').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row || row.raw.length === row.size) return row;
+  const chunks = await db.selectFrom('journal_chunks').select('data').where('uid', '=', row.uid).orderBy('seq').execute();
+  return { ...row, raw: Buffer.concat(chunks.map((c) => c.data)) };
+}
+
+/** Pieces older than this without a journal row belong to a write that failed or died. */
+const ABANDONED_CHUNK_MS = 3600_000;
+
+/** Deletes the pieces of journal rows that are gone, and of writes abandoned long ago. */
+async function deleteOrphanChunks(db: Kysely<QueueSchema>, now = Date.now()): Promise<void> {
+  await db.deleteFrom('journal_chunks')
+    .where('created_at', '<', now - ABANDONED_CHUNK_MS)
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('journal').select(sql.lit(1).as('one')).whereRef('journal.uid', '=', 'journal_chunks.uid'))))
+    .execute();
 }
 
 /** Drops raw mail older than the retention window, except rows an ingest job still needs. */
@@ -51,6 +89,7 @@ export async function deleteJournalBefore(db: Kysely<QueueSchema>, before: numbe
       .where('task', '=', INGEST_TASK)
       .where(sql`json_extract(jobs.payload, '$.journalId')`, '=', sql.ref('journal.id')))))
     .executeTakeFirst();
+  await deleteOrphanChunks(db);
   return Number(r.numDeletedRows);
 }
 
@@ -60,8 +99,15 @@ export async function deleteJournalBefore(db: Kysely<QueueSchema>, before: numbe
  * A pending ingest job of such a row finds it gone and does nothing.
  */
 export async function deleteJournalOfFeed(db: Kysely<QueueSchema>, feedId: number): Promise<number> {
-  const r = await db.deleteFrom('journal').where('feed_ids', '=', JSON.stringify([feedId])).executeTakeFirst();
-  return Number(r.numDeletedRows);
+  return db.transaction().execute(async (trx) => {
+    const rows = await trx.selectFrom('journal').select('uid').where('feed_ids', '=', JSON.stringify([feedId])).execute();
+    for (let i = 0; i < rows.length; i += 500) {
+      const uids = rows.slice(i, i + 500).map((r) => r.uid);
+      await trx.deleteFrom('journal_chunks').where('uid', 'in', uids).execute();
+      await trx.deleteFrom('journal').where('uid', 'in', uids).execute();
+    }
+    return rows.length;
+  });
 }
 
 /** An ingest job that failed for good, as the owner of one of its feeds sees it. */

@@ -91,6 +91,14 @@ export interface JournalTable {
   raw: Buffer;
 }
 
+/** Pieces of a large message's raw bytes, keyed by its journal uid (the row's `raw` is then empty). */
+export interface JournalChunksTable {
+  uid: string;
+  seq: number;
+  data: Buffer;
+  created_at: number;
+}
+
 export type JobState = 'ready' | 'claimed' | 'failed';
 
 export interface JobsTable {
@@ -126,6 +134,7 @@ export interface WebhookDeliveriesTable {
 
 export interface QueueSchema {
   journal: JournalTable;
+  journal_chunks: JournalChunksTable;
   jobs: JobsTable;
   recurring_runs: RecurringRunsTable;
   webhook_deliveries: WebhookDeliveriesTable;

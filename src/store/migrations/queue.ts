@@ -67,4 +67,19 @@ export const queueMigrations: Migration[] = [
       CREATE INDEX webhook_deliveries_by_expiry ON webhook_deliveries (expires_at);
     `,
   },
+  {
+    // A large message is written in pieces, each committed on its own before the journal
+    // row that makes it count, so no single commit holds the process for long.
+    name: 'journal chunks',
+    sqlite: `
+      CREATE TABLE journal_chunks (
+        uid TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (uid, seq)
+      );
+      CREATE INDEX journal_chunks_by_time ON journal_chunks (created_at);
+    `,
+  },
 ];
