@@ -185,7 +185,8 @@ function inertAt(s: string, i: number, kinds: Uint8Array): boolean {
  * A match spans at least `shortest` characters, none of them inert, so only every
  * `shortest`-th character needs a look until one is not inert; the automaton then runs
  * over the stretch of non-inert characters around it. Each character is read at most
- * twice (three times in a stretch with `=XX` escapes).
+ * twice, or a few times in a stretch with `=XX` escapes (it is read again, and looking
+ * for an escape's digits past soft breaks reads them ahead).
  */
 function plainSpans(s: string, m: Matcher, spans: number[]): void {
   const { kinds, shortest } = m;
