@@ -1,8 +1,9 @@
 /**
- * Security review F7: what one SMTP sender can take. Message bytes held in
- * memory by all sessions together are capped, DATA has a deadline and a
- * minimum rate, connections are counted per client network, and a full feed
- * defers its mail at RCPT. Real sockets bound to loopback addresses stand in
+ * Security review F7 and the follow-up M3: what one SMTP sender can take.
+ * Message bytes held in memory by all sessions together are capped, DATA has a
+ * deadline and a minimum rate, a session must start a message soon after
+ * connecting, connections are counted per client network (fewer near the global
+ * cap), and a full feed defers its mail at RCPT. Real sockets bound to loopback addresses stand in
  * for hosts: 127.0.1.x and 127.0.2.x are two different /24 networks.
  */
 import assert from 'node:assert/strict';
@@ -28,11 +29,11 @@ async function collectGarbage(): Promise<void> {
   gc();
 }
 
-/** A feedmail whose SMTP server the test holds, to read its counters and set the test-only grace. */
-async function startServer(overrides: ConfigOverrides, dataRateGraceMs?: number) {
+/** A feedmail whose SMTP server the test holds, to read its counters and set the test-only timings. */
+async function startServer(overrides: ConfigOverrides, dataRateGraceMs?: number, messageStartTimeoutMs?: number) {
   const server = await startTestServer(overrides, { web: true, smtp: false, jobs: true });
   const { app } = server;
-  const smtp = new FeedmailSmtpServer({ config: app.config, stores: app.stores, log: createLogger('silent'), onAccepted: () => app.runner?.notify(), dataRateGraceMs });
+  const smtp = new FeedmailSmtpServer({ config: app.config, stores: app.stores, log: createLogger('silent'), onAccepted: () => app.runner?.notify(), dataRateGraceMs, messageStartTimeoutMs });
   const { port } = await smtp.listen(0, '127.0.0.1');
   return {
     base: server.base,
@@ -274,6 +275,79 @@ describe('SMTP limits (F7)', () => {
         return undefined;
       }, 5000, 'a slot for 127.0.1.0/24');
       open.push(e);
+    } finally {
+      await Promise.all(open.map((c) => c.close()));
+      await server.stop();
+    }
+  });
+
+  it('closes a session that starts no message within the deadline with 421 4.4.2, and gives a finished message a new deadline (review M3)', { timeout: 15_000 }, async () => {
+    const server = await startServer({}, undefined, 1000);
+    const open: Client[] = [];
+    try {
+      const feed = await createFeed(server.base);
+      const silent = await Client.connect(server.port, '127.0.1.2');
+      const greeted = await Client.connect(server.port, '127.0.1.3');
+      const enveloped = await Client.connect(server.port, '127.0.1.4');
+      const sender = await Client.connect(server.port, '127.0.2.2');
+      open.push(silent, greeted, enveloped, sender);
+      const started = Date.now();
+      await greeted.command('EHLO test', 250);
+      await enveloped.command('EHLO test', 250);
+      await enveloped.command('MAIL FROM:<sender@example.com>', 250);
+      await enveloped.command(`RCPT TO:<${feed.address}>`, 250);
+      // A real MTA: everything at once, then a second message 600 ms later on the same connection.
+      await sender.startData(feed.address);
+      await sender.write('Subject: first\r\n\r\nHello.\r\n.\r\n');
+      assert.match(await sender.reply(), /^250 /);
+      await sleep(600);
+      await sender.startData(feed.address);
+      await sender.write('Subject: second\r\n\r\nHello again.\r\n.\r\n');
+      assert.match(await sender.reply(), /^250 /, 'a message 1.2 s after connecting, 0.6 s after the previous one');
+
+      for (const c of [silent, greeted, enveloped]) {
+        assert.match(await c.reply(), /^421 4\.4\.2 /);
+        await c.closed;
+      }
+      const elapsed = Date.now() - started;
+      assert.ok(elapsed >= 900 && elapsed < 2500, `closed after ${elapsed} ms`);
+      assert.equal(server.smtp.stats.messageStartTimedOut, 3);
+      // The sender that went idle after its messages gets the same deadline from its last one.
+      assert.match(await sender.reply(), /^421 4\.4\.2 /);
+      await waitForEntries(feed.feeds.atom, 'atom', 2, 10_000);
+    } finally {
+      await Promise.all(open.map((c) => c.close()));
+      await server.stop();
+    }
+  });
+
+  it('keeps room for other senders while a few networks hold their full share of connections near the global cap (review M3)', { timeout: 15_000 }, async () => {
+    // At CI size: 20 connections in all, 4 per network; the review held 200 with 20 from each of 10 /24s.
+    const server = await startServer({ smtpMaxClients: '20', smtpMaxClientsPerAddress: '4' });
+    const open: Client[] = [];
+    try {
+      const feed = await createFeed(server.base);
+      // Five /24s each try to hold their 4 (20, the global cap) and do nothing with them.
+      const attack = await Promise.all([1, 2, 3, 4, 5].map(async (net) => {
+        const mine: Client[] = [];
+        for (let i = 0; i < 4; i++) mine.push(await Client.connect(server.port, `127.0.${net}.${i + 1}`));
+        return mine;
+      }));
+      open.push(...attack.flat());
+      const held = attack.flat().filter((c) => c.greeting.startsWith('220 ')).length;
+      // Past three quarters of the cap (15), a network gets a quarter of its share (1) more at most.
+      assert.ok(held <= 16, `the attackers hold ${held} connections`);
+      assert.ok(attack.flat().filter((c) => c.greeting.startsWith('421 ')).every((c) => /network/.test(c.greeting)));
+
+      for (const net of [8, 9]) {
+        const other = await Client.connect(server.port, `127.0.${net}.1`);
+        open.push(other);
+        assert.match(other.greeting, /^220 /, `a sender from 127.0.${net}.0/24 is greeted`);
+        await other.startData(feed.address);
+        await other.write(`Subject: from 127.0.${net}.1\r\n\r\nHello.\r\n.\r\n`);
+        assert.match(await other.reply(), /^250 /);
+      }
+      await waitForEntries(feed.feeds.atom, 'atom', 2, 10_000);
     } finally {
       await Promise.all(open.map((c) => c.close()));
       await server.stop();

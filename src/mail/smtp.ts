@@ -3,10 +3,12 @@
  * RCPT TO, the size while DATA streams in, and "250" is sent only after the
  * message is journaled (see mail/ingest.ts).
  *
- * What one sender can take is bounded: connections per client network, the
- * message bytes all sessions hold in memory together (past the cap a message is
- * read to its end, dropped and deferred with 451), and the time DATA may take
- * (an absolute deadline and a minimum average rate, each closing with 421).
+ * What one sender can take is bounded: connections per client network (fewer
+ * once the server is near its global cap), the time a session may spend
+ * before it starts a message, the message bytes all sessions hold in memory
+ * together (past the cap a message is read to its end, dropped and deferred
+ * with 451), and the time DATA may take (an absolute deadline and a minimum
+ * average rate, each closing with 421).
  */
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
@@ -15,6 +17,7 @@ import type { Config } from '../config.js';
 import { FeedFullError, FeedmailError, MessageTooLargeError, StorageFullError, UnknownRecipientError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Stores } from '../store/index.js';
+import type { SpaceGuard } from '../ops/storage-guard.js';
 import { acceptMessage, recipientFeed } from './ingest.js';
 
 /**
@@ -24,16 +27,35 @@ import { acceptMessage, recipientFeed } from './ingest.js';
  */
 export const DATA_RATE_GRACE_MS = 30_000;
 
+/**
+ * How long a session may go without starting a message (DATA), from its
+ * connect and again from the end of each message. A real MTA sends EHLO, MAIL,
+ * RCPT and DATA at once (or pipelined) and keeps an idle connection for a few
+ * seconds at most (Postfix: 2 s); a session that only sits there holds one of
+ * smtpMaxClients for the whole idle timeout otherwise.
+ */
+export const MESSAGE_START_TIMEOUT_MS = 30_000;
+
+/**
+ * Past this share of smtpMaxClients in use, a network may only open a quarter
+ * of smtpMaxClientsPerAddress (at least 1): a few networks each at their full
+ * limit would otherwise fill the server, and the senders that hold nothing yet
+ * still find a free slot.
+ */
+const NEAR_CAPACITY_SHARE = 3 / 4;
+
 export interface SmtpDeps {
   config: Config;
   stores: Stores;
   log: Logger;
   /** Called after a message is journaled, to wake the local job runner. */
   onAccepted?: () => void;
-  /** True while the data directory's disk has room for another message. */
-  hasSpace?: () => boolean;
+  /** The data directory's free space: asked at MAIL FROM, and each message's bytes set aside before they are written. */
+  space?: SpaceGuard;
   /** For tests only: replaces DATA_RATE_GRACE_MS, so the minimum rate can be checked within seconds. */
   dataRateGraceMs?: number;
+  /** For tests only: replaces MESSAGE_START_TIMEOUT_MS. */
+  messageStartTimeoutMs?: number;
 }
 
 type SmtpError = Error & { responseCode?: number };
@@ -52,12 +74,14 @@ function fromFeedmailError(err: FeedmailError): SmtpError {
 /** Recipients that resolved to a feed carry its id, so DATA need not look them up again. */
 type FeedRecipient = SMTPServerAddress & { feedId?: number };
 
-/** A counted session remembers the network it was counted under. */
-type CountedSession = SMTPServerSession & { clientNetwork?: string };
+/** A counted session remembers the network it was counted under, and the timer that closes it if it starts no message. */
+type CountedSession = SMTPServerSession & { clientNetwork?: string; messageStartTimer?: NodeJS.Timeout };
 
 export class FeedmailSmtpServer {
   readonly server: SMTPServer;
   readonly #perNetwork = new Map<string, number>();
+  /** Sessions counted in #perNetwork, all networks together. */
+  #counted = 0;
   #draining = false;
   /** Counters for /metrics. */
   readonly stats = {
@@ -79,6 +103,10 @@ export class FeedmailSmtpServer {
     dataDeadlineExceeded: 0,
     /** Sessions closed with 421 because DATA averaged below FEEDMAIL_SMTP_MIN_DATA_RATE. */
     dataTooSlow: 0,
+    /** Sessions closed with 421 because they started no message within MESSAGE_START_TIMEOUT_MS. */
+    messageStartTimedOut: 0,
+    /** Connections refused with 421 because their network held its share of connections. */
+    networkConnectionsRefused: 0,
   };
 
   constructor(private readonly deps: SmtpDeps) {
@@ -100,7 +128,14 @@ export class FeedmailSmtpServer {
       onClose: (session) => this.onClose(session),
       onMailFrom: (_address, _session, cb) => this.onMailFrom(cb),
       onRcptTo: (address, session, cb) => void this.onRcptTo(address, session, cb),
-      onData: (stream, session, cb) => this.onData(stream, session, cb),
+      onData: (stream, session, cb) => {
+        // The message has started; DATA has a deadline of its own.
+        clearTimeout((session as CountedSession).messageStartTimer);
+        this.onData(stream, session, (err, message) => {
+          cb(err, message);
+          this.awaitMessage(session);
+        });
+      },
     });
     this.server.on('error', (err) => deps.log.warn({ err }, 'smtp: connection error'));
   }
@@ -124,19 +159,42 @@ export class FeedmailSmtpServer {
   private onConnect(session: CountedSession, cb: (err?: Error) => void): void {
     if (this.#draining) return cb(smtpError(421, '4.3.2', 'Service shutting down, try again later'));
     // Keyed by network: one host has a whole /64, and often many IPv4 addresses of one /24.
+    const { smtpMaxClients, smtpMaxClientsPerAddress } = this.deps.config;
     const network = clientNetwork(session.remoteAddress);
     const n = (this.#perNetwork.get(network) ?? 0) + 1;
-    if (n > this.deps.config.smtpMaxClientsPerAddress) {
+    const nearCapacity = this.#counted >= smtpMaxClients * NEAR_CAPACITY_SHARE;
+    const limit = nearCapacity ? Math.max(1, Math.floor(smtpMaxClientsPerAddress / 4)) : smtpMaxClientsPerAddress;
+    if (n > limit) {
+      this.stats.networkConnectionsRefused++;
       return cb(smtpError(421, '4.7.0', 'Too many connections from your network, try again later'));
     }
     this.#perNetwork.set(network, n);
+    this.#counted++;
     session.clientNetwork = network;
+    this.awaitMessage(session);
     cb();
   }
 
+  /** (Re)starts the time the session has to begin its next message. */
+  private awaitMessage(session: CountedSession): void {
+    clearTimeout(session.messageStartTimer);
+    if (session.clientNetwork === undefined) return;
+    session.messageStartTimer = setTimeout(() => {
+      const connection = [...this.server.connections].find((c) => c.session === session);
+      if (!connection) return;
+      this.stats.messageStartTimedOut++;
+      this.deps.log.info({ sessionId: session.id }, 'smtp: no message started in time, closing the session');
+      // send() closes the connection after a 421.
+      connection.send(421, '4.4.2 No message started in time, closing connection');
+    }, this.deps.messageStartTimeoutMs ?? MESSAGE_START_TIMEOUT_MS);
+  }
+
   private onClose(session: CountedSession): void {
+    clearTimeout(session.messageStartTimer);
     const network = session.clientNetwork;
     if (network === undefined) return;
+    session.clientNetwork = undefined;
+    this.#counted--;
     const n = (this.#perNetwork.get(network) ?? 1) - 1;
     if (n <= 0) this.#perNetwork.delete(network);
     else this.#perNetwork.set(network, n);
@@ -144,7 +202,7 @@ export class FeedmailSmtpServer {
 
   private onMailFrom(cb: (err?: Error) => void): void {
     if (this.#draining) return cb(smtpError(421, '4.3.2', 'Service shutting down, try again later'));
-    if (this.deps.hasSpace && !this.deps.hasSpace()) {
+    if (this.deps.space && !this.deps.space.hasSpace()) {
       this.stats.tempFailed++;
       return cb(fromFeedmailError(new StorageFullError()));
     }
@@ -276,7 +334,7 @@ export class FeedmailSmtpServer {
       const recipients = session.envelope.rcptTo as FeedRecipient[];
       const feedIds = [...new Set(recipients.map((r) => r.feedId).filter((id): id is number => id !== undefined))];
       const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-      acceptMessage(this.deps.stores.queue.db, { source: 'smtp', mailFrom, feedIds, raw: Buffer.concat(chunks) }).then(
+      acceptMessage(this.deps.stores.queue.db, { source: 'smtp', mailFrom, feedIds, raw: Buffer.concat(chunks) }, this.deps.space).then(
         (journalId) => {
           release();
           this.stats.accepted++;
