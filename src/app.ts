@@ -14,7 +14,7 @@ import { renderPoolFor } from './mail/render-pool.js';
 import { FeedmailSmtpServer } from './mail/smtp.js';
 import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
 import { renderMetrics } from './ops/metrics.js';
-import { checkWritable, freePageBytes } from './store/db.js';
+import { checkWritable } from './store/db.js';
 import { openStores, type Stores } from './store/index.js';
 import { queueStats } from './store/jobs.js';
 import { Urls } from './web/urls.js';
@@ -55,13 +55,13 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
   const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
   const renderer = renderPoolFor(config);
   for (const h of [stores.app, stores.queue, stores.cache]) for (const warning of h.warnings) log.warn(warning);
-  const disk = new DiskSpace(config.dataDir, config.minFreeBytes, () => freePageBytes(stores.app.raw) + freePageBytes(stores.queue.raw));
+  const disk = new DiskSpace(config.dataDir, config.minFreeBytes);
   if (roles.smtp && !disk.hasSpace()) {
     log.warn({ freeBytes: disk.freeBytes(), minFreeBytes: config.minFreeBytes },
       'disk: free space is below FEEDMAIL_MIN_FREE_BYTES; mail will be deferred with 452 until space is freed or the minimum lowered');
   }
   const runner = roles.jobs && config.workerConcurrency > 0
-    ? new JobRunner({ queue: stores.queue.db, tasks: [...allTasks({ stores, config, renderer, log, hasSpace: () => disk.hasSpace() }), ...extraTasks], concurrency: config.workerConcurrency, log })
+    ? new JobRunner({ queue: stores.queue.db, tasks: [...allTasks({ stores, config, renderer, log, space: disk }), ...extraTasks], concurrency: config.workerConcurrency, log })
     : null;
 
   const eventLoop = monitorEventLoopDelay({ resolution: 10 });
@@ -83,7 +83,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
 
   try {
     if (roles.smtp) {
-      smtp = new FeedmailSmtpServer({ config, stores, log, onAccepted: () => runner?.notify(), hasSpace: () => disk.hasSpace() });
+      smtp = new FeedmailSmtpServer({ config, stores, log, onAccepted: () => runner?.notify(), space: disk });
       app.smtp = await smtp.listen(config.smtpPort, config.smtpHost);
     }
     if (roles.web) {
@@ -91,7 +91,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
       web = new WebServer({
         config, stores, log, urls,
         metrics: () => renderMetrics({ stores, runner, renderer, smtp, web, eventLoop }),
-        hasSpace: () => disk.hasSpace(),
+        space: disk,
         onAccepted: () => runner?.notify(),
         readiness: async () => {
           const checks: Record<string, string> = {};

@@ -307,6 +307,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ConfigOverrides = {}):
       problems.push(`${setting.env} (${setting.flag}) = ${JSON.stringify(raw)} from ${source}: ${(err as Error).message}`);
     }
   }
+  // The WAL files grow between checkpoints whatever the space guard says, so the minimum it
+  // keeps free must leave room for them, or a full disk stops even the deletes that free it.
+  const minFree = out.minFreeBytes as number | undefined;
+  const walMax = out.walMaxBytes as number | undefined;
+  if (minFree !== undefined && walMax !== undefined && minFree > 0 && minFree < walMax) {
+    problems.push(`FEEDMAIL_MIN_FREE_BYTES (${minFree}) must be at least FEEDMAIL_WAL_MAX_BYTES (${walMax}), or 0 to turn the minimum off: the WAL files need that room between checkpoints`);
+  }
   if (problems.length > 0) {
     throw new ConfigError(`invalid settings:\n  ${problems.join('\n  ')}`);
   }

@@ -10,6 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { type ConfigOverrides, loadConfig } from '../src/config.js';
+import { DiskSpace } from '../src/ops/storage-guard.js';
 import { createLogger } from '../src/log.js';
 import { signRawDelivery } from '../src/mail/webhooks/raw.js';
 import { openStores } from '../src/store/index.js';
@@ -85,7 +86,7 @@ async function startWeb(overrides: ConfigOverrides, options: WebServerOptions) {
   const stores = openStores(dataDir);
   const web = new WebServer({
     config, stores, log: createLogger('silent'), urls: new Urls('http://127.0.0.1'),
-    metrics: async () => '', readiness: async () => ({ ok: true, checks: {} }), hasSpace: () => true, onAccepted: () => undefined,
+    metrics: async () => '', readiness: async () => ({ ok: true, checks: {} }), space: new DiskSpace(stores.dataDir, 0), onAccepted: () => undefined,
   }, options);
   const { port } = await web.listen(0, '127.0.0.1');
   return {
@@ -288,7 +289,7 @@ describe('HTTP connections', () => {
     const stores = openStores(dataDir);
     const web = new WebServer({
       config, stores, log: createLogger('silent'), urls: new Urls('http://127.0.0.1'),
-      metrics: async () => '', readiness: async () => ({ ok: true, checks: {} }), hasSpace: () => true, onAccepted: () => undefined,
+      metrics: async () => '', readiness: async () => ({ ok: true, checks: {} }), space: new DiskSpace(stores.dataDir, 0), onAccepted: () => undefined,
     }, { firstRequestTimeoutMs: 300 });
     const { port } = await web.listen(0, '127.0.0.1');
     try {

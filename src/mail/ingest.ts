@@ -10,11 +10,13 @@ import type { Kysely } from 'kysely';
 import { FeedFullError, isDiskFull, StorageFullError, TemporaryFailureError, UnknownRecipientError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { looksLikeToken } from '../secrets.js';
-import { feedBytes, hashContent, insertEntry } from '../store/entries.js';
+import { feedBytes, hashContent, insertEntry, type ContentHashes } from '../store/entries.js';
+import type { SpaceGuard } from '../ops/storage-guard.js';
 import { feedById, feedByInboxToken, type Feed } from '../store/feeds.js';
-import { journalById, journalMessage } from '../store/journal.js';
+import { journalById, journalMessage, type JournalRow } from '../store/journal.js';
 import type { AppSchema, QueueSchema } from '../store/schema.js';
 import type { RenderPool } from './render-pool.js';
+import type { RenderedForRecipients } from './render.js';
 
 /** Maps an address to its feed: `<inbox-token>[+anything]@<one of our domains>`, any case. */
 export async function feedForAddress(db: Kysely<AppSchema>, address: string, domains: string[]): Promise<Feed | undefined> {
@@ -58,12 +60,18 @@ export interface AcceptInput {
  * its job are committed; rejects with StorageFullError or TemporaryFailureError,
  * which callers turn into 452/451 or 503 so the sender retries.
  */
-export async function acceptMessage(queue: Kysely<QueueSchema>, input: AcceptInput): Promise<number> {
+export async function acceptMessage(queue: Kysely<QueueSchema>, input: AcceptInput, space?: SpaceGuard): Promise<number> {
+  // The bytes are set aside before writing, so messages arriving together cannot jointly
+  // take the disk below the minimum that each one alone would have respected.
+  const release = space ? space.reserve(input.raw.length) : () => undefined;
+  if (!release) throw new StorageFullError();
   try {
     return await journalMessage(queue, input);
   } catch (err) {
     if (isDiskFull(err)) throw new StorageFullError({ cause: err });
     throw new TemporaryFailureError('mail: unable to journal message', { cause: err });
+  } finally {
+    release();
   }
 }
 
@@ -72,8 +80,8 @@ export interface IngestDeps {
   queue: Kysely<QueueSchema>;
   renderer: RenderPool;
   log: Logger;
-  /** True while the data directory has room; checked again right before storing. */
-  hasSpace?: () => boolean;
+  /** The data directory's free space; asked again right before storing. */
+  space?: SpaceGuard;
 }
 
 /** Handler of the `ingest` job. Safe to run more than once for the same journal row. */
@@ -95,7 +103,16 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
   signal?.throwIfAborted();
   // The space guard at MAIL FROM ran before this message grew into an entry; ask again so
   // ingest never writes the disk past the minimum (the job waits for space, using no attempts).
-  if (deps.hasSpace && !deps.hasSpace()) throw new StorageFullError();
+  const release = deps.space ? deps.space.reserve(hashes.bytes) : () => undefined;
+  if (!release) throw new StorageFullError();
+  try {
+    return { stored: await storeForFeeds(deps, feeds, row, rendered, hashes, journalId) };
+  } finally {
+    release();
+  }
+}
+
+async function storeForFeeds(deps: IngestDeps, feeds: Feed[], row: JournalRow, rendered: RenderedForRecipients, hashes: ContentHashes, journalId: number): Promise<number> {
   let stored = 0;
   for (const [i, feed] of feeds.entries()) {
     // SQLite calls complete synchronously, so without this the stores for all recipients
@@ -108,5 +125,5 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
       deps.log.info({ feedId: feed.id, entryId: entry.id, journalId, note: entry.note ?? undefined }, 'ingest: entry stored');
     }
   }
-  return { stored };
+  return stored;
 }

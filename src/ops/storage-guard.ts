@@ -63,33 +63,49 @@ export function unsafeStorageReason(dir: string, mountinfo?: string): string | n
   return why ? `the data directory ${dir} (mounted at ${mount.mountPoint}) ${why}` : null;
 }
 
+/** What the mail path asks of the disk before it writes. */
+export interface SpaceGuard {
+  /** True while `bytes` more can be written without going below the minimum. */
+  hasSpace(bytes?: number): boolean;
+  /**
+   * Sets `bytes` aside for a write about to happen, so that writes running at the same
+   * time cannot together go past the minimum; null when they do not fit. Call the
+   * returned function once the write is on disk (or failed).
+   */
+  reserve(bytes: number): (() => void) | null;
+}
+
 /**
- * Free bytes for mail in the data directory, re-read at most once a second: the
- * filesystem's free space plus the free pages inside the databases (`reusable`),
- * which new entries fill before the files grow. So space freed by deleting a
- * feed counts at once, before maintenance has returned it to the filesystem.
+ * Free bytes for mail in the data directory: the filesystem's free space, read on every
+ * check (a statfs call is cheap; a reading cached for a second let a burst of messages
+ * go far past the minimum), less what writes in progress have set aside.
  */
-export class DiskSpace {
-  #checkedAt = 0;
-  #free = Number.POSITIVE_INFINITY;
-  constructor(private readonly dir: string, private readonly minFree: number, private readonly reusable: () => number = () => 0) {}
+export class DiskSpace implements SpaceGuard {
+  #reserved = 0;
+  constructor(private readonly dir: string, private readonly minFree: number) {}
 
   freeBytes(): number {
-    const now = Date.now();
-    if (now - this.#checkedAt >= 1000) {
-      this.#checkedAt = now;
-      try {
-        const s = fs.statfsSync(this.dir);
-        this.#free = s.bavail * s.bsize + this.reusable();
-      } catch {
-        this.#free = Number.POSITIVE_INFINITY;
-      }
+    try {
+      const s = fs.statfsSync(this.dir);
+      return s.bavail * s.bsize;
+    } catch {
+      return Number.POSITIVE_INFINITY;
     }
-    return this.#free;
   }
 
   /** With a minimum of 0 this still says no when the disk is completely full. */
-  hasSpace(): boolean {
-    return this.freeBytes() > this.minFree;
+  hasSpace(bytes = 0): boolean {
+    return this.freeBytes() - this.#reserved - bytes > this.minFree;
+  }
+
+  reserve(bytes: number): (() => void) | null {
+    if (!this.hasSpace(bytes)) return null;
+    this.#reserved += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#reserved -= bytes;
+    };
   }
 }

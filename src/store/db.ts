@@ -184,11 +184,14 @@ export async function optimize<S>(db: Kysely<S>): Promise<void> {
  * single step holds the write lock (or the event loop) for long, then truncates
  * the WAL so the file really shrinks. Returns the bytes given back.
  */
-export async function reclaimFreePages<S>(db: Kysely<S>, raw: Database.Database, pagesPerStep = 2048): Promise<number> {
+export async function reclaimFreePages<S>(db: Kysely<S>, raw: Database.Database, pagesPerStep = 256): Promise<number> {
   const before = freePageBytes(raw);
   if (before === 0) return 0;
   for (let i = 0; i < 100_000 && freePageBytes(raw) > 0; i++) {
     await sql.raw(`PRAGMA incremental_vacuum(${pagesPerStep})`).execute(db);
+    // Each step's moved pages go through the WAL; checkpointing after each lets the next
+    // step reuse the WAL from its start, so it never grows past one step.
+    await sql`PRAGMA wal_checkpoint(PASSIVE)`.execute(db);
     await new Promise((resolve) => setImmediate(resolve));
   }
   await checkpointTruncate(db);

@@ -1,7 +1,7 @@
 /** Opens the three databases of a data directory. */
 import path from 'node:path';
 import { deleteCachedFeed } from './cache.js';
-import { openSqlite, type SqliteHandle } from './db.js';
+import { freePageBytes, openSqlite, reclaimFreePages, type SqliteHandle } from './db.js';
 import { deleteFeed } from './feeds.js';
 import { deleteJournalOfFeed } from './journal.js';
 import { appMigrations, cacheMigrations, queueMigrations } from './migrations/index.js';
@@ -47,4 +47,17 @@ export async function deleteFeedEverywhere(stores: Stores, feedId: number): Prom
   await deleteFeed(stores.app.db, feedId);
   await deleteJournalOfFeed(stores.queue.db, feedId);
   await deleteCachedFeed(stores.cache.db, feedId);
+}
+
+/** Fewer free bytes than this inside a database are left for it to reuse. */
+const RECLAIM_THRESHOLD_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Returns the free pages inside app.db and queue.db to the filesystem (after a feed is
+ * deleted, and as a recurring task), so new mail, which needs real disk space for the
+ * journal, can use what deletes freed. Returns the bytes given back.
+ */
+export async function reclaimSpace(stores: Stores): Promise<number> {
+  const reclaim = async <S>(h: SqliteHandle<S>) => (freePageBytes(h.raw) < RECLAIM_THRESHOLD_BYTES ? 0 : reclaimFreePages(h.db, h.raw));
+  return (await reclaim(stores.app)) + (await reclaim(stores.queue));
 }

@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import type { SpaceGuard } from '../ops/storage-guard.js';
 import type { Stores } from '../store/index.js';
 import type { Urls } from './urls.js';
 
@@ -13,8 +14,8 @@ export interface WebDeps {
   /** Extra lines for /metrics and checks for /readyz, supplied by the app. */
   metrics: () => Promise<string>;
   readiness: () => Promise<{ ok: boolean; checks: Record<string, string> }>;
-  /** True while the disk has room for more mail. */
-  hasSpace: () => boolean;
+  /** The data directory's free space (see ops/storage-guard.ts). */
+  space: SpaceGuard;
   /** Called after a message is journaled, to wake the local job runner. */
   onAccepted: () => void;
 }

@@ -4,11 +4,12 @@ import type { Config } from '../../config.js';
 import type { Logger } from '../../log.js';
 import { ingestJournalRow } from '../../mail/ingest.js';
 import type { RenderPool } from '../../mail/render-pool.js';
+import type { SpaceGuard } from '../../ops/storage-guard.js';
 import { evictCache } from '../../store/cache.js';
-import { checkpointTruncate, freePageBytes, optimize, reclaimFreePages, walBytes, type SqliteHandle } from '../../store/db.js';
+import { checkpointTruncate, optimize, walBytes } from '../../store/db.js';
 import { trimFeeds } from '../../store/entries.js';
 import { deleteFeedCreationsBefore, feedsIdleSince } from '../../store/feeds.js';
-import { deleteFeedEverywhere, type Stores } from '../../store/index.js';
+import { deleteFeedEverywhere, reclaimSpace, type Stores } from '../../store/index.js';
 import { deleteRecurringRunsBefore } from '../../store/jobs.js';
 import { deleteJournalBefore, INGEST_PRIORITY, INGEST_TASK } from '../../store/journal.js';
 import { deleteOrphanBlobs } from '../../store/parts.js';
@@ -17,16 +18,14 @@ import type { TaskDefinition } from '../queue.js';
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
-/** Fewer free bytes than this inside a database are left for it to reuse. */
-const RECLAIM_THRESHOLD_BYTES = 4 * 1024 * 1024;
 
 export interface TaskDeps {
   stores: Stores;
   config: Config;
   renderer: RenderPool;
   log: Logger;
-  /** True while the data directory has room for more mail (see ops/storage-guard.ts). */
-  hasSpace?: () => boolean;
+  /** The data directory's free space (see ops/storage-guard.ts). */
+  space?: SpaceGuard;
 }
 
 export function allTasks(deps: TaskDeps): TaskDefinition[] {
@@ -38,7 +37,7 @@ export function allTasks(deps: TaskDeps): TaskDefinition[] {
       backoffBaseMs: 1_000,
       handler: async (payload, { signal }) => {
         const { journalId } = payload as { journalId: number };
-        await ingestJournalRow({ app: stores.app.db, queue: stores.queue.db, renderer: deps.renderer, log, hasSpace: deps.hasSpace }, journalId, signal);
+        await ingestJournalRow({ app: stores.app.db, queue: stores.queue.db, renderer: deps.renderer, log, space: deps.space }, journalId, signal);
       },
     },
     {
@@ -95,18 +94,13 @@ export function allTasks(deps: TaskDeps): TaskDefinition[] {
       },
     },
     {
-      // Returns the space deletes and trims freed inside the databases to the filesystem;
-      // cheap when there is none. (The space guard counts free pages as available already.)
+      // Returns the space deletes, trims and journal retention freed inside the databases to
+      // the filesystem; cheap when there is none.
       name: 'reclaim-space',
       everyMs: MINUTE,
       handler: async () => {
-        const reclaim = async <S>(h: SqliteHandle<S>) => {
-          if (freePageBytes(h.raw) < RECLAIM_THRESHOLD_BYTES) return;
-          const bytes = await reclaimFreePages(h.db, h.raw);
-          log.info({ file: h.file, bytes }, 'maintenance: returned free pages to the filesystem');
-        };
-        await reclaim(stores.app);
-        await reclaim(stores.queue);
+        const bytes = await reclaimSpace(stores);
+        if (bytes) log.info({ bytes }, 'maintenance: returned free pages to the filesystem');
       },
     },
     {

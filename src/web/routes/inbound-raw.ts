@@ -16,7 +16,7 @@
  */
 import type { Hmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { FeedFullError, FeedmailError, MessageTooLargeError, NotFoundError, StorageFullError, UnknownRecipientError } from '../../errors.js';
+import { FeedFullError, FeedmailError, MessageTooLargeError, NotFoundError, UnknownRecipientError } from '../../errors.js';
 import { acceptMessage, recipientFeed } from '../../mail/ingest.js';
 import { clientNetwork } from '../../client-network.js';
 import { checkDeliveryHeaders, MAX_SKEW_SECONDS, rawDeliveryMac, signatureMatches } from '../../mail/webhooks/raw.js';
@@ -133,8 +133,7 @@ export const inboundRawRoute: Route = {
       if (deferred.length > 0) throw new FeedFullError();
       throw new FeedmailError('unknown_recipient', 'No recipient is a feed here; do not retry', 422);
     }
-    if (!deps.hasSpace()) throw new StorageFullError();
-    const journalId = await acceptMessage(queue, { source: 'webhook:raw', mailFrom: '', feedIds: [...feedIds], raw: body });
+    const journalId = await acceptMessage(queue, { source: 'webhook:raw', mailFrom: '', feedIds: [...feedIds], raw: body }, deps.space);
     // Recorded only now: a failed journal write leaves the sender free to retry the same request.
     const expiresAt = (signed.timestamp + MAX_SKEW_SECONDS + 1) * 1000;
     try {

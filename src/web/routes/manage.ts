@@ -3,7 +3,7 @@ import { NotFoundError } from '../../errors.js';
 import { looksLikeToken } from '../../secrets.js';
 import { countEntries, entrySummariesOfFeed } from '../../store/entries.js';
 import { feedByManageToken, renameFeed, type Feed } from '../../store/feeds.js';
-import { deleteFeedEverywhere } from '../../store/index.js';
+import { deleteFeedEverywhere, reclaimSpace } from '../../store/index.js';
 import { failedIngestsOfFeed, type FailedIngest } from '../../store/journal.js';
 import { cleanTitle, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
@@ -103,6 +103,9 @@ export const manageDeleteRoute: Route = {
       return sendHtml(res, 400, layout('Not deleted', html`<h1>Not deleted</h1><p>Tick the box to confirm the deletion.</p><p><a href="/manage/${params[0]!.toLowerCase()}">Back</a></p>`));
     }
     await deleteFeedEverywhere(deps.stores, feed.id);
+    // Give the space back to the filesystem now rather than at the next maintenance run:
+    // new mail needs it as disk space (an abusive feed may have filled the disk).
+    void reclaimSpace(deps.stores).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: unable to reclaim space after deleting a feed'));
     deps.log.info({ feedId: feed.id }, 'web: feed deleted');
     if (wantsJson(req)) return sendJson(res, 200, { deleted: true });
     sendHtml(res, 200, layout('Feed deleted', html`<h1>Feed deleted</h1><p>The feed and its entries are gone. Mail to its address is now refused.</p><p><a href="/">Create a new feed</a></p>`));
