@@ -60,11 +60,14 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
     metric('feedmail_smtp_inflight_refused_total', 'counter', 'Messages deferred with 451 4.3.1 because the in-flight byte cap was reached', s.smtp.stats.inflightRefused);
     metric('feedmail_smtp_data_deadline_exceeded_total', 'counter', 'Sessions closed with 421 because DATA ran past its deadline', s.smtp.stats.dataDeadlineExceeded);
     metric('feedmail_smtp_data_too_slow_total', 'counter', 'Sessions closed with 421 because DATA was below the minimum rate', s.smtp.stats.dataTooSlow);
+    metric('feedmail_smtp_message_start_timeouts_total', 'counter', 'Sessions closed with 421 for not starting a message in time', s.smtp.stats.messageStartTimedOut);
+    metric('feedmail_smtp_network_connections_refused_total', 'counter', 'Connections refused because their network holds too many', s.smtp.stats.networkConnectionsRefused);
     metric('feedmail_smtp_recipients_feed_full_total', 'counter', 'Recipients deferred with 452 4.2.2 because their feed is full', s.smtp.stats.feedFull);
   }
   if (s.web) {
     metric('feedmail_http_requests_total', 'counter', 'HTTP requests', s.web.stats.requests);
     metric('feedmail_http_errors_total', 'counter', 'HTTP requests that failed with 500', s.web.stats.errors);
+    metric('feedmail_http_network_connections_refused_total', 'counter', 'Connections closed because their network holds too many', s.web.stats.networkConnectionsRefused);
   }
   return `${lines.join('\n')}\n`;
 }
