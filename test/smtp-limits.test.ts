@@ -286,12 +286,13 @@ describe('SMTP limits (F7)', () => {
     const open: Client[] = [];
     try {
       const feed = await createFeed(server.base);
+      // Taken before connecting: each session's deadline runs from its own connection.
+      const started = Date.now();
       const silent = await Client.connect(server.port, '127.0.1.2');
       const greeted = await Client.connect(server.port, '127.0.1.3');
       const enveloped = await Client.connect(server.port, '127.0.1.4');
       const sender = await Client.connect(server.port, '127.0.2.2');
       open.push(silent, greeted, enveloped, sender);
-      const started = Date.now();
       await greeted.command('EHLO test', 250);
       await enveloped.command('EHLO test', 250);
       await enveloped.command('MAIL FROM:<sender@example.com>', 250);
