@@ -196,8 +196,9 @@ describe('SMTP limits (F7)', () => {
     try {
       const feed = await createFeed(server.base);
       const c = await Client.connect(server.port, '127.0.1.2');
-      await c.startData(feed.address);
+      // Taken before DATA starts the server's clock, so the deadline cannot seem early.
       const started = Date.now();
+      await c.startData(feed.address);
       let sending = true;
       const trickle = (async () => {
         await c.write('Subject: slow\r\n\r\n');
