@@ -7,7 +7,6 @@
  * for hosts: 127.0.1.x and 127.0.2.x are two different /24 networks.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { describe, it } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -15,6 +14,7 @@ import type { ConfigOverrides } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { FeedmailSmtpServer } from '../src/mail/smtp.js';
 import { createFeed, readFeed, sendRaw, startTestServer, waitFor, waitForEntries } from './helpers.js';
+import { SMTPClient } from './smtp-client.js';
 
 const MiB = 1024 * 1024;
 
@@ -46,89 +46,12 @@ async function startServer(overrides: ConfigOverrides, dataRateGraceMs?: number,
   };
 }
 
-/** A line-based SMTP client on a socket bound to `localAddress`, that can also stream raw DATA bytes. */
-class Client {
-  #buffer = '';
-  #waiters: ((line: string) => void)[] = [];
-  #lines: string[] = [];
-  greeting = '';
-  readonly closed: Promise<void>;
-
-  private constructor(readonly socket: net.Socket) {
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      this.#buffer += chunk;
-      let i;
-      while ((i = this.#buffer.indexOf('\r\n')) >= 0) {
-        const line = this.#buffer.slice(0, i);
-        this.#buffer = this.#buffer.slice(i + 2);
-        if (/^\d{3}-/.test(line)) continue;
-        const w = this.#waiters.shift();
-        if (w) w(line);
-        else this.#lines.push(line);
-      }
-    });
-    // Writes after the server closed may fail with EPIPE; the test reads the replies, not the write errors.
-    socket.on('error', () => undefined);
-    this.closed = new Promise((resolve) => socket.once('close', () => {
-      for (const w of this.#waiters.splice(0)) w('(closed)');
-      resolve();
-    }));
-  }
-
-  static async connect(port: number, localAddress: string): Promise<Client> {
-    const socket = net.connect({ port, host: '127.0.0.1', localAddress });
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    const client = new Client(socket);
-    client.greeting = await client.reply();
-    return client;
-  }
-
-  /** The next reply line; "(closed)" when the server closed the connection instead. */
-  reply(): Promise<string> {
-    const queued = this.#lines.shift();
-    if (queued !== undefined) return Promise.resolve(queued);
-    if (this.socket.closed) return Promise.resolve('(closed)');
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  /** Replies that arrived and were not read yet. */
-  unread(): string[] {
-    return this.#lines.splice(0);
-  }
-
-  async command(line: string, expect?: number): Promise<string> {
-    this.socket.write(`${line}\r\n`);
-    const reply = await this.reply();
-    if (expect !== undefined && !reply.startsWith(String(expect))) throw new Error(`${line}: expected ${expect}, got: ${reply}`);
-    return reply;
-  }
-
-  /** EHLO, MAIL, RCPT and DATA up to the 354. */
-  async startData(to: string): Promise<void> {
-    await this.command('EHLO test', 250);
-    await this.command('MAIL FROM:<sender@example.com>', 250);
-    await this.command(`RCPT TO:<${to}>`, 250);
-    await this.command('DATA', 354);
-  }
-
-  /** Resolves once the bytes are handed to the kernel. */
-  write(data: string | Buffer): Promise<void> {
-    return new Promise((resolve, reject) => this.socket.write(data, (err) => (err ? reject(err) : resolve())));
-  }
-
-  async close(): Promise<void> {
-    if (!this.socket.destroyed) this.socket.destroy();
-    await this.closed;
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('SMTP limits (F7)', () => {
   it('caps the message bytes all sessions hold, defers the messages past the cap with 451 and still takes mail from others', async () => {
     const server = await startServer({ smtpMaxInflightBytes: '4m', smtpMaxClientsPerAddress: '50' });
-    const clients: Client[] = [];
+    const clients: SMTPClient[] = [];
     try {
       const feed = await createFeed(server.base);
       const other = await createFeed(server.base);
@@ -136,7 +59,7 @@ describe('SMTP limits (F7)', () => {
       const sessions = 24;
       const line = Buffer.from(`${'X'.repeat(1022)}\r\n`);
       const mib = Buffer.concat(Array<Buffer>(MiB / line.length).fill(line));
-      for (let i = 0; i < sessions; i++) clients.push(await Client.connect(server.port, `127.0.1.${10 + i}`));
+      for (let i = 0; i < sessions; i++) clients.push(await SMTPClient.connect(server.port, `127.0.1.${10 + i}`));
       await Promise.all(clients.map((c) => c.startData(feed.address)));
 
       await collectGarbage();
@@ -167,13 +90,13 @@ describe('SMTP limits (F7)', () => {
       assert.ok(rssGrowth < 64 * MiB, `RSS grew by ${(rssGrowth / MiB).toFixed(1)} MiB`);
 
       // A normal message from another network is taken while the big ones are still open.
-      const normal = await Client.connect(server.port, '127.0.2.10');
+      const normal = await SMTPClient.connect(server.port, '127.0.2.10');
       await normal.startData(other.address);
       await normal.write('Subject: still delivered\r\n\r\nHello while the cap is in use.\r\n.\r\n');
       assert.match(await normal.reply(), /^250 /);
       const items = await waitForEntries(other.feeds.atom, 'atom', 1, 10_000);
       assert.equal(items[0]!.title, 'still delivered');
-      await normal.close();
+      await normal.destroy();
 
       // At the final dot the dropped messages are deferred, never acknowledged.
       const replies = await Promise.all(clients.map(async (c) => {
@@ -186,7 +109,7 @@ describe('SMTP limits (F7)', () => {
       assert.equal(accepted.length, 1, replies.join('\n'));
       await waitFor(async () => server.smtp.stats.inflightBytes === 0, 5000, 'bytes released');
     } finally {
-      await Promise.all(clients.map((c) => c.close()));
+      await Promise.all(clients.map((c) => c.destroy()));
       await server.stop();
     }
   });
@@ -195,7 +118,7 @@ describe('SMTP limits (F7)', () => {
     const server = await startServer({ smtpDataTimeoutMs: '3000' });
     try {
       const feed = await createFeed(server.base);
-      const c = await Client.connect(server.port, '127.0.1.2');
+      const c = await SMTPClient.connect(server.port, '127.0.1.2');
       // Taken before DATA starts the server's clock, so the deadline cannot seem early.
       const started = Date.now();
       await c.startData(feed.address);
@@ -229,7 +152,7 @@ describe('SMTP limits (F7)', () => {
     const server = await startServer({ smtpMinDataRate: '1k' }, 1000);
     try {
       const feed = await createFeed(server.base);
-      const trickle = async (c: Client, bytesPer100ms: number, forMs: number) => {
+      const trickle = async (c: SMTPClient, bytesPer100ms: number, forMs: number) => {
         await c.write('Subject: trickle\r\n\r\n');
         const until = Date.now() + forMs;
         while (Date.now() < until && !c.socket.destroyed) {
@@ -239,8 +162,8 @@ describe('SMTP limits (F7)', () => {
         await c.write('.\r\n').catch(() => undefined);
         return c.reply();
       };
-      const slow = await Client.connect(server.port, '127.0.1.2');
-      const steady = await Client.connect(server.port, '127.0.2.2');
+      const slow = await SMTPClient.connect(server.port, '127.0.1.2');
+      const steady = await SMTPClient.connect(server.port, '127.0.2.2');
       await Promise.all([slow.startData(feed.address), steady.startData(feed.address)]);
       // 500 B/s against a 1 KiB/s minimum, and 3 KB/s, both for 2.5 s.
       const [slowReply, steadyReply] = await Promise.all([trickle(slow, 50, 2500), trickle(steady, 300, 2500)]);
@@ -248,7 +171,7 @@ describe('SMTP limits (F7)', () => {
       assert.match(steadyReply, /^250 /);
       assert.equal(server.smtp.stats.dataTooSlow, 1);
       await slow.closed;
-      await steady.close();
+      await steady.destroy();
     } finally {
       await server.stop();
     }
@@ -256,43 +179,43 @@ describe('SMTP limits (F7)', () => {
 
   it('counts connections per client network: two addresses of one /24 share the limit, another /24 does not', async () => {
     const server = await startServer({ smtpMaxClientsPerAddress: '2' });
-    const open: Client[] = [];
+    const open: SMTPClient[] = [];
     try {
-      const a = await Client.connect(server.port, '127.0.1.2');
-      const b = await Client.connect(server.port, '127.0.1.3');
-      const c = await Client.connect(server.port, '127.0.1.4');
-      const d = await Client.connect(server.port, '127.0.2.2');
+      const a = await SMTPClient.connect(server.port, '127.0.1.2');
+      const b = await SMTPClient.connect(server.port, '127.0.1.3');
+      const c = await SMTPClient.connect(server.port, '127.0.1.4');
+      const d = await SMTPClient.connect(server.port, '127.0.2.2');
       open.push(a, b, c, d);
       assert.match(a.greeting, /^220 /);
       assert.match(b.greeting, /^220 /);
       assert.match(c.greeting, /^421 .*network/, 'a third address of the same /24 is refused');
       assert.match(d.greeting, /^220 /, 'another network is unaffected');
       // Once one closes, the network may connect again.
-      await a.close();
+      await a.destroy();
       const e = await waitFor(async () => {
-        const next = await Client.connect(server.port, '127.0.1.5');
+        const next = await SMTPClient.connect(server.port, '127.0.1.5');
         if (next.greeting.startsWith('220 ')) return next;
-        await next.close();
+        await next.destroy();
         return undefined;
       }, 5000, 'a slot for 127.0.1.0/24');
       open.push(e);
     } finally {
-      await Promise.all(open.map((c) => c.close()));
+      await Promise.all(open.map((c) => c.destroy()));
       await server.stop();
     }
   });
 
   it('closes a session that starts no message within the deadline with 421 4.4.2, and gives a finished message a new deadline (review M3)', { timeout: 15_000 }, async () => {
     const server = await startServer({}, undefined, 1000);
-    const open: Client[] = [];
+    const open: SMTPClient[] = [];
     try {
       const feed = await createFeed(server.base);
       // Taken before connecting: each session's deadline runs from its own connection.
       const started = Date.now();
-      const silent = await Client.connect(server.port, '127.0.1.2');
-      const greeted = await Client.connect(server.port, '127.0.1.3');
-      const enveloped = await Client.connect(server.port, '127.0.1.4');
-      const sender = await Client.connect(server.port, '127.0.2.2');
+      const silent = await SMTPClient.connect(server.port, '127.0.1.2');
+      const greeted = await SMTPClient.connect(server.port, '127.0.1.3');
+      const enveloped = await SMTPClient.connect(server.port, '127.0.1.4');
+      const sender = await SMTPClient.connect(server.port, '127.0.2.2');
       open.push(silent, greeted, enveloped, sender);
       await greeted.command('EHLO test', 250);
       await enveloped.command('EHLO test', 250);
@@ -318,7 +241,7 @@ describe('SMTP limits (F7)', () => {
       assert.match(await sender.reply(), /^421 4\.4\.2 /);
       await waitForEntries(feed.feeds.atom, 'atom', 2, 10_000);
     } finally {
-      await Promise.all(open.map((c) => c.close()));
+      await Promise.all(open.map((c) => c.destroy()));
       await server.stop();
     }
   });
@@ -326,13 +249,13 @@ describe('SMTP limits (F7)', () => {
   it('keeps room for other senders while a few networks hold their full share of connections near the global cap (review M3)', { timeout: 15_000 }, async () => {
     // At CI size: 20 connections in all, 4 per network; the review held 200 with 20 from each of 10 /24s.
     const server = await startServer({ smtpMaxClients: '20', smtpMaxClientsPerAddress: '4' });
-    const open: Client[] = [];
+    const open: SMTPClient[] = [];
     try {
       const feed = await createFeed(server.base);
       // Five /24s each try to hold their 4 (20, the global cap) and do nothing with them.
       const attack = await Promise.all([1, 2, 3, 4, 5].map(async (net) => {
-        const mine: Client[] = [];
-        for (let i = 0; i < 4; i++) mine.push(await Client.connect(server.port, `127.0.${net}.${i + 1}`));
+        const mine: SMTPClient[] = [];
+        for (let i = 0; i < 4; i++) mine.push(await SMTPClient.connect(server.port, `127.0.${net}.${i + 1}`));
         return mine;
       }));
       open.push(...attack.flat());
@@ -342,7 +265,7 @@ describe('SMTP limits (F7)', () => {
       assert.ok(attack.flat().filter((c) => c.greeting.startsWith('421 ')).every((c) => /network/.test(c.greeting)));
 
       for (const net of [8, 9]) {
-        const other = await Client.connect(server.port, `127.0.${net}.1`);
+        const other = await SMTPClient.connect(server.port, `127.0.${net}.1`);
         open.push(other);
         assert.match(other.greeting, /^220 /, `a sender from 127.0.${net}.0/24 is greeted`);
         await other.startData(feed.address);
@@ -351,7 +274,7 @@ describe('SMTP limits (F7)', () => {
       }
       await waitForEntries(feed.feeds.atom, 'atom', 2, 10_000);
     } finally {
-      await Promise.all(open.map((c) => c.close()));
+      await Promise.all(open.map((c) => c.destroy()));
       await server.stop();
     }
   });
@@ -365,7 +288,7 @@ describe('SMTP limits (F7)', () => {
       await sendRaw(server.port, full.address, `Subject: filler\r\n\r\n${body}`);
       await waitForEntries(full.feeds.atom, 'atom', 1, 15_000);
 
-      const c = await Client.connect(server.port, '127.0.1.2');
+      const c = await SMTPClient.connect(server.port, '127.0.1.2');
       await c.command('EHLO test', 250);
       await c.command('MAIL FROM:<sender@example.com>', 250);
       assert.match(await c.command(`RCPT TO:<${full.address}>`), /^452 4\.2\.2 /);
@@ -373,7 +296,7 @@ describe('SMTP limits (F7)', () => {
       await c.command('DATA', 354);
       await c.write('Subject: to the feed with room\r\n\r\nHello.\r\n.\r\n');
       assert.match(await c.reply(), /^250 /);
-      await c.close();
+      await c.destroy();
       const items = await waitForEntries(other.feeds.atom, 'atom', 1, 10_000);
       assert.equal(items[0]!.title, 'to the feed with room');
       assert.equal((await readFeed(full.feeds.atom, 'atom')).length, 1, 'nothing more reached the full feed');
