@@ -29,6 +29,21 @@ describe('configuration', () => {
     });
   });
 
+  it('refuses a free-space minimum below the WAL bound, which would let a full disk block the deletes that free it', () => {
+    assert.throws(() => loadConfig({ FEEDMAIL_MIN_FREE_BYTES: '16m', FEEDMAIL_WAL_MAX_BYTES: '64m' }), /FEEDMAIL_MIN_FREE_BYTES .* must be at least FEEDMAIL_WAL_MAX_BYTES/);
+    assert.equal(loadConfig({ FEEDMAIL_MIN_FREE_BYTES: '64m', FEEDMAIL_WAL_MAX_BYTES: '64m' }).minFreeBytes, 64 * 1024 * 1024);
+    assert.equal(loadConfig({ FEEDMAIL_MIN_FREE_BYTES: '0' }).minFreeBytes, 0, '0 still turns the minimum off');
+  });
+
+  it('reads the hardening settings: ops allow-list, render threads', () => {
+    const c = loadConfig({ FEEDMAIL_OPS_ALLOW: '10.0.0.0/8, ::1, token:0123456789abcdef0123', FEEDMAIL_RENDER_THREADS: '3' });
+    assert.deepEqual(c.opsAllow, ['10.0.0.0/8', '::1', 'token:0123456789abcdef0123']);
+    assert.equal(c.renderThreads, 3);
+    assert.ok(loadConfig({}).renderThreads >= 1, 'auto is one per core');
+    assert.throws(() => loadConfig({ FEEDMAIL_OPS_ALLOW: 'token:short' }), /FEEDMAIL_OPS_ALLOW .* at least 16 characters/);
+    assert.throws(() => loadConfig({ FEEDMAIL_OPS_ALLOW: 'example.com' }), /FEEDMAIL_OPS_ALLOW .* not an IP address/);
+  });
+
   it('stops the start with exit code 2 and the message, before listening', () => {
     const r = run(['serve'], { FEEDMAIL_SMTP_PORT: 'x' });
     assert.equal(r.status, 2);
