@@ -10,6 +10,9 @@ describe('abuse bounds', () => {
     try {
       const a = await SMTPClient.connect(server.smtpPort);
       const b = await SMTPClient.connect(server.smtpPort);
+      // Both connections within the limit are served, so an off-by-one refusing the last one fails here.
+      assert.match(a.greeting, /^220 /, 'the first connection is greeted');
+      assert.match(b.greeting, /^220 /, 'the second connection, at the limit, is greeted');
       const c = await SMTPClient.connect(server.smtpPort);
       assert.match(c.greeting, /^421 /, 'the third connection is refused in its greeting');
       await c.close();
@@ -45,9 +48,12 @@ describe('abuse bounds', () => {
     try {
       const c = await SMTPClient.connect(server.smtpPort);
       const started = Date.now();
-      const reply = await c.reply();
+      // Bounded, so a server that falls back to smtp-server's 60 s default (or never closes) fails instead of hanging.
+      const reply = await Promise.race([c.reply(), new Promise<string>((r) => setTimeout(() => r('(no reply within 3 s)'), 3000).unref())]);
+      const waited = Date.now() - started;
+      c.socket.destroy();
       assert.match(reply, /^421 /);
-      assert.ok(Date.now() - started >= 900);
+      assert.ok(waited >= 900, `closed after ${waited} ms, before the 1000 ms timeout`);
     } finally {
       await server.stop();
     }
@@ -61,7 +67,9 @@ describe('abuse bounds', () => {
       assert.equal((await post()).status, 201);
       const limited = await post();
       assert.equal(limited.status, 429);
-      assert.ok(Number(limited.headers.get('retry-after')) > 0);
+      // The window is an hour and both feeds were just created: the next slot frees in about an hour.
+      const retryAfter = Number(limited.headers.get('retry-after'));
+      assert.ok(retryAfter > 3500 && retryAfter <= 3600, `Retry-After is ${retryAfter} s`);
       assert.equal(((await limited.json()) as { error: { code: string } }).error.code, 'rate_limited');
       // Without a trusted proxy, a forged X-Forwarded-For changes nothing.
       assert.equal((await post({ 'X-Forwarded-For': '203.0.113.9' })).status, 429);
@@ -74,6 +82,9 @@ describe('abuse bounds', () => {
       assert.equal((await viaProxy('203.0.113.1')).status, 201);
       assert.equal((await viaProxy('203.0.113.1')).status, 429);
       assert.equal((await viaProxy('203.0.113.2')).status, 201, 'another client behind the proxy has its own budget');
+      // Two hops: the client may write anything at the left; only the address our proxy appended (the right end) counts.
+      assert.equal((await viaProxy('198.51.100.7, 203.0.113.1')).status, 429, 'a spoofed first hop does not escape the limit');
+      assert.equal((await viaProxy('203.0.113.1, 198.51.100.8')).status, 201, 'the right-most untrusted hop is the client');
     } finally {
       await proxied.stop();
     }

@@ -90,7 +90,12 @@ describe('foundation', () => {
     assert.match(page, /<iframe[^>]*sandbox=/);
     const body = await fetch(`${entry!.link}/body`);
     assert.ok((await body.text()).includes('<b>bold</b>'));
-    assert.match(body.headers.get('content-security-policy') ?? '', /sandbox/);
+    // The body document runs in a sandbox that allows popups (links) and nothing else: no scripts, no own origin.
+    const sandbox = /(?:^|;\s*)sandbox((?:\s+[\w-]+)*)\s*(?:;|$)/.exec(body.headers.get('content-security-policy') ?? '');
+    assert.ok(sandbox, 'the body CSP has a sandbox directive');
+    assert.deepEqual(sandbox[1]!.trim().split(/\s+/).sort(), ['allow-popups', 'allow-popups-to-escape-sandbox']);
+    const frameSandbox = /<iframe[^>]*\ssandbox="([^"]*)"/.exec(page);
+    assert.deepEqual(frameSandbox?.[1]!.trim().split(/\s+/).sort(), ['allow-popups', 'allow-popups-to-escape-sandbox']);
   });
 
   it('delivers plus-addressed and differently cased mail to the same feed', async () => {
@@ -150,12 +155,26 @@ describe('foundation', () => {
     assert.match(first.headers.get('cache-control') ?? '', /public, max-age=\d+/);
     assert.equal((await fetch(feed.feeds.atom, { headers: { 'If-None-Match': etag } })).status, 304);
     assert.equal((await fetch(feed.feeds.atom, { headers: { 'If-Modified-Since': lastModified } })).status, 304);
-    // A new entry changes the ETag.
+    // A date before Last-Modified means the reader's copy is older: the whole feed.
+    const earlier = new Date(Date.parse(lastModified) - 60_000).toUTCString();
+    assert.equal((await fetch(feed.feeds.atom, { headers: { 'If-Modified-Since': earlier } })).status, 200);
+    const later = new Date(Date.parse(lastModified) + 60_000).toUTCString();
+    assert.equal((await fetch(feed.feeds.atom, { headers: { 'If-Modified-Since': later } })).status, 304);
+    // Last-Modified has whole seconds: let the next entry arrive in a later second than the fetch above.
+    await new Promise((r) => setTimeout(r, 1100));
     await sendRaw(server.smtpPort, feed.address, newsletter(feed.address, 'New one'));
     await waitFor(async () => (await readFeed(feed.feeds.atom, 'atom')).length > 0);
+    // A new entry changes the ETag.
     const again = await fetch(feed.feeds.atom, { headers: { 'If-None-Match': etag } });
     assert.equal(again.status, 200);
     assert.notEqual(again.headers.get('etag'), etag);
+    // A reader that sends only If-Modified-Since gets the new entry and a later Last-Modified.
+    const byDate = await fetch(feed.feeds.atom, { headers: { 'If-Modified-Since': lastModified } });
+    assert.equal(byDate.status, 200, 'a reader sending only If-Modified-Since sees the new entry');
+    const newLastModified = byDate.headers.get('last-modified') ?? '';
+    assert.ok(Date.parse(newLastModified) > Date.parse(lastModified), `Last-Modified moved: ${lastModified} -> ${newLastModified}`);
+    assert.ok((await byDate.text()).includes('New one'));
+    assert.equal((await fetch(feed.feeds.atom, { headers: { 'If-Modified-Since': newLastModified } })).status, 304);
   });
 
   it('answers the same 404 for every unknown secret', async () => {

@@ -60,6 +60,19 @@ describe('job queue', () => {
     const job = await jobById(again.queue.db, id);
     assert.equal(job?.state, 'ready');
     assert.equal(job?.attempts, 0);
+    // "ready" is not the promise; running again is. The upstream is fixed now: the retried job runs and finishes.
+    const reruns: number[] = [];
+    const rerunner = new JobRunner({
+      queue: again.queue.db, concurrency: 1, log: createLogger('silent'), pollMs: 5, scheduleEveryMs: 0,
+      tasks: [{ name: 'always-fails', handler: async (_payload, { job: j }) => { reruns.push(j.id); } }],
+    });
+    rerunner.start();
+    try {
+      await waitFor(async () => (await jobById(again.queue.db, id)) === undefined, 5_000, 'the retried job to run and finish');
+    } finally {
+      await rerunner.stop();
+    }
+    assert.deepEqual(reruns, [id], 'the retried job ran once more');
     await again.close();
     assert.match(cli(dataDir, 'jobs', 'list').out, /No failed jobs/);
     assert.equal(cli(dataDir, 'jobs', 'retry').code, 2, 'retry without ids says what to do');

@@ -84,6 +84,27 @@ describe('privacy and display, end to end', () => {
     assert.match(item!.html, /Confirm the subscription/, 'the feed content carries the confirm link too');
   });
 
+  it('shows a confirm link that carries the inbox address redacted on shared views, and whole on the manage page', async () => {
+    const feed = await createFeed(server.base);
+    const token = feed.address.split('@')[0]!;
+    const link = `https://news.example.com/confirm?email=${feed.address}&list=7`;
+    const raw = ['From: news@example.com', `To: ${feed.address}`, 'Subject: Please confirm your subscription', 'Content-Type: text/html', '',
+      `<p>Please confirm your subscription to our newsletter.</p><a href="${link}">Confirm your subscription</a>`, ''].join('\r\n');
+    const [item] = await deliver(feed.address, raw, feed.feeds.json);
+    const entryPage = await (await fetch(item!.link)).text();
+    assert.match(entryPage, /<a href="https:\/\/news\.example\.com\/confirm\?email=redacted@localhost[^"]*"[^>]*>Confirm the subscription<\/a>/);
+    const feedPage = await (await fetch(feed.page)).text();
+    assert.match(feedPage, /Subscription to confirm:/);
+    assert.match(feedPage, /confirm\?email=redacted@localhost/);
+    for (const [name, text] of [['entry page', entryPage], ['feed page', feedPage], ['atom', await (await fetch(feed.feeds.atom)).text()],
+      ['rss', await (await fetch(feed.feeds.rss)).text()], ['json', await (await fetch(feed.feeds.json)).text()]] as const) {
+      assert.ok(!text.toLowerCase().includes(token), `the ${name} does not contain the inbox token`);
+    }
+    // The owner's manage page is not shared: it carries the link as sent, so the confirmation works.
+    const managePage = await (await fetch(feed.manage)).text();
+    assert.ok(managePage.includes(`href="${link.replace(/&/g, '&amp;')}"`), 'the manage page has the whole link');
+  });
+
   const charsets: [string, string, string][] = [
     ['charset-shift-jis.eml', '今週のお知らせ', '日本語のニュースレターです。'],
     ['charset-iso-2022-jp.eml', 'メールマガジン第5号', 'こんにちは、世界。'],

@@ -135,6 +135,13 @@ describe('reprocessing and limits', () => {
     const feed = await createFeed(server.base);
     await sendRaw(server.smtpPort, feed.address, fixture('alternative-utf8.eml'));
     const [before] = await waitForEntries(feed.feeds.json, 'json');
+    // The redaction fixture, addressed to this feed: reprocessing must redact as ingest did.
+    const token = feed.address.split('@')[0]!;
+    const personal = fixture('redaction-recipient.eml').toString('latin1')
+      .replace(/k7q2m4xap3w5tgr6n2b4v7c3zd/gi, (m) => (m === m.toUpperCase() ? token.toUpperCase() : token))
+      .replace(/feeds\.example\.net/gi, 'localhost');
+    await sendRaw(server.smtpPort, feed.address, Buffer.from(personal, 'latin1'));
+    await waitForEntries(feed.feeds.json, 'json', 2, 5000, 'the personal entry');
     // Pretend an older, worse sanitizer produced this entry.
     server.app.stores.app.raw.prepare("UPDATE entries SET html = '<p>stale rendering</p>'").run();
     await server.stop();
@@ -142,12 +149,18 @@ describe('reprocessing and limits', () => {
       env: { ...process.env, FEEDMAIL_DATA_DIR: server.dataDir, FEEDMAIL_ALLOW_UNSAFE_STORAGE: 'true', FEEDMAIL_LOG_LEVEL: 'silent' }, encoding: 'utf8',
     });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /Reprocessed 1 entry/);
+    assert.match(r.stdout, /Reprocessed 2 entries/);
     const again = await startTestServer({ dataDir: server.dataDir });
     try {
-      const [after] = await readFeed(feed.feeds.json.replace(/^http:\/\/[^/]+/, again.base), 'json');
-      assert.ok(!after!.html.includes('stale rendering'));
-      assert.equal(after!.link.split('/e/')[1], before!.link.split('/e/')[1], 'the share link is unchanged');
+      const items = await readFeed(feed.feeds.json.replace(/^http:\/\/[^/]+/, again.base), 'json');
+      const after = items.find((i) => i.link.split('/e/')[1] === before!.link.split('/e/')[1]);
+      assert.ok(after, 'the share link is unchanged');
+      for (const item of items) assert.ok(!item.html.includes('stale rendering'), `${item.title} was reprocessed`);
+      const reprocessed = items.find((i) => i !== after)!;
+      assert.match(reprocessed.html, /redacted@localhost/, 'the reprocessed entry is redacted, not just re-rendered');
+      for (const text of [reprocessed.title, reprocessed.html, await (await fetch(reprocessed.link.replace(/^http:\/\/[^/]+/, again.base) + '/body')).text()]) {
+        assert.ok(!text.toLowerCase().includes(token), 'no inbox token after reprocessing');
+      }
     } finally {
       await again.stop();
     }

@@ -55,13 +55,22 @@ describe('raw MIME webhook', () => {
 
   it('refuses bad signatures, stale timestamps, unknown recipients and oversized bodies with the right status', async () => {
     const feed = await createFeed(server.base);
+    const journalId = async (subject: string) => {
+      const res = await deliver(server.base, [feed.address], message(subject));
+      assert.equal(res.status, 202);
+      return ((await res.json()) as { id: number }).id;
+    };
+    const before = await journalId('before the refusals');
     assert.equal((await deliver(server.base, [feed.address], message('x'), { secret: 'another-secret-that-is-long-enough-000' })).status, 401);
     assert.equal((await deliver(server.base, [feed.address], message('x'), { timestamp: Math.floor(Date.now() / 1000) - 3600 })).status, 401);
     const unknown = await deliver(server.base, ['nobody@localhost'], message('x'));
     assert.equal(unknown.status, 422);
     assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, 'unknown_recipient');
     assert.equal((await deliver(server.base, [feed.address], Buffer.alloc(100_000, 'a'))).status, 413);
-    assert.equal((await readFeed(feed.feeds.atom, 'atom')).length, 0, 'nothing refused was stored');
+    // The feed alone would not show a refused message that was journaled but not yet stored: the journal would.
+    assert.equal(await journalId('after the refusals'), before + 1, 'nothing refused was journaled');
+    const items = await waitForEntries(feed.feeds.atom, 'atom', 2, 5000, 'the two accepted messages');
+    assert.deepEqual(items.map((i) => i.title).sort(), ['after the refusals', 'before the refusals'], 'nothing refused was stored');
   });
 
   it('answers 503 with Retry-After when the database is full, and accepts the same request again once it is not', async () => {
