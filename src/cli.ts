@@ -140,6 +140,9 @@ async function reprocess(config: Config, log: Logger): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // Output that cannot be written (redirected to a full disk, a closed pipe) is lost; a
+  // server must not die of it with an unhandled 'error' event.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   const [command = 'help', ...args] = argv;
   if (command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(USAGE);

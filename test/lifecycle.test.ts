@@ -1,6 +1,7 @@
 /** The real `feedmail serve` process: health endpoints, logs without secrets, and a draining SIGTERM. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { it } from 'node:test';
 import { createFeed, freePort, readFeed, sendRaw, tempDir, waitFor } from './helpers.js';
 import { SMTPClient } from './smtp-client.js';
@@ -47,6 +48,27 @@ it('serves health, readiness and metrics, never logs a secret, and drains on SIG
     const secrets = [feed.address.split('@')[0]!, feed.feeds.atom.match(/feeds\/([a-z2-7]+)/)![1]!, feed.manage.split('/').pop()!, entry!.link.split('/e/')[1]!];
     for (const s of secrets) assert.ok(!logs.includes(s), `the logs do not contain the secret ${s.slice(0, 4)}…`);
     assert.match(logs, /ingest: entry stored/, 'the logs were captured');
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+it('keeps serving when its log cannot be written (stderr on a full disk)', async () => {
+  const [httpPort, smtpPort] = [await freePort(), await freePort()];
+  // /dev/full answers every write with ENOSPC, as a log file on a full disk does.
+  const full = fs.openSync('/dev/full', 'w');
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+    env: { ...process.env, FEEDMAIL_DATA_DIR: tempDir(), FEEDMAIL_HTTP_PORT: String(httpPort), FEEDMAIL_SMTP_PORT: String(smtpPort), FEEDMAIL_LOG_LEVEL: 'trace', FEEDMAIL_ALLOW_UNSAFE_STORAGE: 'true', FEEDMAIL_MIN_FREE_BYTES: '0' },
+    stdio: ['ignore', 'ignore', full],
+  });
+  fs.closeSync(full);
+  const base = `http://127.0.0.1:${httpPort}`;
+  try {
+    await waitFor(async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok, 20_000, 'the server');
+    const feed = await createFeed(base);
+    await sendRaw(smtpPort, feed.address, 'Subject: logged nowhere\r\n\r\nstill delivered\r\n');
+    await waitFor(async () => (await readFeed(feed.feeds.atom, 'atom')).length === 1, 5000, 'the entry');
+    assert.equal(child.exitCode, null, 'the process is still running');
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }
