@@ -1,6 +1,7 @@
 /** Issue 2: one button to a feed entry, end to end, through the real SMTP and HTTP servers. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { bumpFeedVersion, feedByFeedToken } from '../src/store/feeds.js';
 import { createFeed, readFeed, sendRaw, smtpTransport, startTestServer, type TestServer, waitFor, waitForEntries } from './helpers.js';
 
 function newsletter(to: string, subject: string): string {
@@ -160,8 +161,8 @@ describe('foundation', () => {
     assert.equal((await fetch(feed.feeds.atom, { headers: { 'If-Modified-Since': earlier } })).status, 200);
     const later = new Date(Date.parse(lastModified) + 60_000).toUTCString();
     assert.equal((await fetch(feed.feeds.atom, { headers: { 'If-Modified-Since': later } })).status, 304);
-    // Last-Modified has whole seconds: let the next entry arrive in a later second than the fetch above.
-    await new Promise((r) => setTimeout(r, 1100));
+    // Last-Modified has whole seconds, and the entry below usually arrives within the same
+    // second as the fetches above: its Last-Modified must still be a later one.
     await sendRaw(server.smtpPort, feed.address, newsletter(feed.address, 'New one'));
     await waitFor(async () => (await readFeed(feed.feeds.atom, 'atom')).length > 0);
     // A new entry changes the ETag.
@@ -175,6 +176,18 @@ describe('foundation', () => {
     assert.ok(Date.parse(newLastModified) > Date.parse(lastModified), `Last-Modified moved: ${lastModified} -> ${newLastModified}`);
     assert.ok((await byDate.text()).includes('New one'));
     assert.equal((await fetch(feed.feeds.atom, { headers: { 'If-Modified-Since': newLastModified } })).status, 304);
+  });
+
+  it('gives every change a later Last-Modified second, even a change within the second of a fetch', async () => {
+    const feed = await createFeed(server.base);
+    const first = await fetch(feed.feeds.atom);
+    const lastModified = first.headers.get('last-modified')!;
+    const stored = (await feedByFeedToken(server.app.stores.app.db, feed.feeds.atom.match(/feeds\/([a-z2-7]+)/)![1]!))!;
+    // A change at the very instant of the last one, as a new entry right after a fetch would be.
+    await bumpFeedVersion(server.app.stores.app.db, stored.id, stored.updated_at);
+    const next = await fetch(feed.feeds.atom, { headers: { 'If-Modified-Since': lastModified } });
+    assert.equal(next.status, 200, 'a reader revalidating by date alone sees the change');
+    assert.ok(Date.parse(next.headers.get('last-modified')!) > Date.parse(lastModified));
   });
 
   it('answers the same 404 for every unknown secret', async () => {

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { newToken } from '../secrets.js';
+import { bumpFeedVersion } from './feeds.js';
 import { blobHash, deleteUnreferenced, heldBy, putBlob } from './parts.js';
 import type { AppSchema, EntriesTable } from './schema.js';
 
@@ -133,9 +134,7 @@ export async function insertEntry(
       processed_at: now,
     }).returning('id').executeTakeFirstOrThrow();
     await insertParts(trx, row.id, content.parts, hashes?.parts);
-    await trx.updateTable('feeds')
-      .set((eb) => ({ version: eb('version', '+', 1), updated_at: now }))
-      .where('id', '=', feedId).execute();
+    await bumpFeedVersion(trx, feedId, now);
     return { id: row.id, note: content.note };
   });
 }
@@ -181,9 +180,7 @@ export async function replaceEntryContent(db: Kysely<AppSchema>, entryId: number
     await trx.deleteFrom('entry_parts').where('entry_id', '=', entryId).execute();
     await insertParts(trx, entryId, content.parts);
     await deleteUnreferenced(trx, { bodies: [entry.body_hash], blobs: oldParts.map((p) => p.blob_hash) });
-    await trx.updateTable('feeds')
-      .set((eb) => ({ version: eb('version', '+', 1), updated_at: now }))
-      .where('id', '=', entry.feed_id).execute();
+    await bumpFeedVersion(trx, entry.feed_id, now);
   });
 }
 
@@ -270,8 +267,7 @@ export async function trimFeeds(db: Kysely<AppSchema>, keep: number): Promise<nu
       const r = await trx.deleteFrom('entries').where('feed_id', '=', feed_id).where('id', '<=', cutoff.id).executeTakeFirst();
       await deleteUnreferenced(trx, held);
       deleted += Number(r.numDeletedRows);
-      await trx.updateTable('feeds').set((eb) => ({ version: eb('version', '+', 1), updated_at: Date.now() }))
-        .where('id', '=', feed_id).execute();
+      await bumpFeedVersion(trx, feed_id);
     }
     return deleted;
   });

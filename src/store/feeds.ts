@@ -1,5 +1,5 @@
 /** Feeds: creation, lookups by each secret, and the version that keys caches. */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { hashToken, newToken } from '../secrets.js';
 import { deleteUnreferenced, heldBy } from './parts.js';
 import type { AppSchema, FeedsTable } from './schema.js';
@@ -74,11 +74,27 @@ export async function feedById(db: Kysely<AppSchema>, id: number): Promise<Feed 
   return db.selectFrom('feeds').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-export async function renameFeed(db: Kysely<AppSchema>, id: number, title: string): Promise<void> {
+/**
+ * Marks a feed as changed: a new version (which keys its caches and ETags) and a new
+ * `updated_at`, which readers see as Last-Modified in whole seconds. It always moves to
+ * a later second than before, so a change within the second of a fetch is not hidden
+ * from readers that revalidate with If-Modified-Since alone.
+ */
+export async function bumpFeedVersion(db: Kysely<AppSchema>, id: number, now = Date.now()): Promise<void> {
   await db.updateTable('feeds')
-    .set((eb) => ({ title, updated_at: Date.now(), version: eb('version', '+', 1) }))
+    .set((eb) => ({
+      version: eb('version', '+', 1),
+      updated_at: sql<number>`max(${now}, (updated_at / 1000 + 1) * 1000)`,
+    }))
     .where('id', '=', id)
     .execute();
+}
+
+export async function renameFeed(db: Kysely<AppSchema>, id: number, title: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx.updateTable('feeds').set({ title }).where('id', '=', id).execute();
+    await bumpFeedVersion(trx, id);
+  });
 }
 
 /** Deletes a feed, its entries and whatever of their bodies and parts no other feed shares. */
