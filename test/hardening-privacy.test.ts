@@ -166,4 +166,42 @@ describe('hardening: no other recipient\'s address in shared views (F10-F12)', (
       await server.stop();
     }
   });
+
+  it('an HTML attachment and a forwarded HTML message writing feed B\'s address as character references, and a text attachment hard-wrapping it, leak nothing on feed A', async () => {
+    const server = await startTestServer();
+    try {
+      const a = await createFeed(server.base, 'A');
+      const b = await createFeed(server.base, 'B');
+      const tb = tokenOf(b);
+      const decimal = [...b.address].map((c) => `&#${c.charCodeAt(0)};`).join('');
+      const hex = [...b.address].map((c) => `&#X${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`).join('');
+      const page = `<html><body><p>Questions? <a href="mailto:${hex}">Write to us</a></p></body></html>`;
+      const eml = ['From: colleague@example.com', 'Subject: the newsletter', 'MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8', '',
+        `<p>Sent to <a href="mailto:${decimal}">you</a>.</p>`, ''].join('\r\n');
+      // As a plain-text mailer wraps a long URL: a bare line break inside the token.
+      const url = `https://news.example.com/unsubscribe?list=weekly&e=${encodeURIComponent(b.address)}`;
+      const cut = url.indexOf(tb) + 10;
+      const wrapped = `To unsubscribe, open\r\n${url.slice(0, cut)}\r\n${url.slice(cut)}\r\n`;
+      const attach = (type: string, name: string, data: string) => `--X\r\nContent-Type: ${type}; name="${name}"\r\nContent-Disposition: attachment; filename="${name}"\r\n`
+        + `Content-Transfer-Encoding: base64\r\n\r\n${Buffer.from(data).toString('base64').replace(/.{76}/g, '$&\r\n')}\r\n`;
+      await sendRaw(server.smtpPort, [a.address, b.address], 'Subject: This week\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="X"\r\n\r\n'
+        + '--X\r\nContent-Type: text/plain\r\n\r\nThis week\'s issue is attached.\r\n'
+        + attach('text/html; charset=utf-8', 'page.html', page)
+        + `--X\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename="fw.eml"\r\n\r\n${eml}\r\n`
+        + attach('text/plain; charset=utf-8', 'unsubscribe.txt', wrapped)
+        + '--X--\r\n');
+      await waitForEntries(b.feeds.json, 'json');
+      await waitForEntries(a.feeds.json, 'json');
+      const shared = await everythingShared(a);
+      for (const name of ['page.html', 'fw.eml', 'unsubscribe.txt']) assert.match(shared, new RegExp(`/parts/\\d+/${name.replace('.', '\\.')}`), `${name} is offered and was fetched`);
+      // What a browser or mail client shows: references decoded, wrapped lines joined.
+      const read = shared.replace(/&#(?:x([0-9a-f]+)|([0-9]+));?/gi, (_, h?: string, d?: string) => String.fromCodePoint(h ? parseInt(h, 16) : parseInt(d!, 10)));
+      assert.ok(read.includes('Questions? <a href="mailto:redacted@') && read.includes('Sent to <a href="mailto:redacted@'), 'the attachments were redacted, not dropped');
+      assert.ok(read.includes('news.example.com/unsubscribe?list=weekly&e=redacted%40'), 'the wrapped link reads as sent around the token');
+      assert.ok(!leaks(read, tb) && !leaks(read.replace(/\r?\n/g, ''), tb), 'B\'s address is nowhere in what A shares, references decoded, lines joined');
+      assert.ok(!leaks(read, tokenOf(a)), 'nor is A\'s own');
+    } finally {
+      await server.stop();
+    }
+  });
 });

@@ -398,3 +398,85 @@ describe('redaction: quoted-printable and encoded words in forwarded messages (L
     assert.equal(redact(input), input);
   });
 });
+
+/** Each character as an HTML numeric character reference, in the given form. */
+function references(s: string, form: 'decimal' | 'hex' | 'HEX' | 'padded' | 'bare'): string {
+  return [...s].map((c) => {
+    const code = c.charCodeAt(0);
+    if (form === 'decimal') return `&#${code};`;
+    if (form === 'hex') return `&#x${code.toString(16)};`;
+    if (form === 'HEX') return `&#X${code.toString(16).toUpperCase()};`;
+    if (form === 'padded') return `&#x000${code.toString(16)};`;
+    // Without the `;`, which browsers accept for numeric references.
+    return `&#00${code}`;
+  }).join('');
+}
+
+/** HTML numeric character references decoded, as a browser reads them. */
+function referencesDecoded(s: string): string {
+  return s.replace(/&#(?:x([0-9a-f]+)|([0-9]+));?/gi, (_, h?: string, d?: string) => String.fromCodePoint(h ? parseInt(h, 16) : parseInt(d!, 10)));
+}
+
+describe('redaction: character references, hard wraps and JavaScript escapes in text attachments', () => {
+  const redact = redactor([A, B]);
+
+  it('redacts an address written as HTML numeric character references, decimal or hex, in any case, padded or without `;`', () => {
+    for (const form of ['decimal', 'hex', 'HEX', 'padded', 'bare'] as const) {
+      const html = `<a href="mailto:${references(B.inboxToken, form)}&#64;feedmail.test">Write to us</a>`;
+      assert.ok(referencesDecoded(html).includes(B.inboxToken), `the ${form} test input really carries the address`);
+      assert.equal(redact(html), '<a href="mailto:redacted&#64;feedmail.test">Write to us</a>', form);
+    }
+    const mixed = [...A.feedToken].map((c, i) => (i % 3 === 0 ? references(c, 'hex') : i % 3 === 1 ? c : references(c, 'decimal'))).join('');
+    assert.equal(redact(`<p>${mixed}</p>`), '<p>redacted</p>', 'mixed with plain characters');
+  });
+
+  it('redacts an HTML attachment and a forwarded message\'s HTML body that write the address as references', () => {
+    const html = `<html><body><p>Unsubscribe: <a href="mailto:${references(`${B.inboxToken}@feedmail.test`, 'hex')}">here</a></p></body></html>`;
+    const page = redactPart(part(Buffer.from(html), 'text/html', { filename: 'page.html', charset: 'utf-8' }), [A, B]).content!.toString('utf8');
+    assert.ok(!referencesDecoded(page).includes(B.inboxToken), page);
+    assert.match(page, /^<html><body><p>Unsubscribe: <a href="mailto:redacted&#x40;/);
+    const eml = `From: a@example.com\r\nContent-Type: text/html\r\n\r\n<p>${references(B.feedToken, 'decimal')}</p>\r\n`;
+    const forwarded = redactPart(part(Buffer.from(eml), 'message/rfc822', { filename: 'fw.eml' }), [A, B]).content!.toString('utf8');
+    assert.equal(forwarded, 'From: a@example.com\r\nContent-Type: text/html\r\n\r\n<p>redacted</p>\r\n');
+  });
+
+  it('redacts a token hard-wrapped by a bare line break, CRLF, LF or CR, and still one folded with a space', () => {
+    for (const br of ['\r\n', '\n', '\r', '\r\n\r\n', '\r\n ', '\n\t']) {
+      const text = `Unsubscribe: https://example.com/u?e=${B.inboxToken.slice(0, 10)}${br}${B.inboxToken.slice(10)}%40feedmail.test\r\nThanks`;
+      assert.equal(redact(text), 'Unsubscribe: https://example.com/u?e=redacted%40feedmail.test\r\nThanks', JSON.stringify(br));
+    }
+    const wrapped = `Your feed: ${B.feedToken.slice(0, 3)}\n${B.feedToken.slice(3, 20)}\r\n${B.feedToken.slice(20)}.`;
+    assert.equal(redactPart(part(Buffer.from(wrapped), 'text/plain'), [A, B]).content!.toString('utf8'), 'Your feed: redacted.');
+  });
+
+  it('redacts a token written with JavaScript or JSON escapes in .txt and .json parts', () => {
+    const u = (s: string) => [...s].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+    const x = (s: string) => [...s].map((c) => `\\x${c.charCodeAt(0).toString(16).toUpperCase()}`).join('');
+    const braces = (s: string) => [...s].map((c) => `\\u{${c.charCodeAt(0).toString(16)}}`).join('');
+    const json = `{"email":"${u(B.inboxToken)}@feedmail.test","feed":"${u(B.feedToken.toUpperCase())}"}`;
+    assert.equal(JSON.parse(json).email, `${B.inboxToken}@feedmail.test`, 'the test input really is JSON for the address');
+    const out = redactPart(part(Buffer.from(json), 'application/json', { filename: 'data.json' }), [A, B]).content!.toString('utf8');
+    assert.equal(out, '{"email":"redacted@feedmail.test","feed":"redacted"}');
+    const script = `var e = "${x(B.inboxToken)}", f = "${braces(A.inboxToken)}";\n`;
+    const txt = redactPart(part(Buffer.from(script), 'text/plain', { filename: 'snippet.txt' }), [A, B]).content!.toString('utf8');
+    assert.equal(txt, 'var e = "redacted", f = "redacted";\n');
+  });
+
+  it('leaves ordinary text with entities, escapes and line breaks as it is', () => {
+    const ordinary = [
+      '<p>Fish &amp; chips &#169; 2026 &#x2014; &#X41;&#66 caf&eacute; &#; &#x; &#xZZ; &commat;</p>',
+      'Line one\r\nline two\nline three\rline four\r\n folded', '{"s":"\\u00e9\\u{1F600}\\x41\\uZZ\\x4","t":"\\\\n"}',
+      `${A.inboxToken.slice(0, 20)}\r\nnot the rest`, '&'.repeat(1000), '&#'.repeat(1000), `&#${'0'.repeat(10_000)}`, '\\u{'.repeat(1000),
+    ];
+    for (const text of ordinary) assert.equal(redact(text), text);
+  });
+
+  it('reads a reference with a million leading zeros and 9 MB of references in one pass', () => {
+    const zeros = `mailto:&#x${'0'.repeat(1_000_000)}${B.inboxToken.charCodeAt(0).toString(16)};${B.inboxToken.slice(1)}@feedmail.test`;
+    assert.equal(redact(zeros), 'mailto:redacted@feedmail.test');
+    const many = '&#65;'.repeat(1_800_000);
+    const started = performance.now();
+    assert.equal(redact(many), many);
+    assert.ok(performance.now() - started < 5000, 'in seconds, not minutes');
+  });
+});

@@ -40,9 +40,9 @@ interface Matcher {
   /** Ring-buffer mask, at least the longest pattern. */
   mask: number;
   /**
-   * Per character code: 0 in a pattern (or a hex digit, which may be part of an escape),
-   * 1 inert (in no match, unless a space or tab that continues a folded line), 2 read
-   * through or decoded by plainSpans (`%`, `=`, CR, LF), 3 the zero byte of UTF-16 forms
+   * Per character code: 0 in a pattern (or a hex digit or other character that may be part
+   * of an escape), 1 inert (in no match, unless a space or tab that continues a folded line),
+   * 2 read through or decoded by plainSpans (`%`, `=`, `&`, `\`, CR, LF), 3 the zero byte of UTF-16 forms
    * (in a match only next to a character of kind 0, so runs of zeros in binary data stay cheap).
    */
   kinds: Uint8Array;
@@ -53,6 +53,11 @@ interface Matcher {
   /** Whether the stretch last read has a quoted-printable `=XX` escape (scratch, as `starts`). */
   sawQuotedPrintable: boolean;
 }
+
+/** `%`, `=`, CR, LF, `&` and `\`: escapes and line breaks that stretchSpans reads through. */
+const READ_THROUGH = [37, 61, 13, 10, 38, 92];
+/** The other characters of `&#x70;`, `&#112;`, `\u0070` and `\u{70}`: inert elsewhere, but a stretch must not end inside an escape. */
+const IN_ESCAPES = [...'#;xXu{}'].map((c) => c.charCodeAt(0));
 
 function hexOf(token: string): string {
   return Buffer.from(token, 'latin1').toString('hex');
@@ -109,7 +114,7 @@ function buildMatcher(patterns: string[], shortest: number): Matcher {
   let mask = 1;
   while (mask < longest) mask <<= 1;
   const kinds = new Uint8Array(256);
-  for (let c = 0; c < 256; c++) kinds[c] = c === 37 || c === 61 || c === 13 || c === 10 ? 2 : classOf[c] === 0 && hexValue(c) < 0 ? 1 : 0;
+  for (let c = 0; c < 256; c++) kinds[c] = READ_THROUGH.includes(c) ? 2 : classOf[c] === 0 && hexValue(c) < 0 && !IN_ESCAPES.includes(c) ? 1 : 0;
   if (classOf[0] !== 0) kinds[0] = 3;
   return { classOf, classes, next: next.subarray(0, states * classes), out: out.subarray(0, states), mask: mask - 1, kinds, starts: new Int32Array(mask), shortest, sawQuotedPrintable: false };
 }
@@ -139,6 +144,51 @@ function hexValue(c: number): number {
   if (c >= 48 && c <= 57) return c - 48;
   const l = c | 32;
   return l >= 97 && l <= 102 ? l - 87 : -1;
+}
+
+/** The character the escape last read by escapeEnd stands for (scratch; scans are not reentrant). */
+let escaped = 0;
+
+/** Reads the digits of `base` from s[i], returns where they end and sets `escaped` (capped past Unicode). */
+function digitsEnd(s: string, i: number, base: 10 | 16, most: number): number {
+  let v = 0;
+  const end = Math.min(s.length, i + most);
+  for (; i < end; i++) {
+    const d = base === 16 ? hexValue(s.charCodeAt(i)) : s.charCodeAt(i) - 48;
+    if (d < 0 || d >= base) break;
+    v = Math.min(v * base + d, 0x110000);
+  }
+  escaped = v;
+  return i;
+}
+
+/**
+ * Where the numeric character reference (`&#112;`, `&#x70;`, `;` optional as browsers
+ * allow) or JavaScript escape (`\u0070`, `\u{70}`, `\x70`) at s[i] ends, with the
+ * character it stands for in `escaped`; -1 when there is none. Every digit read is
+ * consumed, so each character is read once however many leading zeros there are.
+ */
+function escapeEnd(s: string, i: number): number {
+  const a = s.charCodeAt(i + 1);
+  if (s.charCodeAt(i) === 38) {
+    if (a !== 35) return -1;
+    const hex = (s.charCodeAt(i + 2) | 32) === 120;
+    const from = i + (hex ? 3 : 2);
+    const end = digitsEnd(s, from, hex ? 16 : 10, Infinity);
+    if (end === from) return -1;
+    return s.charCodeAt(end) === 59 ? end + 1 : end;
+  }
+  if (a === 120) {
+    const end = digitsEnd(s, i + 2, 16, 2);
+    return end === i + 4 ? end : -1;
+  }
+  if (a !== 117) return -1;
+  if (s.charCodeAt(i + 2) === 123) {
+    const end = digitsEnd(s, i + 3, 16, Infinity);
+    return end > i + 3 && s.charCodeAt(end) === 125 ? end + 1 : -1;
+  }
+  const end = digitsEnd(s, i + 2, 16, 4);
+  return end === i + 6 ? end : -1;
 }
 
 /** Whether s[i] is a space or tab that continues a folded line. */
@@ -175,9 +225,11 @@ function inertAt(s: string, i: number, kinds: Uint8Array): boolean {
 
 /**
  * Finds the matcher's patterns in `s` and appends their [start, end) offsets to `spans`.
- * Read through on the way: `%XX` escapes (any hex case), quoted-printable soft line
- * breaks (`=\r\n`, `=\n`) and folded lines (`\r\n` or `\n` followed by a space or tab,
- * RFC 5545 and RFC 5322), so a secret broken up by any of them is found whole; and
+ * Read through on the way: `%XX` escapes (any hex case), HTML numeric character
+ * references and JavaScript `\uXXXX`/`\u{X}`/`\xXX` escapes (see escapeEnd), quoted-printable
+ * soft line breaks (`=\r\n`, `=\n`), folded lines (`\r\n` or `\n` followed by a space or
+ * tab, RFC 5545 and RFC 5322) and bare line breaks (a long URL hard-wrapped by a plain-text
+ * mailer), so a secret broken up by any of them is found whole; and
  * quoted-printable `=XX` escapes (any hex case, so Q-encoded words too), in a second
  * reading of a stretch that has any: `email=65ms…` is a token after `=` as often as
  * `=36=35ms…` is one written in quoted-printable, and one reading cannot see both.
@@ -241,17 +293,19 @@ function stretchSpans(s: string, i: number, m: Matcher, spans: number[], quotedP
         if (hi >= 0 && lo >= 0) {
           if (quotedPrintable) { c = hi * 16 + lo; width = l + 1 - i; } else m.sawQuotedPrintable = true;
         }
-      } else if (c === 13) {
-        const b = s.charCodeAt(i + 2);
-        if (s.charCodeAt(i + 1) === 10 && (b === 32 || b === 9)) { i += 3; continue; }
+      } else if (c === 13 || c === 10) {
+        // A line break inside a secret: a plain-text mailer's hard wrap, or a fold (whose
+        // space or tab the next character's foldSpace reads through).
+        i++;
+        continue;
       } else {
-        const a = s.charCodeAt(i + 1);
-        if (a === 32 || a === 9) { i += 2; continue; }
+        const end = escapeEnd(s, i);
+        if (end !== -1) { c = escaped; width = end - i; }
       }
     }
     starts[j & mask] = i;
     i += width;
-    state = next[state * classes + classOf[c]!]!;
+    state = next[state * classes + (c < 256 ? classOf[c]! : 0)]!;
     const length = out[state]!;
     if (length !== 0) spans.push(starts[(j - length + 1) & mask]!, i);
     j++;
@@ -425,8 +479,9 @@ function spansOf(s: string, m: Matcher): number[] {
 
 /**
  * A function that removes the given feeds' secrets from a string: in any case, with any
- * characters percent-encoded or quoted-printable-encoded (Q-encoded words included), split
- * by quoted-printable soft breaks or folded lines, in hex, and in base64/base64url at any
+ * characters percent-encoded, quoted-printable-encoded (Q-encoded words included), written
+ * as HTML numeric character references or JavaScript escapes, split by quoted-printable
+ * soft breaks, folded lines or bare line breaks, in hex, and in base64/base64url at any
  * alignment (B-encoded words included), once nested, percent-encoded or wrapped.
  * Linear in the length of the input.
  */
