@@ -171,6 +171,39 @@ function fillUntil(dir: string, leave: number, name = 'filler'): void {
 }
 
 describe('hardening: disk space comes back', () => {
+  it('a burst of concurrent large messages never takes the disk to zero, and the feed can still be deleted', async (t) => {
+    const mount = mountSmallFilesystem(128);
+    if (!mount) {
+      t.skip('cannot mount a loop filesystem here (needs root and /dev/loop*)');
+      return;
+    }
+    const server = await startTestServer({ dataDir: path.join(mount.dir, 'data'), minFreeBytes: '10m', walMaxBytes: '8m' });
+    let lowest = Number.POSITIVE_INFINITY;
+    const sampler = setInterval(() => {
+      const { bavail, bsize } = fs.statfsSync(mount.dir);
+      lowest = Math.min(lowest, bavail * bsize);
+    }, 5);
+    try {
+      const feed = await createFeed(server.base);
+      // Unique messages, each with an 8 MB attachment, all at once: more than the disk can take.
+      const attachment = () => `--X\r\nContent-Type: application/octet-stream; name="a.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64(randomBytes(8 * 2 ** 20))}\r\n`;
+      const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => sendRaw(server.smtpPort, feed.address,
+        `Subject: burst ${i}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="X"\r\n\r\n--X\r\nContent-Type: text/plain\r\n\r\nhi\r\n${attachment()}--X--\r\n`)));
+      const refused = results.filter((r) => r.status === 'rejected').map((r) => (r.reason as { responseCode?: number }).responseCode);
+      assert.ok(refused.every((code) => code === 452), `refusals are 452: ${refused.join(', ')}`);
+      // Let ingest take whatever it is allowed to.
+      await new Promise((r) => setTimeout(r, 5_000));
+      assert.ok(lowest > 0, `the disk never reached 0 bytes free (lowest ${lowest})`);
+      const del = await fetch(`${feed.manage}/delete`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'confirm=yes' });
+      assert.equal(del.status, 200, 'the feed can be deleted');
+    } finally {
+      clearInterval(sampler);
+      await server.stop();
+      mount.unmount();
+    }
+  });
+
+
   it('deleting an abusive feed lets mail in again without an operator (F2)', async (t) => {
     const mount = mountSmallFilesystem(96);
     if (!mount) {

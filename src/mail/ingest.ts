@@ -10,6 +10,7 @@ import type { Kysely } from 'kysely';
 import { FeedFullError, isDiskFull, StorageFullError, TemporaryFailureError, UnknownRecipientError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { looksLikeToken } from '../secrets.js';
+import { checkpointPassive } from '../store/db.js';
 import { feedBytes, hashContent, insertEntry, type ContentHashes } from '../store/entries.js';
 import type { SpaceGuard } from '../ops/storage-guard.js';
 import { feedById, feedByInboxToken, type Feed } from '../store/feeds.js';
@@ -103,14 +104,21 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
   signal?.throwIfAborted();
   // The space guard at MAIL FROM ran before this message grew into an entry; ask again so
   // ingest never writes the disk past the minimum (the job waits for space, using no attempts).
-  const release = deps.space ? deps.space.reserve(hashes.bytes) : () => undefined;
+  // The entry is written to the WAL and then copied into app.db by the checkpoint, so until
+  // that checkpoint it takes the disk twice: reserve that, and checkpoint before letting go.
+  const release = deps.space ? deps.space.reserve(2 * hashes.bytes) : () => undefined;
   if (!release) throw new StorageFullError();
   try {
-    return { stored: await storeForFeeds(deps, feeds, row, rendered, hashes, journalId) };
+    const stored = await storeForFeeds(deps, feeds, row, rendered, hashes, journalId);
+    if (hashes.bytes > LARGE_ENTRY_BYTES) await checkpointPassive(deps.app);
+    return { stored };
   } finally {
     release();
   }
 }
+
+/** Entries larger than this are checkpointed into app.db before their space reservation ends. */
+const LARGE_ENTRY_BYTES = 1024 * 1024;
 
 async function storeForFeeds(deps: IngestDeps, feeds: Feed[], row: JournalRow, rendered: RenderedForRecipients, hashes: ContentHashes, journalId: number): Promise<number> {
   let stored = 0;

@@ -170,6 +170,11 @@ export function walBytes(file: string): number {
  */
 
 /** Checkpoints the WAL into the database file and truncates it; reports whether readers kept it from finishing. */
+/** Copies what the WAL holds into the database file without waiting for readers (it does what it can). */
+export async function checkpointPassive<S>(db: Kysely<S>): Promise<void> {
+  await sql`PRAGMA wal_checkpoint(PASSIVE)`.execute(db);
+}
+
 export async function checkpointTruncate<S>(db: Kysely<S>): Promise<{ busy: boolean }> {
   const { rows } = await sql<{ busy: number }>`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db);
   return { busy: (rows[0]?.busy ?? 0) !== 0 };
@@ -191,7 +196,7 @@ export async function reclaimFreePages<S>(db: Kysely<S>, raw: Database.Database,
     await sql.raw(`PRAGMA incremental_vacuum(${pagesPerStep})`).execute(db);
     // Each step's moved pages go through the WAL; checkpointing after each lets the next
     // step reuse the WAL from its start, so it never grows past one step.
-    await sql`PRAGMA wal_checkpoint(PASSIVE)`.execute(db);
+    await checkpointPassive(db);
     await new Promise((resolve) => setImmediate(resolve));
   }
   await checkpointTruncate(db);
