@@ -67,6 +67,78 @@ export class BadRequestError extends FeedmailError {
   }
 }
 
+/** A request body over the small-body limit of forms and JSON. */
+export class BodyTooLargeError extends FeedmailError {
+  constructor(limit: number) {
+    super('body_too_large', `Request body over ${limit} bytes`, 413);
+  }
+}
+
+/** The client closed the connection before its declared body arrived. */
+export class BodyIncompleteError extends FeedmailError {
+  constructor() {
+    super('body_incomplete', 'The request body ended before its declared length', 400);
+  }
+}
+
+export class BodyTooSlowError extends FeedmailError {
+  constructor(bytes: number, elapsedMs: number, minRate: number) {
+    super('body_too_slow', `The request body arrived too slowly (${bytes} bytes in ${(elapsedMs / 1000).toFixed(1)} s; at least ${minRate} bytes per second are needed)`, 408);
+  }
+}
+
+export class CrossSiteRequestError extends FeedmailError {
+  constructor(why: string) {
+    super('cross_site_refused', `Feeds can only be created from this site's own page or by a script (${why})`, 403);
+  }
+}
+
+export class BadSignatureError extends FeedmailError {
+  constructor(problem: string) {
+    super('bad_signature', `Not accepted: ${problem}`, 401);
+  }
+}
+
+/** The same signed request again: it was stored the first time, so a relay may count this as delivered. */
+export class ReplayedDeliveryError extends FeedmailError {
+  constructor() {
+    super('replayed_delivery', 'This delivery (its timestamp and signature) was already accepted and is not taken twice; sign each new delivery with a fresh timestamp', 409);
+  }
+}
+
+export class WebhookBusyError extends FeedmailError {
+  readonly retryAfterSeconds = 5;
+  constructor(yourNetwork = false) {
+    super('webhook_busy', yourNetwork
+      ? 'Too many webhook deliveries from your network are being received right now; retry shortly'
+      : 'Too many webhook deliveries are being received right now; retry shortly', 503);
+  }
+}
+
+/** A webhook delivery that names no recipient, or more than a message may have. */
+export class RecipientsError extends FeedmailError {
+  constructor(code: 'no_recipients' | 'too_many_recipients', message: string) {
+    super(code, message, 400);
+  }
+}
+
+/**
+ * No recipient of a webhook delivery is a feed here. Providers read 4xx other than 408/429
+ * as "do not retry"; 422 says the request was understood and will never be taken.
+ */
+export class NoFeedRecipientError extends FeedmailError {
+  constructor() {
+    super('unknown_recipient', 'No recipient is a feed here; do not retry', 422);
+  }
+}
+
+/** The failure of a request that was not ours to predict: nothing of it is shown to the client. */
+export class InternalError extends FeedmailError {
+  constructor(options?: { cause?: unknown }) {
+    super('internal', 'Something went wrong on our side', 500, undefined, options);
+  }
+}
+
 /** True when an error (or its cause chain) is SQLite or the OS reporting a full disk. */
 export function isDiskFull(err: unknown): boolean {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {

@@ -1,6 +1,6 @@
 /** Small HTTP helpers shared by the routes: security headers, bodies, client address. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BadRequestError, FeedmailError } from '../errors.js';
+import { BadRequestError, BodyTooLargeError } from '../errors.js';
 
 /** Our own pages: no inline script or style anywhere, nothing from other origins. */
 export const PAGE_CSP = [
@@ -65,7 +65,7 @@ export async function readBody(req: IncomingMessage, limit = 64 * 1024): Promise
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > limit) throw new FeedmailError('body_too_large', `Request body over ${limit} bytes`, 413);
+    if (size > limit) throw new BodyTooLargeError(limit);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);

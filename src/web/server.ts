@@ -2,7 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { clientNetwork } from '../client-network.js';
-import { FeedmailError, isDiskFull, NotFoundError } from '../errors.js';
+import { FeedmailError, InternalError, isDiskFull, NotFoundError, StorageFullError } from '../errors.js';
 import type { Route, WebDeps } from './context.js';
 import { clientAddress, sendHtml, sendJson, sendText, setSecurityHeaders, wantsJson } from './http.js';
 import { entryBodyRoute, entryPageRoute, entryPartRoute } from './routes/entry.js';
@@ -178,11 +178,11 @@ export class WebServer {
   private fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void {
     let error: FeedmailError;
     if (err instanceof FeedmailError) error = err;
-    else if (isDiskFull(err)) error = new FeedmailError('storage_full', 'The server is out of disk space; try again later', 503, undefined, { cause: err });
+    else if (isDiskFull(err)) error = new StorageFullError({ cause: err });
     else {
       this.stats.errors++;
       this.deps.log.error({ err, path: req.url?.replace(/[a-z2-7]{26}/gi, (t) => `${t.slice(0, 4)}…`) }, 'web: request failed');
-      error = new FeedmailError('internal', 'Something went wrong on our side', 500, undefined, { cause: err });
+      error = new InternalError({ cause: err });
     }
     if (res.headersSent) {
       res.destroy();

@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import { clientNetwork } from '../../client-network.js';
-import { FeedmailError, RateLimitedError } from '../../errors.js';
+import { CrossSiteRequestError, RateLimitedError } from '../../errors.js';
 import { createFeed } from '../../store/feeds.js';
 import { cleanTitle, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route } from '../context.js';
@@ -52,12 +52,6 @@ ${copyField('Manage link', result.manage, 'manage')}
 `));
   },
 };
-
-export class CrossSiteRequestError extends FeedmailError {
-  constructor(why: string) {
-    super('cross_site_refused', `Feeds can only be created from this site's own page or by a script (${why})`, 403);
-  }
-}
 
 /**
  * Why a request must be refused as cross-site, or null. Browsers that send

@@ -16,41 +16,16 @@
  */
 import type { Hmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { FeedFullError, FeedmailError, MessageTooLargeError, NotFoundError, UnknownRecipientError } from '../../errors.js';
+import {
+  BadSignatureError, BodyIncompleteError, BodyTooSlowError, FeedFullError, MessageTooLargeError, NoFeedRecipientError, NotFoundError,
+  RecipientsError, ReplayedDeliveryError, UnknownRecipientError, WebhookBusyError,
+} from '../../errors.js';
 import { acceptMessage, recipientFeed } from '../../mail/ingest.js';
 import { clientNetwork } from '../../client-network.js';
 import { checkDeliveryHeaders, MAX_SKEW_SECONDS, rawDeliveryMac, signatureMatches } from '../../mail/webhooks/raw.js';
 import { deliveryAccepted, recordDelivery } from '../../store/webhook-replays.js';
 import { sendJson } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
-
-export class BadSignatureError extends FeedmailError {
-  constructor(problem: string) {
-    super('bad_signature', `Not accepted: ${problem}`, 401);
-  }
-}
-
-/** The same signed request again: it was stored the first time, so a relay may count this as delivered. */
-export class ReplayedDeliveryError extends FeedmailError {
-  constructor() {
-    super('replayed_delivery', 'This delivery (its timestamp and signature) was already accepted and is not taken twice; sign each new delivery with a fresh timestamp', 409);
-  }
-}
-
-export class WebhookBusyError extends FeedmailError {
-  readonly retryAfterSeconds = 5;
-  constructor(yourNetwork = false) {
-    super('webhook_busy', yourNetwork
-      ? 'Too many webhook deliveries from your network are being received right now; retry shortly'
-      : 'Too many webhook deliveries are being received right now; retry shortly', 503);
-  }
-}
-
-export class BodyTooSlowError extends FeedmailError {
-  constructor(bytes: number, elapsedMs: number) {
-    super('body_too_slow', `The request body arrived too slowly (${bytes} bytes in ${(elapsedMs / 1000).toFixed(1)} s; at least ${WEBHOOK_MIN_BODY_RATE} bytes per second are needed)`, 408);
-  }
-}
 
 /**
  * The least bytes per second a webhook body must average once it has taken
@@ -89,8 +64,8 @@ export const inboundRawRoute: Route = {
     if ('problem' in signed) throw new BadSignatureError(signed.problem);
     if (Number(req.headers['content-length'] ?? 0) > config.maxMessageBytes) throw new MessageTooLargeError(config.maxMessageBytes);
     const recipients = url.searchParams.getAll('to');
-    if (recipients.length === 0) throw new FeedmailError('no_recipients', 'Name the recipients with ?to=<address>', 400);
-    if (recipients.length > config.smtpMaxRecipients) throw new FeedmailError('too_many_recipients', `At most ${config.smtpMaxRecipients} recipients`, 400);
+    if (recipients.length === 0) throw new RecipientsError('no_recipients', 'Name the recipients with ?to=<address>');
+    if (recipients.length > config.smtpMaxRecipients) throw new RecipientsError('too_many_recipients', `At most ${config.smtpMaxRecipients} recipients`);
     const queue = deps.stores.queue.db;
     if (await deliveryAccepted(queue, signed.signature)) throw new ReplayedDeliveryError();
 
@@ -131,7 +106,7 @@ export const inboundRawRoute: Route = {
     }
     if (feedIds.size === 0) {
       if (deferred.length > 0) throw new FeedFullError();
-      throw new FeedmailError('unknown_recipient', 'No recipient is a feed here; do not retry', 422);
+      throw new NoFeedRecipientError();
     }
     const journalId = await acceptMessage(queue, { source: 'webhook:raw', mailFrom: '', feedIds: [...feedIds], raw: body }, deps.space);
     // Recorded only now: a failed journal write leaves the sender free to retry the same request.
@@ -165,7 +140,7 @@ function readSignedBody(req: IncomingMessage, mac: Hmac, limit: number, graceMs:
     let rateTimer: NodeJS.Timeout;
     const checkRate = () => {
       const elapsed = Date.now() - startedAt;
-      if (elapsed >= graceMs && size * 1000 < WEBHOOK_MIN_BODY_RATE * elapsed) return finish(new BodyTooSlowError(size, elapsed));
+      if (elapsed >= graceMs && size * 1000 < WEBHOOK_MIN_BODY_RATE * elapsed) return finish(new BodyTooSlowError(size, elapsed, WEBHOOK_MIN_BODY_RATE));
       const due = Math.max(graceMs, Math.ceil((size * 1000) / WEBHOOK_MIN_BODY_RATE) + 1);
       rateTimer = setTimeout(checkRate, due - elapsed);
     };
@@ -184,7 +159,7 @@ function readSignedBody(req: IncomingMessage, mac: Hmac, limit: number, graceMs:
       chunks.push(chunk);
     };
     const onEnd = () => finish();
-    const onClose = () => finish(new FeedmailError('body_incomplete', 'The request body ended before its declared length', 400));
+    const onClose = () => finish(new BodyIncompleteError());
     req.on('data', onData).on('end', onEnd).on('error', finish).on('close', onClose);
   });
 }
