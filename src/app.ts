@@ -12,6 +12,7 @@ import { JobRunner } from './jobs/runner.js';
 import type { Logger } from './log.js';
 import { renderPoolFor } from './mail/render-pool.js';
 import { FeedmailSmtpServer } from './mail/smtp.js';
+import { StartupError } from './errors.js';
 import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
 import { renderMetrics } from './ops/metrics.js';
 import { checkWritable } from './store/db.js';
@@ -35,9 +36,6 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export class StartupError extends Error {
-  readonly code = 'startup_refused';
-}
 
 /** Checks that must pass before anything opens or listens. */
 export function preflight(config: Config): void {

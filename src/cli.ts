@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** Subcommands. Parses arguments and hands over; the work lives in app.ts and the modules it wires. */
-import { loadConfig, settingsHelp, splitFlags, ConfigError, type Config } from './config.js';
-import { startApp, preflight, StartupError } from './app.js';
+import { loadConfig, settingsHelp, splitFlags, type Config } from './config.js';
+import { startApp, preflight } from './app.js';
+import { ConfigError, StartupError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { renderPoolFor } from './mail/render-pool.js';
 import { reprocessEntries } from './mail/reprocess.js';

@@ -7,9 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 
-export class ConfigError extends Error {
-  readonly code = 'config_invalid';
-}
+import { ConfigError } from './errors.js';
 
 type Parser<T> = (raw: string) => T;
 

@@ -139,6 +139,54 @@ export class InternalError extends FeedmailError {
   }
 }
 
+/** The server is draining: senders should come back (to this or another instance) shortly. */
+export class ShuttingDownError extends FeedmailError {
+  constructor() {
+    super('shutting_down', 'Service shutting down, try again later', 503, { code: 421, enhanced: '4.3.2' });
+  }
+}
+
+export class TooManyConnectionsError extends FeedmailError {
+  constructor() {
+    super('too_many_connections', 'Too many connections from your network, try again later', 429, { code: 421, enhanced: '4.7.0' });
+  }
+}
+
+/** The in-flight byte cap was reached: this message was dropped unacknowledged and should be sent again later. */
+export class InsufficientResourcesError extends FeedmailError {
+  constructor() {
+    super('insufficient_resources', 'Insufficient system resources, try again later', 503, { code: 451, enhanced: '4.3.1' });
+  }
+}
+
+/** A session broke a time rule (no message started, DATA too slow or too long); the connection is closed. */
+export class SessionTimeoutError extends FeedmailError {
+  constructor(why: string) {
+    super('session_timeout', `${why}, closing connection`, 408, { code: 421, enhanced: '4.4.2' });
+  }
+}
+
+/** An error as smtp-server sends it: `responseCode` and the enhanced status code in front of the text. */
+export function smtpReplyOf(err: FeedmailError): Error & { responseCode: number } {
+  const reply = err.smtpReply ?? { code: 451, enhanced: '4.3.0' };
+  return Object.assign(new Error(`${reply.enhanced} ${err.message}`), { responseCode: reply.code });
+}
+
+/** Settings that cannot be used; the process stops with exit code 2 before anything listens. */
+export class ConfigError extends Error {
+  readonly code = 'config_invalid';
+}
+
+/** The process refuses to start (unsafe storage and the like), saying why and what to do. */
+export class StartupError extends Error {
+  readonly code = 'startup_refused';
+}
+
+/** Rendering stopped because the process is shutting down: the job must run again later, not store a fallback. */
+export class RenderPoolClosedError extends Error {
+  readonly code = 'render_pool_closed';
+}
+
 /** True when an error (or its cause chain) is SQLite or the OS reporting a full disk. */
 export function isDiskFull(err: unknown): boolean {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {

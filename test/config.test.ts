@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, splitFlags } from '../src/config.js';
+import { loadConfig, splitFlags } from '../src/config.js';
+import { ConfigError } from '../src/errors.js';
 import { unsafeStorageReason } from '../src/ops/storage-guard.js';
 
 const run = (args: string[], env: Record<string, string> = {}) =>

@@ -12,6 +12,7 @@
  * on the main thread.
  */
 import { Worker } from 'node:worker_threads';
+import { RenderPoolClosedError } from '../errors.js';
 import type { FeedSecrets } from './redact.js';
 import { minimalRendering, type RenderedForRecipients, type RenderOptions } from './render.js';
 
@@ -59,10 +60,6 @@ interface Job {
   reject: (err: Error) => void;
 }
 
-/** Rendering stopped because the process is shutting down: the job must run again later, not store a fallback. */
-export class RenderPoolClosedError extends Error {
-  readonly code = 'render_pool_closed';
-}
 
 type WorkerMessage = { ready: true } | { id: number; result?: RenderedForRecipients; error?: string };
 

@@ -14,7 +14,10 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import { clientNetwork } from '../client-network.js';
 import type { Config } from '../config.js';
-import { FeedFullError, FeedmailError, MessageTooLargeError, StorageFullError, UnknownRecipientError } from '../errors.js';
+import {
+  FeedFullError, FeedmailError, InsufficientResourcesError, MessageTooLargeError, SessionTimeoutError, ShuttingDownError, smtpReplyOf, StorageFullError,
+  TemporaryFailureError, TooManyConnectionsError, UnknownRecipientError,
+} from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Stores } from '../store/index.js';
 import type { SpaceGuard } from '../ops/storage-guard.js';
@@ -58,17 +61,10 @@ export interface SmtpDeps {
   messageStartTimeoutMs?: number;
 }
 
-type SmtpError = Error & { responseCode?: number };
-
-function smtpError(code: number, enhanced: string, message: string): SmtpError {
-  const err: SmtpError = new Error(`${enhanced} ${message}`);
-  err.responseCode = code;
-  return err;
-}
-
-function fromFeedmailError(err: FeedmailError): SmtpError {
-  const reply = err.smtpReply ?? { code: 451, enhanced: '4.3.0' };
-  return smtpError(reply.code, reply.enhanced, err.message);
+/** Sends a refusal on the connection itself (outside a hook's reply); send() closes it after a 421. */
+function sendRefusal(connection: { send: (code: number, text: string) => void }, err: FeedmailError): void {
+  const reply = smtpReplyOf(err);
+  connection.send(reply.responseCode, reply.message);
 }
 
 /** Recipients that resolved to a feed carry its id, so DATA need not look them up again. */
@@ -157,7 +153,7 @@ export class FeedmailSmtpServer {
   }
 
   private onConnect(session: CountedSession, cb: (err?: Error) => void): void {
-    if (this.#draining) return cb(smtpError(421, '4.3.2', 'Service shutting down, try again later'));
+    if (this.#draining) return cb(smtpReplyOf(new ShuttingDownError()));
     // Keyed by network: one host has a whole /64, and often many IPv4 addresses of one /24.
     const { smtpMaxClients, smtpMaxClientsPerAddress } = this.deps.config;
     const network = clientNetwork(session.remoteAddress);
@@ -166,7 +162,7 @@ export class FeedmailSmtpServer {
     const limit = nearCapacity ? Math.max(1, Math.floor(smtpMaxClientsPerAddress / 4)) : smtpMaxClientsPerAddress;
     if (n > limit) {
       this.stats.networkConnectionsRefused++;
-      return cb(smtpError(421, '4.7.0', 'Too many connections from your network, try again later'));
+      return cb(smtpReplyOf(new TooManyConnectionsError()));
     }
     this.#perNetwork.set(network, n);
     this.#counted++;
@@ -184,8 +180,7 @@ export class FeedmailSmtpServer {
       if (!connection) return;
       this.stats.messageStartTimedOut++;
       this.deps.log.info({ sessionId: session.id }, 'smtp: no message started in time, closing the session');
-      // send() closes the connection after a 421.
-      connection.send(421, '4.4.2 No message started in time, closing connection');
+      sendRefusal(connection, new SessionTimeoutError('No message started in time'));
     }, this.deps.messageStartTimeoutMs ?? MESSAGE_START_TIMEOUT_MS);
   }
 
@@ -201,10 +196,10 @@ export class FeedmailSmtpServer {
   }
 
   private onMailFrom(cb: (err?: Error) => void): void {
-    if (this.#draining) return cb(smtpError(421, '4.3.2', 'Service shutting down, try again later'));
+    if (this.#draining) return cb(smtpReplyOf(new ShuttingDownError()));
     if (this.deps.space && !this.deps.space.hasSpace()) {
       this.stats.tempFailed++;
-      return cb(fromFeedmailError(new StorageFullError()));
+      return cb(smtpReplyOf(new StorageFullError()));
     }
     cb();
   }
@@ -222,10 +217,10 @@ export class FeedmailSmtpServer {
           this.stats.feedFull++;
           this.deps.log.info({ sessionId: session.id }, 'smtp: recipient deferred, its feed is full');
         }
-        return cb(fromFeedmailError(err));
+        return cb(smtpReplyOf(err));
       }
       this.deps.log.error({ err, sessionId: session.id }, 'smtp: recipient lookup failed');
-      cb(smtpError(451, '4.3.0', 'Temporary failure looking up the recipient, try again later'));
+      cb(smtpReplyOf(new TemporaryFailureError('Temporary failure looking up the recipient, try again later')));
     }
   }
 
@@ -268,9 +263,9 @@ export class FeedmailSmtpServer {
       this.stats[counter]++;
       log.warn({ sessionId: session.id, bytes: size, elapsedMs: Date.now() - startedAt }, `smtp: ${why}, closing the session`);
       // smtp-server replies to onData only after the final dot, so the 421 goes out
-      // through the connection itself; send() closes it after a 421.
+      // through the connection itself.
       const connection = [...this.server.connections].find((c) => c.session === session);
-      if (connection) connection.send(421, `4.4.2 ${why}, closing connection`);
+      if (connection) sendRefusal(connection, new SessionTimeoutError(why));
       else stream.destroy();
     };
 
@@ -317,7 +312,7 @@ export class FeedmailSmtpServer {
       release();
       if (replied) return;
       log.warn({ err, sessionId: session.id }, 'smtp: data stream failed');
-      cb(smtpError(451, '4.3.0', 'Error reading message, try again'));
+      cb(smtpReplyOf(new TemporaryFailureError('Error reading message, try again')));
     });
     stream.on('end', () => {
       stopTimers();
@@ -325,11 +320,11 @@ export class FeedmailSmtpServer {
       if (stream.sizeExceeded || size > config.maxMessageBytes) {
         release();
         this.stats.tooLarge++;
-        return cb(fromFeedmailError(new MessageTooLargeError(config.maxMessageBytes)));
+        return cb(smtpReplyOf(new MessageTooLargeError(config.maxMessageBytes)));
       }
       if (dropped) {
         this.stats.tempFailed++;
-        return cb(smtpError(451, '4.3.1', 'Insufficient system resources, try again later'));
+        return cb(smtpReplyOf(new InsufficientResourcesError()));
       }
       const recipients = session.envelope.rcptTo as FeedRecipient[];
       const feedIds = [...new Set(recipients.map((r) => r.feedId).filter((id): id is number => id !== undefined))];
@@ -346,7 +341,7 @@ export class FeedmailSmtpServer {
           release();
           this.stats.tempFailed++;
           log.error({ err, sessionId: session.id }, 'smtp: unable to store message');
-          cb(err instanceof FeedmailError ? fromFeedmailError(err) : smtpError(451, '4.3.0', 'Temporary failure, try again later'));
+          cb(smtpReplyOf(err instanceof FeedmailError ? err : new TemporaryFailureError('Temporary failure, try again later')));
         },
       );
     });
