@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** Subcommands. Parses arguments and hands over; the work lives in app.ts and the modules it wires. */
+import fs from 'node:fs';
 import { loadConfig, settingsHelp, splitFlags, type Config } from './config.js';
 import { startApp, preflight } from './app.js';
 import { ConfigError, StartupError } from './errors.js';
@@ -61,6 +62,12 @@ Safe to run while the server is running. Prints progress as it goes.
 Uses the data directory from FEEDMAIL_DATA_DIR / --data-dir.
 `,
 };
+
+/** The version in package.json, one level above both src/ and dist/. */
+function packageVersion(): string {
+  const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
+}
 
 function fail(message: string, exitCode = 1): never {
   process.stderr.write(`feedmail: ${message}\n`);
@@ -150,7 +157,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === '--version' || command === '-v') {
-    process.stdout.write('feedmail 0.1.0\n');
+    process.stdout.write(`feedmail ${packageVersion()}\n`);
     return;
   }
   if (!(command in COMMAND_HELP)) fail(`unknown command "${command}"; run "feedmail --help" for the list`, 2);

@@ -312,6 +312,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ConfigOverrides = {}):
   if (minFree !== undefined && walMax !== undefined && minFree > 0 && minFree < walMax) {
     problems.push(`FEEDMAIL_MIN_FREE_BYTES (${minFree}) must be at least FEEDMAIL_WAL_MAX_BYTES (${walMax}), or 0 to turn the minimum off: the WAL files need that room between checkpoints`);
   }
+  // A document cannot show entries the trim task has already deleted.
+  const shown = out.feedMaxEntries as number | undefined;
+  const kept = out.feedKeepEntries as number | undefined;
+  if (shown !== undefined && kept !== undefined && shown > kept) {
+    problems.push(`FEEDMAIL_FEED_MAX_ENTRIES (${shown}) must not exceed FEEDMAIL_FEED_KEEP_ENTRIES (${kept}): a feed document cannot show entries that are no longer kept`);
+  }
   if (problems.length > 0) {
     throw new ConfigError(`invalid settings:\n  ${problems.join('\n  ')}`);
   }

@@ -1,6 +1,7 @@
 /** Settings are checked as a whole before anything listens; unsafe data directories are refused. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { loadConfig, splitFlags } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
@@ -34,6 +35,15 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ FEEDMAIL_MIN_FREE_BYTES: '16m', FEEDMAIL_WAL_MAX_BYTES: '64m' }), /FEEDMAIL_MIN_FREE_BYTES .* must be at least FEEDMAIL_WAL_MAX_BYTES/);
     assert.equal(loadConfig({ FEEDMAIL_MIN_FREE_BYTES: '64m', FEEDMAIL_WAL_MAX_BYTES: '64m' }).minFreeBytes, 64 * 1024 * 1024);
     assert.equal(loadConfig({ FEEDMAIL_MIN_FREE_BYTES: '0' }).minFreeBytes, 0, '0 still turns the minimum off');
+  });
+
+  it('refuses a feed document longer than the entries a feed keeps', () => {
+    assert.throws(() => loadConfig({ FEEDMAIL_FEED_MAX_ENTRIES: '600', FEEDMAIL_FEED_KEEP_ENTRIES: '500' }), /FEEDMAIL_FEED_MAX_ENTRIES .* must not exceed FEEDMAIL_FEED_KEEP_ENTRIES/);
+  });
+
+  it('prints the version from package.json', () => {
+    const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.equal(run(['--version']).stdout, `feedmail ${pkg.version}\n`);
   });
 
   it('reads the hardening settings: ops allow-list, render threads', () => {
