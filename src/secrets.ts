@@ -28,8 +28,17 @@ export function newToken(): string {
   return base32(randomBytes(17)).slice(0, TOKEN_LENGTH);
 }
 
+/** A secret's shape, for routes, lookups and log redaction alike. */
+const TOKEN_SHAPE = new RegExp(`^[${ALPHABET}]{${TOKEN_LENGTH}}$`);
+const TOKENS_IN_TEXT = new RegExp(`[${ALPHABET}]{${TOKEN_LENGTH}}`, 'gi');
+
 export function looksLikeToken(s: string): boolean {
-  return s.length === TOKEN_LENGTH && /^[a-z2-7]+$/.test(s);
+  return TOKEN_SHAPE.test(s);
+}
+
+/** Text (a URL, say) fit for a log line: every secret-shaped run cut to its first four characters. */
+export function shortenTokens(text: string): string {
+  return text.replace(TOKENS_IN_TEXT, (t) => `${t.slice(0, 4)}…`);
 }
 
 /** Manage secrets are stored only as this hash. */

@@ -9,7 +9,6 @@
 import type { Kysely } from 'kysely';
 import { FeedFullError, isDiskFull, StorageFullError, TemporaryFailureError, UnknownRecipientError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { looksLikeToken } from '../secrets.js';
 import { checkpointPassive } from '../store/db.js';
 import { feedBytes, hashContent, insertEntry, type ContentHashes } from '../store/entries.js';
 import type { SpaceGuard } from '../ops/storage-guard.js';
@@ -26,9 +25,7 @@ export async function feedForAddress(db: Kysely<AppSchema>, address: string, dom
   const domain = address.slice(at + 1).toLowerCase().replace(/\.$/, '');
   if (!domains.includes(domain)) return undefined;
   const local = address.slice(0, at).toLowerCase().replace(/^"|"$/g, '');
-  const token = local.split('+')[0] ?? '';
-  if (!looksLikeToken(token)) return undefined;
-  return feedByInboxToken(db, token);
+  return feedByInboxToken(db, local.split('+')[0] ?? '');
 }
 
 export interface RecipientLimits {

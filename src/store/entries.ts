@@ -1,7 +1,7 @@
 /** Entries: stored once per (feed, journal row), read newest first. */
 import { createHash } from 'node:crypto';
 import { sql, type Kysely, type Selectable } from 'kysely';
-import { newToken } from '../secrets.js';
+import { looksLikeToken, newToken } from '../secrets.js';
 import { bumpFeedVersion } from './feeds.js';
 import { blobHash, deleteUnreferenced, heldBy, putBlob } from './parts.js';
 import type { AppSchema, EntriesTable } from './schema.js';
@@ -228,8 +228,11 @@ export async function documentEntriesOfFeed(db: Kysely<AppSchema>, feedId: numbe
   ]).where('entries.feed_id', '=', feedId).orderBy('entries.id', 'desc').limit(limit).execute();
 }
 
+/** The entry a share link names, in any case; anything not secret-shaped finds nothing. */
 export async function entryByShareToken(db: Kysely<AppSchema>, shareToken: string): Promise<Entry | undefined> {
-  return entryQuery(db).where('entries.share_token', '=', shareToken).executeTakeFirst();
+  const token = shareToken.toLowerCase();
+  if (!looksLikeToken(token)) return undefined;
+  return entryQuery(db).where('entries.share_token', '=', token).executeTakeFirst();
 }
 
 export async function countEntries(db: Kysely<AppSchema>, feedId: number): Promise<number> {

@@ -1,6 +1,6 @@
-/** Feeds: creation, lookups by each secret, and the version that keys caches. */
+/** Feeds: creation, lookups by each secret (in any case; anything not secret-shaped finds nothing), and the version that keys caches. */
 import { sql, type Kysely } from 'kysely';
-import { hashToken, newToken } from '../secrets.js';
+import { hashToken, looksLikeToken, newToken } from '../secrets.js';
 import { deleteUnreferenced, heldBy } from './parts.js';
 import type { AppSchema, FeedsTable } from './schema.js';
 
@@ -59,15 +59,21 @@ export async function deleteFeedCreationsBefore(db: Kysely<AppSchema>, before: n
 }
 
 export async function feedByInboxToken(db: Kysely<AppSchema>, inboxToken: string): Promise<Feed | undefined> {
-  return db.selectFrom('feeds').selectAll().where('inbox_token', '=', inboxToken).executeTakeFirst();
+  const token = inboxToken.toLowerCase();
+  if (!looksLikeToken(token)) return undefined;
+  return db.selectFrom('feeds').selectAll().where('inbox_token', '=', token).executeTakeFirst();
 }
 
 export async function feedByFeedToken(db: Kysely<AppSchema>, feedToken: string): Promise<Feed | undefined> {
-  return db.selectFrom('feeds').selectAll().where('feed_token', '=', feedToken).executeTakeFirst();
+  const token = feedToken.toLowerCase();
+  if (!looksLikeToken(token)) return undefined;
+  return db.selectFrom('feeds').selectAll().where('feed_token', '=', token).executeTakeFirst();
 }
 
 export async function feedByManageToken(db: Kysely<AppSchema>, manageToken: string): Promise<Feed | undefined> {
-  return db.selectFrom('feeds').selectAll().where('manage_hash', '=', hashToken(manageToken)).executeTakeFirst();
+  const token = manageToken.toLowerCase();
+  if (!looksLikeToken(token)) return undefined;
+  return db.selectFrom('feeds').selectAll().where('manage_hash', '=', hashToken(token)).executeTakeFirst();
 }
 
 export async function feedById(db: Kysely<AppSchema>, id: number): Promise<Feed | undefined> {

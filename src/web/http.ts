@@ -1,6 +1,6 @@
 /** Small HTTP helpers shared by the routes: security headers, bodies, client address. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BadRequestError, BodyTooLargeError } from '../errors.js';
+import { BadRequestError, BodyTooLargeError, NotFoundError } from '../errors.js';
 
 /** Our own pages: no inline script or style anywhere, nothing from other origins. */
 export const PAGE_CSP = [
@@ -119,4 +119,13 @@ export function clientAddress(req: IncomingMessage, trustedProxies: string[]): s
 
 function normalizeIp(ip: string): string {
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}
+
+/**
+ * What a secret link found, or the 404 every unknown, malformed or wrong-kind secret
+ * gets alike (the store's lookups return nothing for anything not secret-shaped).
+ */
+export function foundOr404<T>(found: T | undefined): T {
+  if (found === undefined) throw new NotFoundError();
+  return found;
 }

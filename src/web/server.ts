@@ -2,6 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { clientNetwork } from '../client-network.js';
+import { shortenTokens } from '../secrets.js';
 import { FeedmailError, InternalError, isDiskFull, NotFoundError, StorageFullError } from '../errors.js';
 import type { Route, WebDeps } from './context.js';
 import { clientAddress, sendHtml, sendJson, sendText, setSecurityHeaders, wantsJson } from './http.js';
@@ -181,7 +182,7 @@ export class WebServer {
     else if (isDiskFull(err)) error = new StorageFullError({ cause: err });
     else {
       this.stats.errors++;
-      this.deps.log.error({ err, path: req.url?.replace(/[a-z2-7]{26}/gi, (t) => `${t.slice(0, 4)}…`) }, 'web: request failed');
+      this.deps.log.error({ err, path: shortenTokens(req.url ?? '') }, 'web: request failed');
       error = new InternalError({ cause: err });
     }
     if (res.headersSent) {

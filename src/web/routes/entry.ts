@@ -5,22 +5,17 @@
  * are GET /e/<share-secret>/parts/<n>/<name>.
  */
 import { NotFoundError } from '../../errors.js';
-import { looksLikeToken } from '../../secrets.js';
 import { entryByShareToken, type Entry } from '../../store/entries.js';
 import { feedById } from '../../store/feeds.js';
 import { blobByHash, partOfEntry, partsOfEntry } from '../../store/parts.js';
-import { BODY_CSP, sendHtml, setSecurityHeaders } from '../http.js';
+import { BODY_CSP, foundOr404, sendHtml, setSecurityHeaders } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
 import { publishedAt, resolveCids, shownConfirmUrl } from '../entry-content.js';
 import { html } from '../views/html.js';
 import { layout } from '../views/layout.js';
 
 async function entryFor(deps: WebDeps, token: string): Promise<Entry> {
-  const t = token.toLowerCase();
-  if (!looksLikeToken(t)) throw new NotFoundError();
-  const entry = await entryByShareToken(deps.stores.app.db, t);
-  if (!entry) throw new NotFoundError();
-  return entry;
+  return foundOr404(await entryByShareToken(deps.stores.app.db, token));
 }
 
 export const entryPageRoute: Route = {

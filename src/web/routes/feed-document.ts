@@ -13,7 +13,6 @@ import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { brotliCompress, gzip, constants as zlib } from 'node:zlib';
 import type { IncomingMessage } from 'node:http';
-import { NotFoundError } from '../../errors.js';
 import { atomFormat } from '../../feeds/atom.js';
 import { jsonFeedFormat } from '../../feeds/json-feed.js';
 import type { FeedFormat } from '../../feeds/model.js';
@@ -22,7 +21,7 @@ import { cachedDocument, cachedDocumentBytes, storeDocument } from '../../store/
 import { documentEntriesOfFeed, type DocumentEntry } from '../../store/entries.js';
 import { feedByFeedToken, markFetched, type Feed } from '../../store/feeds.js';
 import { partsOfEntries, type EntryPart } from '../../store/parts.js';
-import { looksLikeToken } from '../../secrets.js';
+import { foundOr404 } from '../http.js';
 import type { RequestContext, Route } from '../context.js';
 import { feedDocumentEntry, feedDocumentHead } from '../entry-content.js';
 
@@ -154,12 +153,9 @@ export const feedDocumentRoute: Route = {
   path: /^\/feeds\/([a-z2-7]+)\.(atom|rss|json)$/i,
   handler: async (ctx) => {
     const { req, res, params, deps } = ctx;
-    const token = params[0]!.toLowerCase();
     const requested = params[1]!.toLowerCase() as Format;
     const format = negotiate(requested, req);
-    if (!looksLikeToken(token)) throw new NotFoundError();
-    const feed = await feedByFeedToken(deps.stores.app.db, token);
-    if (!feed) throw new NotFoundError();
+    const feed = foundOr404(await feedByFeedToken(deps.stores.app.db, params[0]!));
     await markFetched(deps.stores.app.db, feed).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: unable to record fetch'));
 
     // The base URL is part of every link in the document, so a new one must change the ETag.

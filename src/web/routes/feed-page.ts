@@ -1,9 +1,7 @@
 /** GET /feeds/<feed-secret>: the feed as a web page, for people rather than readers. */
-import { NotFoundError } from '../../errors.js';
-import { looksLikeToken } from '../../secrets.js';
 import { entrySummariesOfFeed } from '../../store/entries.js';
 import { feedByFeedToken } from '../../store/feeds.js';
-import { sendHtml } from '../http.js';
+import { foundOr404, sendHtml } from '../http.js';
 import type { Route } from '../context.js';
 import { shownConfirmUrl } from '../entry-content.js';
 import { html } from '../views/html.js';
@@ -15,10 +13,7 @@ export const feedPageRoute: Route = {
   method: 'GET',
   path: /^\/feeds\/([a-z2-7]+)\/?$/i,
   handler: async ({ res, params, deps }) => {
-    const token = params[0]!.toLowerCase();
-    if (!looksLikeToken(token)) throw new NotFoundError();
-    const feed = await feedByFeedToken(deps.stores.app.db, token);
-    if (!feed) throw new NotFoundError();
+    const feed = foundOr404(await feedByFeedToken(deps.stores.app.db, params[0]!));
     const entries = await entrySummariesOfFeed(deps.stores.app.db, feed.id, deps.config.feedMaxEntries);
     const { urls, config } = deps;
     const confirmations = entries.filter((e) => e.confirm_url && Date.now() - e.received_at < 14 * DAY);

@@ -1,21 +1,15 @@
 /** The owner's page, reached only with the manage secret: see all links, rename, delete. */
-import { NotFoundError } from '../../errors.js';
-import { looksLikeToken } from '../../secrets.js';
 import { countEntries, entrySummariesOfFeed } from '../../store/entries.js';
 import { feedByManageToken, renameFeed, type Feed } from '../../store/feeds.js';
 import { deleteFeedEverywhere, reclaimSpace } from '../../store/index.js';
 import { failedIngestsOfFeed, type FailedIngest } from '../../store/journal.js';
-import { cleanTitle, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
+import { cleanTitle, foundOr404, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
 import { html, type SafeHtml } from '../views/html.js';
 import { copyField, layout } from '../views/layout.js';
 
 async function feedFor(deps: WebDeps, token: string): Promise<Feed> {
-  const t = token.toLowerCase();
-  if (!looksLikeToken(t)) throw new NotFoundError();
-  const feed = await feedByManageToken(deps.stores.app.db, t);
-  if (!feed) throw new NotFoundError();
-  return feed;
+  return foundOr404(await feedByManageToken(deps.stores.app.db, token));
 }
 
 function sizeText(bytes: number): string {
