@@ -10,9 +10,11 @@ import os from 'node:os';
 import type { Kysely } from 'kysely';
 import { isDiskFull } from '../errors.js';
 import type { Logger } from '../log.js';
-import { claimJobs, claimRecurringSlot, failJob, finishJob, releaseLeases, renewLeases, type Job } from '../store/jobs.js';
+import {
+  claimJobs, claimRecurringSlot, DEFAULT_PRIORITY, failJobAfterCrashes, failJobForGood, finishJob, releaseLeases, renewLeases,
+  retryJobAt, retryJobWithoutCharge, type Job,
+} from '../store/jobs.js';
 import type { QueueSchema } from '../store/schema.js';
-import { INGEST_PRIORITY } from '../store/journal.js';
 import { retryDelayMs, type TaskDefinition } from './queue.js';
 
 /** A job whose process died this many times while running it is failed instead of run again. */
@@ -27,6 +29,12 @@ export interface RunnerOptions {
   pollMs?: number;
   /** How often recurring slots are checked; 0 disables the scheduler in this runner. */
   scheduleEveryMs?: number;
+  /**
+   * With two or more slots, jobs of a priority above this one (maintenance) may take all
+   * but one slot, which is kept for jobs of this priority or below (mail), so they are
+   * never stuck behind maintenance. Unset: no slot is kept.
+   */
+  reserveOneSlotForPriority?: number;
 }
 
 export class JobRunner {
@@ -77,7 +85,7 @@ export class JobRunner {
       if (!task.everyMs) continue;
       const slot = Math.floor(now / task.everyMs) * task.everyMs;
       try {
-        if (await claimRecurringSlot(this.options.queue, task.name, slot, task.priority ?? 100)) this.notify();
+        if (await claimRecurringSlot(this.options.queue, task.name, slot, task.priority ?? DEFAULT_PRIORITY)) this.notify();
       } catch (err) {
         this.options.log.warn({ err, task: task.name }, 'jobs: unable to schedule recurring task');
       }
@@ -85,14 +93,15 @@ export class JobRunner {
   }
 
   /**
-   * How many jobs to claim now, and whether only ingest may be claimed: with two or
-   * more slots, maintenance may take all but one, so mail is never stuck behind it.
+   * How many jobs to claim now, and whether only urgent jobs may be claimed, because
+   * the others hold every slot but the one kept for urgent work.
    */
   #capacity(): { free: number; maxPriority?: number } {
-    const { concurrency } = this.options;
+    const { concurrency, reserveOneSlotForPriority: urgent } = this.options;
     const free = concurrency - this.#active.size;
-    const maintenance = [...this.#active.values()].filter((a) => a.priority > INGEST_PRIORITY).length;
-    if (concurrency >= 2 && maintenance >= concurrency - 1) return { free, maxPriority: INGEST_PRIORITY };
+    if (urgent === undefined) return { free };
+    const others = [...this.#active.values()].filter((a) => a.priority > urgent).length;
+    if (concurrency >= 2 && others >= concurrency - 1) return { free, maxPriority: urgent };
     return { free };
   }
 
@@ -135,7 +144,7 @@ export class JobRunner {
     try {
       if (job.reclaims >= MAX_RECLAIMS) {
         // Its process died every time it ran this job (a crash, not an error): stop trying.
-        await failJob(queue, job.id, this.owner, `the process running this job died ${job.reclaims} times (killed, crashed or out of memory)`, null, false);
+        await failJobAfterCrashes(queue, job.id, this.owner, `the process running this job died ${job.reclaims} times (killed, crashed or out of memory)`);
         this.stats.failed++;
         log.error({ jobId: job.id, task: job.task, reclaims: job.reclaims }, 'jobs: failed for good after repeated process deaths');
         return;
@@ -154,7 +163,9 @@ export class JobRunner {
       const retry = diskFull || attempt < job.max_attempts;
       const delay = diskFull ? 5_000 : retryDelayMs(attempt, task.backoffBaseMs ?? 2_000, task.backoffMaxMs ?? 3_600_000);
       try {
-        await failJob(queue, job.id, this.owner, text, retry ? Date.now() + delay : null, !diskFull);
+        if (diskFull) await retryJobWithoutCharge(queue, job.id, this.owner, text, Date.now() + delay);
+        else if (retry) await retryJobAt(queue, job.id, this.owner, text, Date.now() + delay);
+        else await failJobForGood(queue, job.id, this.owner, text);
       } catch (inner) {
         // The lease will expire and the job will run again: nothing is lost.
         log.error({ err: inner, jobId: job.id }, 'jobs: unable to record failure');

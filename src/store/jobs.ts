@@ -4,10 +4,13 @@ import type { JobsTable, QueueSchema } from './schema.js';
 
 export type Job = Selectable<JobsTable>;
 
+/** The priority of a job that names none (maintenance); lower runs first. */
+export const DEFAULT_PRIORITY = 100;
+
 export interface EnqueueInput {
   task: string;
   payload?: unknown;
-  /** Lower runs first: ingest 0, maintenance 100. */
+  /** Lower runs first; DEFAULT_PRIORITY when not given. */
   priority?: number;
   runAt?: number;
   maxAttempts?: number;
@@ -22,7 +25,7 @@ export async function enqueueJob(db: Kysely<QueueSchema> | Transaction<QueueSche
   const row = await db.insertInto('jobs').values({
     task: input.task,
     payload: JSON.stringify(input.payload ?? {}),
-    priority: input.priority ?? 100,
+    priority: input.priority ?? DEFAULT_PRIORITY,
     state: 'ready',
     run_at: input.runAt ?? now,
     attempts: 0,
@@ -41,7 +44,7 @@ export async function enqueueJob(db: Kysely<QueueSchema> | Transaction<QueueSche
 export interface ClaimFilter {
   /** Only these tasks: a runner never claims work it has no handler for. */
   tasks: string[];
-  /** Only jobs of at most this priority (0 = ingest), to keep a slot free for mail. */
+  /** Only jobs of at most this priority, so a runner can keep a slot free for urgent work (mail). */
   maxPriority?: number;
 }
 
@@ -102,14 +105,18 @@ export async function finishJob(db: Kysely<QueueSchema>, id: number, owner: stri
   return Number(r.numDeletedRows) > 0;
 }
 
-/** Records a failed attempt: back to ready at `retryAt`, or failed for good when null. */
-export async function failJob(db: Kysely<QueueSchema>, id: number, owner: string, error: string, retryAt: number | null, countAttempt = true): Promise<void> {
+/**
+ * Records how a claimed job's run ended: back to ready at `runAt`, or failed for good
+ * (`runAt` null); `charge` counts the run against the job's attempts. Only the
+ * lease's owner may record it. The exported verbs below name each transition.
+ */
+async function settleJob(db: Kysely<QueueSchema>, id: number, owner: string, error: string, runAt: number | null, charge: boolean): Promise<void> {
   const now = Date.now();
   await db.updateTable('jobs')
     .set((eb) => ({
-      attempts: eb('attempts', '+', countAttempt ? 1 : 0),
-      state: retryAt === null ? 'failed' : 'ready',
-      run_at: retryAt ?? now,
+      attempts: eb('attempts', '+', charge ? 1 : 0),
+      state: runAt === null ? 'failed' : 'ready',
+      run_at: runAt ?? now,
       last_error: error.slice(0, 8000),
       lease_owner: null,
       lease_expires_at: null,
@@ -117,6 +124,29 @@ export async function failJob(db: Kysely<QueueSchema>, id: number, owner: string
     }))
     .where('id', '=', id).where('lease_owner', '=', owner)
     .execute();
+}
+
+/** The run failed: it counts as an attempt, and the job runs again at `at`. */
+export async function retryJobAt(db: Kysely<QueueSchema>, id: number, owner: string, error: string, at: number): Promise<void> {
+  await settleJob(db, id, owner, error, at, true);
+}
+
+/** The run failed through no fault of the job (a full disk): it runs again at `at` without using up an attempt. */
+export async function retryJobWithoutCharge(db: Kysely<QueueSchema>, id: number, owner: string, error: string, at: number): Promise<void> {
+  await settleJob(db, id, owner, error, at, false);
+}
+
+/** The run failed and was the last attempt allowed: the job stays failed, with its error, until retried by hand. */
+export async function failJobForGood(db: Kysely<QueueSchema>, id: number, owner: string, error: string): Promise<void> {
+  await settleJob(db, id, owner, error, null, true);
+}
+
+/**
+ * The processes running this job kept dying (it never failed by itself): it stays
+ * failed until retried by hand, without an attempt counted for a run that never ended.
+ */
+export async function failJobAfterCrashes(db: Kysely<QueueSchema>, id: number, owner: string, error: string): Promise<void> {
+  await settleJob(db, id, owner, error, null, false);
 }
 
 /** Gives back the leases of an owner that is shutting down, so others pick the jobs up at once. */
