@@ -17,6 +17,7 @@ import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
 import { renderMetrics } from './ops/metrics.js';
 import { checkWritable } from './store/db.js';
 import { openStores, type Stores } from './store/index.js';
+import { INGEST_PRIORITY } from './store/journal.js';
 import { queueStats } from './store/jobs.js';
 import { Urls } from './web/urls.js';
 import { WebServer } from './web/server.js';
@@ -59,7 +60,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
       'disk: free space is below FEEDMAIL_MIN_FREE_BYTES; mail will be deferred with 452 until space is freed or the minimum lowered');
   }
   const runner = roles.jobs && config.workerConcurrency > 0
-    ? new JobRunner({ queue: stores.queue.db, tasks: [...allTasks({ stores, config, renderer, log, space: disk }), ...extraTasks], concurrency: config.workerConcurrency, log })
+    ? new JobRunner({ queue: stores.queue.db, tasks: [...allTasks({ stores, config, renderer, log, space: disk }), ...extraTasks], concurrency: config.workerConcurrency, log, reserveOneSlotForPriority: INGEST_PRIORITY })
     : null;
 
   const eventLoop = monitorEventLoopDelay({ resolution: 10 });
