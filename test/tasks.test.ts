@@ -6,6 +6,7 @@ import { allTasks } from '../src/jobs/tasks/index.js';
 import { createLogger } from '../src/log.js';
 import { RenderPool } from '../src/mail/render-pool.js';
 import { walBytes } from '../src/store/db.js';
+import { enqueueJob, jobById } from '../src/store/jobs.js';
 import { createFeed, fixture, readFeed, sendRaw, startTestServer, type TestServer, waitFor, waitForEntries } from './helpers.js';
 
 const DAY = 86_400_000;
@@ -104,9 +105,30 @@ describe('recurring tasks', () => {
       q.prepare("INSERT INTO journal (uid, received_at, source, feed_ids, size, raw) VALUES ('pending', ?, 'smtp', '[]', 1, x'00')").run(Date.now() - 2 * DAY);
       const pendingId = (q.prepare('SELECT max(id) AS id FROM journal').get() as { id: number }).id;
       q.prepare("INSERT INTO jobs (task, payload, state, run_at, created_at, updated_at) VALUES ('ingest', ?, 'failed', 0, 0, 0)").run(JSON.stringify({ journalId: pendingId }));
-      await task(server, 'drop-old-journal')();
+      await task(server, 'prune-old-rows')();
       const ids = (q.prepare('SELECT id FROM journal').all() as { id: number }[]).map((r) => r.id);
       assert.deepEqual(ids, [pendingId]);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('still runs a retention job queued under the task\'s former name "drop-old-journal"', async () => {
+    const server = await startTestServer();
+    try {
+      const queue = server.app.stores.queue.db;
+      const id = (await enqueueJob(queue, { task: 'drop-old-journal', maxAttempts: 1 }))!;
+      server.app.runner!.notify();
+      await waitFor(async () => (await jobById(queue, id)) === undefined, 5000, 'the job queued under the former name to run and finish');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('fails an ingest job whose payload names no journal row, saying what the payload must be', async () => {
+    const server = await startTestServer({}, { web: true, smtp: true, jobs: false });
+    try {
+      await assert.rejects(task(server, 'ingest')(), /ingest job: the payload must be \{"journalId": <integer>\}, got \{\}/);
     } finally {
       await server.stop();
     }

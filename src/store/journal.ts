@@ -14,8 +14,26 @@ export interface JournalInput {
   receivedAt?: number;
 }
 
+/**
+ * The ingest job's contract, in one place: its name, its priority (lowest, so mail runs
+ * first) and its payload, the journal row to process. The store owns it because the
+ * store writes the job with its journal row and queries the payload (`$.journalId`).
+ */
 export const INGEST_TASK = 'ingest';
 export const INGEST_PRIORITY = 0;
+
+export interface IngestPayload {
+  journalId: number;
+}
+
+/** Checks a stored ingest payload: another shape is a bug or a corrupt row, and fails the job saying so. */
+export function parseIngestPayload(payload: unknown): IngestPayload {
+  const journalId = (payload as { journalId?: unknown } | null)?.journalId;
+  if (typeof payload !== 'object' || !Number.isSafeInteger(journalId)) {
+    throw new TypeError(`${INGEST_TASK} job: the payload must be {"journalId": <integer>}, got ${String(JSON.stringify(payload)).slice(0, 200)}`);
+  }
+  return { journalId: journalId as number };
+}
 
 /** Messages larger than this are written in pieces of this size. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -58,7 +76,7 @@ export async function journalMessage(db: Kysely<QueueSchema>, input: JournalInpu
       raw: chunked ? Buffer.alloc(0) : input.raw,
     }).returning('id').executeTakeFirstOrThrow();
     const fairKey = `feeds:${[...input.feedIds].sort((a, b) => a - b).join(',')}`;
-    await enqueueJob(trx, { task: INGEST_TASK, payload: { journalId: row.id }, priority: INGEST_PRIORITY, fairKey });
+    await enqueueJob(trx, { task: INGEST_TASK, payload: { journalId: row.id } satisfies IngestPayload, priority: INGEST_PRIORITY, fairKey });
     return row.id;
   });
 }

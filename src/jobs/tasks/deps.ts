@@ -1,0 +1,19 @@
+/** What every task is given, and the periods recurring tasks are written in. */
+import type { Config } from '../../config.js';
+import type { Logger } from '../../log.js';
+import type { RenderPool } from '../../mail/render-pool.js';
+import type { SpaceGuard } from '../../ops/storage-guard.js';
+import type { Stores } from '../../store/index.js';
+
+export const MINUTE = 60_000;
+export const HOUR = 60 * MINUTE;
+export const DAY = 24 * HOUR;
+
+export interface TaskDeps {
+  stores: Stores;
+  config: Config;
+  renderer: RenderPool;
+  log: Logger;
+  /** The data directory's free space (see ops/storage-guard.ts). */
+  space?: SpaceGuard;
+}

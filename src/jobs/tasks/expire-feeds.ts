@@ -1,0 +1,20 @@
+/** Deletes, everywhere, the feeds nobody fetched for FEEDMAIL_FEED_EXPIRE_DAYS (0: never). */
+import { feedsIdleSince } from '../../store/feeds.js';
+import { deleteFeedEverywhere } from '../../store/index.js';
+import type { TaskDefinition } from '../queue.js';
+import { DAY, HOUR, type TaskDeps } from './deps.js';
+
+export function expireFeedsTask({ stores, config, log }: TaskDeps): TaskDefinition {
+  return {
+    name: 'expire-feeds',
+    everyMs: 6 * HOUR,
+    handler: async () => {
+      if (config.feedExpireDays === 0) return;
+      const idle = await feedsIdleSince(stores.app.db, Date.now() - config.feedExpireDays * DAY);
+      for (const feed of idle) {
+        await deleteFeedEverywhere(stores, feed.id);
+        log.info({ feedId: feed.id }, 'maintenance: expired feed nobody fetched');
+      }
+    },
+  };
+}

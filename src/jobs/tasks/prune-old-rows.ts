@@ -1,0 +1,37 @@
+/**
+ * Deletes the rows that are only kept for a while: raw mail past the journal retention
+ * (FEEDMAIL_JOURNAL_RETENTION_DAYS, never a row an ingest job still needs), the slots of
+ * recurring tasks, and the records of feed creations that the per-client limit counts.
+ */
+import { deleteFeedCreationsBefore } from '../../store/feeds.js';
+import { deleteRecurringRunsBefore } from '../../store/jobs.js';
+import { deleteJournalBefore } from '../../store/journal.js';
+import type { TaskDefinition } from '../queue.js';
+import { DAY, HOUR, type TaskDeps } from './deps.js';
+
+/**
+ * The task's name before it said all it does. A job queued under it before an upgrade
+ * must still run: a job no runner claims would wait forever and keep /readyz failing.
+ */
+export const PRUNE_OLD_ROWS_FORMER_NAME = 'drop-old-journal';
+
+/**
+ * A slot row only has to outlive its task's period (a day at most) for the (task, run_at)
+ * key to keep a second process from running the slot again; a week is a wide margin.
+ */
+const RECURRING_SLOTS_KEPT_MS = 7 * DAY;
+/** The creation limit counts the last hour (store/feeds.ts:createFeed); older rows are never counted again. */
+const FEED_CREATIONS_KEPT_MS = 2 * HOUR;
+
+export function pruneOldRowsTask({ stores, config, log }: TaskDeps): TaskDefinition {
+  return {
+    name: 'prune-old-rows',
+    everyMs: HOUR,
+    handler: async () => {
+      const n = await deleteJournalBefore(stores.queue.db, Date.now() - config.journalRetentionDays * DAY);
+      await deleteRecurringRunsBefore(stores.queue.db, Date.now() - RECURRING_SLOTS_KEPT_MS);
+      await deleteFeedCreationsBefore(stores.app.db, Date.now() - FEED_CREATIONS_KEPT_MS);
+      if (n) log.info({ deleted: n }, 'maintenance: dropped old journal rows');
+    },
+  };
+}

@@ -1,0 +1,15 @@
+/** Evicts cached feed documents beyond FEEDMAIL_CACHE_MAX_BYTES. */
+import { evictCache } from '../../store/cache.js';
+import type { TaskDefinition } from '../queue.js';
+import { MINUTE, type TaskDeps } from './deps.js';
+
+export function trimCacheTask({ stores, config, log }: TaskDeps): TaskDefinition {
+  return {
+    name: 'trim-cache',
+    everyMs: 5 * MINUTE,
+    handler: async () => {
+      const n = await evictCache(stores.cache.db, config.cacheMaxBytes);
+      if (n) log.info({ evicted: n }, 'maintenance: evicted cached documents');
+    },
+  };
+}
