@@ -172,6 +172,11 @@ export function smtpReplyOf(err: FeedmailError): Error & { responseCode: number 
   return Object.assign(new Error(`${reply.enhanced} ${err.message}`), { responseCode: reply.code });
 }
 
+/** A queued job whose payload is not what its task takes: retrying will not help, so it ends in the failed list. */
+export class InvalidJobPayloadError extends Error {
+  readonly code = 'invalid_job_payload';
+}
+
 /** Settings that cannot be used; the process stops with exit code 2 before anything listens. */
 export class ConfigError extends Error {
   readonly code = 'config_invalid';

@@ -31,7 +31,7 @@ async function deliver(server: TestServer, address: string, subject: string, ato
 
 describe('recurring tasks', () => {
   it('trims feeds to the number of entries to keep', async () => {
-    const server = await startTestServer({ feedKeepEntries: '2' });
+    const server = await startTestServer({ feedKeepEntries: '2', feedMaxEntries: '2' });
     try {
       const feed = await createFeed(server.base);
       for (let i = 1; i <= 4; i++) await deliver(server, feed.address, `n${i}`, feed.feeds.atom, i);

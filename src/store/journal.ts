@@ -1,5 +1,6 @@
 /** The inbound journal: raw mail kept durably before anyone is told "250". */
 import { randomBytes } from 'node:crypto';
+import { InvalidJobPayloadError } from '../errors.js';
 import { sql, type Kysely } from 'kysely';
 import { enqueueJob } from './jobs.js';
 import type { JournalTable, QueueSchema } from './schema.js';
@@ -30,7 +31,7 @@ export interface IngestPayload {
 export function parseIngestPayload(payload: unknown): IngestPayload {
   const journalId = (payload as { journalId?: unknown } | null)?.journalId;
   if (typeof payload !== 'object' || !Number.isSafeInteger(journalId)) {
-    throw new TypeError(`${INGEST_TASK} job: the payload must be {"journalId": <integer>}, got ${String(JSON.stringify(payload)).slice(0, 200)}`);
+    throw new InvalidJobPayloadError(`${INGEST_TASK} job: the payload must be {"journalId": <integer>}, got ${String(JSON.stringify(payload)).slice(0, 200)}`);
   }
   return { journalId: journalId as number };
 }
