@@ -33,5 +33,10 @@ export interface Route {
   /** HEAD requests are routed as GET; Node leaves out the body. */
   method: 'GET' | 'POST';
   path: RegExp;
+  /**
+   * How the route's errors are answered to a client that does not ask for JSON: HTML by
+   * default; JSON for machine endpoints, or decided from the path's parameters.
+   */
+  errors?: 'json' | ((params: string[]) => 'json' | 'html');
   handler: (ctx: RequestContext) => Promise<void>;
 }

@@ -157,6 +157,7 @@ export class WebServer {
     }
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     let allowed: string[] = [];
+    let answersJson = wantsJson(req);
     try {
       for (const route of ROUTES) {
         const m = route.path.exec(url.pathname);
@@ -166,17 +167,20 @@ export class WebServer {
           continue;
         }
         allowed = [];
-        await route.handler({ req, res, url, params: m.slice(1), client: clientAddress(req, this.deps.config.trustedProxies), deps: this.deps });
+        const params = m.slice(1);
+        const errors = typeof route.errors === 'function' ? route.errors(params) : route.errors;
+        answersJson ||= errors === 'json';
+        await route.handler({ req, res, url, params, client: clientAddress(req, this.deps.config.trustedProxies), deps: this.deps });
         return;
       }
       if (allowed.length) return sendText(res, 405, 'Method not allowed', { Allow: allowed.join(', ') });
       throw new NotFoundError();
     } catch (err) {
-      this.fail(req, res, err);
+      this.fail(req, res, err, answersJson);
     }
   }
 
-  private fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void {
+  private fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown, answersJson: boolean): void {
     let error: FeedmailError;
     if (err instanceof FeedmailError) error = err;
     else if (isDiskFull(err)) error = new StorageFullError({ cause: err });
@@ -198,7 +202,7 @@ export class WebServer {
     // Refused before its body was read (e.g. an unauthenticated webhook): close the
     // connection after the answer rather than read and discard the body.
     if (bodyUnread(req)) headers.Connection = 'close';
-    if (wantsJson(req) || req.url?.startsWith('/inbound/') || (req.url?.startsWith('/feeds/') && req.url.endsWith('.json'))) {
+    if (answersJson) {
       return sendJson(res, error.httpStatus, { error: { code: error.code, message: error.message } }, headers);
     }
     const title = error.httpStatus === 404 ? 'Not found' : error.message;

@@ -151,6 +151,8 @@ async function encode(body: Buffer, encoding: Encoding): Promise<Buffer> {
 export const feedDocumentRoute: Route = {
   method: 'GET',
   path: /^\/feeds\/([a-z2-7]+)\.(atom|rss|json)$/i,
+  // A JSON Feed URL is read by programs: its errors are JSON too.
+  errors: (params) => (params[1]?.toLowerCase() === 'json' ? 'json' : 'html'),
   handler: async (ctx) => {
     const { req, res, params, deps } = ctx;
     const requested = params[1]!.toLowerCase() as Format;

@@ -57,6 +57,7 @@ const bodiesInFlight = new WeakMap<WebDeps, { total: number; perNetwork: Map<str
 export const inboundRawRoute: Route = {
   method: 'POST',
   path: /^\/inbound\/raw$/,
+  errors: 'json',
   handler: async ({ req, res, url, client, deps }) => {
     const { config } = deps;
     if (!config.webhookSecret) throw new NotFoundError();
