@@ -117,7 +117,8 @@ export function clientAddress(req: IncomingMessage, trustedProxies: string[]): s
   return peer;
 }
 
-function normalizeIp(ip: string): string {
+/** An IPv4 peer as Node reports it on a dual-stack socket (::ffff:a.b.c.d), as the plain address. */
+export function normalizeIp(ip: string): string {
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
 

@@ -5,7 +5,7 @@ import { clientNetwork } from '../client-network.js';
 import { shortenTokens } from '../secrets.js';
 import { FeedmailError, InternalError, isDiskFull, NotFoundError, StorageFullError } from '../errors.js';
 import type { Route, WebDeps } from './context.js';
-import { clientAddress, sendHtml, sendJson, sendText, setSecurityHeaders, wantsJson } from './http.js';
+import { clientAddress, normalizeIp, sendHtml, sendJson, sendText, setSecurityHeaders, wantsJson } from './http.js';
 import { entryBodyRoute, entryPageRoute, entryPartRoute } from './routes/entry.js';
 import { feedCreateRoute } from './routes/feed-create.js';
 import { feedDocumentRoute } from './routes/feed-document.js';
@@ -86,9 +86,9 @@ export class WebServer {
     const firstRequestMs = options.firstRequestTimeoutMs ?? FIRST_REQUEST_TIMEOUT_MS;
     const perNetworkCap = connectionsPerNetwork(deps.config.httpMaxConnections);
     // Behind a proxy every connection comes from it; its clients are told apart per request.
-    const proxies = new Set(deps.config.trustedProxies.map(unmapped));
+    const proxies = new Set(deps.config.trustedProxies.map(normalizeIp));
     this.server.on('connection', (socket: Socket) => {
-      const peer = unmapped(socket.remoteAddress ?? '');
+      const peer = normalizeIp(socket.remoteAddress ?? '');
       const network = proxies.has(peer) ? undefined : clientNetwork(peer);
       if (network !== undefined) {
         const held = this.perNetwork.get(network) ?? 0;
@@ -210,11 +210,6 @@ export class WebServer {
 ${error.httpStatus === 404 ? html`<p>There is nothing at this address. Check that the link was copied completely.</p>` : html`<p>${error.message}</p>`}
 <p><a href="/">Go to the start page</a></p>`), headers);
   }
-}
-
-/** An IPv4 peer as Node reports it on a dual-stack socket (::ffff:a.b.c.d), as the plain address. */
-function unmapped(ip: string): string {
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
 
 function bodyUnread(req: http.IncomingMessage): boolean {
