@@ -6,7 +6,7 @@
  */
 import type { NewPart } from '../store/entries.js';
 import { simpleParser, type AddressObject, type Attachment } from 'mailparser';
-import { isTextLike } from './redact.js';
+import { isTextLike, MEDIA_TYPE } from './redact.js';
 
 /** A part as the store keeps it; parsing produces exactly that shape. */
 export type ParsedPart = NewPart;
@@ -171,7 +171,7 @@ function declaredCharset(a: Attachment): string | null {
 function safeContentType(type: unknown): string {
   // Typed as a string, but a part with a mangled Content-Type header can yield something else.
   const t = typeof type === 'string' ? type.toLowerCase().trim() : '';
-  return /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/.test(t) ? t : 'application/octet-stream';
+  return MEDIA_TYPE.test(t) ? t : 'application/octet-stream';
 }
 
 const EXTENSIONS: Record<string, string> = {

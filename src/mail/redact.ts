@@ -557,8 +557,8 @@ function decodeText(bytes: Buffer, declared: string | null | undefined): string 
 /** The media type shown for a part whose type carried a secret, when redacting in place breaks its syntax. */
 const REDACTED_TYPE = `application/x-${REDACTED}`;
 
-/** `type/subtype` as parse.ts keeps it: shown in feeds' enclosures and in the Content-Type of a download. */
-const MEDIA_TYPE = /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/;
+/** `type/subtype` as a part keeps it (parse.ts checks with it too): shown in feeds' enclosures and in a download's Content-Type. */
+export const MEDIA_TYPE = /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/;
 
 /**
  * A part's shown strings (filename, media type, Content-ID, note) with the secrets
