@@ -54,6 +54,22 @@ export async function heldBy(
   };
 }
 
+/** A delete of the bodies no entry uses. */
+function deleteUnusedBodies(trx: Kysely<AppSchema>) {
+  return trx.deleteFrom('bodies')
+    .where(({ not, exists, selectFrom }) => not(exists(
+      selectFrom('entries').select(sql.lit(1).as('one')).whereRef('entries.body_hash', '=', 'bodies.hash'))));
+}
+
+/** A delete of the blobs no entry part and no entry's raw message uses. */
+function deleteUnusedBlobs(trx: Kysely<AppSchema>) {
+  return trx.deleteFrom('blobs')
+    .where(({ not, exists, selectFrom }) => not(exists(
+      selectFrom('entry_parts').select(sql.lit(1).as('one')).whereRef('entry_parts.blob_hash', '=', 'blobs.hash'))))
+    .where(({ not, exists, selectFrom }) => not(exists(
+      selectFrom('entries').select(sql.lit(1).as('one')).whereRef('entries.raw_hash', '=', 'blobs.hash'))));
+}
+
 /**
  * Deletes the given bodies and blobs that nothing refers to any more. Run in the
  * transaction that deleted entries, so deleting a feed (or trimming it) gives its
@@ -62,38 +78,17 @@ export async function heldBy(
 export async function deleteUnreferenced(trx: Kysely<AppSchema>, held: { bodies: (string | null)[]; blobs: (string | null)[] }): Promise<void> {
   const bodies = [...new Set(held.bodies.filter((h): h is string => h !== null))];
   const blobs = [...new Set(held.blobs.filter((h): h is string => h !== null))];
-  for (let i = 0; i < bodies.length; i += 500) {
-    await trx.deleteFrom('bodies').where('hash', 'in', bodies.slice(i, i + 500))
-      .where(({ not, exists, selectFrom }) => not(exists(
-        selectFrom('entries').select(sql.lit(1).as('one')).whereRef('entries.body_hash', '=', 'bodies.hash'))))
-      .execute();
-  }
-  for (let i = 0; i < blobs.length; i += 500) {
-    await trx.deleteFrom('blobs').where('hash', 'in', blobs.slice(i, i + 500))
-      .where(({ not, exists, selectFrom }) => not(exists(
-        selectFrom('entry_parts').select(sql.lit(1).as('one')).whereRef('entry_parts.blob_hash', '=', 'blobs.hash'))))
-      .where(({ not, exists, selectFrom }) => not(exists(
-        selectFrom('entries').select(sql.lit(1).as('one')).whereRef('entries.raw_hash', '=', 'blobs.hash'))))
-      .execute();
-  }
+  for (let i = 0; i < bodies.length; i += 500) await deleteUnusedBodies(trx).where('hash', 'in', bodies.slice(i, i + 500)).execute();
+  for (let i = 0; i < blobs.length; i += 500) await deleteUnusedBlobs(trx).where('hash', 'in', blobs.slice(i, i + 500)).execute();
 }
 
 /**
- * Deletes blobs that no entry part and no entry's raw message refers to. Returns
- * how many. Safe next to ingest in other processes: a blob and the rows that use
- * it are committed in one transaction, so no committed blob is ever unreferenced
- * on its way to being used.
+ * Deletes bodies and blobs that nothing refers to. Returns how many blobs. Safe next
+ * to ingest in other processes: a blob and the rows that use it are committed in one
+ * transaction, so no committed blob is ever unreferenced on its way to being used.
  */
 export async function deleteOrphanBlobs(db: Kysely<AppSchema>): Promise<number> {
-  await db.transaction().execute((trx) => trx.deleteFrom('bodies')
-    .where(({ not, exists, selectFrom }) => not(exists(
-      selectFrom('entries').select(sql.lit(1).as('one')).whereRef('entries.body_hash', '=', 'bodies.hash'))))
-    .execute());
-  const r = await db.transaction().execute((trx) => trx.deleteFrom('blobs')
-    .where(({ not, exists, selectFrom }) => not(exists(
-      selectFrom('entry_parts').select(sql.lit(1).as('one')).whereRef('entry_parts.blob_hash', '=', 'blobs.hash'))))
-    .where(({ not, exists, selectFrom }) => not(exists(
-      selectFrom('entries').select(sql.lit(1).as('one')).whereRef('entries.raw_hash', '=', 'blobs.hash'))))
-    .executeTakeFirst());
+  await db.transaction().execute((trx) => deleteUnusedBodies(trx).execute());
+  const r = await db.transaction().execute((trx) => deleteUnusedBlobs(trx).executeTakeFirst());
   return Number(r.numDeletedRows);
 }
