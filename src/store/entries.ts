@@ -184,12 +184,22 @@ export async function replaceEntryContent(db: Kysely<AppSchema>, entryId: number
   });
 }
 
-/** Entry rows with their body (shared or, for entries stored before bodies were shared, inline). */
+/** An entry's own columns; its html and text come from its shared body (see entryQuery). */
+const ENTRY_COLUMNS = [
+  'entries.id', 'entries.feed_id', 'entries.journal_uid', 'entries.share_token', 'entries.from_name',
+  'entries.from_address', 'entries.subject', 'entries.sent_at', 'entries.received_at', 'entries.confirm_url',
+  'entries.note', 'entries.raw_hash', 'entries.processed_at', 'entries.body_hash', 'entries.bytes',
+] as const;
+
+/** Entries joined to their bodies (shared or, for entries stored before bodies were shared, inline). */
+function withBodies(db: Kysely<AppSchema>) {
+  return db.selectFrom('entries').leftJoin('bodies', 'bodies.hash', 'entries.body_hash');
+}
+
+/** Entry rows with their whole body. */
 function entryQuery(db: Kysely<AppSchema>) {
-  return db.selectFrom('entries').leftJoin('bodies', 'bodies.hash', 'entries.body_hash').select([
-    'entries.id', 'entries.feed_id', 'entries.journal_uid', 'entries.share_token', 'entries.from_name',
-    'entries.from_address', 'entries.subject', 'entries.sent_at', 'entries.received_at', 'entries.confirm_url',
-    'entries.note', 'entries.raw_hash', 'entries.processed_at', 'entries.body_hash', 'entries.bytes',
+  return withBodies(db).select([
+    ...ENTRY_COLUMNS,
     sql<string>`coalesce(bodies.html, entries.html)`.as('html'),
     sql<string>`coalesce(bodies.text, entries.text)`.as('text'),
   ]);
@@ -218,10 +228,8 @@ export async function entrySummariesOfFeed(db: Kysely<AppSchema>, feedId: number
 export type DocumentEntry = Omit<Entry, 'text'> & { html_length: number; summary: string };
 
 export async function documentEntriesOfFeed(db: Kysely<AppSchema>, feedId: number, limit: number, maxHtmlBytes: number): Promise<DocumentEntry[]> {
-  return db.selectFrom('entries').leftJoin('bodies', 'bodies.hash', 'entries.body_hash').select([
-    'entries.id', 'entries.feed_id', 'entries.journal_uid', 'entries.share_token', 'entries.from_name',
-    'entries.from_address', 'entries.subject', 'entries.sent_at', 'entries.received_at', 'entries.confirm_url',
-    'entries.note', 'entries.raw_hash', 'entries.processed_at', 'entries.body_hash', 'entries.bytes',
+  return withBodies(db).select([
+    ...ENTRY_COLUMNS,
     sql<string>`CASE WHEN octet_length(coalesce(bodies.html, entries.html)) <= ${maxHtmlBytes} THEN coalesce(bodies.html, entries.html) ELSE '' END`.as('html'),
     sql<number>`octet_length(coalesce(bodies.html, entries.html))`.as('html_length'),
     sql<string>`coalesce(bodies.summary, substr(entries.text, 1, ${SUMMARY_CHARS}))`.as('summary'),
