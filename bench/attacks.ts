@@ -21,8 +21,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import Database from 'better-sqlite3';
 import nodemailer from 'nodemailer';
+import { openStores } from '../src/store/index.js';
+import { INGEST_TASK } from '../src/store/journal.js';
 import { createFeed, freePort, type CreatedFeed } from '../test/helpers.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -157,14 +158,13 @@ class Server {
    * Ingest jobs not yet done, and those failed for good, read from queue.db read-only:
    * polling /metrics instead would reset the event-loop histogram in the middle of the attack.
    */
-  ingestJobs(): { pending: number; failed: number } {
-    const db = new Database(path.join(this.dataDir, 'queue.db'), { readonly: true, fileMustExist: true });
+  async ingestJobs(): Promise<{ pending: number; failed: number }> {
+    const stores = openStores(this.dataDir, { readOnly: true });
     try {
-      const rows = db.prepare("SELECT state, count(*) AS n FROM jobs WHERE task = 'ingest' GROUP BY state").all() as { state: string; n: number }[];
-      const n = (state: string) => rows.find((r) => r.state === state)?.n ?? 0;
-      return { pending: n('ready') + n('claimed'), failed: n('failed') };
+      const q = await stores.queue.queueStats(INGEST_TASK);
+      return { pending: q.ready + q.claimed, failed: q.failed };
     } finally {
-      db.close();
+      await stores.close();
     }
   }
 
@@ -172,7 +172,7 @@ class Server {
   async drained(timeoutMs: number): Promise<{ ms: number; failed: number } | undefined> {
     const t0 = Date.now();
     while (Date.now() - t0 < timeoutMs) {
-      const jobs = this.ingestJobs();
+      const jobs = await this.ingestJobs();
       if (jobs.pending === 0) return { ms: Date.now() - t0, failed: jobs.failed };
       await sleep(100);
     }
@@ -469,7 +469,7 @@ async function attackF6(opts: Options): Promise<AttackResult> {
   }, async (server, figures) => {
     // Read the feeds after the window, once the ingest job is done: polling 20 documents of
     // several MB each during it would be an F1 attack of its own and inflate the figures measured.
-    const jobs = server.ingestJobs();
+    const jobs = await server.ingestJobs();
     let visible = 0;
     for (const feed of feeds) {
       const res = await fetch(feed.feeds.json);

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import nodemailer from 'nodemailer';
-import { queueStats } from '../src/store/jobs.js';
+import { parseIngestPayload } from '../src/store/journal.js';
 import { createFeed, fixture, startTestServer } from '../test/helpers.js';
 import { cases } from '../test/support/mutate.js';
 import { numberArg } from './args.js';
@@ -63,24 +63,28 @@ export async function runFuzzIngest(o: FuzzIngestOptions): Promise<FuzzIngestRes
     await Promise.all(pending);
     log(`all sent: ${acked.size} acknowledged, ${refused} refused; waiting for the queue to drain`);
     for (;;) {
-      const q = await queueStats(server.app.stores.queue.db);
+      const q = await server.app.stores.queue.queueStats();
       if (q.ready === 0 && q.claimed === 0) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     const stillServing = (await fetch(`${server.base}/healthz`)).ok && (await fetch(feed.feeds.atom)).ok;
 
-    const queue = server.app.stores.queue.raw;
-    const app = server.app.stores.app.raw;
-    const uids = new Set((app.prepare('SELECT journal_uid AS u FROM entries').all() as { u: string }[]).map((r) => r.u));
-    const rawHashes = new Set((app.prepare('SELECT raw_hash AS h FROM entries').all() as { h: string }[]).map((r) => r.h));
-    const failed = new Map((queue.prepare("SELECT json_extract(payload, '$.journalId') AS id, last_error AS err FROM jobs WHERE state = 'failed'").all() as { id: number; err: string }[]).map((r) => [r.id, r.err]));
-    const journalRow = queue.prepare('SELECT uid, raw FROM journal WHERE id = ?');
+    const { app, queue } = server.app.stores;
+    const uids = new Set<string>();
+    const rawHashes = new Set<string | null>();
+    for (let page = await app.entriesAfter(0, 500); page.length; page = await app.entriesAfter(page.at(-1)!.id, 500)) {
+      for (const e of page) {
+        uids.add(e.journal_uid);
+        rawHashes.add(e.raw_hash);
+      }
+    }
+    const failed = new Map((await queue.jobsInState('failed', 1_000_000)).map((j) => [parseIngestPayload(JSON.parse(j.payload)).journalId, j.last_error]));
     let stored = 0;
     let storedAsDuplicate = 0;
     let failedWithError = 0;
     const unaccounted: string[] = [];
     for (const [id, what] of acked) {
-      const row = journalRow.get(id) as { uid: string; raw: Buffer } | undefined;
+      const row = await queue.journalById(id);
       if (row && uids.has(row.uid)) stored++;
       else if (row && rawHashes.has(createHash('sha256').update(row.raw).digest('hex'))) storedAsDuplicate++;
       else if (failed.get(id)) failedWithError++;

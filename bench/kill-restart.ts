@@ -15,8 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import Database from 'better-sqlite3';
 import nodemailer from 'nodemailer';
+import { openStores } from '../src/store/index.js';
 import { freePort } from '../test/helpers.js';
 import { prng } from '../test/support/mutate.js';
 
@@ -409,20 +409,21 @@ export async function runKillRestart(opts: KillRestartOptions): Promise<KillRest
     if (exitCode !== 0) violations.push(`graceful stop exited with code ${exitCode}`);
 
     // What the databases hold.
-    const appDb = new Database(path.join(dataDir, 'app.db'), { readonly: true, fileMustExist: true });
-    const entryRows = appDb.prepare('SELECT subject, journal_uid AS journalUid FROM entries').all() as { subject: string; journalUid: string }[];
-    appDb.close();
-    const queueDb = new Database(path.join(dataDir, 'queue.db'), { readonly: true, fileMustExist: true });
-    const jobRows = queueDb.prepare('SELECT state, count(*) AS n FROM jobs GROUP BY state').all() as { state: 'ready' | 'claimed' | 'failed'; n: number }[];
-    const journal = queueDb.prepare('SELECT id, uid FROM journal').all() as { id: number; uid: string }[];
+    const stores = openStores(dataDir, { readOnly: true });
+    const entryRows: { subject: string; journalUid: string }[] = [];
+    for (let page = await stores.app.entriesAfter(0, 500); page.length; page = await stores.app.entriesAfter(page.at(-1)!.id, 500)) {
+      for (const e of page) entryRows.push({ subject: e.subject, journalUid: e.journal_uid });
+    }
+    const journal: { id: number; uid: string }[] = [];
+    for (let page = await stores.queue.journalAfter(0, 1000); page.length; page = await stores.queue.journalAfter(page.at(-1)!.id, 1000)) journal.push(...page);
     const journalRows = new Set(journal.map((r) => r.id));
     // Entries remember their journal row by uid; the 250 reply names its id.
     const idByUid = new Map(journal.map((r) => [r.uid, r.id]));
     const entries = entryRows.map((e) => ({ subject: e.subject, journalId: idByUid.get(e.journalUid) ?? -1 }));
-    const failedSample = queueDb.prepare("SELECT id, task, attempts, substr(last_error, 1, 300) AS err FROM jobs WHERE state = 'failed' LIMIT 3").all();
-    queueDb.close();
-    const leftoverJobs = { ready: 0, claimed: 0, failed: 0 };
-    for (const r of jobRows) leftoverJobs[r.state] = r.n;
+    const failedSample = (await stores.queue.jobsInState('failed', 3)).map((j) => ({ id: j.id, task: j.task, attempts: j.attempts, err: j.last_error?.slice(0, 300) }));
+    const { ready, claimed, failed } = await stores.queue.queueStats();
+    const leftoverJobs = { ready, claimed, failed };
+    await stores.close();
     if (leftoverJobs.claimed > 0) violations.push(`${leftoverJobs.claimed} job(s) left claimed`);
     if (leftoverJobs.failed > 0) violations.push(`${leftoverJobs.failed} job(s) failed: ${JSON.stringify(failedSample)}`);
     if (leftoverJobs.ready > 0) violations.push(`${leftoverJobs.ready} job(s) still ready (retrying?) after the drain`);

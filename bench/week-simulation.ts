@@ -11,9 +11,6 @@ import nodemailer from 'nodemailer';
 import { startApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
-import { cacheBytes } from '../src/store/cache.js';
-import { walBytes } from '../src/store/db.js';
-import { queueStats } from '../src/store/jobs.js';
 import { tempDir } from '../test/helpers.js';
 import { numberArg } from './args.js';
 
@@ -45,7 +42,7 @@ export async function simulateWeek(o: WeekOptions): Promise<DayReport[]> {
   const transport = nodemailer.createTransport({ host: '127.0.0.1', port: app.smtp!.port, pool: true, maxConnections: 4, ignoreTLS: true });
   const drain = async () => {
     for (;;) {
-      const q = await queueStats(app.stores.queue.db);
+      const q = await app.stores.queue.queueStats();
       if (q.ready === 0 && q.claimed === 0) return;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -85,9 +82,9 @@ export async function simulateWeek(o: WeekOptions): Promise<DayReport[]> {
         await drain();
       }
       const wal: Record<string, number> = {};
-      for (const h of [app.stores.app, app.stores.queue, app.stores.cache]) wal[h.file.split('/').pop()!] = walBytes(h.file);
-      const entries = (app.stores.app.raw.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n;
-      const report = { day, entries, walBytes: wal, cacheBytes: await cacheBytes(app.stores.cache.db) };
+      for (const h of [app.stores.app, app.stores.queue, app.stores.cache]) wal[h.file.split('/').pop()!] = h.walBytes();
+      const { entries } = await app.stores.app.rowCounts();
+      const report = { day, entries, walBytes: wal, cacheBytes: await app.stores.cache.cacheBytes() };
       reports.push(report);
       o.progress?.(`day ${day}: ${entries} entries kept, WAL ${JSON.stringify(wal)}, cache ${report.cacheBytes} bytes`);
     }

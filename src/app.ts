@@ -15,10 +15,8 @@ import { FeedmailSmtpServer } from './mail/smtp.js';
 import { StartupError } from './errors.js';
 import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
 import { renderMetrics } from './ops/metrics.js';
-import { checkWritable } from './store/db.js';
-import { openStores, type Stores } from './store/index.js';
+import { openStores, type Clock, type Stores } from './store/index.js';
 import { INGEST_PRIORITY } from './store/journal.js';
-import { queueStats } from './store/jobs.js';
 import { Urls } from './web/urls.js';
 import { WebServer } from './web/server.js';
 
@@ -49,9 +47,16 @@ export function preflight(config: Config): void {
   }
 }
 
-export async function startApp(config: Config, log: Logger, roles: Roles, extraTasks: TaskDefinition[] = []): Promise<App> {
+export interface StartOptions {
+  /** Tasks to run besides feedmail's own (tests add probes). */
+  extraTasks?: TaskDefinition[];
+  /** The stores' clock; tests pass one they can move to age rows. */
+  clock?: Clock;
+}
+
+export async function startApp(config: Config, log: Logger, roles: Roles, { extraTasks = [], clock }: StartOptions = {}): Promise<App> {
   preflight(config);
-  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
+  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes, clock });
   const renderer = renderPoolFor(config);
   for (const h of [stores.app, stores.queue, stores.cache]) for (const warning of h.warnings) log.warn(warning);
   const disk = new DiskSpace(config.dataDir, config.minFreeBytes);
@@ -60,7 +65,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
       'disk: free space is below FEEDMAIL_MIN_FREE_BYTES; mail will be deferred with 452 until space is freed or the minimum lowered');
   }
   const runner = roles.jobs && config.workerConcurrency > 0
-    ? new JobRunner({ queue: stores.queue.db, tasks: [...allTasks({ stores, config, renderer, log, space: disk }), ...extraTasks], concurrency: config.workerConcurrency, log, reserveOneSlotForPriority: INGEST_PRIORITY })
+    ? new JobRunner({ queue: stores.queue, tasks: [...allTasks({ stores, config, renderer, log, space: disk }), ...extraTasks], concurrency: config.workerConcurrency, log, reserveOneSlotForPriority: INGEST_PRIORITY })
     : null;
 
   const eventLoop = monitorEventLoopDelay({ resolution: 10 });
@@ -96,8 +101,8 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
           const checks: Record<string, string> = {};
           let ok = true;
           try {
-            await checkWritable(stores.app.db);
-            await checkWritable(stores.queue.db);
+            await stores.app.checkWritable();
+            await stores.queue.checkWritable();
             checks.databases = 'writable';
           } catch (err) {
             ok = false;
@@ -109,7 +114,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
             ok = false;
             checks.disk += ` (below the ${config.minFreeBytes}-byte minimum: new mail is deferred)`;
           }
-          const q = await queueStats(stores.queue.db);
+          const q = await stores.queue.queueStats();
           checks.queue = `${q.ready} ready, ${q.claimed} running, ${q.failed} failed, oldest waiting ${Math.round(q.oldestReadyAgeMs / 1000)} s`;
           if (q.oldestReadyAgeMs > 10 * 60_000) ok = false;
           return { ok, checks };

@@ -8,7 +8,6 @@ import { createLogger, type Logger } from './log.js';
 import { renderPoolFor } from './mail/render-pool.js';
 import { reprocessEntries } from './mail/reprocess.js';
 import { openStores } from './store/index.js';
-import { discardFailedJobs, jobsInState, retryFailedJobs } from './store/jobs.js';
 
 const USAGE = `feedmail: newsletters in, feeds out
 
@@ -106,7 +105,7 @@ async function jobsCommand(config: Config, args: string[]): Promise<void> {
       return Number(a);
     });
     if (action === 'list') {
-      const failed = await jobsInState(stores.queue.db, 'failed');
+      const failed = await stores.queue.jobsInState('failed');
       if (failed.length === 0) {
         process.stdout.write('No failed jobs.\n');
         return;
@@ -119,8 +118,8 @@ async function jobsCommand(config: Config, args: string[]): Promise<void> {
     } else if (action === 'retry' || action === 'discard') {
       if (!all && ids.length === 0) fail(`say which jobs to ${action}: "feedmail jobs ${action} <id>..." or "--all"`, 2);
       const n = action === 'retry'
-        ? await retryFailedJobs(stores.queue.db, all ? undefined : ids)
-        : await discardFailedJobs(stores.queue.db, all ? undefined : ids);
+        ? await stores.queue.retryFailedJobs(all ? undefined : ids)
+        : await stores.queue.discardFailedJobs(all ? undefined : ids);
       process.stdout.write(`${action === 'retry' ? 'Retried' : 'Discarded'} ${n} job(s).\n`);
       if (!all && n < ids.length) process.stdout.write(`${ids.length - n} id(s) were not failed jobs.\n`);
     } else {
@@ -136,7 +135,7 @@ async function reprocess(config: Config, log: Logger): Promise<void> {
   const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
   const renderer = renderPoolFor(config);
   try {
-    const r = await reprocessEntries(stores.app.db, renderer, (p) => {
+    const r = await reprocessEntries(stores.app, renderer, (p) => {
       process.stderr.write(p.done === 0 ? `reprocessing ${p.total} entr${p.total === 1 ? 'y' : 'ies'}…\n` : `reprocessed ${p.done} of ${p.total}…\n`);
     });
     process.stdout.write(`Reprocessed ${r.done} entr${r.done === 1 ? 'y' : 'ies'}${r.skipped ? `, skipped ${r.skipped} without a raw message` : ''}.\n`);

@@ -192,6 +192,19 @@ export class RenderPoolClosedError extends Error {
   readonly code = 'render_pool_closed';
 }
 
+/**
+ * A database operation failed for a reason the store does not turn into a named error.
+ * The message names the layer, the operation and the file; the driver's error is the
+ * cause (so isDiskFull still sees SQLITE_FULL). Never shown to clients: it answers 500.
+ */
+export class StoreError extends Error {
+  readonly code = 'store_failure';
+  constructor(operation: string, file: string, cause: unknown) {
+    super(`store: unable to ${operation} (${file}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'StoreError';
+  }
+}
+
 /** True when an error (or its cause chain) is SQLite or the OS reporting a full disk. */
 export function isDiskFull(err: unknown): boolean {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {

@@ -32,6 +32,13 @@ export function newToken(): string {
 const TOKEN_SHAPE = new RegExp(`^[${ALPHABET}]{${TOKEN_LENGTH}}$`);
 const TOKENS_IN_TEXT = new RegExp(`[${ALPHABET}]{${TOKEN_LENGTH}}`, 'gi');
 
+/**
+ * A path segment that may be a secret, captured, for route patterns. It is looser than
+ * the shape on purpose (any length, any case): the lookups check the shape, so every
+ * wrong secret, short or long, gets the same 404 from the same place.
+ */
+export const SECRET_IN_PATH = `([${ALPHABET}]+)`;
+
 export function looksLikeToken(s: string): boolean {
   return TOKEN_SHAPE.test(s);
 }

@@ -75,8 +75,7 @@ describe('disk full', () => {
       const info = await sendRaw(server.smtpPort, feed.address, message('after'));
       assert.match(info.response, /^250 /);
       await waitFor(async () => (await readFeed(feed.feeds.atom, 'atom')).length === 2, 10_000, 'the entry after recovery');
-      const check = server.app.stores.app.raw.pragma('integrity_check') as { integrity_check: string }[];
-      assert.equal(check[0]?.integrity_check, 'ok');
+      assert.deepEqual(server.app.stores.app.integrityCheck(), ['ok']);
     } finally {
       await server.stop();
       mount.unmount();
@@ -106,17 +105,16 @@ describe('disk full', () => {
     const server = await startTestServer();
     try {
       const feed = await createFeed(server.base);
-      const queue = server.app.stores.queue.raw;
-      const pages = (queue.pragma('page_count', { simple: true }) as number);
-      // max_page_count makes SQLite answer SQLITE_FULL exactly as a full disk does.
-      queue.pragma(`max_page_count = ${pages}`);
+      const queue = server.app.stores.queue;
+      // A capped file makes SQLite answer SQLITE_FULL exactly as a full disk does.
+      queue.capGrowth(0);
       await assert.rejects(sendRaw(server.smtpPort, feed.address, `Subject: big\r\n\r\n${'x'.repeat(200_000)}\r\n`), (err: Error & { responseCode?: number; response?: string }) => {
         assert.equal(err.responseCode, 452);
         assert.match(err.response ?? '', /4\.3\.1/);
         return true;
       });
       assert.equal((await fetch(feed.feeds.atom)).status, 200);
-      queue.pragma('max_page_count = 4294967294');
+      queue.capGrowth(null);
       const info = await sendRaw(server.smtpPort, feed.address, 'Subject: recovered\r\n\r\nhello\r\n');
       assert.match(info.response, /^250 /);
       const items = await waitForEntries(feed.feeds.atom, 'atom');

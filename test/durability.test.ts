@@ -3,11 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { formatSummary, runKillRestart, type KillRestartResult } from '../bench/kill-restart.js';
-import { createFeed as insertFeed } from '../src/store/feeds.js';
 import { openStores } from '../src/store/index.js';
-import { enqueueJob, jobById, jobsInState } from '../src/store/jobs.js';
-import { journalMessage } from '../src/store/journal.js';
 import { createFeed, readFeed, sendRaw, startTestServer, tempDir, waitFor, waitForEntries } from './helpers.js';
+import { TestClock } from './support/clock.js';
 
 function newsletter(subject: string): Buffer {
   return Buffer.from([
@@ -56,12 +54,12 @@ describe('durability under kill -9', () => {
       await sendRaw(server.smtpPort, feed.address, raw);
       await sendRaw(server.smtpPort, feed.address, raw);
       await waitForEntries(feed.feeds.json, 'json', 1, 5000, 'the entry');
-      const queue = server.app.stores.queue.db;
+      const queue = server.app.stores.queue;
       await waitFor(async () => {
-        const pending = [...await jobsInState(queue, 'ready'), ...await jobsInState(queue, 'claimed')];
+        const pending = [...await queue.jobsInState('ready'), ...await queue.jobsInState('claimed')];
         return !pending.some((j) => j.task === 'ingest');
       }, 10_000, 'both ingest jobs to finish');
-      assert.equal((await jobsInState(queue, 'failed')).length, 0);
+      assert.equal((await queue.jobsInState('failed')).length, 0);
       assert.deepEqual((await readFeed(feed.feeds.json, 'json')).map((i) => i.title), ['sent twice']);
     } finally {
       await server.stop();
@@ -73,16 +71,17 @@ describe('durability under kill -9', () => {
     const server = await startTestServer();
     try {
       const { app, queue } = server.app.stores;
-      assert.equal(queue.raw.pragma('synchronous', { simple: true }), 2, 'queue.db: FULL, the journal behind every "250"');
-      assert.equal(app.raw.pragma('synchronous', { simple: true }), 2, 'app.db: FULL');
+      assert.equal(queue.durability().synchronous, 'FULL', 'queue.db: FULL, the journal behind every "250"');
+      assert.equal(app.durability().synchronous, 'FULL', 'app.db: FULL');
+      assert.equal(app.durability().journalMode, 'wal');
     } finally {
       await server.stop();
     }
     const dataDir = tempDir();
     const stores = openStores(dataDir);
     try {
-      assert.equal(stores.queue.raw.pragma('synchronous', { simple: true }), 2);
-      assert.equal(stores.app.raw.pragma('synchronous', { simple: true }), 2);
+      assert.equal(stores.queue.durability().synchronous, 'FULL');
+      assert.equal(stores.app.durability().synchronous, 'FULL');
     } finally {
       await stores.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
@@ -94,38 +93,44 @@ describe('durability under kill -9', () => {
     try {
       // The state kill -9 leaves behind: a journaled message whose ingest job is
       // claimed by a process that no longer exists, plus one whose lease is still running.
-      const stores = openStores(dataDir);
-      const created = await insertFeed(stores.app.db, 'durable', null);
+      const clock = new TestClock();
+      const stores = openStores(dataDir, { clock });
+      const created = await stores.app.createFeed('durable', null);
       assert.ok('feed' in created);
       const { feed } = created;
-      const expired = await journalMessage(stores.queue.db, { source: 'smtp', mailFrom: 'jane@example.com', feedIds: [feed.id], raw: newsletter('in flight when killed') });
-      const running = await journalMessage(stores.queue.db, { source: 'smtp', mailFrom: 'jane@example.com', feedIds: [feed.id], raw: newsletter('lease still running') });
-      // A job row added through enqueueJob too, so both ways of creating jobs are covered.
-      const extraJob = await enqueueJob(stores.queue.db, { task: 'ingest', payload: { journalId: expired }, priority: 0 });
-      assert.ok(extraJob);
-      const now = Date.now();
-      const claim = stores.queue.raw.prepare("UPDATE jobs SET state = 'claimed', lease_owner = 'dead:1', lease_expires_at = ?, attempts = 0 WHERE task = 'ingest' AND json_extract(payload, '$.journalId') = ?");
-      claim.run(now - 60_000, expired);
-      claim.run(now + 1_500, running);
-      const jobIds = (stores.queue.raw.prepare("SELECT id FROM jobs WHERE task = 'ingest'").all() as { id: number }[]).map((r) => r.id);
+      const journal = (subject: string) => stores.queue.journalMessage({ source: 'smtp', mailFrom: 'jane@example.com', feedIds: [feed.id], raw: newsletter(subject) });
+      // Claimed by that process just before it died: its lease still runs for 1.5 s.
+      await journal('lease still running');
+      assert.equal((await stores.queue.claimJobs('dead:1', 10, 1_500, { tasks: ['ingest'] })).length, 1);
+      // Claimed by it a minute and a half ago: its 30 s lease ran out.
+      await clock.at(-90_000, async () => {
+        const expired = await journal('in flight when killed');
+        // A job row added through enqueueJob too, so both ways of creating jobs are covered.
+        assert.ok(await stores.queue.enqueueJob({ task: 'ingest', payload: { journalId: expired }, priority: 0 }));
+        assert.equal((await stores.queue.claimJobs('dead:1', 10, 30_000, { tasks: ['ingest'] })).length, 2);
+      });
+      const jobIds = (await stores.queue.jobsInState('claimed')).map((j) => j.id);
       assert.equal(jobIds.length, 3);
       await stores.close();
 
       const server = await startTestServer({ dataDir });
       try {
         const seenStates = new Set<string>();
+        const queue = server.app.stores.queue;
         const watch = setInterval(() => {
-          for (const r of server.app.stores.queue.raw.prepare('SELECT state, last_error FROM jobs').all() as { state: string; last_error: string | null }[]) {
-            seenStates.add(r.state);
-            if (r.last_error) seenStates.add(`error: ${r.last_error.split('\n')[0]}`);
-          }
+          void Promise.all((['ready', 'claimed', 'failed'] as const).map((state) => queue.jobsInState(state))).then((lists) => {
+            for (const r of lists.flat()) {
+              seenStates.add(r.state);
+              if (r.last_error) seenStates.add(`error: ${r.last_error.split('\n')[0]}`);
+            }
+          });
         }, 20);
         const feedUrl = `${server.base}/feeds/${feed.feed_token}.json`;
         try {
           const items = await waitForEntries(feedUrl, 'json', 2, 20_000, 'both entries');
           assert.deepEqual(items.map((i) => i.title).sort(), ['in flight when killed', 'lease still running']);
           await waitFor(async () => {
-            for (const id of jobIds) if (await jobById(server.app.stores.queue.db, id)) return false;
+            for (const id of jobIds) if (await queue.jobById(id)) return false;
             return true;
           }, 10_000, 'every job row to be finished');
         } finally {

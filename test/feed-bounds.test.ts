@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { claimJobs, failJobForGood } from '../src/store/jobs.js';
 import { INGEST_TASK } from '../src/store/journal.js';
 import { createFeed, readFeed, sendRaw, startTestServer, waitFor, waitForEntries, xml, type CreatedFeed, type TestServer } from './helpers.js';
 
@@ -318,12 +317,12 @@ describe('mail that failed for good', () => {
     // Processing now stores whatever it can, so no message fails for good on purpose; a job that
     // does (a bug, a corrupt journal row) ends exactly like this: the runner records its last
     // error and fails it for good after its final attempt.
-    const queue = server.app.stores.queue.db;
+    const queue = server.app.stores.queue;
     const [job] = await waitFor(async () => {
-      const claimed = await claimJobs(queue, 'test-runner', 1, 60_000, { tasks: [INGEST_TASK] });
+      const claimed = await queue.claimJobs('test-runner', 1, 60_000, { tasks: [INGEST_TASK] });
       return claimed.length ? claimed : undefined;
     }, 5000, 'the ingest job');
-    await failJobForGood(queue, job!.id, 'test-runner', 'RenderError: the parser gave up on this message\n    at parse (src/mail/parse.ts:1:1)');
+    await queue.failJobForGood(job!.id, 'test-runner', 'RenderError: the parser gave up on this message\n    at parse (src/mail/parse.ts:1:1)');
 
     const page = (await request(feed.manage)).body.toString('utf8');
     assert.match(page, /1 message could not be processed/);

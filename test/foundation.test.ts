@@ -1,8 +1,8 @@
 /** Issue 2: one button to a feed entry, end to end, through the real SMTP and HTTP servers. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bumpFeedVersion, feedByFeedToken } from '../src/store/feeds.js';
 import { createFeed, readFeed, sendRaw, smtpTransport, startTestServer, type TestServer, waitFor, waitForEntries } from './helpers.js';
+import { TestClock } from './support/clock.js';
 
 function newsletter(to: string, subject: string): string {
   return [
@@ -29,8 +29,9 @@ function newsletter(to: string, subject: string): string {
 
 describe('foundation', () => {
   let server: TestServer;
+  const clock = new TestClock();
   before(async () => {
-    server = await startTestServer();
+    server = await startTestServer({}, undefined, { clock });
   });
   after(async () => {
     await server.stop();
@@ -52,7 +53,8 @@ describe('foundation', () => {
     assert.notEqual(b.feeds.atom, a.feeds.atom);
     assert.notEqual(b.manage, a.manage);
     // The manage secret is stored only as a hash.
-    const row = server.app.stores.app.raw.prepare('SELECT * FROM feeds WHERE inbox_token = ?').get(inbox) as Record<string, unknown>;
+    const row = await server.app.stores.app.feedByInboxToken(inbox);
+    assert.ok(row, 'the whole stored row of the feed');
     assert.ok(!JSON.stringify(row).includes(manageSecret));
   });
 
@@ -182,9 +184,9 @@ describe('foundation', () => {
     const feed = await createFeed(server.base);
     const first = await fetch(feed.feeds.atom);
     const lastModified = first.headers.get('last-modified')!;
-    const stored = (await feedByFeedToken(server.app.stores.app.db, feed.feeds.atom.match(/feeds\/([a-z2-7]+)/)![1]!))!;
+    const stored = (await server.app.stores.app.feedByFeedToken(feed.feeds.atom.match(/feeds\/([a-z2-7]+)/)![1]!))!;
     // A change at the very instant of the last one, as a new entry right after a fetch would be.
-    await bumpFeedVersion(server.app.stores.app.db, stored.id, stored.updated_at);
+    await clock.at(stored.updated_at - Date.now(), () => server.app.stores.app.renameFeed(stored.id, 'renamed'));
     const next = await fetch(feed.feeds.atom, { headers: { 'If-Modified-Since': lastModified } });
     assert.equal(next.status, 200, 'a reader revalidating by date alone sees the change');
     assert.ok(Date.parse(next.headers.get('last-modified')!) > Date.parse(lastModified));
@@ -203,14 +205,14 @@ describe('foundation', () => {
 
   it('runs the same ingest job twice without duplicating the entry', async () => {
     const feed = await createFeed(server.base);
-    await sendRaw(server.smtpPort, feed.address, newsletter(feed.address, 'Once'));
+    const sent = await sendRaw(server.smtpPort, feed.address, newsletter(feed.address, 'Once'));
+    const journalId = Number(/queued as (\d+)/.exec(sent.response)![1]);
     await waitFor(async () => (await readFeed(feed.feeds.atom, 'atom')).length > 0);
     const { ingestJournalRow } = await import('../src/mail/ingest.js');
     const { RenderPool } = await import('../src/mail/render-pool.js');
     const { createLogger } = await import('../src/log.js');
-    const journalId = (server.app.stores.queue.raw.prepare('SELECT max(id) AS id FROM journal').get() as { id: number }).id;
     const renderer = new RenderPool({ maxPartBytes: 1e7, keepTrackingPixels: false }, 5000);
-    const deps = { app: server.app.stores.app.db, queue: server.app.stores.queue.db, renderer, log: createLogger('silent') };
+    const deps = { app: server.app.stores.app, queue: server.app.stores.queue, renderer, log: createLogger('silent') };
     assert.deepEqual(await ingestJournalRow(deps, journalId), { stored: 0 });
     await renderer.close();
     assert.equal((await readFeed(feed.feeds.atom, 'atom')).length, 1);

@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { jobsInState } from '../src/store/jobs.js';
 import { createFeed, mountSmallFilesystem, readFeed, sendRaw, startTestServer, waitFor, waitForEntries } from './helpers.js';
 
 const b64 = (data: Buffer | string) => Buffer.from(data).toString('base64').replace(/.{76}/g, '$&\r\n');
@@ -53,7 +52,7 @@ describe('hardening: acknowledged mail always becomes an entry', () => {
       const [item] = await waitForEntries(feed.feeds.json, 'json', 1, 60_000);
       assert.equal(item!.title, 'Fwd: the report');
       assert.ok(item!.enclosures.some((e) => e.type === 'message/rfc822'), 'the forwarded message is offered as an attachment');
-      assert.deepEqual(await jobsInState(server.app.stores.queue.db, 'failed'), [], 'no ingest job failed');
+      assert.deepEqual(await server.app.stores.queue.jobsInState('failed'), [], 'no ingest job failed');
     } finally {
       await server.stop();
     }
@@ -67,7 +66,7 @@ describe('hardening: acknowledged mail always becomes an entry', () => {
       await sendRaw(server.smtpPort, feed.address, `Subject: one long run\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64(body)}\r\n`);
       const [item] = await waitForEntries(feed.feeds.json, 'json', 1, 60_000);
       assert.equal(item!.title, 'one long run');
-      assert.deepEqual(await jobsInState(server.app.stores.queue.db, 'failed'), []);
+      assert.deepEqual(await server.app.stores.queue.jobsInState('failed'), []);
     } finally {
       await server.stop();
     }
@@ -84,7 +83,7 @@ describe('hardening: acknowledged mail always becomes an entry', () => {
       const pages = await Promise.all(items.map(async (i) => (await fetch(i.link)).text()));
       assert.ok(pages.every((p) => /Only the first 1,000,000 characters/.test(p)), 'each says its text was cut');
       assert.ok(pages.every((p) => !/could not be processed/.test(p)), 'neither fell back to raw text');
-      assert.deepEqual(await jobsInState(server.app.stores.queue.db, 'failed'), []);
+      assert.deepEqual(await server.app.stores.queue.jobsInState('failed'), []);
     } finally {
       await server.stop();
     }
@@ -94,18 +93,19 @@ describe('hardening: acknowledged mail always becomes an entry', () => {
     const server = await startTestServer();
     try {
       const feed = await createFeed(server.base);
-      const app = server.app.stores.app.raw;
-      // max_page_count makes SQLite answer SQLITE_FULL, and roll back by itself, as a full disk does.
-      app.pragma(`max_page_count = ${app.pragma('page_count', { simple: true }) as number}`);
+      const app = server.app.stores.app;
+      // A capped file makes SQLite answer SQLITE_FULL, and roll back by itself, as a full disk does.
+      app.capGrowth(0);
       await sendRaw(server.smtpPort, feed.address, `Subject: waits for space\r\n\r\n${'words and more words '.repeat(20_000)}\r\n`);
       const job = await waitFor(async () => {
-        const rows = await server.app.stores.queue.db.selectFrom('jobs').selectAll().where('task', '=', 'ingest').execute();
+        const queue = server.app.stores.queue;
+        const rows = [...await queue.jobsInState('ready'), ...await queue.jobsInState('claimed')].filter((r) => r.task === 'ingest');
         return rows.find((r) => r.last_error !== null);
       }, 10_000, 'the ingest job to hit the full database');
       assert.match(job.last_error!, /SQLITE_FULL|full/i, 'the error says the disk is full, not "no transaction is active"');
       assert.doesNotMatch(job.last_error!, /no transaction is active/);
       assert.equal(job.attempts, 0, 'a full disk uses no attempts');
-      app.pragma('max_page_count = 4294967294');
+      app.capGrowth(null);
       const [item] = await waitForEntries(feed.feeds.atom, 'atom', 1, 15_000);
       assert.equal(item!.title, 'waits for space');
     } finally {
@@ -140,7 +140,7 @@ describe('hardening: one sender cannot slow everyone down', () => {
     try {
       const feeds = [];
       for (let i = 0; i < 20; i++) feeds.push(await createFeed(server.base, `f${i}`));
-      const sizeBefore = dbBytes(server.app.stores.app.raw);
+      const sizeBefore = server.app.stores.app.fileBytes();
       const body = `<p>${'dolor sit amet lorem ipsum '.repeat(300_000)}</p>`.slice(0, 8 * 2 ** 20);
       const raw = `Subject: amp\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64(body)}\r\n`;
       const work = (async () => {
@@ -151,7 +151,7 @@ describe('hardening: one sender cannot slow everyone down', () => {
       assert.ok(latencies.length > 5, 'healthz was sampled during the work');
       assert.ok(p99(latencies) < 100, `healthz p99 ${p99(latencies).toFixed(1)} ms (max ${Math.max(...latencies).toFixed(1)})`);
       // Stored once: 20 recipients cost about one copy of the body, not twenty.
-      const grown = dbBytes(server.app.stores.app.raw) - sizeBefore;
+      const grown = server.app.stores.app.fileBytes() - sizeBefore;
       assert.ok(grown < 4 * raw.length, `app.db grew ${grown} bytes for a ${raw.length}-byte message to 20 feeds`);
     } finally {
       await server.stop();
@@ -159,9 +159,6 @@ describe('hardening: one sender cannot slow everyone down', () => {
   });
 });
 
-function dbBytes(raw: { pragma: (s: string, o: { simple: true }) => unknown }): number {
-  return (raw.pragma('page_count', { simple: true }) as number) * (raw.pragma('page_size', { simple: true }) as number);
-}
 
 /** Writes a file until the filesystem has about `leave` bytes free. */
 function fillUntil(dir: string, leave: number, name = 'filler'): void {
@@ -246,8 +243,7 @@ describe('hardening: disk space comes back', () => {
       }, 30_000, 'mail to be accepted after the deletion');
       const items = await waitForEntries(victim.feeds.atom, 'atom', 1, 15_000);
       assert.equal(items[0]!.title, 'welcome back');
-      const check = server.app.stores.app.raw.pragma('integrity_check') as { integrity_check: string }[];
-      assert.equal(check[0]?.integrity_check, 'ok');
+      assert.deepEqual(server.app.stores.app.integrityCheck(), ['ok']);
       assert.equal((await readFeed(victim.feeds.json, 'json')).length, 1);
     } finally {
       await server.stop();

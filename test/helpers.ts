@@ -9,6 +9,7 @@ import { XMLParser } from 'fast-xml-parser';
 import { startApp, type App } from '../src/app.js';
 import { loadConfig, type ConfigOverrides } from '../src/config.js';
 import { createLogger } from '../src/log.js';
+import type { Clock } from '../src/store/index.js';
 
 /** A port nothing listens on right now, for servers started as child processes. */
 export async function freePort(): Promise<number> {
@@ -31,13 +32,14 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(overrides: ConfigOverrides = {}, roles = { web: true, smtp: true, jobs: true }): Promise<TestServer> {
+/** `clock`: the stores' time, for tests that age rows (see support/clock.ts). */
+export async function startTestServer(overrides: ConfigOverrides = {}, roles = { web: true, smtp: true, jobs: true }, options: { clock?: Clock } = {}): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? tempDir();
   const config = loadConfig({}, {
     httpPort: '0', smtpPort: '0', logLevel: 'silent', allowUnsafeStorage: 'true', minFreeBytes: '0',
     ...overrides, dataDir,
   });
-  const app = await startApp(config, createLogger(config.logLevel), roles);
+  const app = await startApp(config, createLogger(config.logLevel), roles, { clock: options.clock });
   return {
     app,
     base: `http://127.0.0.1:${app.http?.port}`,

@@ -387,7 +387,7 @@ describe('HTTP connections', () => {
 
 describe('feed creation', () => {
   let server: TestServer;
-  const feedCount = () => (server.app.stores.app.raw.prepare('SELECT count(*) AS n FROM feeds').get() as { n: number }).n;
+  const feedCount = async () => (await server.app.stores.app.rowCounts()).feeds;
   const form = { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'text/html' };
   before(async () => {
     server = await startTestServer();
@@ -397,7 +397,7 @@ describe('feed creation', () => {
   });
 
   it('refuses cross-site form posts with 403, and creates nothing', async () => {
-    const before = feedCount();
+    const before = await feedCount();
     for (const headers of [
       { ...form, Origin: 'https://evil.example' },
       { ...form, 'Sec-Fetch-Site': 'cross-site', Origin: 'https://evil.example' },
@@ -409,7 +409,7 @@ describe('feed creation', () => {
       assert.equal(res.status, 403, JSON.stringify(headers));
       assert.match(res.body, /only be created from this site/);
     }
-    assert.equal(feedCount(), before);
+    assert.equal(await feedCount(), before);
   });
 
   it("accepts our own page's form post and JSON from scripts without Origin", async () => {
@@ -475,6 +475,8 @@ describe('served files', () => {
       `--${boundary}`, 'Content-Type: text/javascript; name="y.js"', 'Content-Disposition: attachment; filename="y.js"', '', 'alert(1)', '',
       `--${boundary}`, 'Content-Type: application/pdf; name="z.pdf"', 'Content-Disposition: attachment; filename="z.pdf"', 'Content-Transfer-Encoding: base64', '',
       Buffer.from('%PDF-1.4 not really').toString('base64'), '',
+      `--${boundary}`, 'Content-Type: application/pdf; name="w.pdf"', 'Content-Disposition: attachment; filename="w.pdf"', 'Content-Transfer-Encoding: base64', '',
+      Buffer.from(`%PDF-1.4 forwarded from ${feed.address}`).toString('base64'), '',
       `--${boundary}--`, '',
     ].join('\r\n');
     await sendRaw(server.smtpPort, feed.address, raw);
@@ -492,9 +494,12 @@ describe('served files', () => {
     }
     assert.deepEqual(types, { 'x.js': 'application/octet-stream', 'y.js': 'text/plain; charset=utf-8', 'z.pdf': 'application/octet-stream' });
 
-    // A part the store marked as not offered (its note says why) is 404 for everyone, even with its link.
-    server.app.stores.app.raw.prepare("UPDATE entry_parts SET note = 'contains the inbox address' WHERE filename = 'z.pdf'").run();
-    assert.equal((await fetch(byName('z.pdf')!)).status, 404);
+    // A part withheld because it holds the inbox address is not offered, and its URL
+    // (the next index after z.pdf, guessable by anyone holding the share link) is 404.
+    assert.equal(byName('w.pdf'), undefined, 'the withheld part is not an enclosure');
+    const withheld = byName('z.pdf')!.replace(/\/parts\/(\d+)\/z\.pdf$/, (_m, idx: string) => `/parts/${Number(idx) + 1}/w.pdf`);
+    assert.notEqual(withheld, byName('z.pdf'));
+    assert.equal((await fetch(withheld)).status, 404);
     assert.equal((await readFeed(feed.feeds.json, 'json')).length, 1);
   });
 });

@@ -7,7 +7,6 @@ import { describe, it } from 'node:test';
 import { JobRunner } from '../src/jobs/runner.js';
 import { createLogger } from '../src/log.js';
 import { openStores } from '../src/store/index.js';
-import { enqueueJob, jobById } from '../src/store/jobs.js';
 import { tempDir, waitFor } from './helpers.js';
 
 const CLI = ['--import', 'tsx', 'src/cli.ts'];
@@ -24,16 +23,16 @@ describe('job queue', () => {
     const base = 40;
     const attempts: number[] = [];
     const runner = new JobRunner({
-      queue: stores.queue.db, concurrency: 1, log: createLogger('silent'), pollMs: 5, scheduleEveryMs: 0,
+      queue: stores.queue, concurrency: 1, log: createLogger('silent'), pollMs: 5, scheduleEveryMs: 0,
       tasks: [{ name: 'always-fails', backoffBaseMs: base, handler: async () => {
         attempts.push(Date.now());
         throw new Error(`upstream refused (attempt ${attempts.length})`);
       } }],
     });
-    const id = (await enqueueJob(stores.queue.db, { task: 'always-fails', maxAttempts: 4 }))!;
+    const id = (await stores.queue.enqueueJob({ task: 'always-fails', maxAttempts: 4 }))!;
     runner.start();
     const failed = await waitFor(async () => {
-      const j = await jobById(stores.queue.db, id);
+      const j = await stores.queue.jobById(id);
       return j?.state === 'failed' ? j : undefined;
     }, 10_000, 'the job to fail for good');
     await runner.stop();
@@ -57,18 +56,18 @@ describe('job queue', () => {
     assert.equal(retry.code, 0, retry.err);
     assert.match(retry.out, /Retried 1 job/);
     const again = openStores(dataDir);
-    const job = await jobById(again.queue.db, id);
+    const job = await again.queue.jobById(id);
     assert.equal(job?.state, 'ready');
     assert.equal(job?.attempts, 0);
     // "ready" is not the promise; running again is. The upstream is fixed now: the retried job runs and finishes.
     const reruns: number[] = [];
     const rerunner = new JobRunner({
-      queue: again.queue.db, concurrency: 1, log: createLogger('silent'), pollMs: 5, scheduleEveryMs: 0,
+      queue: again.queue, concurrency: 1, log: createLogger('silent'), pollMs: 5, scheduleEveryMs: 0,
       tasks: [{ name: 'always-fails', handler: async (_payload, { job: j }) => { reruns.push(j.id); } }],
     });
     rerunner.start();
     try {
-      await waitFor(async () => (await jobById(again.queue.db, id)) === undefined, 5_000, 'the retried job to run and finish');
+      await waitFor(async () => (await again.queue.jobById(id)) === undefined, 5_000, 'the retried job to run and finish');
     } finally {
       await rerunner.stop();
     }
@@ -83,13 +82,13 @@ describe('job queue', () => {
     const log = path.join(dataDir, 'runs.log');
     const stores = openStores(dataDir);
     const total = 300;
-    for (let i = 0; i < total; i++) await enqueueJob(stores.queue.db, { task: 'probe' });
+    for (let i = 0; i < total; i++) await stores.queue.enqueueJob({ task: 'probe' });
     const started = Date.now();
     const workers = [0, 1, 2].map(() => spawn(process.execPath, ['--import', 'tsx', 'test/support/probe-worker.ts', dataDir, log], { stdio: 'inherit' }));
     try {
       await waitFor(async () => {
-        const left = stores.queue.raw.prepare("SELECT count(*) AS n FROM jobs WHERE task = 'probe'").get() as { n: number };
-        return left.n === 0;
+        const left = [...await stores.queue.jobsInState('ready'), ...await stores.queue.jobsInState('claimed'), ...await stores.queue.jobsInState('failed')];
+        return !left.some((j) => j.task === 'probe');
       }, 60_000, 'all probe jobs to finish');
       // Let the recurring task tick over several slots with all three processes competing.
       await new Promise((r) => setTimeout(r, 1500));

@@ -4,7 +4,6 @@ import path from 'node:path';
 import { it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { simulateWeek } from '../bench/week-simulation.js';
-import { walBytes } from '../src/store/db.js';
 import { createFeed, type CreatedFeed, startTestServer, waitForEntries } from './helpers.js';
 
 it('keeps every WAL under its bound and the cache under its byte limit through a simulated week', async (t) => {
@@ -25,10 +24,10 @@ it('keeps every WAL under its bound and the cache under its byte limit through a
 it('keeps the WAL files near their bound while mail is arriving, not only after checkpoints', async (t) => {
   const walMaxBytes = 256 * 1024;
   const server = await startTestServer({ walMaxBytes: String(walMaxBytes) });
-  const files = [server.app.stores.app.file, server.app.stores.queue.file, server.app.stores.cache.file];
+  const stores = [server.app.stores.app, server.app.stores.queue, server.app.stores.cache];
   const peak = new Map<string, number>();
   const sample = () => {
-    for (const f of files) peak.set(path.basename(f), Math.max(peak.get(path.basename(f)) ?? 0, walBytes(f)));
+    for (const s of stores) peak.set(path.basename(s.file), Math.max(peak.get(path.basename(s.file)) ?? 0, s.walBytes()));
   };
   const sampler = setInterval(sample, 2);
   try {

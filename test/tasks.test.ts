@@ -5,9 +5,8 @@ import { describe, it } from 'node:test';
 import { allTasks } from '../src/jobs/tasks/index.js';
 import { createLogger } from '../src/log.js';
 import { RenderPool } from '../src/mail/render-pool.js';
-import { walBytes } from '../src/store/db.js';
-import { enqueueJob, jobById } from '../src/store/jobs.js';
 import { createFeed, fixture, readFeed, sendRaw, startTestServer, type TestServer, waitFor, waitForEntries } from './helpers.js';
+import { TestClock } from './support/clock.js';
 
 const DAY = 86_400_000;
 
@@ -22,6 +21,11 @@ function task(server: TestServer, name: string) {
       await renderer.close();
     }
   };
+}
+
+/** The inbox token of the server's first feed, created through the web form. */
+async function feedInboxToken(server: TestServer): Promise<string> {
+  return (await createFeed(server.base)).address.split('@')[0]!;
 }
 
 /** Sends a message and waits until it is the newest entry of the feed. */
@@ -47,16 +51,17 @@ describe('recurring tasks', () => {
   });
 
   it('warns on the feed page before expiring a feed nobody fetches, then deletes it', async () => {
-    const server = await startTestServer({ feedExpireDays: '30' });
+    const clock = new TestClock();
+    const server = await startTestServer({ feedExpireDays: '30' }, undefined, { clock });
     try {
-      const feed = await createFeed(server.base);
-      const db = server.app.stores.app.raw;
-      const page1 = await (await fetch(feed.page)).text();
-      assert.ok(!page1.includes('will be deleted'), 'a new feed shows no warning');
-      db.prepare('UPDATE feeds SET created_at = ?, last_fetched_at = NULL').run(Date.now() - 27 * DAY);
+      const fresh = await createFeed(server.base);
+      assert.ok(!(await (await fetch(fresh.page)).text()).includes('will be deleted'), 'a new feed shows no warning');
+      const feed = await clock.at(-27 * DAY, () => createFeed(server.base));
       assert.match(await (await fetch(feed.page)).text(), /will be deleted in 3 day/);
-      db.prepare('UPDATE feeds SET created_at = ?').run(Date.now() - 31 * DAY);
+      // Four days on, it has gone 31 days unfetched: past the limit. The fresh one is 4 days old.
+      clock.offsetMs = 4 * DAY;
       await task(server, 'expire-feeds')();
+      assert.equal((await fetch(fresh.feeds.atom)).status, 200, 'a feed within the limit stays');
       assert.equal((await fetch(feed.feeds.atom)).status, 404);
       await assert.rejects(sendRaw(server.smtpPort, feed.address, 'Subject: x\r\n\r\nx'), { responseCode: 550 });
     } finally {
@@ -65,10 +70,10 @@ describe('recurring tasks', () => {
   });
 
   it('keeps feeds forever when expiry is off (the default)', async () => {
-    const server = await startTestServer();
+    const clock = new TestClock();
+    const server = await startTestServer({}, undefined, { clock });
     try {
-      const feed = await createFeed(server.base);
-      server.app.stores.app.raw.prepare('UPDATE feeds SET created_at = ?').run(Date.now() - 3650 * DAY);
+      const feed = await clock.at(-3650 * DAY, () => createFeed(server.base));
       await task(server, 'expire-feeds')();
       assert.equal((await fetch(feed.feeds.atom)).status, 200);
     } finally {
@@ -84,34 +89,39 @@ describe('recurring tasks', () => {
       const pdf = fixture('mixed-pdf-attachment.eml');
       await sendRaw(server.smtpPort, [a.address, b.address], pdf);
       await waitFor(async () => (await readFeed(a.feeds.atom, 'atom')).length === 1 && (await readFeed(b.feeds.atom, 'atom')).length === 1);
-      const db = server.app.stores.app.raw;
-      const blobs = () => (db.prepare('SELECT count(*) AS n FROM blobs').get() as { n: number }).n;
-      const before = blobs();
+      const blobs = async () => (await server.app.stores.app.rowCounts()).blobs;
+      const before = await blobs();
       assert.equal(before, 2, 'the raw message and the PDF, each stored once for both feeds');
       await fetch(`${a.manage}/delete`, { method: 'POST', body: new URLSearchParams({ confirm: 'yes' }) });
       await task(server, 'delete-orphan-parts')();
-      assert.equal(blobs(), 2, 'still used by the other feed');
+      assert.equal(await blobs(), 2, 'still used by the other feed');
       await fetch(`${b.manage}/delete`, { method: 'POST', body: new URLSearchParams({ confirm: 'yes' }) });
       await task(server, 'delete-orphan-parts')();
-      assert.equal(blobs(), 0);
+      assert.equal(await blobs(), 0);
     } finally {
       await server.stop();
     }
   });
 
   it('drops journal rows past the retention but never one a job still needs', async () => {
-    const server = await startTestServer({ journalRetentionDays: '1' });
+    // No runner: the test plays the worker, finishing one message's job and failing the other's.
+    const clock = new TestClock();
+    const server = await startTestServer({ journalRetentionDays: '1' }, { web: true, smtp: true, jobs: false }, { clock });
     try {
-      const feed = await createFeed(server.base);
-      await deliver(server, feed.address, 'old', feed.feeds.atom);
-      const q = server.app.stores.queue.raw;
-      q.prepare('UPDATE journal SET received_at = ?').run(Date.now() - 2 * DAY);
-      q.prepare("INSERT INTO journal (uid, received_at, source, feed_ids, size, raw) VALUES ('pending', ?, 'smtp', '[]', 1, x'00')").run(Date.now() - 2 * DAY);
-      const pendingId = (q.prepare('SELECT max(id) AS id FROM journal').get() as { id: number }).id;
-      q.prepare("INSERT INTO jobs (task, payload, state, run_at, created_at, updated_at) VALUES ('ingest', ?, 'failed', 0, 0, 0)").run(JSON.stringify({ journalId: pendingId }));
+      const queue = server.app.stores.queue;
+      const message = (subject: string) => ({ source: 'smtp', mailFrom: 'n@example.com', feedIds: [], raw: Buffer.from(`Subject: ${subject}\r\n\r\nx`) });
+      const [done, failed] = await clock.at(-2 * DAY, async () => [await queue.journalMessage(message('done')), await queue.journalMessage(message('failed'))]);
+      const recent = await queue.journalMessage(message('recent'));
+      const jobs = await queue.claimJobs('test-worker', 10, 60_000, { tasks: ['ingest'] });
+      const jobOf = (journalId: number) => jobs.find((j) => JSON.parse(j.payload).journalId === journalId)!;
+      assert.equal(jobs.length, 3);
+      await queue.finishJob(jobOf(done).id, 'test-worker');
+      await queue.failJobForGood(jobOf(failed).id, 'test-worker', 'kept for retrying by hand');
+      await queue.finishJob(jobOf(recent).id, 'test-worker');
       await task(server, 'prune-old-rows')();
-      const ids = (q.prepare('SELECT id FROM journal').all() as { id: number }[]).map((r) => r.id);
-      assert.deepEqual(ids, [pendingId]);
+      assert.equal(await queue.journalById(done), undefined, 'past the retention and processed: dropped');
+      assert.ok(await queue.journalById(failed), 'its failed job may still be retried: kept');
+      assert.ok(await queue.journalById(recent), 'within the retention: kept');
     } finally {
       await server.stop();
     }
@@ -120,10 +130,10 @@ describe('recurring tasks', () => {
   it('still runs a retention job queued under the task\'s former name "drop-old-journal"', async () => {
     const server = await startTestServer();
     try {
-      const queue = server.app.stores.queue.db;
-      const id = (await enqueueJob(queue, { task: 'drop-old-journal', maxAttempts: 1 }))!;
+      const queue = server.app.stores.queue;
+      const id = (await queue.enqueueJob({ task: 'drop-old-journal', maxAttempts: 1 }))!;
       server.app.runner!.notify();
-      await waitFor(async () => (await jobById(queue, id)) === undefined, 5000, 'the job queued under the former name to run and finish');
+      await waitFor(async () => (await queue.jobById(id)) === undefined, 5000, 'the job queued under the former name to run and finish');
     } finally {
       await server.stop();
     }
@@ -139,16 +149,20 @@ describe('recurring tasks', () => {
   });
 
   it('checkpoints a WAL that grew past its bound down to nothing', async () => {
-    const server = await startTestServer({ walMaxBytes: '64k' });
+    // No runner, so no recurring checkpoint can run between the write and the measurement.
+    const server = await startTestServer({ walMaxBytes: '64k' }, { web: true, smtp: true, jobs: false });
     try {
-      const db = server.app.stores.app.raw;
-      db.pragma('wal_autocheckpoint = 0');
-      const feed = await createFeed(server.base);
-      for (let i = 0; i < 30; i++) db.prepare('UPDATE feeds SET title = ? WHERE inbox_token = ?').run('x'.repeat(4000 + i), feed.address.split('@')[0]);
-      const file = server.app.stores.app.file;
-      assert.ok(walBytes(file) > 64 * 1024, `the WAL grew (${walBytes(file)})`);
+      const app = server.app.stores.app;
+      const feed = (await app.feedByInboxToken(await feedInboxToken(server)))!;
+      // One transaction larger than the bound: the WAL holds all of it until a checkpoint
+      // truncates the file (SQLite's own checkpoint only copies it back).
+      const html = `<p>${'a long newsletter '.repeat(20_000)}</p>`;
+      await app.insertEntry(feed.id, 'wal-test', Date.now(), Buffer.from(html), {
+        fromName: '', fromAddress: 'n@example.com', subject: 'large', sentAt: null, html, text: '', confirmUrl: null, note: null, parts: [],
+      });
+      assert.ok(app.walBytes() > 64 * 1024, `the WAL grew (${app.walBytes()})`);
       await task(server, 'checkpoint-wal')();
-      assert.equal(walBytes(file), 0);
+      assert.equal(app.walBytes(), 0);
     } finally {
       await server.stop();
     }
@@ -168,8 +182,14 @@ describe('reprocessing and limits', () => {
       .replace(/feeds\.example\.net/gi, 'localhost');
     await sendRaw(server.smtpPort, feed.address, Buffer.from(personal, 'latin1'));
     await waitForEntries(feed.feeds.json, 'json', 2, 5000, 'the personal entry');
-    // Pretend an older, worse sanitizer produced this entry.
-    server.app.stores.app.raw.prepare("UPDATE entries SET html = '<p>stale rendering</p>'").run();
+    // Pretend an older, worse sanitizer produced both entries.
+    for (const entry of await server.app.stores.app.entriesAfter(0, 10)) {
+      await server.app.stores.app.replaceEntryContent(entry.id, {
+        fromName: entry.from_name, fromAddress: entry.from_address, subject: entry.subject, sentAt: entry.sent_at,
+        html: '<p>stale rendering</p>', text: 'stale rendering', confirmUrl: null, note: null, parts: [],
+      });
+    }
+    assert.ok((await readFeed(feed.feeds.json, 'json')).every((i) => i.html.includes('stale rendering')), 'both entries are stale before reprocessing');
     await server.stop();
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'reprocess'], {
       env: { ...process.env, FEEDMAIL_DATA_DIR: server.dataDir, FEEDMAIL_ALLOW_UNSAFE_STORAGE: 'true', FEEDMAIL_LOG_LEVEL: 'silent' }, encoding: 'utf8',

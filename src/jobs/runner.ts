@@ -7,21 +7,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import type { Kysely } from 'kysely';
 import { isDiskFull } from '../errors.js';
 import type { Logger } from '../log.js';
-import {
-  claimJobs, claimRecurringSlot, DEFAULT_PRIORITY, failJobAfterCrashes, failJobForGood, finishJob, releaseLeases, renewLeases,
-  retryJobAt, retryJobWithoutCharge, type Job,
-} from '../store/jobs.js';
-import type { QueueSchema } from '../store/schema.js';
+import type { QueueStore } from '../store/index.js';
+import { DEFAULT_PRIORITY, type Job } from '../store/jobs.js';
 import { retryDelayMs, type TaskDefinition } from './queue.js';
 
 /** A job whose process died this many times while running it is failed instead of run again. */
 const MAX_RECLAIMS = 10;
 
 export interface RunnerOptions {
-  queue: Kysely<QueueSchema>;
+  queue: QueueStore;
   tasks: TaskDefinition[];
   concurrency: number;
   log: Logger;
@@ -80,12 +76,12 @@ export class JobRunner {
   }
 
   /** Enqueues the current slot of every recurring task that no process has claimed yet. */
-  async scheduleRecurring(now = Date.now()): Promise<void> {
+  async scheduleRecurring(now = this.options.queue.clock.now()): Promise<void> {
     for (const task of this.#tasks.values()) {
       if (!task.everyMs) continue;
       const slot = Math.floor(now / task.everyMs) * task.everyMs;
       try {
-        if (await claimRecurringSlot(this.options.queue, task.name, slot, task.priority ?? DEFAULT_PRIORITY)) this.notify();
+        if (await this.options.queue.claimRecurringSlot(task.name, slot, task.priority ?? DEFAULT_PRIORITY)) this.notify();
       } catch (err) {
         this.options.log.warn({ err, task: task.name }, 'jobs: unable to schedule recurring task');
       }
@@ -111,7 +107,7 @@ export class JobRunner {
       let claimed: Job[] = [];
       if (free > 0) {
         try {
-          claimed = await claimJobs(this.options.queue, this.owner, free, this.#leaseMs, { tasks: [...this.#tasks.keys()], maxPriority });
+          claimed = await this.options.queue.claimJobs(this.owner, free, this.#leaseMs, { tasks: [...this.#tasks.keys()], maxPriority });
         } catch (err) {
           this.options.log.error({ err }, 'jobs: unable to claim jobs');
         }
@@ -144,14 +140,14 @@ export class JobRunner {
     try {
       if (job.reclaims >= MAX_RECLAIMS) {
         // Its process died every time it ran this job (a crash, not an error): stop trying.
-        await failJobAfterCrashes(queue, job.id, this.owner, `the process running this job died ${job.reclaims} times (killed, crashed or out of memory)`);
+        await queue.failJobAfterCrashes(job.id, this.owner, `the process running this job died ${job.reclaims} times (killed, crashed or out of memory)`);
         this.stats.failed++;
         log.error({ jobId: job.id, task: job.task, reclaims: job.reclaims }, 'jobs: failed for good after repeated process deaths');
         return;
       }
       await task.handler(JSON.parse(job.payload), { job, signal });
       if (signal.aborted) return; // the lease went to another process, or we are shutting down
-      await finishJob(queue, job.id, this.owner);
+      await queue.finishJob(job.id, this.owner);
       this.stats.succeeded++;
       log.debug({ jobId: job.id, task: job.task, ms: Date.now() - started }, 'jobs: finished');
     } catch (err) {
@@ -163,9 +159,9 @@ export class JobRunner {
       const retry = diskFull || attempt < job.max_attempts;
       const delay = diskFull ? 5_000 : retryDelayMs(attempt, task.backoffBaseMs ?? 2_000, task.backoffMaxMs ?? 3_600_000);
       try {
-        if (diskFull) await retryJobWithoutCharge(queue, job.id, this.owner, text, Date.now() + delay);
-        else if (retry) await retryJobAt(queue, job.id, this.owner, text, Date.now() + delay);
-        else await failJobForGood(queue, job.id, this.owner, text);
+        if (diskFull) await queue.retryJobWithoutCharge(job.id, this.owner, text, delay);
+        else if (retry) await queue.retryJobAfter(job.id, this.owner, text, delay);
+        else await queue.failJobForGood(job.id, this.owner, text);
       } catch (inner) {
         // The lease will expire and the job will run again: nothing is lost.
         log.error({ err: inner, jobId: job.id }, 'jobs: unable to record failure');
@@ -180,7 +176,7 @@ export class JobRunner {
     const ids = [...this.#active.keys()];
     if (ids.length === 0) return;
     try {
-      const kept = new Set(await renewLeases(this.options.queue, this.owner, ids, this.#leaseMs));
+      const kept = new Set(await this.options.queue.renewLeases(this.owner, ids, this.#leaseMs));
       for (const id of ids) {
         if (kept.has(id)) continue;
         // This process stalled past its lease and another took the job over: stop our copy.
@@ -206,7 +202,11 @@ export class JobRunner {
     clearTimeout(timer);
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     if (outcome === 'timeout') for (const a of this.#active.values()) a.abort.abort();
-    const released = await releaseLeases(this.options.queue, this.owner).catch(() => 0);
+    const released = await this.options.queue.releaseLeases(this.owner).catch((err: unknown) => {
+      // The leases then expire on their own and other processes take the jobs over.
+      this.options.log.warn({ err }, 'jobs: unable to release leases on shutdown');
+      return 0;
+    });
     if (released > 0) this.options.log.info({ released }, 'jobs: released leases on shutdown');
   }
 }

@@ -6,26 +6,24 @@
  *   3. later, a worker renders the message once and stores one entry per feed,
  *      idempotently (one entry per journal row and feed).
  */
-import type { Kysely } from 'kysely';
 import { FeedFullError, isDiskFull, StorageFullError, TemporaryFailureError, UnknownRecipientError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { checkpointPassive } from '../store/db.js';
-import { feedBytes, hashContent, insertEntry, type ContentHashes } from '../store/entries.js';
+import { hashContent, type ContentHashes } from '../store/entries.js';
 import type { SpaceGuard } from '../ops/storage-guard.js';
-import { feedById, feedByInboxToken, type Feed } from '../store/feeds.js';
-import { journalById, journalMessage, type JournalRow } from '../store/journal.js';
-import type { AppSchema, QueueSchema } from '../store/schema.js';
+import type { Feed } from '../store/feeds.js';
+import type { AppStore, QueueStore } from '../store/index.js';
+import type { JournalRow } from '../store/journal.js';
 import type { RenderPool } from './render-pool.js';
 import type { RenderedForRecipients } from './render.js';
 
 /** Maps an address to its feed: `<inbox-token>[+anything]@<one of our domains>`, any case. */
-export async function feedForAddress(db: Kysely<AppSchema>, address: string, domains: string[]): Promise<Feed | undefined> {
+export async function feedForAddress(app: AppStore, address: string, domains: string[]): Promise<Feed | undefined> {
   const at = address.lastIndexOf('@');
   if (at <= 0) return undefined;
   const domain = address.slice(at + 1).toLowerCase().replace(/\.$/, '');
   if (!domains.includes(domain)) return undefined;
   const local = address.slice(0, at).toLowerCase().replace(/^"|"$/g, '');
-  return feedByInboxToken(db, local.split('+')[0] ?? '');
+  return app.feedByInboxToken(local.split('+')[0] ?? '');
 }
 
 export interface RecipientLimits {
@@ -39,10 +37,10 @@ export interface RecipientLimits {
  * need it: throws UnknownRecipientError (550, "do not retry") or FeedFullError
  * (452 4.2.2, retry later) when the message must not be taken for it.
  */
-export async function recipientFeed(db: Kysely<AppSchema>, address: string, limits: RecipientLimits): Promise<Feed> {
-  const feed = await feedForAddress(db, address, limits.mailDomains);
+export async function recipientFeed(app: AppStore, address: string, limits: RecipientLimits): Promise<Feed> {
+  const feed = await feedForAddress(app, address, limits.mailDomains);
   if (!feed) throw new UnknownRecipientError();
-  if (await feedBytes(db, feed.id) >= limits.feedMaxBytes) throw new FeedFullError();
+  if (await app.feedBytes(feed.id) >= limits.feedMaxBytes) throw new FeedFullError();
   return feed;
 }
 
@@ -58,13 +56,13 @@ export interface AcceptInput {
  * its job are committed; rejects with StorageFullError or TemporaryFailureError,
  * which callers turn into 452/451 or 503 so the sender retries.
  */
-export async function acceptMessage(queue: Kysely<QueueSchema>, input: AcceptInput, space?: SpaceGuard): Promise<number> {
+export async function acceptMessage(queue: QueueStore, input: AcceptInput, space?: SpaceGuard): Promise<number> {
   // The bytes are set aside before writing, so messages arriving together cannot jointly
   // take the disk below the minimum that each one alone would have respected.
   const release = space ? space.reserve(input.raw.length) : () => undefined;
   if (!release) throw new StorageFullError();
   try {
-    return await journalMessage(queue, input);
+    return await queue.journalMessage(input);
   } catch (err) {
     if (isDiskFull(err)) throw new StorageFullError({ cause: err });
     throw new TemporaryFailureError('mail: unable to journal message', { cause: err });
@@ -74,8 +72,8 @@ export async function acceptMessage(queue: Kysely<QueueSchema>, input: AcceptInp
 }
 
 export interface IngestDeps {
-  app: Kysely<AppSchema>;
-  queue: Kysely<QueueSchema>;
+  app: AppStore;
+  queue: QueueStore;
   renderer: RenderPool;
   log: Logger;
   /** The data directory's free space; asked again right before storing. */
@@ -84,13 +82,13 @@ export interface IngestDeps {
 
 /** Handler of the `ingest` job. Safe to run more than once for the same journal row. */
 export async function ingestJournalRow(deps: IngestDeps, journalId: number, signal?: AbortSignal): Promise<{ stored: number }> {
-  const row = await journalById(deps.queue, journalId);
+  const row = await deps.queue.journalById(journalId);
   if (!row) {
     deps.log.warn({ journalId }, 'ingest: journal row is gone (retention ran before processing?)');
     return { stored: 0 };
   }
   const feedIds = JSON.parse(row.feed_ids) as number[];
-  const feeds = (await Promise.all(feedIds.map((id) => feedById(deps.app, id)))).filter((f): f is Feed => f !== undefined);
+  const feeds = (await Promise.all(feedIds.map((id) => deps.app.feedById(id)))).filter((f): f is Feed => f !== undefined);
   if (feeds.length === 0) return { stored: 0 };
   // Parsing, sanitizing and removing every recipient's secrets all happen in a render thread,
   // under its time bound: the main thread only stores the result.
@@ -107,7 +105,7 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
   if (!release) throw new StorageFullError();
   try {
     const stored = await storeForFeeds(deps, feeds, row, rendered, hashes, journalId);
-    if (hashes.bytes > LARGE_ENTRY_BYTES) await checkpointPassive(deps.app);
+    if (hashes.bytes > LARGE_ENTRY_BYTES) await deps.app.checkpointPassive();
     return { stored };
   } finally {
     release();
@@ -124,7 +122,7 @@ async function storeForFeeds(deps: IngestDeps, feeds: Feed[], row: JournalRow, r
     // would run as one long turn of the event loop.
     if (i > 0) await new Promise((resolve) => setImmediate(resolve));
     const content = { ...rendered, confirmUrl: rendered.confirmUrls[i] ?? null };
-    const entry = await insertEntry(deps.app, feed.id, row.uid, row.received_at, row.raw, content, hashes);
+    const entry = await deps.app.insertEntry(feed.id, row.uid, row.received_at, row.raw, content, hashes);
     if (entry) {
       stored++;
       deps.log.info({ feedId: feed.id, entryId: entry.id, journalId, note: entry.note ?? undefined }, 'ingest: entry stored');

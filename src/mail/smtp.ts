@@ -207,7 +207,7 @@ export class FeedmailSmtpServer {
   private async onRcptTo(address: FeedRecipient, session: SMTPServerSession, cb: (err?: Error) => void): Promise<void> {
     const { config } = this.deps;
     try {
-      const feed = await recipientFeed(this.deps.stores.app.db, address.address, { mailDomains: config.mailDomains, feedMaxBytes: config.feedMaxBytes });
+      const feed = await recipientFeed(this.deps.stores.app, address.address, { mailDomains: config.mailDomains, feedMaxBytes: config.feedMaxBytes });
       address.feedId = feed.id;
       cb();
     } catch (err) {
@@ -329,7 +329,7 @@ export class FeedmailSmtpServer {
       const recipients = session.envelope.rcptTo as FeedRecipient[];
       const feedIds = [...new Set(recipients.map((r) => r.feedId).filter((id): id is number => id !== undefined))];
       const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-      acceptMessage(this.deps.stores.queue.db, { source: 'smtp', mailFrom, feedIds, raw: Buffer.concat(chunks) }, this.deps.space).then(
+      acceptMessage(this.deps.stores.queue, { source: 'smtp', mailFrom, feedIds, raw: Buffer.concat(chunks) }, this.deps.space).then(
         (journalId) => {
           release();
           this.stats.accepted++;

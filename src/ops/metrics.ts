@@ -4,9 +4,6 @@ import type { JobRunner } from '../jobs/runner.js';
 import type { RenderPool } from '../mail/render-pool.js';
 import type { FeedmailSmtpServer } from '../mail/smtp.js';
 import type { Stores } from '../store/index.js';
-import { walBytes } from '../store/db.js';
-import { queueStats } from '../store/jobs.js';
-import { cacheBytes } from '../store/cache.js';
 import type { WebServer } from '../web/server.js';
 
 export interface MetricSources {
@@ -24,14 +21,14 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
     if (!lines.some((l) => l.startsWith(`# HELP ${name} `))) lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     lines.push(`${name}${labels} ${value}`);
   };
-  const q = await queueStats(s.stores.queue.db);
+  const q = await s.stores.queue.queueStats();
   for (const state of ['ready', 'claimed', 'failed'] as const) metric('feedmail_jobs', 'gauge', 'Jobs by state', q[state], `{state="${state}"}`);
   metric('feedmail_queue_lag_seconds', 'gauge', 'Age of the oldest due job not yet claimed', q.oldestReadyAgeMs / 1000);
   for (const h of [s.stores.app, s.stores.queue, s.stores.cache]) {
     const name = h.file.split('/').pop() ?? h.file;
-    metric('feedmail_wal_bytes', 'gauge', 'Size of each WAL file', walBytes(h.file), `{db="${name}"}`);
+    metric('feedmail_wal_bytes', 'gauge', 'Size of each WAL file', h.walBytes(), `{db="${name}"}`);
   }
-  metric('feedmail_cache_bytes', 'gauge', 'Bytes of rendered documents in cache.db', await cacheBytes(s.stores.cache.db));
+  metric('feedmail_cache_bytes', 'gauge', 'Bytes of rendered documents in cache.db', await s.stores.cache.cacheBytes());
   if (s.runner) {
     metric('feedmail_jobs_succeeded_total', 'counter', 'Jobs finished by this process', s.runner.stats.succeeded);
     metric('feedmail_jobs_retried_total', 'counter', 'Job attempts that failed and will retry', s.runner.stats.retried);

@@ -8,11 +8,27 @@ import type { CacheSchema, RenderedTable } from './schema.js';
 
 export type CachedDocument = RenderedTable;
 
-export async function cachedDocument(db: Kysely<CacheSchema>, key: string): Promise<CachedDocument | undefined> {
+/** What a cached document depends on: anything that changes the bytes must change the key. */
+export interface CacheKeyParts {
+  feedId: number;
+  version: number;
+  format: string;
+  encoding: string;
+  /** Bumped when the code that renders documents changes what it writes. */
+  generation: number;
+  /** The public URL the document's links start with. */
+  base: string;
+}
+
+/** The key of a cached document; `versionOf` reads the feed version back out of it. */
+export function cacheKey(k: CacheKeyParts): string {
+  return `${k.feedId}:v${k.version}:${k.format}:${k.encoding}:g${k.generation}:${k.base}`;
+}
+
+export async function cachedDocument(db: Kysely<CacheSchema>, now: number, key: string): Promise<CachedDocument | undefined> {
   const row = await db.selectFrom('rendered').selectAll().where('key', '=', key).executeTakeFirst();
   if (row) {
     // Touching on every hit would turn reads into writes; once a minute is enough for LRU order.
-    const now = Date.now();
     if (now - row.accessed_at > 60_000) {
       await db.updateTable('rendered').set({ accessed_at: now }).where('key', '=', key).execute();
     }
@@ -32,9 +48,8 @@ export async function cachedDocumentBytes(db: Kysely<CacheSchema>, key: string):
  * whole bound (possible only when the cache is set smaller than a feed document)
  * is not cached.
  */
-export async function storeDocument(db: Kysely<CacheSchema>, doc: Omit<CachedDocument, 'bytes' | 'accessed_at'>, maxBytes: number): Promise<void> {
+export async function storeDocument(db: Kysely<CacheSchema>, now: number, doc: Omit<CachedDocument, 'bytes' | 'accessed_at'>, maxBytes: number): Promise<void> {
   if (doc.body.length > maxBytes) return;
-  const now = Date.now();
   await db.transaction().execute(async (trx) => {
     // Older versions of the same feed can never be served again.
     await trx.deleteFrom('rendered').where('feed_id', '=', doc.feed_id).where('key', '!=', doc.key)
@@ -46,6 +61,7 @@ export async function storeDocument(db: Kysely<CacheSchema>, doc: Omit<CachedDoc
   });
 }
 
+/** The feed version a key names (see cacheKey). */
 function versionOf(key: string): string {
   return /^\d+:v(\d+):/.exec(key)?.[1] ?? '';
 }

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { CompiledQuery, Kysely, sql, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver } from 'kysely';
-import type { Migration } from './migrations/index.js';
+import type { Migration } from './migrations/migration.js';
 
 export type Synchronous = 'NORMAL' | 'FULL';
 
@@ -16,6 +16,11 @@ export interface OpenOptions {
   synchronous?: Synchronous;
   /** The WAL is checkpointed automatically at half this size and truncated back to it afterwards. */
   walMaxBytes?: number;
+  /**
+   * Opens an existing file to read it beside the process that owns it (audits, benchmarks):
+   * no pragmas that write, no migrations, and every write fails.
+   */
+  readOnly?: boolean;
 }
 
 class ImmediateSqliteDriver extends SqliteDriver {
@@ -105,16 +110,21 @@ export function freePageBytes(raw: Database.Database): number {
 
 /** Opens one database file, runs its migrations and returns both the raw and the Kysely handle. */
 export function openSqlite<Schema>(file: string, migrations: Migration[], options: OpenOptions = {}): SqliteHandle<Schema> {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (!options.readOnly) fs.mkdirSync(path.dirname(file), { recursive: true });
   let raw: Database.Database;
   try {
-    raw = new Database(file);
+    raw = new Database(file, options.readOnly ? { readonly: true, fileMustExist: true } : {});
   } catch (err) {
     throw new Error(`store: unable to open ${file}: ${(err as Error).message}`, { cause: err });
   }
-  applyPragmas(raw, options.synchronous ?? 'NORMAL', options.walMaxBytes);
-  const warnings = enableIncrementalVacuum(raw, file);
-  migrate(raw, file, migrations);
+  let warnings: string[] = [];
+  if (options.readOnly) {
+    raw.pragma('busy_timeout = 5000');
+  } else {
+    applyPragmas(raw, options.synchronous ?? 'NORMAL', options.walMaxBytes);
+    warnings = enableIncrementalVacuum(raw, file);
+    migrate(raw, file, migrations);
+  }
   const db = new Kysely<Schema>({ dialect: new ImmediateSqliteDialect(raw) });
   let closed = false;
   return {

@@ -76,11 +76,11 @@ export async function hashContent(raw: Buffer, content: EntryContent): Promise<C
  * Stores a body once: every feed that received the same message (and so the same
  * redacted rendering) points at one row.
  */
-async function putBody(trx: Kysely<AppSchema>, html: string, text: string, hash = bodyHash(html, text)): Promise<string> {
+async function putBody(trx: Kysely<AppSchema>, now: number, html: string, text: string, hash = bodyHash(html, text)): Promise<string> {
   // Asking first spares binding megabytes again for every further feed of the same message.
   if (await trx.selectFrom('bodies').select('hash').where('hash', '=', hash).executeTakeFirst()) return hash;
   await trx.insertInto('bodies')
-    .values({ hash, html, text, summary: text.slice(0, SUMMARY_CHARS), bytes: Buffer.byteLength(html) + Buffer.byteLength(text), created_at: Date.now() })
+    .values({ hash, html, text, summary: text.slice(0, SUMMARY_CHARS), bytes: Buffer.byteLength(html) + Buffer.byteLength(text), created_at: now })
     .onConflict((oc) => oc.column('hash').doNothing())
     .execute();
   return hash;
@@ -93,6 +93,7 @@ async function putBody(trx: Kysely<AppSchema>, html: string, text: string, hash 
  */
 export async function insertEntry(
   db: Kysely<AppSchema>,
+  now: number,
   feedId: number,
   journalUid: string,
   receivedAt: number,
@@ -112,9 +113,8 @@ export async function insertEntry(
     if (resent) return undefined;
     const feed = await trx.selectFrom('feeds').select('id').where('id', '=', feedId).executeTakeFirst();
     if (!feed) return undefined;
-    await putBlob(trx, raw, rawHash);
-    const bodyHash = await putBody(trx, content.html, content.text, hashes?.body);
-    const now = Date.now();
+    await putBlob(trx, now, raw, rawHash);
+    const bodyHash = await putBody(trx, now, content.html, content.text, hashes?.body);
     const row = await trx.insertInto('entries').values({
       feed_id: feedId,
       journal_uid: journalUid,
@@ -133,16 +133,16 @@ export async function insertEntry(
       raw_hash: rawHash,
       processed_at: now,
     }).returning('id').executeTakeFirstOrThrow();
-    await insertParts(trx, row.id, content.parts, hashes?.parts);
-    await bumpFeedVersion(trx, feedId, now);
+    await insertParts(trx, now, row.id, content.parts, hashes?.parts);
+    await bumpFeedVersion(trx, now, feedId);
     return { id: row.id, note: content.note };
   });
 }
 
-async function insertParts(trx: Kysely<AppSchema>, entryId: number, parts: NewPart[], hashes?: (string | null)[]): Promise<void> {
+async function insertParts(trx: Kysely<AppSchema>, now: number, entryId: number, parts: NewPart[], hashes?: (string | null)[]): Promise<void> {
   let idx = 0;
   for (const part of parts) {
-    const blobHash = part.content ? await putBlob(trx, part.content, hashes?.[idx] ?? undefined) : null;
+    const blobHash = part.content ? await putBlob(trx, now, part.content, hashes?.[idx] ?? undefined) : null;
     await trx.insertInto('entry_parts').values({
       entry_id: entryId,
       idx: idx++,
@@ -158,12 +158,11 @@ async function insertParts(trx: Kysely<AppSchema>, entryId: number, parts: NewPa
 }
 
 /** Replaces an entry's rendered content (after the sanitizer improved), keeping its share link. */
-export async function replaceEntryContent(db: Kysely<AppSchema>, entryId: number, content: EntryContent): Promise<void> {
+export async function replaceEntryContent(db: Kysely<AppSchema>, now: number, entryId: number, content: EntryContent): Promise<void> {
   await db.transaction().execute(async (trx) => {
     const entry = await trx.selectFrom('entries').select(['id', 'feed_id', 'body_hash']).where('id', '=', entryId).executeTakeFirst();
     if (!entry) return;
-    const now = Date.now();
-    const bodyHash = await putBody(trx, content.html, content.text);
+    const bodyHash = await putBody(trx, now, content.html, content.text);
     const oldParts = await trx.selectFrom('entry_parts').select('blob_hash').where('entry_id', '=', entryId).execute();
     await trx.updateTable('entries').set({
       from_name: content.fromName,
@@ -178,9 +177,9 @@ export async function replaceEntryContent(db: Kysely<AppSchema>, entryId: number
       processed_at: now,
     }).where('id', '=', entryId).execute();
     await trx.deleteFrom('entry_parts').where('entry_id', '=', entryId).execute();
-    await insertParts(trx, entryId, content.parts);
+    await insertParts(trx, now, entryId, content.parts);
     await deleteUnreferenced(trx, { bodies: [entry.body_hash], blobs: oldParts.map((p) => p.blob_hash) });
-    await bumpFeedVersion(trx, entry.feed_id, now);
+    await bumpFeedVersion(trx, now, entry.feed_id);
   });
 }
 
@@ -254,6 +253,19 @@ export async function feedBytes(db: Kysely<AppSchema>, feedId: number): Promise<
   return Number(row?.n ?? 0);
 }
 
+export interface RowCounts {
+  feeds: number;
+  entries: number;
+  bodies: number;
+  blobs: number;
+}
+
+export async function rowCounts(db: Kysely<AppSchema>): Promise<RowCounts> {
+  const count = async (table: 'feeds' | 'entries' | 'bodies' | 'blobs') =>
+    Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+  return { feeds: await count('feeds'), entries: await count('entries'), bodies: await count('bodies'), blobs: await count('blobs') };
+}
+
 export async function countAllEntries(db: Kysely<AppSchema>): Promise<number> {
   const row = await db.selectFrom('entries').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
   return Number(row.n);
@@ -265,7 +277,7 @@ export async function entriesAfter(db: Kysely<AppSchema>, afterId: number, limit
 }
 
 /** Deletes all but the newest `keep` entries of each feed. Returns how many went. */
-export async function trimFeeds(db: Kysely<AppSchema>, keep: number): Promise<number> {
+export async function trimFeeds(db: Kysely<AppSchema>, now: number, keep: number): Promise<number> {
   return db.transaction().execute(async (trx) => {
     const over = await trx.selectFrom('entries').select(['feed_id', (eb) => eb.fn.countAll<number>().as('n')])
       .groupBy('feed_id').having((eb) => eb.fn.countAll(), '>', keep).execute();
@@ -278,7 +290,7 @@ export async function trimFeeds(db: Kysely<AppSchema>, keep: number): Promise<nu
       const r = await trx.deleteFrom('entries').where('feed_id', '=', feed_id).where('id', '<=', cutoff.id).executeTakeFirst();
       await deleteUnreferenced(trx, held);
       deleted += Number(r.numDeletedRows);
-      await bumpFeedVersion(trx, feed_id);
+      await bumpFeedVersion(trx, now, feed_id);
     }
     return deleted;
   });

@@ -25,8 +25,7 @@ const HOUR = 3600_000;
  * same transaction, so parallel requests cannot slip past the limit. Returns
  * `{ retryAt }` instead of a feed when the client is over its limit.
  */
-export async function createFeed(db: Kysely<AppSchema>, title: string, limit: CreationLimit | null): Promise<NewFeed | { retryAt: number }> {
-  const now = Date.now();
+export async function createFeed(db: Kysely<AppSchema>, now: number, title: string, limit: CreationLimit | null): Promise<NewFeed | { retryAt: number }> {
   const manageToken = newToken();
   return db.transaction().execute(async (trx) => {
     if (limit) {
@@ -53,8 +52,9 @@ export async function createFeed(db: Kysely<AppSchema>, title: string, limit: Cr
   });
 }
 
-export async function deleteFeedCreationsBefore(db: Kysely<AppSchema>, before: number): Promise<number> {
-  const r = await db.deleteFrom('feed_creations').where('created_at', '<', before).executeTakeFirst();
+/** Forgets feed creations older than `ageMs`: the creation limit only counts the last hour. */
+export async function deleteFeedCreationsOlderThan(db: Kysely<AppSchema>, now: number, ageMs: number): Promise<number> {
+  const r = await db.deleteFrom('feed_creations').where('created_at', '<', now - ageMs).executeTakeFirst();
   return Number(r.numDeletedRows);
 }
 
@@ -86,7 +86,7 @@ export async function feedById(db: Kysely<AppSchema>, id: number): Promise<Feed 
  * a later second than before, so a change within the second of a fetch is not hidden
  * from readers that revalidate with If-Modified-Since alone.
  */
-export async function bumpFeedVersion(db: Kysely<AppSchema>, id: number, now = Date.now()): Promise<void> {
+export async function bumpFeedVersion(db: Kysely<AppSchema>, now: number, id: number): Promise<void> {
   await db.updateTable('feeds')
     .set((eb) => ({
       version: eb('version', '+', 1),
@@ -96,10 +96,10 @@ export async function bumpFeedVersion(db: Kysely<AppSchema>, id: number, now = D
     .execute();
 }
 
-export async function renameFeed(db: Kysely<AppSchema>, id: number, title: string): Promise<void> {
+export async function renameFeed(db: Kysely<AppSchema>, now: number, id: number, title: string): Promise<void> {
   await db.transaction().execute(async (trx) => {
     await trx.updateTable('feeds').set({ title }).where('id', '=', id).execute();
-    await bumpFeedVersion(trx, id);
+    await bumpFeedVersion(trx, now, id);
   });
 }
 
@@ -116,13 +116,14 @@ export async function deleteFeed(db: Kysely<AppSchema>, id: number): Promise<voi
  * Records that a feed reader fetched the feed. Written at most once an hour per
  * feed so polling readers do not turn every read into a write.
  */
-export async function markFetched(db: Kysely<AppSchema>, feed: Feed, now = Date.now()): Promise<void> {
-  if (feed.last_fetched_at !== null && now - feed.last_fetched_at < 3600_000) return;
+export async function markFetched(db: Kysely<AppSchema>, now: number, feed: Feed): Promise<void> {
+  if (feed.last_fetched_at !== null && now - feed.last_fetched_at < HOUR) return;
   await db.updateTable('feeds').set({ last_fetched_at: now }).where('id', '=', feed.id).execute();
 }
 
-/** Feeds created and not fetched since `before`; candidates for expiry. */
-export async function feedsIdleSince(db: Kysely<AppSchema>, before: number): Promise<Feed[]> {
+/** Feeds created and not fetched in the last `ageMs`; candidates for expiry. */
+export async function feedsIdleFor(db: Kysely<AppSchema>, now: number, ageMs: number): Promise<Feed[]> {
+  const before = now - ageMs;
   return db.selectFrom('feeds').selectAll()
     .where((eb) => eb.and([
       eb('created_at', '<', before),

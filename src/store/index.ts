@@ -1,19 +1,45 @@
-/** Opens the three databases of a data directory. */
+/** Opens the three databases of a data directory, each behind its store object. */
 import path from 'node:path';
-import { deleteCachedFeed } from './cache.js';
-import { freePageBytes, openSqlite, reclaimFreePages, type SqliteHandle } from './db.js';
-import { deleteFeed } from './feeds.js';
-import { deleteJournalOfFeed } from './journal.js';
+import { AppStore } from './app-store.js';
+import { CacheStore } from './cache-store.js';
+import { systemClock, type Clock } from './clock.js';
+import { openSqlite } from './db.js';
 import { appMigrations, cacheMigrations, queueMigrations } from './migrations/index.js';
+import { QueueStore } from './queue-store.js';
 import type { AppSchema, CacheSchema, QueueSchema } from './schema.js';
+
+export type { AppStore } from './app-store.js';
+export type { CacheStore } from './cache-store.js';
+export type { Clock } from './clock.js';
+export type { QueueStore } from './queue-store.js';
+export { cacheKey } from './cache.js';
 
 export interface Stores {
   dataDir: string;
-  app: SqliteHandle<AppSchema>;
+  app: AppStore;
   /** The journal lives here: its connection commits with synchronous=FULL. */
-  queue: SqliteHandle<QueueSchema>;
-  cache: SqliteHandle<CacheSchema>;
+  queue: QueueStore;
+  cache: CacheStore;
+  /**
+   * Deletes a feed with what it holds in every database: its entries, the bodies and
+   * parts no other feed shares, the raw mail sent to it alone and its cached documents.
+   */
+  removeFeed(feedId: number): Promise<void>;
+  /**
+   * Returns the free pages inside app.db and queue.db to the filesystem (after a feed is
+   * deleted, and as a recurring task), so new mail, which needs real disk space for the
+   * journal, can use what deletes freed. Returns the bytes given back.
+   */
+  reclaimSpace(): Promise<number>;
   close(): Promise<void>;
+}
+
+export interface OpenStoresOptions {
+  walMaxBytes?: number;
+  /** The time every store writes and compares; tests pass one they can move. */
+  clock?: Clock;
+  /** Read the files beside the process that owns them (see OpenOptions.readOnly). */
+  readOnly?: boolean;
 }
 
 /**
@@ -22,42 +48,26 @@ export interface Stores {
  * storing its entry, so the entry must be just as durable or a power cut could
  * lose it with nothing left to redo it. cache.db can lose anything.
  */
-export function openStores(dataDir: string, options: { walMaxBytes?: number } = {}): Stores {
-  const { walMaxBytes } = options;
-  const app = openSqlite<AppSchema>(path.join(dataDir, 'app.db'), appMigrations, { synchronous: 'FULL', walMaxBytes });
-  const queue = openSqlite<QueueSchema>(path.join(dataDir, 'queue.db'), queueMigrations, { synchronous: 'FULL', walMaxBytes });
-  const cache = openSqlite<CacheSchema>(path.join(dataDir, 'cache.db'), cacheMigrations, { walMaxBytes });
+export function openStores(dataDir: string, options: OpenStoresOptions = {}): Stores {
+  const { walMaxBytes, clock = systemClock, readOnly } = options;
+  const app = new AppStore(openSqlite<AppSchema>(path.join(dataDir, 'app.db'), appMigrations, { synchronous: 'FULL', walMaxBytes, readOnly }), clock);
+  const queue = new QueueStore(openSqlite<QueueSchema>(path.join(dataDir, 'queue.db'), queueMigrations, { synchronous: 'FULL', walMaxBytes, readOnly }), clock);
+  const cache = new CacheStore(openSqlite<CacheSchema>(path.join(dataDir, 'cache.db'), cacheMigrations, { walMaxBytes, readOnly }), clock);
   return {
     dataDir,
     app,
     queue,
     cache,
+    async removeFeed(feedId) {
+      await app.deleteFeed(feedId);
+      await queue.deleteJournalOfFeed(feedId);
+      await cache.deleteCachedFeed(feedId);
+    },
+    async reclaimSpace() {
+      return (await app.reclaimFreePages()) + (await queue.reclaimFreePages());
+    },
     async close() {
       await Promise.all([app.close(), queue.close(), cache.close()]);
     },
   };
-}
-
-/**
- * Deletes a feed with what it holds in every database: its entries, the bodies and
- * parts no other feed shares, the raw mail sent to it alone and its cached documents.
- * The freed pages count as free space for new mail at once (ops/storage-guard.ts).
- */
-export async function deleteFeedEverywhere(stores: Stores, feedId: number): Promise<void> {
-  await deleteFeed(stores.app.db, feedId);
-  await deleteJournalOfFeed(stores.queue.db, feedId);
-  await deleteCachedFeed(stores.cache.db, feedId);
-}
-
-/** Fewer free bytes than this inside a database are left for it to reuse. */
-const RECLAIM_THRESHOLD_BYTES = 4 * 1024 * 1024;
-
-/**
- * Returns the free pages inside app.db and queue.db to the filesystem (after a feed is
- * deleted, and as a recurring task), so new mail, which needs real disk space for the
- * journal, can use what deletes freed. Returns the bytes given back.
- */
-export async function reclaimSpace(stores: Stores): Promise<number> {
-  const reclaim = async <S>(h: SqliteHandle<S>) => (freePageBytes(h.raw) < RECLAIM_THRESHOLD_BYTES ? 0 : reclaimFreePages(h.db, h.raw));
-  return (await reclaim(stores.app)) + (await reclaim(stores.queue));
 }

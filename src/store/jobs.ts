@@ -20,8 +20,7 @@ export interface EnqueueInput {
   fairKey?: string;
 }
 
-export async function enqueueJob(db: Kysely<QueueSchema> | Transaction<QueueSchema>, input: EnqueueInput): Promise<number | undefined> {
-  const now = Date.now();
+export async function enqueueJob(db: Kysely<QueueSchema> | Transaction<QueueSchema>, now: number, input: EnqueueInput): Promise<number | undefined> {
   const row = await db.insertInto('jobs').values({
     task: input.task,
     payload: JSON.stringify(input.payload ?? {}),
@@ -59,7 +58,7 @@ export interface ClaimFilter {
  * key with jobs already running waits that many turns more. One feed's backlog
  * of slow messages then delays only that feed.
  */
-export async function claimJobs(db: Kysely<QueueSchema>, owner: string, limit: number, leaseMs: number, filter: ClaimFilter, now = Date.now()): Promise<Job[]> {
+export async function claimJobs(db: Kysely<QueueSchema>, now: number, owner: string, limit: number, leaseMs: number, filter: ClaimFilter): Promise<Job[]> {
   if (limit <= 0 || filter.tasks.length === 0) return [];
   const maxPriority = filter.maxPriority ?? Number.MAX_SAFE_INTEGER;
   const chosen = sql<{ id: number }>`
@@ -89,9 +88,8 @@ export async function claimJobs(db: Kysely<QueueSchema>, owner: string, limit: n
 }
 
 /** Extends the leases this owner still holds; returns the ids it still owns. */
-export async function renewLeases(db: Kysely<QueueSchema>, owner: string, ids: number[], leaseMs: number): Promise<number[]> {
+export async function renewLeases(db: Kysely<QueueSchema>, now: number, owner: string, ids: number[], leaseMs: number): Promise<number[]> {
   if (ids.length === 0) return [];
-  const now = Date.now();
   const rows = await db.updateTable('jobs')
     .set({ lease_expires_at: now + leaseMs, updated_at: now })
     .where('id', 'in', ids).where('lease_owner', '=', owner).where('state', '=', 'claimed')
@@ -110,8 +108,7 @@ export async function finishJob(db: Kysely<QueueSchema>, id: number, owner: stri
  * (`runAt` null); `charge` counts the run against the job's attempts. Only the
  * lease's owner may record it. The exported verbs below name each transition.
  */
-async function settleJob(db: Kysely<QueueSchema>, id: number, owner: string, error: string, runAt: number | null, charge: boolean): Promise<void> {
-  const now = Date.now();
+async function settleJob(db: Kysely<QueueSchema>, now: number, id: number, owner: string, error: string, runAt: number | null, charge: boolean): Promise<void> {
   await db.updateTable('jobs')
     .set((eb) => ({
       attempts: eb('attempts', '+', charge ? 1 : 0),
@@ -126,33 +123,33 @@ async function settleJob(db: Kysely<QueueSchema>, id: number, owner: string, err
     .execute();
 }
 
-/** The run failed: it counts as an attempt, and the job runs again at `at`. */
-export async function retryJobAt(db: Kysely<QueueSchema>, id: number, owner: string, error: string, at: number): Promise<void> {
-  await settleJob(db, id, owner, error, at, true);
+/** The run failed: it counts as an attempt, and the job runs again in `delayMs`. */
+export async function retryJobAfter(db: Kysely<QueueSchema>, now: number, id: number, owner: string, error: string, delayMs: number): Promise<void> {
+  await settleJob(db, now, id, owner, error, now + delayMs, true);
 }
 
-/** The run failed through no fault of the job (a full disk): it runs again at `at` without using up an attempt. */
-export async function retryJobWithoutCharge(db: Kysely<QueueSchema>, id: number, owner: string, error: string, at: number): Promise<void> {
-  await settleJob(db, id, owner, error, at, false);
+/** The run failed through no fault of the job (a full disk): it runs again in `delayMs` without using up an attempt. */
+export async function retryJobWithoutCharge(db: Kysely<QueueSchema>, now: number, id: number, owner: string, error: string, delayMs: number): Promise<void> {
+  await settleJob(db, now, id, owner, error, now + delayMs, false);
 }
 
 /** The run failed and was the last attempt allowed: the job stays failed, with its error, until retried by hand. */
-export async function failJobForGood(db: Kysely<QueueSchema>, id: number, owner: string, error: string): Promise<void> {
-  await settleJob(db, id, owner, error, null, true);
+export async function failJobForGood(db: Kysely<QueueSchema>, now: number, id: number, owner: string, error: string): Promise<void> {
+  await settleJob(db, now, id, owner, error, null, true);
 }
 
 /**
  * The processes running this job kept dying (it never failed by itself): it stays
  * failed until retried by hand, without an attempt counted for a run that never ended.
  */
-export async function failJobAfterCrashes(db: Kysely<QueueSchema>, id: number, owner: string, error: string): Promise<void> {
-  await settleJob(db, id, owner, error, null, false);
+export async function failJobAfterCrashes(db: Kysely<QueueSchema>, now: number, id: number, owner: string, error: string): Promise<void> {
+  await settleJob(db, now, id, owner, error, null, false);
 }
 
 /** Gives back the leases of an owner that is shutting down, so others pick the jobs up at once. */
-export async function releaseLeases(db: Kysely<QueueSchema>, owner: string, ids?: number[]): Promise<number> {
+export async function releaseLeases(db: Kysely<QueueSchema>, now: number, owner: string, ids?: number[]): Promise<number> {
   let q = db.updateTable('jobs')
-    .set({ state: 'ready', lease_owner: null, lease_expires_at: null, updated_at: Date.now() })
+    .set({ state: 'ready', lease_owner: null, lease_expires_at: null, updated_at: now })
     .where('lease_owner', '=', owner).where('state', '=', 'claimed');
   if (ids) {
     if (ids.length === 0) return 0;
@@ -171,8 +168,7 @@ export async function jobById(db: Kysely<QueueSchema>, id: number): Promise<Job 
 }
 
 /** Puts failed jobs back to ready with a fresh attempt budget. `ids` undefined means all. */
-export async function retryFailedJobs(db: Kysely<QueueSchema>, ids?: number[]): Promise<number> {
-  const now = Date.now();
+export async function retryFailedJobs(db: Kysely<QueueSchema>, now: number, ids?: number[]): Promise<number> {
   let q = db.updateTable('jobs').set({ state: 'ready', attempts: 0, run_at: now, updated_at: now }).where('state', '=', 'failed');
   if (ids) q = q.where('id', 'in', ids.length ? ids : [-1]);
   const r = await q.executeTakeFirst();
@@ -194,12 +190,16 @@ export interface QueueStats {
   oldestReadyAgeMs: number;
 }
 
-export async function queueStats(db: Kysely<QueueSchema>, now = Date.now()): Promise<QueueStats> {
-  const rows = await db.selectFrom('jobs').select(['state', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('state').execute();
+/** Jobs by state, of one task or of all. */
+export async function queueStats(db: Kysely<QueueSchema>, now: number, task?: string): Promise<QueueStats> {
+  let byState = db.selectFrom('jobs').select(['state', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('state');
+  if (task !== undefined) byState = byState.where('task', '=', task);
+  const rows = await byState.execute();
   const stats: QueueStats = { ready: 0, claimed: 0, failed: 0, oldestReadyAgeMs: 0 };
   for (const r of rows) stats[r.state] = Number(r.n);
-  const oldest = await db.selectFrom('jobs').select((eb) => eb.fn.min('run_at').as('t'))
-    .where('state', '=', 'ready').where('run_at', '<=', now).executeTakeFirst();
+  let oldestQuery = db.selectFrom('jobs').select((eb) => eb.fn.min('run_at').as('t')).where('state', '=', 'ready').where('run_at', '<=', now);
+  if (task !== undefined) oldestQuery = oldestQuery.where('task', '=', task);
+  const oldest = await oldestQuery.executeTakeFirst();
   if (oldest?.t != null) stats.oldestReadyAgeMs = now - Number(oldest.t);
   return stats;
 }
@@ -208,16 +208,17 @@ export async function queueStats(db: Kysely<QueueSchema>, now = Date.now()): Pro
  * Claims one slot of a recurring task and enqueues its job, atomically. The
  * (task, run_at) key makes sure that of several processes only one wins a slot.
  */
-export async function claimRecurringSlot(db: Kysely<QueueSchema>, task: string, runAt: number, priority: number): Promise<boolean> {
+export async function claimRecurringSlot(db: Kysely<QueueSchema>, now: number, task: string, runAt: number, priority: number): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
     const r = await trx.insertInto('recurring_runs').values({ task, run_at: runAt })
       .onConflict((oc) => oc.columns(['task', 'run_at']).doNothing()).executeTakeFirst();
     if (Number(r.numInsertedOrUpdatedRows ?? 0n) === 0) return false;
-    await enqueueJob(trx, { task, payload: { slot: runAt }, priority, maxAttempts: 3 });
+    await enqueueJob(trx, now, { task, payload: { slot: runAt }, priority, maxAttempts: 3 });
     return true;
   });
 }
 
-export async function deleteRecurringRunsBefore(db: Kysely<QueueSchema>, before: number): Promise<void> {
-  await db.deleteFrom('recurring_runs').where('run_at', '<', before).execute();
+/** Forgets recurring slots older than `ageMs`; newer ones still keep a second process from running them again. */
+export async function deleteRecurringRunsOlderThan(db: Kysely<QueueSchema>, now: number, ageMs: number): Promise<void> {
+  await db.deleteFrom('recurring_runs').where('run_at', '<', now - ageMs).execute();
 }

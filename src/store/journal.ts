@@ -48,7 +48,7 @@ const CHUNK_BYTES = 1024 * 1024;
  * and then counts only once the journal row and job that name it are committed.
  * Pieces left by a write that failed or died are deleted by `deleteJournalBefore`.
  */
-export async function journalMessage(db: Kysely<QueueSchema>, input: JournalInput): Promise<number> {
+export async function journalMessage(db: Kysely<QueueSchema>, now: number, input: JournalInput): Promise<number> {
   const uid = randomBytes(16).toString('hex');
   const chunked = input.raw.length > CHUNK_BYTES;
   if (chunked) {
@@ -56,7 +56,7 @@ export async function journalMessage(db: Kysely<QueueSchema>, input: JournalInpu
       for (let seq = 0; seq * CHUNK_BYTES < input.raw.length; seq++) {
         if (seq > 0) await new Promise((resolve) => setImmediate(resolve));
         await db.insertInto('journal_chunks')
-          .values({ uid, seq, data: input.raw.subarray(seq * CHUNK_BYTES, (seq + 1) * CHUNK_BYTES), created_at: Date.now() })
+          .values({ uid, seq, data: input.raw.subarray(seq * CHUNK_BYTES, (seq + 1) * CHUNK_BYTES), created_at: now })
           .execute();
       }
     } catch (err) {
@@ -69,7 +69,7 @@ export async function journalMessage(db: Kysely<QueueSchema>, input: JournalInpu
   return db.transaction().execute(async (trx) => {
     const row = await trx.insertInto('journal').values({
       uid,
-      received_at: input.receivedAt ?? Date.now(),
+      received_at: input.receivedAt ?? now,
       source: input.source,
       mail_from: input.mailFrom,
       feed_ids: JSON.stringify(input.feedIds),
@@ -77,7 +77,7 @@ export async function journalMessage(db: Kysely<QueueSchema>, input: JournalInpu
       raw: chunked ? Buffer.alloc(0) : input.raw,
     }).returning('id').executeTakeFirstOrThrow();
     const fairKey = `feeds:${[...input.feedIds].sort((a, b) => a - b).join(',')}`;
-    await enqueueJob(trx, { task: INGEST_TASK, payload: { journalId: row.id } satisfies IngestPayload, priority: INGEST_PRIORITY, fairKey });
+    await enqueueJob(trx, now, { task: INGEST_TASK, payload: { journalId: row.id } satisfies IngestPayload, priority: INGEST_PRIORITY, fairKey });
     return row.id;
   });
 }
@@ -89,26 +89,35 @@ export async function journalById(db: Kysely<QueueSchema>, id: number): Promise<
   return { ...row, raw: Buffer.concat(chunks.map((c) => c.data)) };
 }
 
+/** What is known of a journaled message without reading it. */
+export type JournalSummary = Omit<JournalRow, 'raw'>;
+
+/** Journal rows in id order, a page at a time, without their bytes (audits and replays). */
+export async function journalAfter(db: Kysely<QueueSchema>, afterId: number, limit: number): Promise<JournalSummary[]> {
+  return db.selectFrom('journal').select(['id', 'uid', 'received_at', 'source', 'mail_from', 'feed_ids', 'size'])
+    .where('id', '>', afterId).orderBy('id').limit(limit).execute();
+}
+
 /** Pieces older than this without a journal row belong to a write that failed or died. */
 const ABANDONED_CHUNK_MS = 3600_000;
 
 /** Deletes the pieces of journal rows that are gone, and of writes abandoned long ago. */
-async function deleteOrphanChunks(db: Kysely<QueueSchema>, now = Date.now()): Promise<void> {
+async function deleteOrphanChunks(db: Kysely<QueueSchema>, now: number): Promise<void> {
   await db.deleteFrom('journal_chunks')
     .where('created_at', '<', now - ABANDONED_CHUNK_MS)
     .where(({ not, exists, selectFrom }) => not(exists(selectFrom('journal').select(sql.lit(1).as('one')).whereRef('journal.uid', '=', 'journal_chunks.uid'))))
     .execute();
 }
 
-/** Drops raw mail older than the retention window, except rows an ingest job still needs. */
-export async function deleteJournalBefore(db: Kysely<QueueSchema>, before: number): Promise<number> {
+/** Drops raw mail older than `ageMs` (the retention window), except rows an ingest job still needs. */
+export async function deleteJournalOlderThan(db: Kysely<QueueSchema>, now: number, ageMs: number): Promise<number> {
   const r = await db.deleteFrom('journal')
-    .where('received_at', '<', before)
+    .where('received_at', '<', now - ageMs)
     .where(({ not, exists, selectFrom }) => not(exists(selectFrom('jobs').select(sql.lit(1).as('one'))
       .where('task', '=', INGEST_TASK)
       .where(sql`json_extract(jobs.payload, '$.journalId')`, '=', sql.ref('journal.id')))))
     .executeTakeFirst();
-  await deleteOrphanChunks(db);
+  await deleteOrphanChunks(db, now);
   return Number(r.numDeletedRows);
 }
 

@@ -8,11 +8,11 @@ export function blobHash(data: Uint8Array): string {
 }
 
 /** Stores a blob unless it is already there; returns its hash (pass it when already known). */
-export async function putBlob(trx: Transaction<AppSchema> | Kysely<AppSchema>, data: Buffer, hash = blobHash(data)): Promise<string> {
+export async function putBlob(trx: Transaction<AppSchema> | Kysely<AppSchema>, now: number, data: Buffer, hash = blobHash(data)): Promise<string> {
   // Asking first spares binding megabytes again when the blob is already there (a message to many feeds).
   if (await trx.selectFrom('blobs').select('hash').where('hash', '=', hash).executeTakeFirst()) return hash;
   await trx.insertInto('blobs')
-    .values({ hash, size: data.length, data, created_at: Date.now() })
+    .values({ hash, size: data.length, data, created_at: now })
     .onConflict((oc) => oc.column('hash').doNothing())
     .execute();
   return hash;

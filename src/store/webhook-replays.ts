@@ -7,7 +7,7 @@ import type { Kysely } from 'kysely';
 import type { QueueSchema } from './schema.js';
 
 /** True when a delivery with this signature was accepted and its window is not over. */
-export async function deliveryAccepted(db: Kysely<QueueSchema>, signature: string, now = Date.now()): Promise<boolean> {
+export async function deliveryAccepted(db: Kysely<QueueSchema>, now: number, signature: string): Promise<boolean> {
   const row = await db.selectFrom('webhook_deliveries').select('signature')
     .where('signature', '=', signature).where('expires_at', '>', now).executeTakeFirst();
   return row !== undefined;
@@ -18,7 +18,7 @@ export async function deliveryAccepted(db: Kysely<QueueSchema>, signature: strin
  * window is over on the way. Returns false when the signature was already there:
  * two identical requests raced past the check, and both messages were journaled.
  */
-export async function recordDelivery(db: Kysely<QueueSchema>, signature: string, expiresAt: number, now = Date.now()): Promise<boolean> {
+export async function recordDelivery(db: Kysely<QueueSchema>, now: number, signature: string, expiresAt: number): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
     await trx.deleteFrom('webhook_deliveries').where('expires_at', '<=', now).execute();
     const r = await trx.insertInto('webhook_deliveries').values({ signature, expires_at: expiresAt })

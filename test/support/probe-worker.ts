@@ -13,7 +13,7 @@ const stores = openStores(dataDir);
 const record = (line: string) => fs.appendFileSync(logFile, `${line}\n`);
 
 const runner = new JobRunner({
-  queue: stores.queue.db,
+  queue: stores.queue,
   concurrency: 3,
   log: createLogger('silent'),
   leaseMs: 5_000,

@@ -1,5 +1,4 @@
 /** Deletes stored parts (blobs) that no entry uses any more. */
-import { deleteOrphanBlobs } from '../../store/parts.js';
 import type { TaskDefinition } from '../queue.js';
 import { HOUR, type TaskDeps } from './deps.js';
 
@@ -8,7 +7,7 @@ export function deleteOrphanPartsTask({ stores, log }: TaskDeps): TaskDefinition
     name: 'delete-orphan-parts',
     everyMs: HOUR,
     handler: async () => {
-      const n = await deleteOrphanBlobs(stores.app.db);
+      const n = await stores.app.deleteOrphanBlobs();
       if (n) log.info({ deleted: n }, 'maintenance: deleted orphaned parts');
     },
   };

@@ -1,6 +1,4 @@
 /** Deletes, everywhere, the feeds nobody fetched for FEEDMAIL_FEED_EXPIRE_DAYS (0: never). */
-import { feedsIdleSince } from '../../store/feeds.js';
-import { deleteFeedEverywhere } from '../../store/index.js';
 import type { TaskDefinition } from '../queue.js';
 import { DAY, HOUR, type TaskDeps } from './deps.js';
 
@@ -10,9 +8,9 @@ export function expireFeedsTask({ stores, config, log }: TaskDeps): TaskDefiniti
     everyMs: 6 * HOUR,
     handler: async () => {
       if (config.feedExpireDays === 0) return;
-      const idle = await feedsIdleSince(stores.app.db, Date.now() - config.feedExpireDays * DAY);
+      const idle = await stores.app.feedsIdleFor(config.feedExpireDays * DAY);
       for (const feed of idle) {
-        await deleteFeedEverywhere(stores, feed.id);
+        await stores.removeFeed(feed.id);
         log.info({ feedId: feed.id }, 'maintenance: expired feed nobody fetched');
       }
     },

@@ -12,7 +12,7 @@ export function ingestTask(deps: TaskDeps): TaskDefinition {
     backoffBaseMs: 1_000,
     handler: async (payload, { signal }) => {
       const { journalId } = parseIngestPayload(payload);
-      await ingestJournalRow({ app: stores.app.db, queue: stores.queue.db, renderer, log, space }, journalId, signal);
+      await ingestJournalRow({ app: stores.app, queue: stores.queue, renderer, log, space }, journalId, signal);
     },
   };
 }

@@ -3,9 +3,6 @@
  * (FEEDMAIL_JOURNAL_RETENTION_DAYS, never a row an ingest job still needs), the slots of
  * recurring tasks, and the records of feed creations that the per-client limit counts.
  */
-import { deleteFeedCreationsBefore } from '../../store/feeds.js';
-import { deleteRecurringRunsBefore } from '../../store/jobs.js';
-import { deleteJournalBefore } from '../../store/journal.js';
 import type { TaskDefinition } from '../queue.js';
 import { DAY, HOUR, type TaskDeps } from './deps.js';
 
@@ -28,9 +25,9 @@ export function pruneOldRowsTask({ stores, config, log }: TaskDeps): TaskDefinit
     name: 'prune-old-rows',
     everyMs: HOUR,
     handler: async () => {
-      const n = await deleteJournalBefore(stores.queue.db, Date.now() - config.journalRetentionDays * DAY);
-      await deleteRecurringRunsBefore(stores.queue.db, Date.now() - RECURRING_SLOTS_KEPT_MS);
-      await deleteFeedCreationsBefore(stores.app.db, Date.now() - FEED_CREATIONS_KEPT_MS);
+      const n = await stores.queue.deleteJournalOlderThan(config.journalRetentionDays * DAY);
+      await stores.queue.deleteRecurringRunsOlderThan(RECURRING_SLOTS_KEPT_MS);
+      await stores.app.deleteFeedCreationsOlderThan(FEED_CREATIONS_KEPT_MS);
       if (n) log.info({ deleted: n }, 'maintenance: dropped old journal rows');
     },
   };

@@ -2,7 +2,6 @@
  * Returns the space deletes, trims and journal retention freed inside the databases to
  * the filesystem; cheap when there is none.
  */
-import { reclaimSpace } from '../../store/index.js';
 import type { TaskDefinition } from '../queue.js';
 import { MINUTE, type TaskDeps } from './deps.js';
 
@@ -11,7 +10,7 @@ export function reclaimSpaceTask({ stores, log }: TaskDeps): TaskDefinition {
     name: 'reclaim-space',
     everyMs: MINUTE,
     handler: async () => {
-      const bytes = await reclaimSpace(stores);
+      const bytes = await stores.reclaimSpace();
       if (bytes) log.info({ bytes }, 'maintenance: returned free pages to the filesystem');
     },
   };

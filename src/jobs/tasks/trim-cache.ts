@@ -1,5 +1,4 @@
 /** Evicts cached feed documents beyond FEEDMAIL_CACHE_MAX_BYTES. */
-import { evictCache } from '../../store/cache.js';
 import type { TaskDefinition } from '../queue.js';
 import { MINUTE, type TaskDeps } from './deps.js';
 
@@ -8,7 +7,7 @@ export function trimCacheTask({ stores, config, log }: TaskDeps): TaskDefinition
     name: 'trim-cache',
     everyMs: 5 * MINUTE,
     handler: async () => {
-      const n = await evictCache(stores.cache.db, config.cacheMaxBytes);
+      const n = await stores.cache.evictCache(config.cacheMaxBytes);
       if (n) log.info({ evicted: n }, 'maintenance: evicted cached documents');
     },
   };

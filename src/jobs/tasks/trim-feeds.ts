@@ -1,5 +1,4 @@
 /** Deletes each feed's oldest entries beyond the number to keep (FEEDMAIL_FEED_KEEP_ENTRIES). */
-import { trimFeeds } from '../../store/entries.js';
 import type { TaskDefinition } from '../queue.js';
 import { HOUR, type TaskDeps } from './deps.js';
 
@@ -8,7 +7,7 @@ export function trimFeedsTask({ stores, config, log }: TaskDeps): TaskDefinition
     name: 'trim-feeds',
     everyMs: HOUR,
     handler: async () => {
-      const n = await trimFeeds(stores.app.db, config.feedKeepEntries);
+      const n = await stores.app.trimFeeds(config.feedKeepEntries);
       if (n) log.info({ deleted: n }, 'maintenance: trimmed feeds');
     },
   };

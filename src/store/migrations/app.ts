@@ -1,4 +1,4 @@
-import type { Migration } from './index.js';
+import type { Migration } from './migration.js';
 
 /** app.db: feeds, entries, their parts. Times are milliseconds since the epoch. */
 export const appMigrations: Migration[] = [

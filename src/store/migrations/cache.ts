@@ -1,4 +1,4 @@
-import type { Migration } from './index.js';
+import type { Migration } from './migration.js';
 
 /** cache.db: rendered output only; deleting the file while stopped loses nothing. */
 export const cacheMigrations: Migration[] = [

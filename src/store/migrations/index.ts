@@ -1,9 +1,5 @@
-/** A migration is SQL per dialect; each list only ever grows at its end. */
-export interface Migration {
-  name: string;
-  sqlite: string;
-}
-
+/** The migration lists of the three databases. */
+export type { Migration } from './migration.js';
 export { appMigrations } from './app.js';
 export { queueMigrations } from './queue.js';
 export { cacheMigrations } from './cache.js';

@@ -1,4 +1,4 @@
-import type { Migration } from './index.js';
+import type { Migration } from './migration.js';
 
 /**
  * queue.db: the inbound journal, jobs and recurring-task slots. Ids never repeat

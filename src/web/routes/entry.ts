@@ -4,10 +4,9 @@
  * separate document with its own CSP, shown only in a sandboxed iframe; parts
  * are GET /e/<share-secret>/parts/<n>/<name>.
  */
+import { SECRET_IN_PATH } from '../../secrets.js';
 import { NotFoundError } from '../../errors.js';
-import { entryByShareToken, type Entry } from '../../store/entries.js';
-import { feedById } from '../../store/feeds.js';
-import { blobByHash, partOfEntry, partsOfEntry } from '../../store/parts.js';
+import type { Entry } from '../../store/entries.js';
 import { BODY_CSP, foundOr404, sendHtml, setSecurityHeaders } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
 import { publishedAt, resolveCids, shownConfirmUrl } from '../entry-content.js';
@@ -15,17 +14,17 @@ import { html } from '../views/html.js';
 import { layout } from '../views/layout.js';
 
 async function entryFor(deps: WebDeps, token: string): Promise<Entry> {
-  return foundOr404(await entryByShareToken(deps.stores.app.db, token));
+  return foundOr404(await deps.stores.app.entryByShareToken(token));
 }
 
 export const entryPageRoute: Route = {
   method: 'GET',
-  path: /^\/e\/([a-z2-7]+)\/?$/i,
+  path: new RegExp(String.raw`^/e/${SECRET_IN_PATH}/?$`, 'i'),
   handler: async ({ res, params, deps }) => {
     const entry = await entryFor(deps, params[0]!);
-    const feed = await feedById(deps.stores.app.db, entry.feed_id);
+    const feed = await deps.stores.app.feedById(entry.feed_id);
     if (!feed) throw new NotFoundError();
-    const parts = await partsOfEntry(deps.stores.app.db, entry.id);
+    const parts = await deps.stores.app.partsOfEntry(entry.id);
     const attachments = parts.filter((p) => !p.inline);
     const confirm = shownConfirmUrl(entry, feed);
     const { urls } = deps;
@@ -50,10 +49,10 @@ ${attachments.length ? html`<h2>Attachments</h2><ul class="attachments">${attach
 
 export const entryBodyRoute: Route = {
   method: 'GET',
-  path: /^\/e\/([a-z2-7]+)\/body$/i,
+  path: new RegExp(String.raw`^/e/${SECRET_IN_PATH}/body$`, 'i'),
   handler: async ({ res, params, deps }) => {
     const entry = await entryFor(deps, params[0]!);
-    const parts = await partsOfEntry(deps.stores.app.db, entry.id);
+    const parts = await deps.stores.app.partsOfEntry(entry.id);
     setSecurityHeaders(res, BODY_CSP);
     res.removeHeader('X-Frame-Options');
     const body = resolveCids(entry.html, entry, parts, deps.urls);
@@ -64,13 +63,13 @@ export const entryBodyRoute: Route = {
 
 export const entryPartRoute: Route = {
   method: 'GET',
-  path: /^\/e\/([a-z2-7]+)\/parts\/(\d+)(?:\/[^/]*)?$/i,
+  path: new RegExp(String.raw`^/e/${SECRET_IN_PATH}/parts/(\d+)(?:/[^/]*)?$`, 'i'),
   handler: async ({ res, params, deps }) => {
     const entry = await entryFor(deps, params[0]!);
-    const part = await partOfEntry(deps.stores.app.db, entry.id, Number(params[1]));
+    const part = await deps.stores.app.partOfEntry(entry.id, Number(params[1]));
     // A part with a note is one whose bytes are not offered (e.g. it contains the inbox address).
     if (!part?.blob_hash || part.note) throw new NotFoundError();
-    const data = await blobByHash(deps.stores.app.db, part.blob_hash);
+    const data = await deps.stores.app.blobByHash(part.blob_hash);
     if (!data) throw new NotFoundError();
     // Only raster images are shown inline; everything else (SVG and HTML included) is a download.
     const showInline = /^image\/(png|gif|jpeg|webp|avif|bmp)$/.test(part.content_type);

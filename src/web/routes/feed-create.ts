@@ -7,7 +7,6 @@ import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import { clientNetwork } from '../../client-network.js';
 import { CrossSiteRequestError, RateLimitedError } from '../../errors.js';
-import { createFeed } from '../../store/feeds.js';
 import { cleanTitle, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route } from '../context.js';
 import { html } from '../views/html.js';
@@ -22,7 +21,7 @@ export const feedCreateRoute: Route = {
     const fields = await readFields(req);
     const title = cleanTitle(fields.title);
     const perHour = deps.config.feedsPerHourPerClient;
-    const created = await createFeed(deps.stores.app.db, title, perHour > 0 ? { client: creationLimitKey(client), perHour } : null);
+    const created = await deps.stores.app.createFeed(title, perHour > 0 ? { client: creationLimitKey(client), perHour } : null);
     if ('retryAt' in created) throw new RateLimitedError(Math.max(1, Math.ceil((created.retryAt - Date.now()) / 1000)));
     const { feed, manageToken } = created;
     const { urls, config } = deps;

@@ -9,6 +9,7 @@
  * the event loop between entries, compression runs in libuv's thread pool, and
  * HEAD never renders.
  */
+import { SECRET_IN_PATH } from '../../secrets.js';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { brotliCompress, gzip, constants as zlib } from 'node:zlib';
@@ -17,10 +18,10 @@ import { atomFormat } from '../../feeds/atom.js';
 import { jsonFeedFormat } from '../../feeds/json-feed.js';
 import type { FeedFormat } from '../../feeds/model.js';
 import { rssFormat } from '../../feeds/rss.js';
-import { cachedDocument, cachedDocumentBytes, storeDocument } from '../../store/cache.js';
-import { documentEntriesOfFeed, type DocumentEntry } from '../../store/entries.js';
-import { feedByFeedToken, markFetched, type Feed } from '../../store/feeds.js';
-import { partsOfEntries, type EntryPart } from '../../store/parts.js';
+import type { DocumentEntry } from '../../store/entries.js';
+import type { Feed } from '../../store/feeds.js';
+import { cacheKey } from '../../store/index.js';
+import type { EntryPart } from '../../store/parts.js';
 import { foundOr404 } from '../http.js';
 import type { RequestContext, Route } from '../context.js';
 import { feedDocumentEntry, feedDocumentHead } from '../entry-content.js';
@@ -100,8 +101,8 @@ function documentSource(ctx: RequestContext, feed: Feed): Promise<DocumentSource
   const { stores, config } = ctx.deps;
   return once(stores.app, `entries:${feed.id}:v${feed.version}`, async () => {
     // A body with more characters than the entry bound has more bytes too: it is never read whole.
-    const entries = await documentEntriesOfFeed(stores.app.db, feed.id, config.feedMaxEntries, config.feedEntryMaxBytes);
-    const parts = await partsOfEntries(stores.app.db, entries.map((e) => e.id));
+    const entries = await stores.app.documentEntriesOfFeed(feed.id, config.feedMaxEntries, config.feedEntryMaxBytes);
+    const parts = await stores.app.partsOfEntries(entries.map((e) => e.id));
     const byEntry = new Map<number, EntryPart[]>();
     for (const p of parts) byEntry.set(p.entry_id, [...(byEntry.get(p.entry_id) ?? []), p]);
     return { entries, byEntry };
@@ -150,15 +151,15 @@ async function encode(body: Buffer, encoding: Encoding): Promise<Buffer> {
 
 export const feedDocumentRoute: Route = {
   method: 'GET',
-  path: /^\/feeds\/([a-z2-7]+)\.(atom|rss|json)$/i,
+  path: new RegExp(String.raw`^/feeds/${SECRET_IN_PATH}\.(atom|rss|json)$`, 'i'),
   // A JSON Feed URL is read by programs: its errors are JSON too.
   errors: (params) => (params[1]?.toLowerCase() === 'json' ? 'json' : 'html'),
   handler: async (ctx) => {
     const { req, res, params, deps } = ctx;
     const requested = params[1]!.toLowerCase() as Format;
     const format = negotiate(requested, req);
-    const feed = foundOr404(await feedByFeedToken(deps.stores.app.db, params[0]!));
-    await markFetched(deps.stores.app.db, feed).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: unable to record fetch'));
+    const feed = foundOr404(await deps.stores.app.feedByFeedToken(params[0]!));
+    await deps.stores.app.markFetched(feed).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: unable to record fetch'));
 
     // The base URL is part of every link in the document, so a new one must change the ETag.
     const etag = `W/"${feed.id}-${feed.version}-${format}-${RENDER_GENERATION}-${baseTag(deps.urls.base)}"`;
@@ -184,14 +185,14 @@ export const feedDocumentRoute: Route = {
     }
 
     const encoding = chooseEncoding(req);
-    const key = `${feed.id}:v${feed.version}:${format}:${encoding}:g${RENDER_GENERATION}:${deps.urls.base}`;
+    const key = cacheKey({ feedId: feed.id, version: feed.version, format, encoding, generation: RENDER_GENERATION, base: deps.urls.base });
     const contentHeaders = {
       'Content-Type': CONTENT_TYPES[format],
       ...(encoding === 'identity' ? {} : { 'Content-Encoding': encoding }),
     };
     if (req.method === 'HEAD') {
       // Headers only: the length is known when a rendered copy is cached, and is left out otherwise.
-      const bytes = await cachedDocumentBytes(deps.stores.cache.db, key).catch((err: unknown) => {
+      const bytes = await deps.stores.cache.cachedDocumentBytes(key).catch((err: unknown) => {
         deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; answering HEAD without a length');
         return undefined;
       });
@@ -202,7 +203,7 @@ export const feedDocumentRoute: Route = {
 
     let body: Buffer | undefined;
     try {
-      body = (await cachedDocument(deps.stores.cache.db, key))?.body;
+      body = (await deps.stores.cache.cachedDocument(key))?.body;
     } catch (err) {
       deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; rendering');
     }
@@ -210,7 +211,7 @@ export const feedDocumentRoute: Route = {
       const plain = await once(deps.stores.app, `plain:${feed.id}:v${feed.version}:${format}:${deps.urls.base}`, () => renderFeed(ctx, feed, format));
       const rendered = await encode(plain, encoding);
       // The cache is an optimisation: a full disk or busy cache must not fail the request.
-      await storeDocument(deps.stores.cache.db, {
+      await deps.stores.cache.storeDocument({
         key, feed_id: feed.id, content_type: CONTENT_TYPES[format], etag, last_modified: feed.updated_at, body: rendered,
       }, deps.config.cacheMaxBytes).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: cache write failed'));
       return rendered;

@@ -1,6 +1,5 @@
 /** GET /feeds/<feed-secret>: the feed as a web page, for people rather than readers. */
-import { entrySummariesOfFeed } from '../../store/entries.js';
-import { feedByFeedToken } from '../../store/feeds.js';
+import { SECRET_IN_PATH } from '../../secrets.js';
 import { foundOr404, sendHtml } from '../http.js';
 import type { Route } from '../context.js';
 import { shownConfirmUrl } from '../entry-content.js';
@@ -11,10 +10,10 @@ const DAY = 86_400_000;
 
 export const feedPageRoute: Route = {
   method: 'GET',
-  path: /^\/feeds\/([a-z2-7]+)\/?$/i,
+  path: new RegExp(String.raw`^/feeds/${SECRET_IN_PATH}/?$`, 'i'),
   handler: async ({ res, params, deps }) => {
-    const feed = foundOr404(await feedByFeedToken(deps.stores.app.db, params[0]!));
-    const entries = await entrySummariesOfFeed(deps.stores.app.db, feed.id, deps.config.feedMaxEntries);
+    const feed = foundOr404(await deps.stores.app.feedByFeedToken(params[0]!));
+    const entries = await deps.stores.app.entrySummariesOfFeed(feed.id, deps.config.feedMaxEntries);
     const { urls, config } = deps;
     const confirmations = entries.filter((e) => e.confirm_url && Date.now() - e.received_at < 14 * DAY);
     let expiry = html``;

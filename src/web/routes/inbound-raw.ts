@@ -23,7 +23,6 @@ import {
 import { acceptMessage, recipientFeed } from '../../mail/ingest.js';
 import { clientNetwork } from '../../client-network.js';
 import { checkDeliveryHeaders, MAX_SKEW_SECONDS, rawDeliveryMac, signatureMatches } from '../../mail/webhooks/raw.js';
-import { deliveryAccepted, recordDelivery } from '../../store/webhook-replays.js';
 import { sendJson } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
 
@@ -67,8 +66,8 @@ export const inboundRawRoute: Route = {
     const recipients = url.searchParams.getAll('to');
     if (recipients.length === 0) throw new RecipientsError('no_recipients', 'Name the recipients with ?to=<address>');
     if (recipients.length > config.smtpMaxRecipients) throw new RecipientsError('too_many_recipients', `At most ${config.smtpMaxRecipients} recipients`);
-    const queue = deps.stores.queue.db;
-    if (await deliveryAccepted(queue, signed.signature)) throw new ReplayedDeliveryError();
+    const queue = deps.stores.queue;
+    if (await queue.deliveryAccepted(signed.signature)) throw new ReplayedDeliveryError();
 
     // `client` is the relay's own address even behind a trusted proxy.
     const network = clientNetwork(client);
@@ -98,7 +97,7 @@ export const inboundRawRoute: Route = {
     const deferred: string[] = [];
     for (const address of recipients) {
       try {
-        feedIds.add((await recipientFeed(deps.stores.app.db, address, { mailDomains: config.mailDomains, feedMaxBytes: config.feedMaxBytes })).id);
+        feedIds.add((await recipientFeed(deps.stores.app, address, { mailDomains: config.mailDomains, feedMaxBytes: config.feedMaxBytes })).id);
       } catch (err) {
         if (err instanceof UnknownRecipientError) rejected.push(address);
         else if (err instanceof FeedFullError) deferred.push(address);
@@ -113,7 +112,7 @@ export const inboundRawRoute: Route = {
     // Recorded only now: a failed journal write leaves the sender free to retry the same request.
     const expiresAt = (signed.timestamp + MAX_SKEW_SECONDS + 1) * 1000;
     try {
-      if (!await recordDelivery(queue, signed.signature, expiresAt)) {
+      if (!await queue.recordDelivery(signed.signature, expiresAt)) {
         deps.log.info({ journalId }, 'webhook: the same delivery arrived twice at once; both were journaled, feeds show it once');
       }
     } catch (err) {

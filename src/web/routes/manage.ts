@@ -1,15 +1,14 @@
 /** The owner's page, reached only with the manage secret: see all links, rename, delete. */
-import { countEntries, entrySummariesOfFeed } from '../../store/entries.js';
-import { feedByManageToken, renameFeed, type Feed } from '../../store/feeds.js';
-import { deleteFeedEverywhere, reclaimSpace } from '../../store/index.js';
-import { failedIngestsOfFeed, type FailedIngest } from '../../store/journal.js';
+import { SECRET_IN_PATH } from '../../secrets.js';
+import type { Feed } from '../../store/feeds.js';
+import type { FailedIngest } from '../../store/journal.js';
 import { cleanTitle, foundOr404, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
 import { html, type SafeHtml } from '../views/html.js';
 import { copyField, layout } from '../views/layout.js';
 
 async function feedFor(deps: WebDeps, token: string): Promise<Feed> {
-  return foundOr404(await feedByManageToken(deps.stores.app.db, token));
+  return foundOr404(await deps.stores.app.feedByManageToken(token));
 }
 
 function sizeText(bytes: number): string {
@@ -40,14 +39,14 @@ ${failed.map((f) => html`<li>Received ${new Date(f.receivedAt).toUTCString()} ·
 
 export const managePageRoute: Route = {
   method: 'GET',
-  path: /^\/manage\/([a-z2-7]+)\/?$/i,
+  path: new RegExp(String.raw`^/manage/${SECRET_IN_PATH}/?$`, 'i'),
   handler: async ({ res, params, deps }) => {
     const token = params[0]!.toLowerCase();
     const feed = await feedFor(deps, token);
     const { urls, config } = deps;
-    const count = await countEntries(deps.stores.app.db, feed.id);
-    const recent = await entrySummariesOfFeed(deps.stores.app.db, feed.id, 20);
-    const failed = await failedIngestsOfFeed(deps.stores.queue.db, feed.id);
+    const count = await deps.stores.app.countEntries(feed.id);
+    const recent = await deps.stores.app.entrySummariesOfFeed(feed.id, 20);
+    const failed = await deps.stores.queue.failedIngestsOfFeed(feed.id);
     const confirmations = recent.filter((e) => e.confirm_url);
     sendHtml(res, 200, layout(`Manage ${feed.title || 'feed'}`, html`
 <h1>Manage ${feed.title || 'your feed'}</h1>
@@ -75,12 +74,12 @@ ${copyField('JSON Feed', urls.feed(feed.feed_token, 'json'), 'json')}
 
 export const manageRenameRoute: Route = {
   method: 'POST',
-  path: /^\/manage\/([a-z2-7]+)\/rename$/i,
+  path: new RegExp(String.raw`^/manage/${SECRET_IN_PATH}/rename$`, 'i'),
   handler: async ({ req, res, params, deps }) => {
     const feed = await feedFor(deps, params[0]!);
     const fields = await readFields(req);
     const title = cleanTitle(fields.title);
-    await renameFeed(deps.stores.app.db, feed.id, title);
+    await deps.stores.app.renameFeed(feed.id, title);
     if (wantsJson(req)) return sendJson(res, 200, { title });
     res.writeHead(303, { Location: `/manage/${params[0]!.toLowerCase()}`, 'Cache-Control': 'no-store' });
     res.end();
@@ -89,17 +88,17 @@ export const manageRenameRoute: Route = {
 
 export const manageDeleteRoute: Route = {
   method: 'POST',
-  path: /^\/manage\/([a-z2-7]+)\/delete$/i,
+  path: new RegExp(String.raw`^/manage/${SECRET_IN_PATH}/delete$`, 'i'),
   handler: async ({ req, res, params, deps }) => {
     const feed = await feedFor(deps, params[0]!);
     const fields = await readFields(req);
     if (fields.confirm !== 'yes') {
       return sendHtml(res, 400, layout('Not deleted', html`<h1>Not deleted</h1><p>Tick the box to confirm the deletion.</p><p><a href="/manage/${params[0]!.toLowerCase()}">Back</a></p>`));
     }
-    await deleteFeedEverywhere(deps.stores, feed.id);
+    await deps.stores.removeFeed(feed.id);
     // Give the space back to the filesystem now rather than at the next maintenance run:
     // new mail needs it as disk space (an abusive feed may have filled the disk).
-    void reclaimSpace(deps.stores).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: unable to reclaim space after deleting a feed'));
+    void deps.stores.reclaimSpace().catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: unable to reclaim space after deleting a feed'));
     deps.log.info({ feedId: feed.id }, 'web: feed deleted');
     if (wantsJson(req)) return sendJson(res, 200, { deleted: true });
     sendHtml(res, 200, layout('Feed deleted', html`<h1>Feed deleted</h1><p>The feed and its entries are gone. Mail to its address is now refused.</p><p><a href="/">Create a new feed</a></p>`));

@@ -1,0 +1,45 @@
+/** app.db behind one object: feeds, entries, their bodies and parts. Methods read like questions and verbs; the SQL is in the modules they bind. */
+import * as entries from './entries.js';
+import * as feeds from './feeds.js';
+import * as parts from './parts.js';
+import type { AppSchema } from './schema.js';
+import { SqliteStore } from './sqlite-store.js';
+
+export class AppStore extends SqliteStore<AppSchema> {
+  // Feeds
+  readonly createFeed = this.timed('create a feed', feeds.createFeed);
+  readonly feedByInboxToken = this.op('find a feed by its inbox address', feeds.feedByInboxToken);
+  readonly feedByFeedToken = this.op('find a feed by its feed URL', feeds.feedByFeedToken);
+  readonly feedByManageToken = this.op('find a feed by its manage link', feeds.feedByManageToken);
+  readonly feedById = this.op('find a feed by id', feeds.feedById);
+  readonly feedsWithRawMessage = this.op('find the feeds that received a message', feeds.feedsWithRawMessage);
+  readonly feedsIdleFor = this.timed('list idle feeds', feeds.feedsIdleFor);
+  readonly renameFeed = this.timed('rename a feed', feeds.renameFeed);
+  readonly markFetched = this.timed('record a feed fetch', feeds.markFetched);
+  /** Deletes a feed from app.db only; Stores.removeFeed removes it everywhere. */
+  readonly deleteFeed = this.op('delete a feed', feeds.deleteFeed);
+  readonly deleteFeedCreationsOlderThan = this.timed('delete old feed creations', feeds.deleteFeedCreationsOlderThan);
+
+  // Entries
+  readonly insertEntry = this.timed('store an entry', entries.insertEntry);
+  readonly replaceEntryContent = this.timed('replace an entry\'s content', entries.replaceEntryContent);
+  readonly entriesOfFeed = this.op('list a feed\'s entries', entries.entriesOfFeed);
+  readonly entrySummariesOfFeed = this.op('list a feed\'s entry summaries', entries.entrySummariesOfFeed);
+  readonly documentEntriesOfFeed = this.op('read a feed\'s entries for its document', entries.documentEntriesOfFeed);
+  readonly entryByShareToken = this.op('find an entry by its share link', entries.entryByShareToken);
+  readonly countEntries = this.op('count a feed\'s entries', entries.countEntries);
+  readonly countAllEntries = this.op('count all entries', entries.countAllEntries);
+  readonly entriesAfter = this.op('page through entries', entries.entriesAfter);
+  readonly feedBytes = this.op('measure a feed', entries.feedBytes);
+  readonly trimFeeds = this.timed('trim feeds', entries.trimFeeds);
+
+  // Parts and blobs
+  readonly partsOfEntry = this.op('list an entry\'s parts', parts.partsOfEntry);
+  readonly partsOfEntries = this.op('list entries\' parts', parts.partsOfEntries);
+  readonly partOfEntry = this.op('find an entry\'s part', parts.partOfEntry);
+  readonly blobByHash = this.op('read a blob', parts.blobByHash);
+  readonly deleteOrphanBlobs = this.op('delete unused blobs', parts.deleteOrphanBlobs);
+
+  /** How many feeds, entries, bodies and blobs app.db holds (for operators, benchmarks and tests). */
+  readonly rowCounts = this.op('count rows', entries.rowCounts);
+}

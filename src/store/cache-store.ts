@@ -1,0 +1,13 @@
+/** cache.db behind one object: rendered feed documents, bounded by bytes. Losing it loses nothing. */
+import * as cache from './cache.js';
+import type { CacheSchema } from './schema.js';
+import { SqliteStore } from './sqlite-store.js';
+
+export class CacheStore extends SqliteStore<CacheSchema> {
+  readonly cachedDocument = this.timed('read a cached document', cache.cachedDocument);
+  readonly cachedDocumentBytes = this.op('size a cached document', cache.cachedDocumentBytes);
+  readonly storeDocument = this.timed('cache a document', cache.storeDocument);
+  readonly cacheBytes = this.op('measure the cache', cache.cacheBytes);
+  readonly evictCache = this.op('evict cached documents', cache.evictCache);
+  readonly deleteCachedFeed = this.op('drop a feed\'s cached documents', cache.deleteCachedFeed);
+}

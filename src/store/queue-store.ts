@@ -1,0 +1,38 @@
+/** queue.db behind one object: the inbound journal, the job queue, recurring slots and webhook replays. */
+import * as jobs from './jobs.js';
+import * as journal from './journal.js';
+import type { QueueSchema } from './schema.js';
+import { SqliteStore } from './sqlite-store.js';
+import * as replays from './webhook-replays.js';
+
+export class QueueStore extends SqliteStore<QueueSchema> {
+  // Journal
+  readonly journalMessage = this.timed('journal a message', journal.journalMessage);
+  readonly journalById = this.op('read a journaled message', journal.journalById);
+  readonly journalAfter = this.op('page through the journal', journal.journalAfter);
+  readonly deleteJournalOlderThan = this.timed('delete old journal rows', journal.deleteJournalOlderThan);
+  readonly deleteJournalOfFeed = this.op('delete a feed\'s journal rows', journal.deleteJournalOfFeed);
+  readonly failedIngestsOfFeed = this.op('list a feed\'s failed messages', journal.failedIngestsOfFeed);
+
+  // Jobs
+  readonly enqueueJob = this.timed('enqueue a job', jobs.enqueueJob);
+  readonly claimJobs = this.timed('claim jobs', jobs.claimJobs);
+  readonly renewLeases = this.timed('renew leases', jobs.renewLeases);
+  readonly finishJob = this.op('finish a job', jobs.finishJob);
+  readonly retryJobAfter = this.timed('schedule a job\'s retry', jobs.retryJobAfter);
+  readonly retryJobWithoutCharge = this.timed('schedule a job\'s retry', jobs.retryJobWithoutCharge);
+  readonly failJobForGood = this.timed('fail a job', jobs.failJobForGood);
+  readonly failJobAfterCrashes = this.timed('fail a job', jobs.failJobAfterCrashes);
+  readonly releaseLeases = this.timed('release leases', jobs.releaseLeases);
+  readonly jobsInState = this.op('list jobs', jobs.jobsInState);
+  readonly jobById = this.op('read a job', jobs.jobById);
+  readonly retryFailedJobs = this.timed('retry failed jobs', jobs.retryFailedJobs);
+  readonly discardFailedJobs = this.op('discard failed jobs', jobs.discardFailedJobs);
+  readonly queueStats = this.timed('count jobs', jobs.queueStats);
+  readonly claimRecurringSlot = this.timed('claim a recurring slot', jobs.claimRecurringSlot);
+  readonly deleteRecurringRunsOlderThan = this.timed('delete old recurring slots', jobs.deleteRecurringRunsOlderThan);
+
+  // Webhook replays
+  readonly deliveryAccepted = this.timed('look up a webhook delivery', replays.deliveryAccepted);
+  readonly recordDelivery = this.timed('record a webhook delivery', replays.recordDelivery);
+}
