@@ -15,10 +15,9 @@ import { FeedmailSmtpServer } from './mail/smtp.js';
 import { StartupError } from './errors.js';
 import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
 import { renderMetrics } from './ops/metrics.js';
-import { checkWritable } from './store/db.js';
+import { readiness } from './ops/readiness.js';
 import { openStores, type Stores } from './store/index.js';
 import { INGEST_PRIORITY } from './store/journal.js';
-import { queueStats } from './store/jobs.js';
 import { Urls } from './web/urls.js';
 import { WebServer } from './web/server.js';
 
@@ -92,28 +91,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
         metrics: () => renderMetrics({ stores, runner, renderer, smtp, web, eventLoop }),
         space: disk,
         onAccepted: () => runner?.notify(),
-        readiness: async () => {
-          const checks: Record<string, string> = {};
-          let ok = true;
-          try {
-            await checkWritable(stores.app.db);
-            await checkWritable(stores.queue.db);
-            checks.databases = 'writable';
-          } catch (err) {
-            ok = false;
-            checks.databases = `not writable: ${(err as Error).message}`;
-          }
-          const free = disk.freeBytes();
-          checks.disk = Number.isFinite(free) ? `${free} bytes free` : 'unknown';
-          if (!disk.hasSpace()) {
-            ok = false;
-            checks.disk += ` (below the ${config.minFreeBytes}-byte minimum: new mail is deferred)`;
-          }
-          const q = await queueStats(stores.queue.db);
-          checks.queue = `${q.ready} ready, ${q.claimed} running, ${q.failed} failed, oldest waiting ${Math.round(q.oldestReadyAgeMs / 1000)} s`;
-          if (q.oldestReadyAgeMs > 10 * 60_000) ok = false;
-          return { ok, checks };
-        },
+        readiness: () => readiness(stores, disk, config.minFreeBytes),
       });
       app.http = await web.listen(config.httpPort, config.httpHost);
       // With port 0 the real port is known only now; links must use it.
