@@ -14,7 +14,7 @@ import { renderPoolFor } from './mail/render-pool.js';
 import { FeedmailSmtpServer } from './mail/smtp.js';
 import { StartupError } from './errors.js';
 import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
-import { renderMetrics } from './ops/metrics.js';
+import { createCounters, renderMetrics, type Counters } from './ops/metrics.js';
 import { readiness } from './ops/readiness.js';
 import { openStores, type Stores } from './store/index.js';
 import { INGEST_PRIORITY } from './store/journal.js';
@@ -31,6 +31,8 @@ export interface App {
   config: Config;
   stores: Stores;
   runner: JobRunner | null;
+  /** What this process's roles count, as /metrics shows it. */
+  counters: Counters;
   http?: AddressInfo;
   smtp?: AddressInfo;
   stop(): Promise<void>;
@@ -51,7 +53,8 @@ export function preflight(config: Config): void {
 export async function startApp(config: Config, log: Logger, roles: Roles, extraTasks: TaskDefinition[] = []): Promise<App> {
   preflight(config);
   const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
-  const renderer = renderPoolFor(config);
+  const counters = createCounters();
+  const renderer = renderPoolFor(config, counters.render);
   for (const h of [stores.app, stores.queue, stores.cache]) for (const warning of h.warnings) log.warn(warning);
   const disk = new DiskSpace(config.dataDir, config.minFreeBytes);
   if (roles.smtp && !disk.hasSpace()) {
@@ -59,17 +62,15 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
       'disk: free space is below FEEDMAIL_MIN_FREE_BYTES; mail will be deferred with 452 until space is freed or the minimum lowered');
   }
   const runner = roles.jobs && config.workerConcurrency > 0
-    ? new JobRunner({ queue: stores.queue.db, tasks: [...allTasks({ stores, config, renderer, log, space: disk }), ...extraTasks], concurrency: config.workerConcurrency, log, reserveOneSlotForPriority: INGEST_PRIORITY })
+    ? new JobRunner({ queue: stores.queue.db, tasks: [...allTasks({ stores, config, renderer, log, space: disk }), ...extraTasks], concurrency: config.workerConcurrency, log, reserveOneSlotForPriority: INGEST_PRIORITY, counters: counters.jobs })
     : null;
-
+  const onAccepted = () => runner?.notify();
   const eventLoop = monitorEventLoopDelay({ resolution: 10 });
   eventLoop.enable();
   let smtp: FeedmailSmtpServer | null = null;
   let web: WebServer | null = null;
   const app: App = {
-    config,
-    stores,
-    runner,
+    config, stores, runner, counters,
     async stop() {
       // New work stops while running jobs finish or are handed back; then the files close.
       await Promise.all([smtp?.close(), web?.close(), runner?.stop()]);
@@ -81,16 +82,15 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
 
   try {
     if (roles.smtp) {
-      smtp = new FeedmailSmtpServer({ config, stores, log, onAccepted: () => runner?.notify(), space: disk });
+      smtp = new FeedmailSmtpServer({ config, stores, log, counters: counters.smtp, onAccepted, space: disk });
       app.smtp = await smtp.listen(config.smtpPort, config.smtpHost);
     }
     if (roles.web) {
       const urls = new Urls(config.publicUrl);
+      const running = { smtp: roles.smtp, jobs: runner !== null };
       web = new WebServer({
-        config, stores, log, urls,
-        metrics: () => renderMetrics({ stores, runner, renderer, smtp, web, eventLoop }),
-        space: disk,
-        onAccepted: () => runner?.notify(),
+        config, stores, log, urls, counters: counters.http, space: disk, onAccepted,
+        metrics: () => renderMetrics({ stores, counters, running, eventLoop }),
         readiness: () => readiness(stores, disk, config.minFreeBytes),
       });
       app.http = await web.listen(config.httpPort, config.httpHost);

@@ -10,6 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { type ConfigOverrides, loadConfig } from '../src/config.js';
+import { createCounters } from '../src/ops/metrics.js';
 import { DiskSpace } from '../src/ops/storage-guard.js';
 import { createLogger } from '../src/log.js';
 import { signRawDelivery } from '../src/mail/webhooks/raw.js';
@@ -84,13 +85,14 @@ async function startWeb(overrides: ConfigOverrides, options: WebServerOptions) {
   const dataDir = tempDir();
   const config = loadConfig({}, { dataDir, httpPort: '0', logLevel: 'silent', allowUnsafeStorage: 'true', minFreeBytes: '0', ...overrides });
   const stores = openStores(dataDir);
+  const counters = createCounters().http;
   const web = new WebServer({
-    config, stores, log: createLogger('silent'), urls: new Urls('http://127.0.0.1'),
+    config, stores, log: createLogger('silent'), urls: new Urls('http://127.0.0.1'), counters,
     metrics: async () => '', readiness: async () => ({ ok: true, checks: {} }), space: new DiskSpace(stores.dataDir, 0), onAccepted: () => undefined,
   }, options);
   const { port } = await web.listen(0, '127.0.0.1');
   return {
-    web, port, base: `http://127.0.0.1:${port}`,
+    counters, port, base: `http://127.0.0.1:${port}`,
     async stop() {
       destroyOpened();
       await web.close();
@@ -288,7 +290,7 @@ describe('HTTP connections', () => {
     const config = loadConfig({}, { dataDir, httpPort: '0', logLevel: 'silent', allowUnsafeStorage: 'true', minFreeBytes: '0' });
     const stores = openStores(dataDir);
     const web = new WebServer({
-      config, stores, log: createLogger('silent'), urls: new Urls('http://127.0.0.1'),
+      config, stores, log: createLogger('silent'), urls: new Urls('http://127.0.0.1'), counters: createCounters().http,
       metrics: async () => '', readiness: async () => ({ ok: true, checks: {} }), space: new DiskSpace(stores.dataDir, 0), onAccepted: () => undefined,
     }, { firstRequestTimeoutMs: 300 });
     const { port } = await web.listen(0, '127.0.0.1');
@@ -327,7 +329,7 @@ describe('HTTP connections', () => {
         assert.equal(held.filter((c) => !c.isClosed() && c.socket.localAddress === address).length, 8, `${address} keeps 8`);
       }
       assert.ok(held.every((c) => c.received() === ''), 'closed without an answer');
-      assert.equal(server.web.stats.networkConnectionsRefused, 44);
+      assert.equal(server.counters.networkConnectionsRefused, 44);
       for (const address of ['127.0.0.1', '127.0.3.1']) {
         assert.equal((await request(server.base, '/healthz', { localAddress: address })).status, 200, `/healthz from ${address}`);
       }

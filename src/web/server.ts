@@ -59,12 +59,6 @@ export interface WebServerOptions {
 
 export class WebServer {
   readonly server: http.Server;
-  readonly stats = {
-    requests: 0,
-    errors: 0,
-    /** Connections closed on accept because their client network held connectionsPerNetwork() already. */
-    networkConnectionsRefused: 0,
-  };
   /** Connections that have not sent a complete request yet, with the timer that closes them. */
   private readonly awaitingFirstRequest = new Map<Socket, NodeJS.Timeout>();
   /** Open connections per client network; trusted proxies are not counted. */
@@ -93,7 +87,7 @@ export class WebServer {
       if (network !== undefined) {
         const held = this.perNetwork.get(network) ?? 0;
         if (held >= perNetworkCap) {
-          this.stats.networkConnectionsRefused++;
+          this.deps.counters.networkConnectionsRefused++;
           socket.destroy();
           return;
         }
@@ -142,7 +136,7 @@ export class WebServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    this.stats.requests++;
+    this.deps.counters.requests++;
     const firstRequest = this.awaitingFirstRequest.get(req.socket);
     if (firstRequest) {
       clearTimeout(firstRequest);
@@ -185,7 +179,7 @@ export class WebServer {
     if (err instanceof FeedmailError) error = err;
     else if (isDiskFull(err)) error = new StorageFullError({ cause: err });
     else {
-      this.stats.errors++;
+      this.deps.counters.errors++;
       this.deps.log.error({ err, path: shortenTokens(req.url ?? '') }, 'web: request failed');
       error = new InternalError({ cause: err });
     }
