@@ -18,7 +18,7 @@ import { createCounters, renderMetrics, type Counters } from './ops/metrics.js';
 import { readiness } from './ops/readiness.js';
 import { openStores, type Stores } from './store/index.js';
 import { INGEST_PRIORITY } from './store/journal.js';
-import { Urls } from './web/urls.js';
+import { publicBaseUrl } from './web/urls.js';
 import { WebServer } from './web/server.js';
 
 export interface Roles {
@@ -86,16 +86,14 @@ export async function startApp(config: Config, log: Logger, roles: Roles, extraT
       app.smtp = await smtp.listen(config.smtpPort, config.smtpHost);
     }
     if (roles.web) {
-      const urls = new Urls(config.publicUrl);
       const running = { smtp: roles.smtp, jobs: runner !== null };
       web = new WebServer({
-        config, stores, log, urls, counters: counters.http, space: disk, onAccepted,
+        config, stores, log, counters: counters.http, space: disk, onAccepted,
         metrics: () => renderMetrics({ stores, counters, running, eventLoop }),
         readiness: () => readiness(stores, disk, config.minFreeBytes),
       });
-      app.http = await web.listen(config.httpPort, config.httpHost);
-      // With port 0 the real port is known only now; links must use it.
-      if (!config.baseUrl) urls.base = config.publicUrl.replace(/:\d+$/, `:${app.http.port}`);
+      // With port 0 the real port is known only once bound; every link is made from it.
+      app.http = await web.listen(config.httpPort, config.httpHost, (bound) => publicBaseUrl(config.baseUrl, config.httpHost, bound.port));
     }
     if (runner) renderer.warm();
     runner?.start();

@@ -18,7 +18,6 @@ import { openStores } from '../src/store/index.js';
 import { creationLimitKey } from '../src/web/routes/feed-create.js';
 import { WEBHOOK_MIN_BODY_RATE } from '../src/web/routes/inbound-raw.js';
 import { WebServer, type WebServerOptions } from '../src/web/server.js';
-import { Urls } from '../src/web/urls.js';
 import { createFeed, readFeed, sendRaw, startTestServer, tempDir, type TestServer, waitFor, waitForEntries } from './helpers.js';
 
 const SECRET = 'http-limits-test-secret-0123456789abcdef';
@@ -87,10 +86,10 @@ async function startWeb(overrides: ConfigOverrides, options: WebServerOptions) {
   const stores = openStores(dataDir);
   const counters = createCounters().http;
   const web = new WebServer({
-    config, stores, log: createLogger('silent'), urls: new Urls('http://127.0.0.1'), counters,
+    config, stores, log: createLogger('silent'), counters,
     metrics: async () => '', readiness: async () => ({ ok: true, checks: {} }), space: new DiskSpace(stores.dataDir, 0), onAccepted: () => undefined,
   }, options);
-  const { port } = await web.listen(0, '127.0.0.1');
+  const { port } = await web.listen(0, '127.0.0.1', () => 'http://127.0.0.1');
   return {
     counters, port, base: `http://127.0.0.1:${port}`,
     async stop() {
@@ -290,10 +289,10 @@ describe('HTTP connections', () => {
     const config = loadConfig({}, { dataDir, httpPort: '0', logLevel: 'silent', allowUnsafeStorage: 'true', minFreeBytes: '0' });
     const stores = openStores(dataDir);
     const web = new WebServer({
-      config, stores, log: createLogger('silent'), urls: new Urls('http://127.0.0.1'), counters: createCounters().http,
+      config, stores, log: createLogger('silent'), counters: createCounters().http,
       metrics: async () => '', readiness: async () => ({ ok: true, checks: {} }), space: new DiskSpace(stores.dataDir, 0), onAccepted: () => undefined,
     }, { firstRequestTimeoutMs: 300 });
-    const { port } = await web.listen(0, '127.0.0.1');
+    const { port } = await web.listen(0, '127.0.0.1', () => 'http://127.0.0.1');
     try {
       // Taken before connecting: each connection's timeout runs from its own accept.
       const started = Date.now();
