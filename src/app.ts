@@ -14,10 +14,11 @@ import { renderPoolFor } from './mail/render-pool.js';
 import { FeedmailSmtpServer } from './mail/smtp.js';
 import { StartupError } from './errors.js';
 import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
-import { renderMetrics } from './ops/metrics.js';
+import { createCounters, renderMetrics, type Counters } from './ops/metrics.js';
+import { readiness } from './ops/readiness.js';
 import { openStores, type Clock, type Stores } from './store/index.js';
 import { INGEST_PRIORITY } from './store/journal.js';
-import { Urls } from './web/urls.js';
+import { publicBaseUrl } from './web/urls.js';
 import { WebServer } from './web/server.js';
 
 export interface Roles {
@@ -30,6 +31,8 @@ export interface App {
   config: Config;
   stores: Stores;
   runner: JobRunner | null;
+  /** What this process's roles count, as /metrics shows it. */
+  counters: Counters;
   http?: AddressInfo;
   smtp?: AddressInfo;
   stop(): Promise<void>;
@@ -57,7 +60,8 @@ export interface StartOptions {
 export async function startApp(config: Config, log: Logger, roles: Roles, { extraTasks = [], clock }: StartOptions = {}): Promise<App> {
   preflight(config);
   const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes, clock });
-  const renderer = renderPoolFor(config);
+  const counters = createCounters();
+  const renderer = renderPoolFor(config, counters.render);
   for (const h of [stores.app, stores.queue, stores.cache]) for (const warning of h.warnings) log.warn(warning);
   const disk = new DiskSpace(config.dataDir, config.minFreeBytes);
   if (roles.smtp && !disk.hasSpace()) {
@@ -65,17 +69,15 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
       'disk: free space is below FEEDMAIL_MIN_FREE_BYTES; mail will be deferred with 452 until space is freed or the minimum lowered');
   }
   const runner = roles.jobs && config.workerConcurrency > 0
-    ? new JobRunner({ queue: stores.queue, tasks: [...allTasks({ stores, config, renderer, log, space: disk }), ...extraTasks], concurrency: config.workerConcurrency, log, reserveOneSlotForPriority: INGEST_PRIORITY })
+    ? new JobRunner({ queue: stores.queue, tasks: [...allTasks({ stores, config, renderer, log, space: disk }), ...extraTasks], concurrency: config.workerConcurrency, log, reserveOneSlotForPriority: INGEST_PRIORITY, counters: counters.jobs })
     : null;
-
+  const onAccepted = () => runner?.notify();
   const eventLoop = monitorEventLoopDelay({ resolution: 10 });
   eventLoop.enable();
   let smtp: FeedmailSmtpServer | null = null;
   let web: WebServer | null = null;
   const app: App = {
-    config,
-    stores,
-    runner,
+    config, stores, runner, counters,
     async stop() {
       // New work stops while running jobs finish or are handed back; then the files close.
       await Promise.all([smtp?.close(), web?.close(), runner?.stop()]);
@@ -87,42 +89,18 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
 
   try {
     if (roles.smtp) {
-      smtp = new FeedmailSmtpServer({ config, stores, log, onAccepted: () => runner?.notify(), space: disk });
+      smtp = new FeedmailSmtpServer({ config, stores, log, counters: counters.smtp, onAccepted, space: disk });
       app.smtp = await smtp.listen(config.smtpPort, config.smtpHost);
     }
     if (roles.web) {
-      const urls = new Urls(config.publicUrl);
+      const running = { smtp: roles.smtp, jobs: runner !== null };
       web = new WebServer({
-        config, stores, log, urls,
-        metrics: () => renderMetrics({ stores, runner, renderer, smtp, web, eventLoop }),
-        space: disk,
-        onAccepted: () => runner?.notify(),
-        readiness: async () => {
-          const checks: Record<string, string> = {};
-          let ok = true;
-          try {
-            await stores.app.checkWritable();
-            await stores.queue.checkWritable();
-            checks.databases = 'writable';
-          } catch (err) {
-            ok = false;
-            checks.databases = `not writable: ${(err as Error).message}`;
-          }
-          const free = disk.freeBytes();
-          checks.disk = Number.isFinite(free) ? `${free} bytes free` : 'unknown';
-          if (!disk.hasSpace()) {
-            ok = false;
-            checks.disk += ` (below the ${config.minFreeBytes}-byte minimum: new mail is deferred)`;
-          }
-          const q = await stores.queue.queueStats();
-          checks.queue = `${q.ready} ready, ${q.claimed} running, ${q.failed} failed, oldest waiting ${Math.round(q.oldestReadyAgeMs / 1000)} s`;
-          if (q.oldestReadyAgeMs > 10 * 60_000) ok = false;
-          return { ok, checks };
-        },
+        config, stores, log, counters: counters.http, space: disk, onAccepted,
+        metrics: () => renderMetrics({ stores, counters, running, eventLoop }),
+        readiness: () => readiness(stores, disk, config.minFreeBytes),
       });
-      app.http = await web.listen(config.httpPort, config.httpHost);
-      // With port 0 the real port is known only now; links must use it.
-      if (!config.baseUrl) urls.base = config.publicUrl.replace(/:\d+$/, `:${app.http.port}`);
+      // With port 0 the real port is known only once bound; every link is made from it.
+      app.http = await web.listen(config.httpPort, config.httpHost, (bound) => publicBaseUrl(config.baseUrl, config.httpHost, bound.port));
     }
     if (runner) renderer.warm();
     runner?.start();

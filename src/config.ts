@@ -280,10 +280,7 @@ export const SETTINGS = {
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;
-export type Config = { [K in keyof Settings]: ReturnType<Settings[K]['parse']> } & {
-  /** baseUrl with its default filled in. */
-  publicUrl: string;
-};
+export type Config = { [K in keyof Settings]: ReturnType<Settings[K]['parse']> };
 
 export type ConfigOverrides = Partial<Record<keyof Settings, string>>;
 
@@ -321,10 +318,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ConfigOverrides = {}):
   if (problems.length > 0) {
     throw new ConfigError(`invalid settings:\n  ${problems.join('\n  ')}`);
   }
-  const config = out as Config;
-  const shownHost = config.httpHost === '0.0.0.0' || config.httpHost === '::' ? '127.0.0.1' : config.httpHost;
-  config.publicUrl = config.baseUrl || `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${config.httpPort}`;
-  return config;
+  return out as Config;
 }
 
 /** Maps `--flag value` / `--flag=value` arguments to setting keys; returns the rest. */

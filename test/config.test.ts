@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { loadConfig, splitFlags } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
 import { unsafeStorageReason } from '../src/ops/storage-guard.js';
+import { publicBaseUrl } from '../src/web/urls.js';
 
 const run = (args: string[], env: Record<string, string> = {}) =>
   spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 });
@@ -18,7 +19,16 @@ describe('configuration', () => {
     assert.deepEqual(c.mailDomains, ['a.example', 'b.example']);
     assert.equal(c.maxMessageBytes, 2 * 1024 * 1024);
     assert.equal(c.smtpPort, 2525);
-    assert.equal(c.publicUrl, 'http://127.0.0.1:9090');
+    assert.equal(publicBaseUrl(c.baseUrl, c.httpHost, c.httpPort), 'http://127.0.0.1:9090', 'links use the web address when FEEDMAIL_BASE_URL is not set');
+  });
+
+  it('starts links with FEEDMAIL_BASE_URL, else with the web address on the port it bound', () => {
+    const c = loadConfig({ FEEDMAIL_HTTP_PORT: '0' });
+    assert.equal(publicBaseUrl(c.baseUrl, c.httpHost, 41234), 'http://127.0.0.1:41234');
+    assert.equal(publicBaseUrl('', '0.0.0.0', 8080), 'http://127.0.0.1:8080', 'a wildcard host is shown as loopback');
+    assert.equal(publicBaseUrl('', '::1', 8080), 'http://[::1]:8080');
+    const behindProxy = loadConfig({ FEEDMAIL_BASE_URL: 'https://feeds.example.com/' });
+    assert.equal(publicBaseUrl(behindProxy.baseUrl, behindProxy.httpHost, 41234), 'https://feeds.example.com');
   });
 
   it('reports every invalid setting by name with what is allowed', () => {

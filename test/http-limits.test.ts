@@ -10,6 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { type ConfigOverrides, loadConfig } from '../src/config.js';
+import { createCounters } from '../src/ops/metrics.js';
 import { DiskSpace } from '../src/ops/storage-guard.js';
 import { createLogger } from '../src/log.js';
 import { signRawDelivery } from '../src/mail/webhooks/raw.js';
@@ -17,7 +18,6 @@ import { openStores } from '../src/store/index.js';
 import { creationLimitKey } from '../src/web/routes/feed-create.js';
 import { WEBHOOK_MIN_BODY_RATE } from '../src/web/routes/inbound-raw.js';
 import { WebServer, type WebServerOptions } from '../src/web/server.js';
-import { Urls } from '../src/web/urls.js';
 import { createFeed, readFeed, sendRaw, startTestServer, tempDir, type TestServer, waitFor, waitForEntries } from './helpers.js';
 
 const SECRET = 'http-limits-test-secret-0123456789abcdef';
@@ -84,13 +84,14 @@ async function startWeb(overrides: ConfigOverrides, options: WebServerOptions) {
   const dataDir = tempDir();
   const config = loadConfig({}, { dataDir, httpPort: '0', logLevel: 'silent', allowUnsafeStorage: 'true', minFreeBytes: '0', ...overrides });
   const stores = openStores(dataDir);
+  const counters = createCounters().http;
   const web = new WebServer({
-    config, stores, log: createLogger('silent'), urls: new Urls('http://127.0.0.1'),
+    config, stores, log: createLogger('silent'), counters,
     metrics: async () => '', readiness: async () => ({ ok: true, checks: {} }), space: new DiskSpace(stores.dataDir, 0), onAccepted: () => undefined,
   }, options);
-  const { port } = await web.listen(0, '127.0.0.1');
+  const { port } = await web.listen(0, '127.0.0.1', () => 'http://127.0.0.1');
   return {
-    web, port, base: `http://127.0.0.1:${port}`,
+    counters, port, base: `http://127.0.0.1:${port}`,
     async stop() {
       destroyOpened();
       await web.close();
@@ -288,10 +289,10 @@ describe('HTTP connections', () => {
     const config = loadConfig({}, { dataDir, httpPort: '0', logLevel: 'silent', allowUnsafeStorage: 'true', minFreeBytes: '0' });
     const stores = openStores(dataDir);
     const web = new WebServer({
-      config, stores, log: createLogger('silent'), urls: new Urls('http://127.0.0.1'),
+      config, stores, log: createLogger('silent'), counters: createCounters().http,
       metrics: async () => '', readiness: async () => ({ ok: true, checks: {} }), space: new DiskSpace(stores.dataDir, 0), onAccepted: () => undefined,
     }, { firstRequestTimeoutMs: 300 });
-    const { port } = await web.listen(0, '127.0.0.1');
+    const { port } = await web.listen(0, '127.0.0.1', () => 'http://127.0.0.1');
     try {
       // Taken before connecting: each connection's timeout runs from its own accept.
       const started = Date.now();
@@ -327,7 +328,7 @@ describe('HTTP connections', () => {
         assert.equal(held.filter((c) => !c.isClosed() && c.socket.localAddress === address).length, 8, `${address} keeps 8`);
       }
       assert.ok(held.every((c) => c.received() === ''), 'closed without an answer');
-      assert.equal(server.web.stats.networkConnectionsRefused, 44);
+      assert.equal(server.counters.networkConnectionsRefused, 44);
       for (const address of ['127.0.0.1', '127.0.3.1']) {
         assert.equal((await request(server.base, '/healthz', { localAddress: address })).status, 200, `/healthz from ${address}`);
       }

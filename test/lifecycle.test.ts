@@ -35,6 +35,11 @@ it('serves health, readiness and metrics, never logs a secret, and drains on SIG
     assert.match(metrics, /^feedmail_smtp_messages_accepted_total 1$/m);
     assert.match(metrics, /^feedmail_jobs\{state="ready"\} 0$/m);
     assert.match(metrics, /^feedmail_wal_bytes\{db="queue.db"\} \d+$/m);
+    // Each role counts into the counters /metrics reads.
+    assert.match(metrics, /^feedmail_http_requests_total [1-9]\d*$/m);
+    assert.match(metrics, /^feedmail_jobs_succeeded_total [1-9]\d*$/m);
+    assert.match(metrics, /^feedmail_render_messages_total 1$/m);
+    assert.match(metrics, /^feedmail_render_threads [1-9]\d*$/m);
 
     // An open session that has not started a transaction is refused one once draining starts.
     const session = await SMTPClient.connect(smtpPort);

@@ -29,15 +29,16 @@ async function collectGarbage(): Promise<void> {
   gc();
 }
 
-/** A feedmail whose SMTP server the test holds, to read its counters and set the test-only timings. */
+/** A feedmail whose SMTP server the test starts, to set the test-only timings; `counters` is what that server counts. */
 async function startServer(overrides: ConfigOverrides, dataRateGraceMs?: number, messageStartTimeoutMs?: number) {
   const server = await startTestServer(overrides, { web: true, smtp: false, jobs: true });
   const { app } = server;
-  const smtp = new FeedmailSmtpServer({ config: app.config, stores: app.stores, log: createLogger('silent'), onAccepted: () => app.runner?.notify(), dataRateGraceMs, messageStartTimeoutMs });
+  const counters = app.counters.smtp;
+  const smtp = new FeedmailSmtpServer({ config: app.config, stores: app.stores, log: createLogger('silent'), counters, onAccepted: () => app.runner?.notify(), dataRateGraceMs, messageStartTimeoutMs });
   const { port } = await smtp.listen(0, '127.0.0.1');
   return {
     base: server.base,
-    smtp,
+    counters,
     port,
     async stop() {
       await smtp.close();
@@ -72,16 +73,16 @@ describe('SMTP limits (F7)', () => {
         sent += header.length + 3 * MiB;
       }));
       // The server's parser holds back each message's last few bytes until it knows whether the final dot follows.
-      await waitFor(async () => server.smtp.stats.dataBytes >= sent - 5 * sessions, 10_000, 'all DATA read by the server');
+      await waitFor(async () => server.counters.dataBytes >= sent - 5 * sessions, 10_000, 'all DATA read by the server');
       await collectGarbage();
       const after = process.memoryUsage();
       const held = after.arrayBuffers - before.arrayBuffers;
       const rssGrowth = after.rss - before.rss;
 
-      assert.ok(server.smtp.stats.inflightBytes <= 4 * MiB, `held ${server.smtp.stats.inflightBytes} bytes`);
-      assert.ok(server.smtp.stats.inflightBytesPeak <= 4 * MiB, `peak ${server.smtp.stats.inflightBytesPeak} bytes`);
+      assert.ok(server.counters.inflightBytes <= 4 * MiB, `held ${server.counters.inflightBytes} bytes`);
+      assert.ok(server.counters.inflightBytesPeak <= 4 * MiB, `peak ${server.counters.inflightBytesPeak} bytes`);
       // Each message is over half the cap, so exactly one can be held in full; the others were dropped.
-      assert.equal(server.smtp.stats.inflightRefused, sessions - 1);
+      assert.equal(server.counters.inflightRefused, sessions - 1);
       // Buffers alive after a collection: the held message (3 MiB) and little else; holding every
       // message would keep all 72 MiB alive.
       assert.ok(held < 12 * MiB, `Buffers grew by ${(held / MiB).toFixed(1)} MiB`);
@@ -107,7 +108,7 @@ describe('SMTP limits (F7)', () => {
       const accepted = replies.filter((r) => r.startsWith('250 '));
       assert.equal(deferred.length, sessions - 1, replies.join('\n'));
       assert.equal(accepted.length, 1, replies.join('\n'));
-      await waitFor(async () => server.smtp.stats.inflightBytes === 0, 5000, 'bytes released');
+      await waitFor(async () => server.counters.inflightBytes === 0, 5000, 'bytes released');
     } finally {
       await Promise.all(clients.map((c) => c.destroy()));
       await server.stop();
@@ -140,9 +141,9 @@ describe('SMTP limits (F7)', () => {
       assert.ok(elapsed >= 2900 && elapsed < 4500, `closed after ${elapsed} ms`);
       await c.closed;
       assert.deepEqual(c.unread(), [], 'no reply after the 421');
-      assert.equal(server.smtp.stats.dataDeadlineExceeded, 1);
-      assert.equal(server.smtp.stats.accepted, 0);
-      assert.equal(server.smtp.stats.inflightBytes, 0);
+      assert.equal(server.counters.dataDeadlineExceeded, 1);
+      assert.equal(server.counters.accepted, 0);
+      assert.equal(server.counters.inflightBytes, 0);
     } finally {
       await server.stop();
     }
@@ -169,7 +170,7 @@ describe('SMTP limits (F7)', () => {
       const [slowReply, steadyReply] = await Promise.all([trickle(slow, 50, 2500), trickle(steady, 300, 2500)]);
       assert.match(slowReply, /^421 4\.4\.2 /);
       assert.match(steadyReply, /^250 /);
-      assert.equal(server.smtp.stats.dataTooSlow, 1);
+      assert.equal(server.counters.dataTooSlow, 1);
       await slow.closed;
       await steady.destroy();
     } finally {
@@ -236,7 +237,7 @@ describe('SMTP limits (F7)', () => {
       }
       const elapsed = Date.now() - started;
       assert.ok(elapsed >= 900 && elapsed < 2500, `closed after ${elapsed} ms`);
-      assert.equal(server.smtp.stats.messageStartTimedOut, 3);
+      assert.equal(server.counters.messageStartTimedOut, 3);
       // The sender that went idle after its messages gets the same deadline from its last one.
       assert.match(await sender.reply(), /^421 4\.4\.2 /);
       await waitForEntries(feed.feeds.atom, 'atom', 2, 10_000);
@@ -300,7 +301,7 @@ describe('SMTP limits (F7)', () => {
       const items = await waitForEntries(other.feeds.atom, 'atom', 1, 10_000);
       assert.equal(items[0]!.title, 'to the feed with room');
       assert.equal((await readFeed(full.feeds.atom, 'atom')).length, 1, 'nothing more reached the full feed');
-      assert.equal(server.smtp.stats.feedFull, 1);
+      assert.equal(server.counters.feedFull, 1);
     } finally {
       await server.stop();
     }

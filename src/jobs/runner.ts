@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { isDiskFull } from '../errors.js';
 import type { Logger } from '../log.js';
+import { createCounters, type JobCounters } from '../ops/metrics.js';
 import type { QueueStore } from '../store/index.js';
 import { DEFAULT_PRIORITY, type Job } from '../store/jobs.js';
 import { retryDelayMs, type TaskDefinition } from './queue.js';
@@ -31,6 +32,8 @@ export interface RunnerOptions {
    * never stuck behind maintenance. Unset: no slot is kept.
    */
   reserveOneSlotForPriority?: number;
+  /** Where this runner counts its jobs for /metrics; a runner without one (a test) counts for nobody. */
+  counters?: JobCounters;
 }
 
 export class JobRunner {
@@ -45,13 +48,13 @@ export class JobRunner {
   #scheduler: NodeJS.Timeout | null = null;
   readonly #leaseMs: number;
   readonly #pollMs: number;
-  /** Counters for /metrics. */
-  readonly stats = { succeeded: 0, failed: 0, retried: 0 };
+  readonly #counters: JobCounters;
 
   constructor(private readonly options: RunnerOptions) {
     this.#tasks = new Map(options.tasks.map((t) => [t.name, t]));
     this.#leaseMs = options.leaseMs ?? 30_000;
     this.#pollMs = options.pollMs ?? 500;
+    this.#counters = options.counters ?? createCounters().jobs;
   }
 
   start(): void {
@@ -141,14 +144,14 @@ export class JobRunner {
       if (job.reclaims >= MAX_RECLAIMS) {
         // Its process died every time it ran this job (a crash, not an error): stop trying.
         await queue.failJobAfterCrashes(job.id, this.owner, `the process running this job died ${job.reclaims} times (killed, crashed or out of memory)`);
-        this.stats.failed++;
+        this.#counters.failed++;
         log.error({ jobId: job.id, task: job.task, reclaims: job.reclaims }, 'jobs: failed for good after repeated process deaths');
         return;
       }
       await task.handler(JSON.parse(job.payload), { job, signal });
       if (signal.aborted) return; // the lease went to another process, or we are shutting down
       await queue.finishJob(job.id, this.owner);
-      this.stats.succeeded++;
+      this.#counters.succeeded++;
       log.debug({ jobId: job.id, task: job.task, ms: Date.now() - started }, 'jobs: finished');
     } catch (err) {
       if (signal.aborted) return; // shutting down or lease lost: the job runs again elsewhere
@@ -166,8 +169,8 @@ export class JobRunner {
         // The lease will expire and the job will run again: nothing is lost.
         log.error({ err: inner, jobId: job.id }, 'jobs: unable to record failure');
       }
-      if (retry) this.stats.retried++;
-      else this.stats.failed++;
+      if (retry) this.#counters.retried++;
+      else this.#counters.failed++;
       log.warn({ jobId: job.id, task: job.task, attempt, retryInMs: retry ? delay : undefined, err }, retry ? 'jobs: failed, will retry' : 'jobs: failed for good');
     }
   }

@@ -13,6 +13,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { RenderPoolClosedError } from '../errors.js';
+import { createCounters, type RenderCounters } from '../ops/metrics.js';
 import type { FeedSecrets } from './redact.js';
 import { minimalRendering, type RenderedForRecipients, type RenderOptions } from './render.js';
 
@@ -35,8 +36,11 @@ function spawnWorker(): Worker {
 }
 
 /** The pool a process renders mail with, as its settings say. */
-export function renderPoolFor(config: { maxPartBytes: number; keepTrackingPixels: boolean; processingTimeoutMs: number; renderThreads: number }): RenderPool {
-  return new RenderPool({ maxPartBytes: config.maxPartBytes, keepTrackingPixels: config.keepTrackingPixels }, config.processingTimeoutMs, config.renderThreads);
+export function renderPoolFor(
+  config: { maxPartBytes: number; keepTrackingPixels: boolean; processingTimeoutMs: number; renderThreads: number },
+  counters?: RenderCounters,
+): RenderPool {
+  return new RenderPool({ maxPartBytes: config.maxPartBytes, keepTrackingPixels: config.keepTrackingPixels }, config.processingTimeoutMs, config.renderThreads, counters);
 }
 
 /**
@@ -76,11 +80,14 @@ export class RenderPool {
   #queue: Job[] = [];
   #nextId = 1;
   #closed = false;
-  /** Counters for /metrics. */
-  readonly stats = { rendered: 0, timedOut: 0 };
+  readonly #counters: RenderCounters;
 
-  constructor(private readonly options: RenderOptions, private readonly timeoutMs: number, threads = 1) {
+  /** `counters`: where the pool counts for /metrics; a pool without them (a test, a one-off command) counts for nobody. */
+  constructor(private readonly options: RenderOptions, private readonly timeoutMs: number, threads = 1, counters = createCounters().render) {
     this.#slots = Array.from({ length: Math.max(1, threads) }, () => ({ worker: null, ready: false, current: null }));
+    this.#counters = counters;
+    counters.threads = () => this.threads;
+    counters.waiting = () => this.waiting;
   }
 
   /** Starts the threads now, so the first messages do not wait for (or stall the process with) their start-up. */
@@ -140,7 +147,7 @@ export class RenderPool {
   #timedOut(slot: Slot, bound: number): void {
     const current = slot.current;
     if (!current) return;
-    this.stats.timedOut++;
+    this.#counters.timedOut++;
     slot.current = null;
     this.#dropWorker(slot);
     this.#degrade(current.job, `took longer than ${bound} ms`);
@@ -162,7 +169,7 @@ export class RenderPool {
     if (!current) return;
     clearTimeout(current.timer);
     slot.current = null;
-    this.stats.rendered++;
+    this.#counters.rendered++;
     current.job.resolve(result);
     this.#pump();
   }

@@ -20,6 +20,7 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Stores } from '../store/index.js';
+import type { SmtpCounters } from '../ops/metrics.js';
 import type { SpaceGuard } from '../ops/storage-guard.js';
 import { acceptMessage, recipientFeed } from './ingest.js';
 
@@ -51,6 +52,8 @@ export interface SmtpDeps {
   config: Config;
   stores: Stores;
   log: Logger;
+  /** What this server counts, for /metrics. */
+  counters: SmtpCounters;
   /** Called after a message is journaled, to wake the local job runner. */
   onAccepted?: () => void;
   /** The data directory's free space: asked at MAIL FROM, and each message's bytes set aside before they are written. */
@@ -79,34 +82,12 @@ export class FeedmailSmtpServer {
   /** Sessions counted in #perNetwork, all networks together. */
   #counted = 0;
   #draining = false;
-  /** Counters for /metrics. */
-  readonly stats = {
-    accepted: 0,
-    rejectedRecipients: 0,
-    /** Recipients deferred with 452 4.2.2 because their feed is over its quota. */
-    feedFull: 0,
-    tooLarge: 0,
-    tempFailed: 0,
-    /** Gauge: message bytes held in memory by all sessions now. */
-    inflightBytes: 0,
-    /** Gauge: the most inflightBytes has been since start, to size FEEDMAIL_SMTP_MAX_INFLIGHT_BYTES. */
-    inflightBytesPeak: 0,
-    /** Bytes read in DATA by all sessions, kept or thrown away. */
-    dataBytes: 0,
-    /** Messages dropped and deferred with 451 4.3.1 because the in-flight cap was reached. */
-    inflightRefused: 0,
-    /** Sessions closed with 421 because DATA ran past FEEDMAIL_SMTP_DATA_TIMEOUT_MS. */
-    dataDeadlineExceeded: 0,
-    /** Sessions closed with 421 because DATA averaged below FEEDMAIL_SMTP_MIN_DATA_RATE. */
-    dataTooSlow: 0,
-    /** Sessions closed with 421 because they started no message within MESSAGE_START_TIMEOUT_MS. */
-    messageStartTimedOut: 0,
-    /** Connections refused with 421 because their network held its share of connections. */
-    networkConnectionsRefused: 0,
-  };
+  /** This server's section of the counters /metrics reads (see ops/metrics.ts). */
+  readonly #counters: SmtpCounters;
 
   constructor(private readonly deps: SmtpDeps) {
     const { config } = deps;
+    this.#counters = deps.counters;
     this.server = new SMTPServer({
       name: config.mailDomains[0],
       banner: 'feedmail',
@@ -161,7 +142,7 @@ export class FeedmailSmtpServer {
     const nearCapacity = this.#counted >= smtpMaxClients * NEAR_CAPACITY_SHARE;
     const limit = nearCapacity ? Math.max(1, Math.floor(smtpMaxClientsPerAddress / 4)) : smtpMaxClientsPerAddress;
     if (n > limit) {
-      this.stats.networkConnectionsRefused++;
+      this.#counters.networkConnectionsRefused++;
       return cb(smtpReplyOf(new TooManyConnectionsError()));
     }
     this.#perNetwork.set(network, n);
@@ -178,7 +159,7 @@ export class FeedmailSmtpServer {
     session.messageStartTimer = setTimeout(() => {
       const connection = [...this.server.connections].find((c) => c.session === session);
       if (!connection) return;
-      this.stats.messageStartTimedOut++;
+      this.#counters.messageStartTimedOut++;
       this.deps.log.info({ sessionId: session.id }, 'smtp: no message started in time, closing the session');
       sendRefusal(connection, new SessionTimeoutError('No message started in time'));
     }, this.deps.messageStartTimeoutMs ?? MESSAGE_START_TIMEOUT_MS);
@@ -198,7 +179,7 @@ export class FeedmailSmtpServer {
   private onMailFrom(cb: (err?: Error) => void): void {
     if (this.#draining) return cb(smtpReplyOf(new ShuttingDownError()));
     if (this.deps.space && !this.deps.space.hasSpace()) {
-      this.stats.tempFailed++;
+      this.#counters.tempFailed++;
       return cb(smtpReplyOf(new StorageFullError()));
     }
     cb();
@@ -212,9 +193,9 @@ export class FeedmailSmtpServer {
       cb();
     } catch (err) {
       if (err instanceof FeedmailError) {
-        if (err instanceof UnknownRecipientError) this.stats.rejectedRecipients++;
+        if (err instanceof UnknownRecipientError) this.#counters.rejectedRecipients++;
         else if (err instanceof FeedFullError) {
-          this.stats.feedFull++;
+          this.#counters.feedFull++;
           this.deps.log.info({ sessionId: session.id }, 'smtp: recipient deferred, its feed is full');
         }
         return cb(smtpReplyOf(err));
@@ -238,7 +219,7 @@ export class FeedmailSmtpServer {
     const timers: { deadline?: NodeJS.Timeout; rate?: NodeJS.Timeout } = {};
 
     const release = () => {
-      this.stats.inflightBytes -= held;
+      this.#counters.inflightBytes -= held;
       held = 0;
       chunks = [];
     };
@@ -260,7 +241,7 @@ export class FeedmailSmtpServer {
       replied = true;
       stopTimers();
       release();
-      this.stats[counter]++;
+      this.#counters[counter]++;
       log.warn({ sessionId: session.id, bytes: size, elapsedMs: Date.now() - startedAt }, `smtp: ${why}, closing the session`);
       // smtp-server replies to onData only after the final dot, so the 421 goes out
       // through the connection itself.
@@ -286,7 +267,7 @@ export class FeedmailSmtpServer {
 
     stream.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      this.stats.dataBytes += chunk.length;
+      this.#counters.dataBytes += chunk.length;
       if (dropped || replied) return;
       if (size > config.maxMessageBytes) {
         // Refused with 552 at the end whatever else happens; nothing to keep.
@@ -294,18 +275,18 @@ export class FeedmailSmtpServer {
         dropped = true;
         return;
       }
-      if (this.stats.inflightBytes + chunk.length > config.smtpMaxInflightBytes) {
+      if (this.#counters.inflightBytes + chunk.length > config.smtpMaxInflightBytes) {
         release();
         dropped = true;
-        this.stats.inflightRefused++;
-        log.warn({ sessionId: session.id, inflightBytes: this.stats.inflightBytes, limit: config.smtpMaxInflightBytes },
+        this.#counters.inflightRefused++;
+        log.warn({ sessionId: session.id, inflightBytes: this.#counters.inflightBytes, limit: config.smtpMaxInflightBytes },
           'smtp: in-flight message bytes at their limit, deferring this message');
         return;
       }
       chunks.push(chunk);
       held += chunk.length;
-      this.stats.inflightBytes += chunk.length;
-      if (this.stats.inflightBytes > this.stats.inflightBytesPeak) this.stats.inflightBytesPeak = this.stats.inflightBytes;
+      this.#counters.inflightBytes += chunk.length;
+      if (this.#counters.inflightBytes > this.#counters.inflightBytesPeak) this.#counters.inflightBytesPeak = this.#counters.inflightBytes;
     });
     stream.on('error', (err) => {
       stopTimers();
@@ -319,11 +300,11 @@ export class FeedmailSmtpServer {
       if (replied) return release();
       if (stream.sizeExceeded || size > config.maxMessageBytes) {
         release();
-        this.stats.tooLarge++;
+        this.#counters.tooLarge++;
         return cb(smtpReplyOf(new MessageTooLargeError(config.maxMessageBytes)));
       }
       if (dropped) {
-        this.stats.tempFailed++;
+        this.#counters.tempFailed++;
         return cb(smtpReplyOf(new InsufficientResourcesError()));
       }
       const recipients = session.envelope.rcptTo as FeedRecipient[];
@@ -332,14 +313,14 @@ export class FeedmailSmtpServer {
       acceptMessage(this.deps.stores.queue, { source: 'smtp', mailFrom, feedIds, raw: Buffer.concat(chunks) }, this.deps.space).then(
         (journalId) => {
           release();
-          this.stats.accepted++;
+          this.#counters.accepted++;
           log.info({ journalId, sessionId: session.id, bytes: size, feeds: feedIds.length }, 'smtp: message accepted');
           this.deps.onAccepted?.();
           cb(null, `2.0.0 OK: queued as ${journalId}`);
         },
         (err: unknown) => {
           release();
-          this.stats.tempFailed++;
+          this.#counters.tempFailed++;
           log.error({ err, sessionId: session.id }, 'smtp: unable to store message');
           cb(smtpReplyOf(err instanceof FeedmailError ? err : new TemporaryFailureError('Temporary failure, try again later')));
         },

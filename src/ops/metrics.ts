@@ -1,18 +1,94 @@
-/** /metrics in Prometheus text format. */
+/**
+ * /metrics in Prometheus text format, read from the counters the roles push into
+ * (created once by the composition root) and from the stores. This module knows
+ * nothing of the roles themselves: SMTP, web, the job runner and the render pool
+ * each get their own section of the counters and keep it up to date.
+ */
 import type { IntervalHistogram } from 'node:perf_hooks';
-import type { JobRunner } from '../jobs/runner.js';
-import type { RenderPool } from '../mail/render-pool.js';
-import type { FeedmailSmtpServer } from '../mail/smtp.js';
 import type { Stores } from '../store/index.js';
-import type { WebServer } from '../web/server.js';
+
+export interface SmtpCounters {
+  /** Messages journaled and acknowledged with 250. */
+  accepted: number;
+  /** Recipients refused with 550. */
+  rejectedRecipients: number;
+  /** Recipients deferred with 452 4.2.2 because their feed is over its quota. */
+  feedFull: number;
+  /** Messages refused with 552. */
+  tooLarge: number;
+  /** Transactions deferred with 4xx. */
+  tempFailed: number;
+  /** Gauge: message bytes held in memory by all sessions now. */
+  inflightBytes: number;
+  /** Gauge: the most inflightBytes has been since start, to size FEEDMAIL_SMTP_MAX_INFLIGHT_BYTES. */
+  inflightBytesPeak: number;
+  /** Bytes read in DATA by all sessions, kept or thrown away. */
+  dataBytes: number;
+  /** Messages dropped and deferred with 451 4.3.1 because the in-flight cap was reached. */
+  inflightRefused: number;
+  /** Sessions closed with 421 because DATA ran past FEEDMAIL_SMTP_DATA_TIMEOUT_MS. */
+  dataDeadlineExceeded: number;
+  /** Sessions closed with 421 because DATA averaged below FEEDMAIL_SMTP_MIN_DATA_RATE. */
+  dataTooSlow: number;
+  /** Sessions closed with 421 because they started no message in time. */
+  messageStartTimedOut: number;
+  /** Connections refused with 421 because their network held its share of connections. */
+  networkConnectionsRefused: number;
+}
+
+export interface HttpCounters {
+  requests: number;
+  /** Requests that failed with 500. */
+  errors: number;
+  /** Connections closed on accept because their client network held its share already. */
+  networkConnectionsRefused: number;
+}
+
+export interface JobCounters {
+  /** Jobs finished by this process. */
+  succeeded: number;
+  /** Job attempts that failed and will run again. */
+  retried: number;
+  /** Jobs that failed for good. */
+  failed: number;
+}
+
+export interface RenderCounters {
+  rendered: number;
+  /** Renderings stopped at the processing time bound. */
+  timedOut: number;
+  /** Gauge, read at each scrape from the pool that registers it: its threads. */
+  threads: () => number;
+  /** Gauge, read at each scrape from the pool that registers it: messages waiting for a thread. */
+  waiting: () => number;
+}
+
+/** Everything the roles of one process count, one section per role. */
+export interface Counters {
+  smtp: SmtpCounters;
+  http: HttpCounters;
+  jobs: JobCounters;
+  render: RenderCounters;
+}
+
+export function createCounters(): Counters {
+  return {
+    smtp: {
+      accepted: 0, rejectedRecipients: 0, feedFull: 0, tooLarge: 0, tempFailed: 0, inflightBytes: 0, inflightBytesPeak: 0,
+      dataBytes: 0, inflightRefused: 0, dataDeadlineExceeded: 0, dataTooSlow: 0, messageStartTimedOut: 0, networkConnectionsRefused: 0,
+    },
+    http: { requests: 0, errors: 0, networkConnectionsRefused: 0 },
+    jobs: { succeeded: 0, retried: 0, failed: 0 },
+    render: { rendered: 0, timedOut: 0, threads: () => 0, waiting: () => 0 },
+  };
+}
 
 export interface MetricSources {
   stores: Stores;
-  runner: JobRunner | null;
-  renderer?: RenderPool;
+  counters: Counters;
+  /** A role's counters are shown only by a process that runs it. */
+  running: { smtp: boolean; jobs: boolean };
   eventLoop?: IntervalHistogram;
-  smtp: FeedmailSmtpServer | null;
-  web: WebServer | null;
 }
 
 export async function renderMetrics(s: MetricSources): Promise<string> {
@@ -21,6 +97,7 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
     if (!lines.some((l) => l.startsWith(`# HELP ${name} `))) lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     lines.push(`${name}${labels} ${value}`);
   };
+  const { smtp, http, jobs, render } = s.counters;
   const q = await s.stores.queue.queueStats();
   for (const state of ['ready', 'claimed', 'failed'] as const) metric('feedmail_jobs', 'gauge', 'Jobs by state', q[state], `{state="${state}"}`);
   metric('feedmail_queue_lag_seconds', 'gauge', 'Age of the oldest due job not yet claimed', q.oldestReadyAgeMs / 1000);
@@ -29,10 +106,10 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
     metric('feedmail_wal_bytes', 'gauge', 'Size of each WAL file', h.walBytes(), `{db="${name}"}`);
   }
   metric('feedmail_cache_bytes', 'gauge', 'Bytes of rendered documents in cache.db', await s.stores.cache.cacheBytes());
-  if (s.runner) {
-    metric('feedmail_jobs_succeeded_total', 'counter', 'Jobs finished by this process', s.runner.stats.succeeded);
-    metric('feedmail_jobs_retried_total', 'counter', 'Job attempts that failed and will retry', s.runner.stats.retried);
-    metric('feedmail_jobs_failed_total', 'counter', 'Jobs that failed for good', s.runner.stats.failed);
+  if (s.running.jobs) {
+    metric('feedmail_jobs_succeeded_total', 'counter', 'Jobs finished by this process', jobs.succeeded);
+    metric('feedmail_jobs_retried_total', 'counter', 'Job attempts that failed and will retry', jobs.retried);
+    metric('feedmail_jobs_failed_total', 'counter', 'Jobs that failed for good', jobs.failed);
   }
   if (s.eventLoop) {
     // Since the previous scrape: how long timers and I/O callbacks waited for the event loop.
@@ -40,31 +117,28 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
     metric('feedmail_event_loop_delay_seconds', 'gauge', 'Event-loop delay since the last scrape', s.eventLoop.max / 1e9, '{quantile="1"}');
     s.eventLoop.reset();
   }
-  if (s.renderer) {
-    metric('feedmail_render_threads', 'gauge', 'Threads that parse, sanitize and redact mail', s.renderer.threads);
-    metric('feedmail_render_waiting', 'gauge', 'Messages waiting for a render thread', s.renderer.waiting);
-    metric('feedmail_render_messages_total', 'counter', 'Messages rendered', s.renderer.stats.rendered);
-    metric('feedmail_render_timeouts_total', 'counter', 'Renderings stopped at the processing time bound', s.renderer.stats.timedOut);
+  metric('feedmail_render_threads', 'gauge', 'Threads that parse, sanitize and redact mail', render.threads());
+  metric('feedmail_render_waiting', 'gauge', 'Messages waiting for a render thread', render.waiting());
+  metric('feedmail_render_messages_total', 'counter', 'Messages rendered', render.rendered);
+  metric('feedmail_render_timeouts_total', 'counter', 'Renderings stopped at the processing time bound', render.timedOut);
+  if (s.running.smtp) {
+    metric('feedmail_smtp_messages_accepted_total', 'counter', 'Messages journaled and acknowledged with 250', smtp.accepted);
+    metric('feedmail_smtp_recipients_rejected_total', 'counter', 'Recipients refused with 550', smtp.rejectedRecipients);
+    metric('feedmail_smtp_messages_too_large_total', 'counter', 'Messages refused with 552', smtp.tooLarge);
+    metric('feedmail_smtp_temporary_failures_total', 'counter', 'Transactions deferred with 4xx', smtp.tempFailed);
+    metric('feedmail_smtp_inflight_bytes', 'gauge', 'Message bytes held in memory by SMTP sessions now', smtp.inflightBytes);
+    metric('feedmail_smtp_inflight_bytes_peak', 'gauge', 'Most message bytes held in memory at once since start', smtp.inflightBytesPeak);
+    metric('feedmail_smtp_data_bytes_total', 'counter', 'Bytes received in DATA, kept or not', smtp.dataBytes);
+    metric('feedmail_smtp_inflight_refused_total', 'counter', 'Messages deferred with 451 4.3.1 because the in-flight byte cap was reached', smtp.inflightRefused);
+    metric('feedmail_smtp_data_deadline_exceeded_total', 'counter', 'Sessions closed with 421 because DATA ran past its deadline', smtp.dataDeadlineExceeded);
+    metric('feedmail_smtp_data_too_slow_total', 'counter', 'Sessions closed with 421 because DATA was below the minimum rate', smtp.dataTooSlow);
+    metric('feedmail_smtp_message_start_timeouts_total', 'counter', 'Sessions closed with 421 for not starting a message in time', smtp.messageStartTimedOut);
+    metric('feedmail_smtp_network_connections_refused_total', 'counter', 'Connections refused because their network holds too many', smtp.networkConnectionsRefused);
+    metric('feedmail_smtp_recipients_feed_full_total', 'counter', 'Recipients deferred with 452 4.2.2 because their feed is full', smtp.feedFull);
   }
-  if (s.smtp) {
-    metric('feedmail_smtp_messages_accepted_total', 'counter', 'Messages journaled and acknowledged with 250', s.smtp.stats.accepted);
-    metric('feedmail_smtp_recipients_rejected_total', 'counter', 'Recipients refused with 550', s.smtp.stats.rejectedRecipients);
-    metric('feedmail_smtp_messages_too_large_total', 'counter', 'Messages refused with 552', s.smtp.stats.tooLarge);
-    metric('feedmail_smtp_temporary_failures_total', 'counter', 'Transactions deferred with 4xx', s.smtp.stats.tempFailed);
-    metric('feedmail_smtp_inflight_bytes', 'gauge', 'Message bytes held in memory by SMTP sessions now', s.smtp.stats.inflightBytes);
-    metric('feedmail_smtp_inflight_bytes_peak', 'gauge', 'Most message bytes held in memory at once since start', s.smtp.stats.inflightBytesPeak);
-    metric('feedmail_smtp_data_bytes_total', 'counter', 'Bytes received in DATA, kept or not', s.smtp.stats.dataBytes);
-    metric('feedmail_smtp_inflight_refused_total', 'counter', 'Messages deferred with 451 4.3.1 because the in-flight byte cap was reached', s.smtp.stats.inflightRefused);
-    metric('feedmail_smtp_data_deadline_exceeded_total', 'counter', 'Sessions closed with 421 because DATA ran past its deadline', s.smtp.stats.dataDeadlineExceeded);
-    metric('feedmail_smtp_data_too_slow_total', 'counter', 'Sessions closed with 421 because DATA was below the minimum rate', s.smtp.stats.dataTooSlow);
-    metric('feedmail_smtp_message_start_timeouts_total', 'counter', 'Sessions closed with 421 for not starting a message in time', s.smtp.stats.messageStartTimedOut);
-    metric('feedmail_smtp_network_connections_refused_total', 'counter', 'Connections refused because their network holds too many', s.smtp.stats.networkConnectionsRefused);
-    metric('feedmail_smtp_recipients_feed_full_total', 'counter', 'Recipients deferred with 452 4.2.2 because their feed is full', s.smtp.stats.feedFull);
-  }
-  if (s.web) {
-    metric('feedmail_http_requests_total', 'counter', 'HTTP requests', s.web.stats.requests);
-    metric('feedmail_http_errors_total', 'counter', 'HTTP requests that failed with 500', s.web.stats.errors);
-    metric('feedmail_http_network_connections_refused_total', 'counter', 'Connections closed because their network holds too many', s.web.stats.networkConnectionsRefused);
-  }
+  // /metrics is served by the web role, so its counters are always there.
+  metric('feedmail_http_requests_total', 'counter', 'HTTP requests', http.requests);
+  metric('feedmail_http_errors_total', 'counter', 'HTTP requests that failed with 500', http.errors);
+  metric('feedmail_http_network_connections_refused_total', 'counter', 'Connections closed because their network holds too many', http.networkConnectionsRefused);
   return `${lines.join('\n')}\n`;
 }

@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import type { HttpCounters } from '../ops/metrics.js';
 import type { SpaceGuard } from '../ops/storage-guard.js';
 import type { Stores } from '../store/index.js';
 import type { Urls } from './urls.js';
@@ -11,6 +12,8 @@ export interface WebDeps {
   stores: Stores;
   log: Logger;
   urls: Urls;
+  /** What the web server counts, for /metrics. */
+  counters: HttpCounters;
   /** Extra lines for /metrics and checks for /readyz, supplied by the app. */
   metrics: () => Promise<string>;
   readiness: () => Promise<{ ok: boolean; checks: Record<string, string> }>;

@@ -15,6 +15,7 @@ import { homeRoute } from './routes/home.js';
 import { inboundRawRoute, webhookBodyGraceMs } from './routes/inbound-raw.js';
 import { manageDeleteRoute, managePageRoute, manageRenameRoute } from './routes/manage.js';
 import { staticRoute } from './routes/static.js';
+import { Urls } from './urls.js';
 import { html } from './views/html.js';
 import { layout } from './views/layout.js';
 
@@ -59,19 +60,15 @@ export interface WebServerOptions {
 
 export class WebServer {
   readonly server: http.Server;
-  readonly stats = {
-    requests: 0,
-    errors: 0,
-    /** Connections closed on accept because their client network held connectionsPerNetwork() already. */
-    networkConnectionsRefused: 0,
-  };
   /** Connections that have not sent a complete request yet, with the timer that closes them. */
   private readonly awaitingFirstRequest = new Map<Socket, NodeJS.Timeout>();
   /** Open connections per client network; trusted proxies are not counted. */
   private readonly perNetwork = new Map<string, number>();
   private openConnections = 0;
+  /** What the routes receive: deps and the public links, set by listen() before any request arrives. */
+  #routeDeps!: WebDeps;
 
-  constructor(private readonly deps: WebDeps, options: WebServerOptions = {}) {
+  constructor(private readonly deps: Omit<WebDeps, 'urls'>, private readonly options: WebServerOptions = {}) {
     // Node checks requestTimeout and headersTimeout on this tick (30 s by default), so
     // a trickling request would hold its connection (and a webhook slot) up to twice as long.
     this.server = http.createServer({ connectionsCheckingInterval: 2_000 }, (req, res) => void this.handle(req, res));
@@ -82,7 +79,6 @@ export class WebServer {
     opsPolicy(deps.config.opsAllow);
     // Past this many open connections, new ones are closed as soon as they are accepted.
     this.server.maxConnections = deps.config.httpMaxConnections;
-    if (options.webhookBodyGraceMs !== undefined) webhookBodyGraceMs.set(deps, options.webhookBodyGraceMs);
     const firstRequestMs = options.firstRequestTimeoutMs ?? FIRST_REQUEST_TIMEOUT_MS;
     const perNetworkCap = connectionsPerNetwork(deps.config.httpMaxConnections);
     // Behind a proxy every connection comes from it; its clients are told apart per request.
@@ -93,7 +89,7 @@ export class WebServer {
       if (network !== undefined) {
         const held = this.perNetwork.get(network) ?? 0;
         if (held >= perNetworkCap) {
-          this.stats.networkConnectionsRefused++;
+          this.deps.counters.networkConnectionsRefused++;
           socket.destroy();
           return;
         }
@@ -121,12 +117,20 @@ export class WebServer {
     });
   }
 
-  listen(port: number, host: string): Promise<AddressInfo> {
+  /**
+   * Binds the port, then makes the links from the public URL that `publicUrl` gives for the
+   * bound address (with port 0, the port is known only now). 'listening' is emitted before
+   * any connection is accepted, so every request sees the final links.
+   */
+  listen(port: number, host: string, publicUrl: (bound: AddressInfo) => string): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
         this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
+        const bound = this.server.address() as AddressInfo;
+        this.#routeDeps = { ...this.deps, urls: new Urls(publicUrl(bound)) };
+        if (this.options.webhookBodyGraceMs !== undefined) webhookBodyGraceMs.set(this.#routeDeps, this.options.webhookBodyGraceMs);
+        resolve(bound);
       });
     });
   }
@@ -142,7 +146,7 @@ export class WebServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    this.stats.requests++;
+    this.deps.counters.requests++;
     const firstRequest = this.awaitingFirstRequest.get(req.socket);
     if (firstRequest) {
       clearTimeout(firstRequest);
@@ -170,7 +174,7 @@ export class WebServer {
         const params = m.slice(1);
         const errors = typeof route.errors === 'function' ? route.errors(params) : route.errors;
         answersJson ||= errors === 'json';
-        await route.handler({ req, res, url, params, client: clientAddress(req, this.deps.config.trustedProxies), deps: this.deps });
+        await route.handler({ req, res, url, params, client: clientAddress(req, this.deps.config.trustedProxies), deps: this.#routeDeps });
         return;
       }
       if (allowed.length) return sendText(res, 405, 'Method not allowed', { Allow: allowed.join(', ') });
@@ -185,7 +189,7 @@ export class WebServer {
     if (err instanceof FeedmailError) error = err;
     else if (isDiskFull(err)) error = new StorageFullError({ cause: err });
     else {
-      this.stats.errors++;
+      this.deps.counters.errors++;
       this.deps.log.error({ err, path: shortenTokens(req.url ?? '') }, 'web: request failed');
       error = new InternalError({ cause: err });
     }
