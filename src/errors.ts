@@ -22,9 +22,14 @@ export class NotFoundError extends FeedmailError {
   }
 }
 
+/**
+ * An address that is no feed here, or (over HTTP) a delivery none of whose recipients is.
+ * "Do not retry" on every transport: SMTP's 550, and HTTP 422, since webhook senders read
+ * 4xx other than 408/429 as final and 422 says the request was understood and will never be taken.
+ */
 export class UnknownRecipientError extends FeedmailError {
-  constructor() {
-    super('unknown_recipient', 'No such mailbox here', 404, { code: 550, enhanced: '5.1.1' });
+  constructor(message = 'No such mailbox here') {
+    super('unknown_recipient', message, 422, { code: 550, enhanced: '5.1.1' });
   }
 }
 
@@ -119,16 +124,6 @@ export class WebhookBusyError extends FeedmailError {
 export class RecipientsError extends FeedmailError {
   constructor(code: 'no_recipients' | 'too_many_recipients', message: string) {
     super(code, message, 400);
-  }
-}
-
-/**
- * No recipient of a webhook delivery is a feed here. Providers read 4xx other than 408/429
- * as "do not retry"; 422 says the request was understood and will never be taken.
- */
-export class NoFeedRecipientError extends FeedmailError {
-  constructor() {
-    super('unknown_recipient', 'No recipient is a feed here; do not retry', 422);
   }
 }
 

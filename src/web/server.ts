@@ -12,7 +12,7 @@ import { feedDocumentRoute } from './routes/feed-document.js';
 import { feedPageRoute } from './routes/feed-page.js';
 import { healthzRoute, metricsRoute, opsPolicy, readyzRoute } from './routes/health.js';
 import { homeRoute } from './routes/home.js';
-import { inboundRawRoute, webhookBodyGraceMs } from './routes/inbound-raw.js';
+import { inboundRoute, webhookBodyGraceMs } from './routes/inbound.js';
 import { manageDeleteRoute, managePageRoute, manageRenameRoute } from './routes/manage.js';
 import { staticRoute } from './routes/static.js';
 import { html } from './views/html.js';
@@ -22,7 +22,7 @@ const ROUTES: Route[] = [
   homeRoute, feedCreateRoute, feedDocumentRoute, feedPageRoute,
   entryPageRoute, entryBodyRoute, entryPartRoute,
   managePageRoute, manageRenameRoute, manageDeleteRoute,
-  inboundRawRoute, healthzRoute, readyzRoute, metricsRoute, staticRoute,
+  inboundRoute, healthzRoute, readyzRoute, metricsRoute, staticRoute,
 ];
 
 /**
@@ -116,7 +116,7 @@ export class WebServer {
     // "Expect: 100-continue" is answered by the route: the webhook decides on its
     // headers first, so a refused sender never uploads its body.
     this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      if (!inboundRawRoute.path.test(new URL(req.url ?? '/', 'http://localhost').pathname)) res.writeContinue();
+      if (!inboundRoute.path.test(new URL(req.url ?? '/', 'http://localhost').pathname)) res.writeContinue();
       void this.handle(req, res);
     });
   }
