@@ -1,6 +1,7 @@
 /** What a webhook provider is: one file under mail/webhooks/ per provider, served by web/routes/inbound.ts. */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Config } from '../../config.js';
+import type { FeedmailError } from '../../errors.js';
 
 /** A delivery as a provider sees it before one byte of its body is read. */
 export interface WebhookRequest {
@@ -59,7 +60,8 @@ export interface ParsedDelivery {
  *
  * A refusal is answered with the status its class in src/errors.ts carries, the
  * one table of statuses: unknown recipients 422 ("do not retry"), full feeds 507,
- * a full disk 503 with Retry-After, a bad signature 401. Throw only those classes.
+ * a full disk 503 with Retry-After, a bad signature 401. Throw only those classes;
+ * a sender that reads "do not retry" from another status gets it from `statusFor`.
  */
 export interface WebhookProvider<Signed extends SignedRequest = SignedRequest> {
   /** The path segment: served at `POST /inbound/<name>`, journaled as `webhook:<name>`. Lowercase letters, digits and '-'. */
@@ -76,4 +78,11 @@ export interface WebhookProvider<Signed extends SignedRequest = SignedRequest> {
   parse(body: Buffer, signed: Signed): ParsedDelivery;
   /** The status of a delivery whose message is journaled (raw: 202). */
   readonly acceptedStatus: number;
+  /**
+   * The status of a refusal, for a provider whose sender reads statuses in its own
+   * dialect (one that stops retrying only on 406, say): it translates the meaning
+   * errors.ts gives ("do not retry", "retry later"), never invents an outcome.
+   * Left out (raw leaves it out), every refusal gets the status of its class.
+   */
+  statusFor?(error: FeedmailError): number | undefined;
 }

@@ -64,6 +64,7 @@ export const inboundRoute: Route = {
   // Only the providers' own paths: any other /inbound/… is not found like every unknown page.
   path: new RegExp(`^/inbound/(${[...providers.keys()].join('|')})$`),
   errors: 'json',
+  statusFor: (error, [name]) => providers.get(name ?? '')?.statusFor?.(error),
   handler: async ({ req, res, url, client, deps, params: [name] }) => {
     const provider = providers.get(name ?? '');
     const secret = provider?.secret(deps.config);
