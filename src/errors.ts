@@ -167,6 +167,11 @@ export function smtpReplyOf(err: FeedmailError): Error & { responseCode: number 
   return Object.assign(new Error(`${reply.enhanced} ${err.message}`), { responseCode: reply.code });
 }
 
+/** The text of the 250 that acknowledges a journaled message (smtp-server sends the code): the one SMTP reply that is no error. */
+export function smtpAcceptedText(journalId: number): string {
+  return `2.0.0 OK: queued as ${journalId}`;
+}
+
 /** A queued job whose payload is not what its task takes: retrying will not help, so it ends in the failed list. */
 export class InvalidJobPayloadError extends Error {
   readonly code = 'invalid_job_payload';

@@ -15,7 +15,7 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMT
 import { clientNetwork } from '../client-network.js';
 import type { Config } from '../config.js';
 import {
-  FeedFullError, FeedmailError, InsufficientResourcesError, MessageTooLargeError, SessionTimeoutError, ShuttingDownError, smtpReplyOf, StorageFullError,
+  FeedFullError, FeedmailError, InsufficientResourcesError, MessageTooLargeError, SessionTimeoutError, ShuttingDownError, smtpAcceptedText, smtpReplyOf, StorageFullError,
   TemporaryFailureError, TooManyConnectionsError, UnknownRecipientError,
 } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -333,7 +333,7 @@ export class FeedmailSmtpServer {
       receiveMessage(this.#receiving, { source: 'smtp', mailFrom, recipients, raw: Buffer.concat(chunks), sessionId: session.id }).then(
         ({ journalId }) => {
           release();
-          cb(null, `2.0.0 OK: queued as ${journalId}`);
+          cb(null, smtpAcceptedText(journalId));
         },
         (err: unknown) => {
           release();
