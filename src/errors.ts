@@ -22,9 +22,14 @@ export class NotFoundError extends FeedmailError {
   }
 }
 
+/**
+ * An address that is no feed here, or (over HTTP) a delivery none of whose recipients is.
+ * "Do not retry" on every transport: SMTP's 550, and HTTP 422, since webhook senders read
+ * 4xx other than 408/429 as final and 422 says the request was understood and will never be taken.
+ */
 export class UnknownRecipientError extends FeedmailError {
-  constructor() {
-    super('unknown_recipient', 'No such mailbox here', 404, { code: 550, enhanced: '5.1.1' });
+  constructor(message = 'No such mailbox here') {
+    super('unknown_recipient', message, 422, { code: 550, enhanced: '5.1.1' });
   }
 }
 
@@ -122,16 +127,6 @@ export class RecipientsError extends FeedmailError {
   }
 }
 
-/**
- * No recipient of a webhook delivery is a feed here. Providers read 4xx other than 408/429
- * as "do not retry"; 422 says the request was understood and will never be taken.
- */
-export class NoFeedRecipientError extends FeedmailError {
-  constructor() {
-    super('unknown_recipient', 'No recipient is a feed here; do not retry', 422);
-  }
-}
-
 /** The failure of a request that was not ours to predict: nothing of it is shown to the client. */
 export class InternalError extends FeedmailError {
   constructor(options?: { cause?: unknown }) {
@@ -170,6 +165,11 @@ export class SessionTimeoutError extends FeedmailError {
 export function smtpReplyOf(err: FeedmailError): Error & { responseCode: number } {
   const reply = err.smtpReply ?? { code: 451, enhanced: '4.3.0' };
   return Object.assign(new Error(`${reply.enhanced} ${err.message}`), { responseCode: reply.code });
+}
+
+/** The text of the 250 that acknowledges a journaled message (smtp-server sends the code): the one SMTP reply that is no error. */
+export function smtpAcceptedText(journalId: number): string {
+  return `2.0.0 OK: queued as ${journalId}`;
 }
 
 /** A queued job whose payload is not what its task takes: retrying will not help, so it ends in the failed list. */

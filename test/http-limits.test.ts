@@ -16,7 +16,7 @@ import { createLogger } from '../src/log.js';
 import { signRawDelivery } from '../src/mail/webhooks/raw.js';
 import { openStores } from '../src/store/index.js';
 import { creationLimitKey } from '../src/web/routes/feed-create.js';
-import { WEBHOOK_MIN_BODY_RATE } from '../src/web/routes/inbound-raw.js';
+import { WEBHOOK_MIN_BODY_RATE } from '../src/web/routes/inbound.js';
 import { WebServer, type WebServerOptions } from '../src/web/server.js';
 import { createFeed, readFeed, sendRaw, startTestServer, tempDir, type TestServer, waitFor, waitForEntries } from './helpers.js';
 

@@ -53,6 +53,18 @@ describe('raw MIME webhook', () => {
     assert.equal(items[0]!.title, 'via webhook');
   });
 
+  it('journals a message once for a feed named by several of its addresses', async () => {
+    const feed = await createFeed(server.base);
+    const [local, domain] = feed.address.split('@') as [string, string];
+    const res = await deliver(server.base, [feed.address, `${local}+news@${domain}`, feed.address.toUpperCase()], message('three ways'));
+    assert.equal(res.status, 202);
+    const body = (await res.json()) as { id: number; rejected: string[]; deferred: string[] };
+    assert.deepEqual([body.rejected, body.deferred], [[], []]);
+    const row = await server.app.stores.queue.journalById(body.id);
+    assert.equal(row?.source, 'webhook:raw');
+    assert.equal(JSON.parse(row?.feed_ids ?? '[]').length, 1, 'the one feed, once');
+  });
+
   it('refuses bad signatures, stale timestamps, unknown recipients and oversized bodies with the right status', async () => {
     const feed = await createFeed(server.base);
     const journalId = async (subject: string) => {

@@ -1,18 +1,21 @@
 /**
  * The one path every message takes, top to bottom:
- *   1. resolve recipients to feeds (unknown ones are refused by the caller);
- *   2. journal the raw bytes together with an ingest job, durably: only then
- *      may the sender hear "250" / 2xx;
+ *   1. receiveMessage: a transport (mail/smtp.ts, a webhook provider served by
+ *      web/routes/inbound.ts) hands over the raw bytes and their recipients;
+ *      recipients are resolved to feeds (SMTP resolves each at RCPT TO with
+ *      resolveRecipient, to refuse it on its own) and de-duplicated;
+ *   2. the raw bytes are journaled together with an ingest job, durably: only
+ *      then may the sender hear "250" / 2xx;
  *   3. later, a worker renders the message once and stores one entry per feed,
- *      idempotently (one entry per journal row and feed).
+ *      idempotently (one entry per journal row and feed): ingestJournalRow.
  */
 import { FeedFullError, isDiskFull, StorageFullError, TemporaryFailureError, UnknownRecipientError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { hashContent, type ContentHashes } from '../store/entries.js';
 import type { SpaceGuard } from '../ops/storage-guard.js';
 import type { Feed } from '../store/feeds.js';
-import type { AppStore, QueueStore } from '../store/index.js';
-import type { JournalRow } from '../store/journal.js';
+import type { AppStore, QueueStore, Stores } from '../store/index.js';
+import type { JournalInput, JournalRow } from '../store/journal.js';
 import type { RenderPool } from './render-pool.js';
 import type { RenderedForRecipients } from './render.js';
 
@@ -32,31 +35,122 @@ export interface RecipientLimits {
   feedMaxBytes: number;
 }
 
+/** What receiving needs; SmtpDeps and WebDeps both fit it as they are. */
+export interface ReceiveDeps {
+  config: RecipientLimits;
+  stores: Pick<Stores, 'app' | 'queue'>;
+  log: Logger;
+  /** The data directory's free space: each message's bytes are set aside before they are written. */
+  space?: SpaceGuard;
+  /** Called after a message is journaled, to wake the local job runner. */
+  onAccepted?: () => void;
+  /** Counters of the transport, for /metrics. */
+  counters?: ReceiveCounters;
+}
+
+export interface ReceiveCounters {
+  /** Messages journaled (and so acknowledged). */
+  accepted: number;
+  /** Messages that could not be journaled: the sender was told to retry. */
+  tempFailed: number;
+}
+
 /**
  * The feed an address delivers to, checked as SMTP's RCPT TO and the webhooks
- * need it: throws UnknownRecipientError (550, "do not retry") or FeedFullError
- * (452 4.2.2, retry later) when the message must not be taken for it.
+ * need it: throws UnknownRecipientError (550 / 422, "do not retry") or FeedFullError
+ * (452 4.2.2 / 507, retry later) when the message must not be taken for it.
  */
-export async function recipientFeed(app: AppStore, address: string, limits: RecipientLimits): Promise<Feed> {
-  const feed = await feedForAddress(app, address, limits.mailDomains);
+export async function resolveRecipient(deps: Pick<ReceiveDeps, 'config' | 'stores'>, address: string): Promise<Feed> {
+  const feed = await feedForAddress(deps.stores.app, address, deps.config.mailDomains);
   if (!feed) throw new UnknownRecipientError();
-  if (await app.feedBytes(feed.id) >= limits.feedMaxBytes) throw new FeedFullError();
+  if (await deps.stores.app.feedBytes(feed.id) >= deps.config.feedMaxBytes) throw new FeedFullError();
   return feed;
 }
 
-export interface AcceptInput {
-  source: string;
+/** A recipient as the transport names it. */
+export interface Recipient {
+  address: string;
+  /**
+   * The feed it resolved to, when the transport resolved it already (SMTP does, at
+   * RCPT TO, so each recipient gets its own reply): it is not looked up again.
+   */
+  feedId?: number;
+}
+
+export interface InboundMessage {
+  /** Which transport it came by, kept in the journal: `smtp`, or `webhook:<provider>`. */
+  source: 'smtp' | `webhook:${string}`;
+  /** The envelope sender, '' when the transport has none. */
   mailFrom: string;
-  feedIds: number[];
+  recipients: Recipient[];
   raw: Buffer;
+  /** The SMTP session, so the log line joins the session's other lines. */
+  sessionId?: string;
+}
+
+export interface ReceivedMessage {
+  journalId: number;
+  /** The feeds it was journaled for, each once. */
+  feedIds: number[];
+  /** Addresses that are no feed here (webhooks list them as `rejected`). */
+  unknown: string[];
+  /** Addresses whose feed is over its quota (webhooks list them as `deferred`). */
+  full: string[];
+}
+
+/**
+ * Takes a message from any transport: resolves and de-duplicates its recipients,
+ * journals it, wakes the runner, counts and logs it. Resolves once the message
+ * is durable, so the transport may acknowledge it. Rejects, with nothing
+ * journaled, with UnknownRecipientError when no recipient is a feed, FeedFullError
+ * when the ones that are are all full, StorageFullError or TemporaryFailureError
+ * when the journal could not be written (the sender should retry).
+ */
+export async function receiveMessage(deps: ReceiveDeps, message: InboundMessage): Promise<ReceivedMessage> {
+  const feedIds = new Set<number>();
+  const unknown: string[] = [];
+  const full: string[] = [];
+  for (const recipient of message.recipients) {
+    if (recipient.feedId !== undefined) {
+      feedIds.add(recipient.feedId);
+      continue;
+    }
+    try {
+      feedIds.add((await resolveRecipient(deps, recipient.address)).id);
+    } catch (err) {
+      if (err instanceof UnknownRecipientError) unknown.push(recipient.address);
+      else if (err instanceof FeedFullError) full.push(recipient.address);
+      else throw err;
+    }
+  }
+  if (feedIds.size === 0) {
+    if (full.length > 0) throw new FeedFullError();
+    throw new UnknownRecipientError('No recipient is a feed here; do not retry');
+  }
+
+  const { source, sessionId } = message;
+  // Fixed keys, the same for every transport; no address, which would carry a feed's inbox secret.
+  const logged = { source, sessionId, bytes: message.raw.length, feeds: feedIds.size, unknown: unknown.length, full: full.length };
+  let journalId: number;
+  try {
+    journalId = await journal(deps.stores.queue, { source, mailFrom: message.mailFrom, feedIds: [...feedIds], raw: message.raw }, deps.space);
+  } catch (err) {
+    if (deps.counters) deps.counters.tempFailed++;
+    deps.log.error({ err, ...logged }, 'mail: unable to journal message');
+    throw err;
+  }
+  if (deps.counters) deps.counters.accepted++;
+  deps.log.info({ journalId, ...logged }, 'mail: message accepted');
+  deps.onAccepted?.();
+  return { journalId, feedIds: [...feedIds], unknown, full };
 }
 
 /**
  * Makes a message durable. Resolves with the journal id once the message and
  * its job are committed; rejects with StorageFullError or TemporaryFailureError,
- * which callers turn into 452/451 or 503 so the sender retries.
+ * which the transports answer with 452/451 or 503 so the sender retries.
  */
-export async function acceptMessage(queue: QueueStore, input: AcceptInput, space?: SpaceGuard): Promise<number> {
+async function journal(queue: QueueStore, input: JournalInput, space?: SpaceGuard): Promise<number> {
   // The bytes are set aside before writing, so messages arriving together cannot jointly
   // take the disk below the minimum that each one alone would have respected.
   const release = space ? space.reserve(input.raw.length) : () => undefined;

@@ -516,6 +516,7 @@ function isUtf8(bytes: Buffer): boolean {
     fatalUtf8.decode(bytes);
     return true;
   } catch {
+    // The fatal decoder's refusal is the answer: these bytes are not UTF-8.
     return false;
   }
 }

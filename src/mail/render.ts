@@ -126,6 +126,7 @@ export function redactForRecipients(rendered: RenderedMessage, recipients: FeedS
     try {
       return confirmUrlForFeed(rendered.confirmUrl, own, recipients);
     } catch {
+      // As above: without its confirm link, the feed's entry is still complete.
       return null;
     }
   });

@@ -15,14 +15,14 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMT
 import { clientNetwork } from '../client-network.js';
 import type { Config } from '../config.js';
 import {
-  FeedFullError, FeedmailError, InsufficientResourcesError, MessageTooLargeError, SessionTimeoutError, ShuttingDownError, smtpReplyOf, StorageFullError,
+  FeedFullError, FeedmailError, InsufficientResourcesError, MessageTooLargeError, SessionTimeoutError, ShuttingDownError, smtpAcceptedText, smtpReplyOf, StorageFullError,
   TemporaryFailureError, TooManyConnectionsError, UnknownRecipientError,
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Stores } from '../store/index.js';
 import type { SmtpCounters } from '../ops/metrics.js';
 import type { SpaceGuard } from '../ops/storage-guard.js';
-import { acceptMessage, recipientFeed } from './ingest.js';
+import { receiveMessage, resolveRecipient, type ReceiveDeps, type Recipient } from './ingest.js';
 
 /**
  * How long DATA runs before the minimum rate is enforced: a message's first
@@ -71,7 +71,7 @@ function sendRefusal(connection: { send: (code: number, text: string) => void },
 }
 
 /** Recipients that resolved to a feed carry its id, so DATA need not look them up again. */
-type FeedRecipient = SMTPServerAddress & { feedId?: number };
+type FeedRecipient = SMTPServerAddress & Recipient;
 
 /** A counted session remembers the network it was counted under, and the timer that closes it if it starts no message. */
 type CountedSession = SMTPServerSession & { clientNetwork?: string; messageStartTimer?: NodeJS.Timeout };
@@ -85,9 +85,13 @@ export class FeedmailSmtpServer {
   /** This server's section of the counters /metrics reads (see ops/metrics.ts). */
   readonly #counters: SmtpCounters;
 
+  /** How DATA hands a message on: the one receive path, counting into this server's counters. */
+  readonly #receiving: ReceiveDeps;
+
   constructor(private readonly deps: SmtpDeps) {
     const { config } = deps;
     this.#counters = deps.counters;
+    this.#receiving = { ...deps, counters: this.#counters };
     this.server = new SMTPServer({
       name: config.mailDomains[0],
       banner: 'feedmail',
@@ -186,10 +190,8 @@ export class FeedmailSmtpServer {
   }
 
   private async onRcptTo(address: FeedRecipient, session: SMTPServerSession, cb: (err?: Error) => void): Promise<void> {
-    const { config } = this.deps;
     try {
-      const feed = await recipientFeed(this.deps.stores.app, address.address, { mailDomains: config.mailDomains, feedMaxBytes: config.feedMaxBytes });
-      address.feedId = feed.id;
+      address.feedId = (await resolveRecipient(this.deps, address.address)).id;
       cb();
     } catch (err) {
       if (err instanceof FeedmailError) {
@@ -307,21 +309,16 @@ export class FeedmailSmtpServer {
         this.#counters.tempFailed++;
         return cb(smtpReplyOf(new InsufficientResourcesError()));
       }
-      const recipients = session.envelope.rcptTo as FeedRecipient[];
-      const feedIds = [...new Set(recipients.map((r) => r.feedId).filter((id): id is number => id !== undefined))];
       const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-      acceptMessage(this.deps.stores.queue, { source: 'smtp', mailFrom, feedIds, raw: Buffer.concat(chunks) }, this.deps.space).then(
-        (journalId) => {
+      const recipients = session.envelope.rcptTo as FeedRecipient[];
+      receiveMessage(this.#receiving, { source: 'smtp', mailFrom, recipients, raw: Buffer.concat(chunks), sessionId: session.id }).then(
+        ({ journalId }) => {
           release();
-          this.#counters.accepted++;
-          log.info({ journalId, sessionId: session.id, bytes: size, feeds: feedIds.length }, 'smtp: message accepted');
-          this.deps.onAccepted?.();
-          cb(null, `2.0.0 OK: queued as ${journalId}`);
+          cb(null, smtpAcceptedText(journalId));
         },
         (err: unknown) => {
           release();
-          this.#counters.tempFailed++;
-          log.error({ err, sessionId: session.id }, 'smtp: unable to store message');
+          // receiveMessage counted and logged it; the sender hears the error's own reply.
           cb(smtpReplyOf(err instanceof FeedmailError ? err : new TemporaryFailureError('Temporary failure, try again later')));
         },
       );

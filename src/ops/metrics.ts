@@ -42,6 +42,8 @@ export interface HttpCounters {
   errors: number;
   /** Connections closed on accept because their client network held its share already. */
   networkConnectionsRefused: number;
+  /** Webhook deliveries journaled (2xx), and those that could not be (the relay was told to retry). */
+  webhook: { accepted: number; tempFailed: number };
 }
 
 export interface JobCounters {
@@ -77,7 +79,7 @@ export function createCounters(): Counters {
       accepted: 0, rejectedRecipients: 0, feedFull: 0, tooLarge: 0, tempFailed: 0, inflightBytes: 0, inflightBytesPeak: 0,
       dataBytes: 0, inflightRefused: 0, dataDeadlineExceeded: 0, dataTooSlow: 0, messageStartTimedOut: 0, networkConnectionsRefused: 0,
     },
-    http: { requests: 0, errors: 0, networkConnectionsRefused: 0 },
+    http: { requests: 0, errors: 0, networkConnectionsRefused: 0, webhook: { accepted: 0, tempFailed: 0 } },
     jobs: { succeeded: 0, retried: 0, failed: 0 },
     render: { rendered: 0, timedOut: 0, threads: () => 0, waiting: () => 0 },
   };
@@ -140,5 +142,7 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
   metric('feedmail_http_requests_total', 'counter', 'HTTP requests', http.requests);
   metric('feedmail_http_errors_total', 'counter', 'HTTP requests that failed with 500', http.errors);
   metric('feedmail_http_network_connections_refused_total', 'counter', 'Connections closed because their network holds too many', http.networkConnectionsRefused);
+  metric('feedmail_webhook_messages_accepted_total', 'counter', 'Webhook deliveries journaled and acknowledged', http.webhook.accepted);
+  metric('feedmail_webhook_messages_tempfailed_total', 'counter', 'Webhook deliveries that could not be journaled (the relay retries)', http.webhook.tempFailed);
   return `${lines.join('\n')}\n`;
 }

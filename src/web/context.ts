@@ -1,6 +1,7 @@
 /** What every route handler receives. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config.js';
+import type { FeedmailError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HttpCounters } from '../ops/metrics.js';
 import type { SpaceGuard } from '../ops/storage-guard.js';
@@ -41,5 +42,10 @@ export interface Route {
    * default; JSON for machine endpoints, or decided from the path's parameters.
    */
   errors?: 'json' | ((params: string[]) => 'json' | 'html');
+  /**
+   * The status of an error where the client reads statuses in its own dialect (a
+   * webhook provider's sender); undefined keeps the status its class in errors.ts carries.
+   */
+  statusFor?: (error: FeedmailError, params: string[]) => number | undefined;
   handler: (ctx: RequestContext) => Promise<void>;
 }

@@ -12,7 +12,7 @@ import { feedDocumentRoute } from './routes/feed-document.js';
 import { feedPageRoute } from './routes/feed-page.js';
 import { healthzRoute, metricsRoute, opsPolicy, readyzRoute } from './routes/health.js';
 import { homeRoute } from './routes/home.js';
-import { inboundRawRoute, webhookBodyGraceMs } from './routes/inbound-raw.js';
+import { inboundRoute, webhookBodyGraceMs } from './routes/inbound.js';
 import { manageDeleteRoute, managePageRoute, manageRenameRoute } from './routes/manage.js';
 import { staticRoute } from './routes/static.js';
 import { Urls } from './urls.js';
@@ -23,7 +23,7 @@ const ROUTES: Route[] = [
   homeRoute, feedCreateRoute, feedDocumentRoute, feedPageRoute,
   entryPageRoute, entryBodyRoute, entryPartRoute,
   managePageRoute, manageRenameRoute, manageDeleteRoute,
-  inboundRawRoute, healthzRoute, readyzRoute, metricsRoute, staticRoute,
+  inboundRoute, healthzRoute, readyzRoute, metricsRoute, staticRoute,
 ];
 
 /**
@@ -112,7 +112,7 @@ export class WebServer {
     // "Expect: 100-continue" is answered by the route: the webhook decides on its
     // headers first, so a refused sender never uploads its body.
     this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      if (!inboundRawRoute.path.test(new URL(req.url ?? '/', 'http://localhost').pathname)) res.writeContinue();
+      if (!inboundRoute.path.test(new URL(req.url ?? '/', 'http://localhost').pathname)) res.writeContinue();
       void this.handle(req, res);
     });
   }
@@ -162,6 +162,7 @@ export class WebServer {
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     let allowed: string[] = [];
     let answersJson = wantsJson(req);
+    let statusFor: ((error: FeedmailError) => number | undefined) | undefined;
     try {
       for (const route of ROUTES) {
         const m = route.path.exec(url.pathname);
@@ -174,17 +175,18 @@ export class WebServer {
         const params = m.slice(1);
         const errors = typeof route.errors === 'function' ? route.errors(params) : route.errors;
         answersJson ||= errors === 'json';
+        if (route.statusFor) statusFor = (error) => route.statusFor?.(error, params);
         await route.handler({ req, res, url, params, client: clientAddress(req, this.deps.config.trustedProxies), deps: this.#routeDeps });
         return;
       }
       if (allowed.length) return sendText(res, 405, 'Method not allowed', { Allow: allowed.join(', ') });
       throw new NotFoundError();
     } catch (err) {
-      this.fail(req, res, err, answersJson);
+      this.fail(req, res, err, answersJson, statusFor);
     }
   }
 
-  private fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown, answersJson: boolean): void {
+  private fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown, answersJson: boolean, statusFor?: (error: FeedmailError) => number | undefined): void {
     let error: FeedmailError;
     if (err instanceof FeedmailError) error = err;
     else if (isDiskFull(err)) error = new StorageFullError({ cause: err });
@@ -206,11 +208,12 @@ export class WebServer {
     // Refused before its body was read (e.g. an unauthenticated webhook): close the
     // connection after the answer rather than read and discard the body.
     if (bodyUnread(req)) headers.Connection = 'close';
+    const status = statusFor?.(error) ?? error.httpStatus;
     if (answersJson) {
-      return sendJson(res, error.httpStatus, { error: { code: error.code, message: error.message } }, headers);
+      return sendJson(res, status, { error: { code: error.code, message: error.message } }, headers);
     }
     const title = error.httpStatus === 404 ? 'Not found' : error.message;
-    sendHtml(res, error.httpStatus, layout(title, html`<h1>${title}</h1>
+    sendHtml(res, status, layout(title, html`<h1>${title}</h1>
 ${error.httpStatus === 404 ? html`<p>There is nothing at this address. Check that the link was copied completely.</p>` : html`<p>${error.message}</p>`}
 <p><a href="/">Go to the start page</a></p>`), headers);
   }

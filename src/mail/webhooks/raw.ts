@@ -12,8 +12,11 @@
  * `1764176400.POST /inbound/raw?to=abc%40feeds.example.com.` followed by the raw message bytes.
  * The timestamp must be within MAX_SKEW_SECONDS of our clock, and each signature
  * is accepted once (the route remembers them in queue.db for that long).
+ * Served at `POST /inbound/raw?to=<address>[&to=…]` (see provider.ts).
  */
 import { createHmac, timingSafeEqual, type Hmac } from 'node:crypto';
+import { BadSignatureError } from '../../errors.js';
+import type { SignedRequest, WebhookProvider } from './provider.js';
 
 /** How far a request's timestamp may be from our clock. */
 export const MAX_SKEW_SECONDS = 300;
@@ -60,4 +63,32 @@ export function checkDeliveryHeaders(timestampHeader: string | undefined, signat
 /** Compares, in constant time, the finished HMAC with the signature the request carried. */
 export function signatureMatches(mac: Hmac, signature: string): boolean {
   return timingSafeEqual(mac.digest(), Buffer.from(signature, 'hex'));
+}
+
+/** A raw delivery names its recipients in the signed request target, so they are known before the body. */
+type RawSignedRequest = SignedRequest & { recipients: string[] };
+
+export const rawProvider: WebhookProvider<RawSignedRequest> = {
+  name: 'raw',
+  secret: (config) => config.webhookSecret,
+  checkHeaders(request, secret, now) {
+    const signed = checkDeliveryHeaders(header(request.headers['x-feedmail-timestamp']), header(request.headers['x-feedmail-signature']), now);
+    if ('problem' in signed) throw new BadSignatureError(signed.problem);
+    const mac = rawDeliveryMac(secret, { timestamp: signed.timestamp, method: request.method, target: request.target });
+    return {
+      recipients: request.url.searchParams.getAll('to'),
+      // Remembered one second past the window: after that the timestamp alone refuses it.
+      replay: { signature: signed.signature, expiresAt: (signed.timestamp + MAX_SKEW_SECONDS + 1) * 1000 },
+      update: (chunk) => mac.update(chunk),
+      verify() {
+        if (!signatureMatches(mac, signed.signature)) throw new BadSignatureError('signature does not match');
+      },
+    };
+  },
+  parse: (body, signed) => ({ recipients: signed.recipients, raw: body }),
+  acceptedStatus: 202,
+};
+
+function header(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }

@@ -1,0 +1,5 @@
+/** The webhook providers, each served at `POST /inbound/<name>`; a new provider is one file here and one line below. */
+import type { WebhookProvider } from './provider.js';
+import { rawProvider } from './raw.js';
+
+export const webhookProviders: readonly WebhookProvider[] = [rawProvider];
