@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import nodemailer from 'nodemailer';
-import { createFeed, freePort, type CreatedFeed } from '../test/helpers.js';
+import { createFeed, freePort, type CreatedFeed } from '../test/support/helpers.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import nodemailer from 'nodemailer';
-import { freePort } from '../test/helpers.js';
+import { freePort } from '../test/support/helpers.js';
 import { prng } from '../test/support/mutate.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));

@@ -14,7 +14,7 @@ import { createLogger } from '../src/log.js';
 import { cacheBytes } from '../src/store/cache.js';
 import { walBytes } from '../src/store/db.js';
 import { queueStats } from '../src/store/jobs.js';
-import { tempDir } from '../test/helpers.js';
+import { tempDir } from '../test/support/helpers.js';
 import { numberArg } from './args.js';
 
 export interface WeekOptions {

@@ -1,8 +1,8 @@
 /** Issue 4: bounds on what one client can take: connections, recipients, idle sessions, feed creation. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createFeed, startTestServer } from './helpers.js';
-import { SMTPClient } from './smtp-client.js';
+import { createFeed, startTestServer } from './support/helpers.js';
+import { SMTPClient } from './support/smtp-client.js';
 
 describe('abuse bounds', () => {
   it('limits SMTP connections per client address with 421', async () => {

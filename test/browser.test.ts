@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Frame, type Page } from 'playwright-core';
-import { createFeed, fixture, readFeed, sendRaw, startTestServer, type CreatedFeed, type FeedItemView, type TestServer, waitFor, waitForEntries } from './helpers.js';
+import { createFeed, fixture, readFeed, sendRaw, startTestServer, type CreatedFeed, type FeedItemView, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ATTACKER = 'attacker.invalid';

@@ -13,8 +13,8 @@ import { redactor, type FeedSecrets } from '../src/mail/redact.js';
 import { RenderPool } from '../src/mail/render-pool.js';
 import { redactForRecipients, renderMessage, type RenderedMessage, type RenderOptions } from '../src/mail/render.js';
 import { cleanCss, sanitizeNewsletterHtml } from '../src/mail/sanitize.js';
-import { fixture } from './helpers.js';
-import { unsafeConstructs, XSS_VECTORS } from './html-safety.js';
+import { fixture } from './support/helpers.js';
+import { unsafeConstructs, XSS_VECTORS } from './support/html-safety.js';
 
 const OPTIONS: RenderOptions = { maxPartBytes: 10_000_000, keepTrackingPixels: false };
 /** The made-up feed the fixtures were "sent" to. */

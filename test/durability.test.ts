@@ -7,7 +7,7 @@ import { createFeed as insertFeed } from '../src/store/feeds.js';
 import { openStores } from '../src/store/index.js';
 import { enqueueJob, jobById, jobsInState } from '../src/store/jobs.js';
 import { journalMessage } from '../src/store/journal.js';
-import { createFeed, readFeed, sendRaw, startTestServer, tempDir, waitFor, waitForEntries } from './helpers.js';
+import { createFeed, readFeed, sendRaw, startTestServer, tempDir, waitFor, waitForEntries } from './support/helpers.js';
 
 function newsletter(subject: string): Buffer {
   return Buffer.from([

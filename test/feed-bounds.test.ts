@@ -10,7 +10,7 @@ import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { claimJobs, failJobForGood } from '../src/store/jobs.js';
 import { INGEST_TASK } from '../src/store/journal.js';
-import { createFeed, readFeed, sendRaw, startTestServer, waitFor, waitForEntries, xml, type CreatedFeed, type TestServer } from './helpers.js';
+import { createFeed, readFeed, sendRaw, startTestServer, waitFor, waitForEntries, xml, type CreatedFeed, type TestServer } from './support/helpers.js';
 
 const FORMATS = ['atom', 'rss', 'json'] as const;
 type Format = typeof FORMATS[number];

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { after, before, it } from 'node:test';
-import { createFeed, startTestServer, type TestServer } from './helpers.js';
+import { createFeed, startTestServer, type TestServer } from './support/helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 const hasFeedparser = spawnSync(PYTHON, ['-c', 'import feedparser'], { stdio: 'ignore' }).status === 0;

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { bumpFeedVersion, feedByFeedToken } from '../src/store/feeds.js';
-import { createFeed, readFeed, sendRaw, smtpTransport, startTestServer, type TestServer, waitFor, waitForEntries } from './helpers.js';
+import { createFeed, readFeed, sendRaw, smtpTransport, startTestServer, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
 
 function newsletter(to: string, subject: string): string {
   return [
@@ -132,7 +132,7 @@ describe('foundation', () => {
       const big = `Subject: big\r\n\r\n${'x'.repeat(20_000)}\r\n`;
       await assert.rejects(sendRaw(small.smtpPort, feed.address, big), { responseCode: 552 });
       // Without the SIZE extension the limit is enforced after DATA.
-      const { SMTPClient } = await import('./smtp-client.js');
+      const { SMTPClient } = await import('./support/smtp-client.js');
       const client = await SMTPClient.connect(small.smtpPort);
       await client.command('HELO test', 250);
       await client.command('MAIL FROM:<a@example.com>', 250);
@@ -217,7 +217,7 @@ describe('foundation', () => {
   });
 
   it('stores new mail after queue.db was recreated (journal ids start over)', async () => {
-    const dataDir = (await import('./helpers.js')).tempDir();
+    const dataDir = (await import('./support/helpers.js')).tempDir();
     const first = await startTestServer({ dataDir });
     const feed = await createFeed(first.base);
     await sendRaw(first.smtpPort, feed.address, newsletter(feed.address, 'before'));

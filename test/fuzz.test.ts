@@ -17,8 +17,8 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import type { FeedSecrets } from '../src/mail/redact.js';
 import { RenderPool } from '../src/mail/render-pool.js';
 import { redactForRecipients, renderMessage, type RenderOptions } from '../src/mail/render.js';
-import { fixture } from './helpers.js';
-import { unsafeConstructs } from './html-safety.js';
+import { fixture } from './support/helpers.js';
+import { unsafeConstructs } from './support/html-safety.js';
 import { cases } from './support/mutate.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
-import { createFeed, readFeed, sendRaw, startTestServer, waitForEntries, type CreatedFeed } from './helpers.js';
+import { createFeed, readFeed, sendRaw, startTestServer, waitForEntries, type CreatedFeed } from './support/helpers.js';
 
 const tokenOf = (feed: CreatedFeed) => feed.address.split('@')[0]!;
 

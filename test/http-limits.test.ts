@@ -18,7 +18,7 @@ import { creationLimitKey } from '../src/web/routes/feed-create.js';
 import { WEBHOOK_MIN_BODY_RATE } from '../src/web/routes/inbound-raw.js';
 import { WebServer, type WebServerOptions } from '../src/web/server.js';
 import { Urls } from '../src/web/urls.js';
-import { createFeed, readFeed, sendRaw, startTestServer, tempDir, type TestServer, waitFor, waitForEntries } from './helpers.js';
+import { createFeed, readFeed, sendRaw, startTestServer, tempDir, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
 
 const SECRET = 'http-limits-test-secret-0123456789abcdef';
 

@@ -8,7 +8,7 @@ import { JobRunner } from '../src/jobs/runner.js';
 import { createLogger } from '../src/log.js';
 import { openStores } from '../src/store/index.js';
 import { enqueueJob, jobById } from '../src/store/jobs.js';
-import { tempDir, waitFor } from './helpers.js';
+import { tempDir, waitFor } from './support/helpers.js';
 
 const CLI = ['--import', 'tsx', 'src/cli.ts'];
 

@@ -5,7 +5,7 @@ import { it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { simulateWeek } from '../bench/week-simulation.js';
 import { walBytes } from '../src/store/db.js';
-import { createFeed, type CreatedFeed, startTestServer, waitForEntries } from './helpers.js';
+import { createFeed, type CreatedFeed, startTestServer, waitForEntries } from './support/helpers.js';
 
 it('keeps every WAL under its bound and the cache under its byte limit through a simulated week', async (t) => {
   const walMaxBytes = 256 * 1024;

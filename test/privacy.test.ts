@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createFeed, fixture, sendRaw, startTestServer, type TestServer, waitForEntries } from './helpers.js';
+import { createFeed, fixture, sendRaw, startTestServer, type TestServer, waitForEntries } from './support/helpers.js';
 
 describe('privacy and display, end to end', () => {
   let server: TestServer;

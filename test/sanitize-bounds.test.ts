@@ -12,8 +12,8 @@ import { Parser } from 'htmlparser2';
 import { parseMessage } from '../src/mail/parse.js';
 import { renderMessage } from '../src/mail/render.js';
 import { boundMarkup, HTML_BOUNDS, sanitizeNewsletterHtml, sanitizeNewsletterHtmlWithReport, type HtmlBounds } from '../src/mail/sanitize.js';
-import { createFeed, fixture, sendRaw, startTestServer, waitForEntries } from './helpers.js';
-import { unsafeConstructs, XSS_VECTORS } from './html-safety.js';
+import { createFeed, fixture, sendRaw, startTestServer, waitForEntries } from './support/helpers.js';
+import { unsafeConstructs, XSS_VECTORS } from './support/html-safety.js';
 import { prng } from './support/mutate.js';
 
 const UNBOUNDED: HtmlBounds = { maxDepth: Infinity, maxElements: Infinity };

@@ -13,8 +13,8 @@ import vm from 'node:vm';
 import type { ConfigOverrides } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { FeedmailSmtpServer } from '../src/mail/smtp.js';
-import { createFeed, readFeed, sendRaw, startTestServer, waitFor, waitForEntries } from './helpers.js';
-import { SMTPClient } from './smtp-client.js';
+import { createFeed, readFeed, sendRaw, startTestServer, waitFor, waitForEntries } from './support/helpers.js';
+import { SMTPClient } from './support/smtp-client.js';
 
 const MiB = 1024 * 1024;
 

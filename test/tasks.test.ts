@@ -7,7 +7,7 @@ import { createLogger } from '../src/log.js';
 import { RenderPool } from '../src/mail/render-pool.js';
 import { walBytes } from '../src/store/db.js';
 import { enqueueJob, jobById } from '../src/store/jobs.js';
-import { createFeed, fixture, readFeed, sendRaw, startTestServer, type TestServer, waitFor, waitForEntries } from './helpers.js';
+import { createFeed, fixture, readFeed, sendRaw, startTestServer, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
 
 const DAY = 86_400_000;
 

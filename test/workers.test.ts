@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { it } from 'node:test';
 import nodemailer from 'nodemailer';
-import { createFeed, freePort, readFeed, tempDir, waitFor } from './helpers.js';
+import { createFeed, freePort, readFeed, tempDir, waitFor } from './support/helpers.js';
 
 interface Proc {
   child: ChildProcess;
