@@ -1,10 +1,10 @@
-/** Issue 4: bounds on what one client can take: connections, recipients, idle sessions, feed creation. */
+/** What one client may take: SMTP connections per address, recipients per message, idle sessions, feeds created per hour. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createFeed, startTestServer } from './support/helpers.js';
 import { SMTPClient } from './support/smtp-client.js';
 
-describe('abuse bounds', () => {
+describe('limits per client', () => {
   it('limits SMTP connections per client address with 421', async () => {
     const server = await startTestServer({ smtpMaxClientsPerAddress: '2' });
     try {

@@ -1,8 +1,8 @@
 /**
- * Issue "Newsletter content": a corpus of real-looking messages (test/fixtures, see its
- * README) rendered the way ingest renders them, checked for what a reader would notice:
- * the right characters, images in place, attachments, links, confirm links, no leaked
- * inbox address, no trackers, and no executable markup.
+ * A corpus of real-looking messages (test/fixtures, see its README) rendered the way ingest
+ * renders them, checked for what a reader would notice: the right characters, images in
+ * place, attachments, links, confirm links, no leaked inbox address, no trackers, and no
+ * executable markup.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

@@ -1,4 +1,4 @@
-/** Issue 4: a full disk defers mail with 4xx, keeps serving reads, and recovers without a restart. */
+/** A full disk defers mail with 4xx, keeps serving reads, and recovers without a restart. */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

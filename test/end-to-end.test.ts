@@ -1,4 +1,9 @@
-/** Issue 2: one button to a feed entry, end to end, through the real SMTP and HTTP servers. */
+/**
+ * From one button to a feed entry, through the real SMTP and HTTP servers: creating a feed,
+ * mail becoming an entry in all three formats, what SMTP refuses (unknown recipients,
+ * oversized messages), conditional requests, the same 404 for every unknown secret, and
+ * ingest that neither duplicates an entry nor loses mail when the queue starts over.
+ */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { bumpFeedVersion, feedByFeedToken } from '../src/store/feeds.js';
@@ -27,7 +32,7 @@ function newsletter(to: string, subject: string): string {
   ].join('\r\n');
 }
 
-describe('foundation', () => {
+describe('from one button to a feed entry', () => {
   let server: TestServer;
   before(async () => {
     server = await startTestServer();

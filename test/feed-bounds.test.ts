@@ -1,9 +1,9 @@
 /**
- * F1 and F17 of the 2026-11-26 review, and the pages that list entries: a feed
- * full of huge newsletters costs every reader a bounded document, HEAD does not
- * render, the rest of the service stays responsive while the feed is fetched in
- * loops, and readers get entries without page-wide styles, overlays, relative
- * image URLs or impossible dates. The manage page shows mail that failed for good.
+ * Feeds and the pages that list entries stay bounded: a feed full of huge newsletters costs
+ * every reader a bounded document, HEAD does not render, /healthz keeps answering while the
+ * feed is fetched in loops, and readers get entries without page-wide styles, overlays,
+ * relative image URLs or impossible dates. The manage page shows mail that failed for good.
+ * (Security review F1 and F17.)
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';

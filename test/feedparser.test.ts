@@ -1,6 +1,7 @@
 /**
- * Issue 2 acceptance, as a new user checks it: Python's smtplib sends a multipart newsletter
- * and Debian's python3-feedparser reads all three feeds without a bozo error.
+ * Real clients at both ends, as a new user checks it: Python's smtplib sends a multipart
+ * newsletter and Debian's python3-feedparser reads all three feeds without a bozo error;
+ * the .json URL answers JSON Feed or Atom as the reader's Accept header asks.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';

@@ -1,9 +1,9 @@
 /**
- * Hardening of the HTTP side (review 2026-11-26, F8 and F13-F16): the webhook is
- * decided on its headers before its body is read and reads few bodies at once;
- * connections are capped and idle ones closed; feed creation refuses cross-site
- * posts and counts IPv6 clients per /64; attachments never carry a script type;
- * no prototype lookups on URLs; /metrics and /readyz can be restricted.
+ * What HTTP clients can take: the webhook is decided on its headers before its body is
+ * read and reads few bodies at once; connections are capped and idle ones closed; feed
+ * creation refuses cross-site posts and counts IPv6 clients per /64; attachments never
+ * carry a script type; no prototype lookups on URLs; /metrics and /readyz can be
+ * restricted (security review F8 and F13-F16).
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';

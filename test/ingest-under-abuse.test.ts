@@ -1,8 +1,8 @@
 /**
- * Hardening of the mail path (security review F2-F6): every acknowledged message
- * becomes an entry, one sender's hostile mail cannot hold up everyone else's, the
- * event loop stays free while big mail is processed, a message to many feeds is
- * stored once, and deleting an abusive feed lets mail in again by itself.
+ * Mail that is huge, hostile or fills the disk: every acknowledged message still becomes an
+ * entry, one sender's hostile mail cannot hold up everyone else's, the event loop stays free
+ * while big mail is processed, a message to many feeds is stored once, and deleting an
+ * abusive feed lets mail in again by itself (security review F2-F6).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -43,7 +43,7 @@ async function healthzLatencies(base: string, during: Promise<unknown>): Promise
 
 const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))]!;
 
-describe('hardening: acknowledged mail always becomes an entry', () => {
+describe('acknowledged mail always becomes an entry', () => {
   it('a 9 MB forward with a 6.6 MB PDF inside becomes an entry (F3)', async () => {
     const server = await startTestServer({ maxPartBytes: '25m' });
     try {
@@ -114,7 +114,7 @@ describe('hardening: acknowledged mail always becomes an entry', () => {
   });
 });
 
-describe('hardening: one sender cannot slow everyone down', () => {
+describe('one sender cannot slow everyone down', () => {
   // How soon the legitimate message shows is measured by bench/attacks.ts (F5), not asserted here.
   it('legitimate mail to another feed gets through while nested-div bombs are processed, and the bombs are flattened, not timed out (F5)', async () => {
     const server = await startTestServer({ processingTimeoutMs: '20000' });
@@ -171,7 +171,7 @@ function fillUntil(dir: string, leave: number, name = 'filler'): void {
   if (size > 0) fs.writeFileSync(path.join(dir, name), Buffer.alloc(size, 1));
 }
 
-describe('hardening: disk space comes back', () => {
+describe('disk space comes back', () => {
   it('a burst of concurrent large messages never takes the disk to zero, and the feed can still be deleted', async (t) => {
     const mount = mountSmallFilesystem(128);
     if (!mount) {

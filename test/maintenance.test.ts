@@ -1,4 +1,4 @@
-/** Issue 4: bounded growth. A compressed week of traffic keeps WAL files and the cache within their bounds. */
+/** Bounded growth: a compressed week of traffic keeps WAL files and the cache within their bounds. */
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { it } from 'node:test';

@@ -1,6 +1,6 @@
 /**
- * Issue 3, end to end through SMTP and HTTP: the inbox address never reaches a shared
- * view or a feed, confirmations are surfaced, and foreign charsets display correctly.
+ * End to end through SMTP and HTTP: the inbox address never reaches a shared view or a
+ * feed, confirmations are surfaced, and foreign charsets display correctly.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

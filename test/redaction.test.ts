@@ -1,8 +1,8 @@
 /**
- * Security review findings F3, F10, F11 and F12, at a size CI can afford: redaction scans
- * megabytes of base64 without throwing, and leaves no feed's address in folded calendar
- * lines, UTF-16 attachments, hex, nested base64, binary attachments or another
- * recipient's confirm link.
+ * Redaction, at a size CI can afford: it scans megabytes of base64 without throwing, and
+ * leaves no feed's address in folded calendar lines, UTF-16 attachments, hex, nested
+ * base64, binary attachments or another recipient's confirm link (security review F3 and
+ * F10-F12).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

@@ -1,10 +1,10 @@
 /**
- * Security review F7 and the follow-up M3: what one SMTP sender can take.
- * Message bytes held in memory by all sessions together are capped, DATA has a
- * deadline and a minimum rate, a session must start a message soon after
- * connecting, connections are counted per client network (fewer near the global
- * cap), and a full feed defers its mail at RCPT. Real sockets bound to loopback addresses stand in
- * for hosts: 127.0.1.x and 127.0.2.x are two different /24 networks.
+ * What one SMTP sender can take. Message bytes held in memory by all sessions together are
+ * capped, DATA has a deadline and a minimum rate, a session must start a message soon after
+ * connecting, connections are counted per client network (fewer near the global cap), and a
+ * full feed defers its mail at RCPT (security review F7 and M3 of its follow-up). Real
+ * sockets bound to loopback addresses stand in for hosts: 127.0.1.x and 127.0.2.x are two
+ * different /24 networks.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

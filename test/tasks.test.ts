@@ -1,4 +1,4 @@
-/** Issue 4 recurring tasks and issue 3 reprocessing and limits, against a real server's databases. */
+/** Recurring tasks, `feedmail reprocess` and the per-message limits, against a real server's databases. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';

@@ -1,4 +1,4 @@
-/** Issue 4: `feedmail serve` and two `feedmail worker` processes on one data directory share the work safely. */
+/** `feedmail serve` and two `feedmail worker` processes on one data directory share the work safely. */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { it } from 'node:test';
