@@ -46,7 +46,7 @@ after(async () => {
 
 // How soon the entry shows is not asserted here: bench/attacks.ts (F5) times a plain message from SMTP to its feed
 // while the worst mail is processed. Python stops waiting after 30 s only so that a lost entry cannot hang the test.
-it('python smtplib in, python3-feedparser out: all three formats carry the entry, no bozo', { skip: hasFeedparser ? false : 'python3-feedparser is not installed (apt-get install python3-feedparser; .ci/run does)' }, async (t) => {
+it('python smtplib in, python3-feedparser out: all three formats carry the entry, no bozo', { skip: hasFeedparser ? false : 'python3-feedparser is not installed (apt-get install python3-feedparser; npm test installs it first, see scripts/test-deps.sh)' }, async (t) => {
   const feed = await createFeed(server.base);
   // Asynchronous, so the in-process server keeps answering while Python runs.
   const { stdout } = await promisify(execFile)(PYTHON, ['-c', SCRIPT, JSON.stringify(feed), String(server.smtpPort)], { encoding: 'utf8', timeout: 100_000 });
