@@ -24,7 +24,7 @@ import { Worker } from 'node:worker_threads';
 import nodemailer from 'nodemailer';
 import { openStores } from '../src/store/index.js';
 import { INGEST_TASK } from '../src/store/journal.js';
-import { createFeed, freePort, type CreatedFeed } from '../test/helpers.js';
+import { createFeed, freePort, type CreatedFeed } from '../test/support/helpers.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

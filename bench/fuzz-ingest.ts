@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import nodemailer from 'nodemailer';
 import { parseIngestPayload } from '../src/store/journal.js';
-import { createFeed, fixture, startTestServer } from '../test/helpers.js';
+import { createFeed, fixture, startTestServer } from '../test/support/helpers.js';
 import { cases } from '../test/support/mutate.js';
 import { numberArg } from './args.js';
 

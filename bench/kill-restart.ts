@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
 import { openStores } from '../src/store/index.js';
-import { freePort } from '../test/helpers.js';
+import { freePort } from '../test/support/helpers.js';
 import { prng } from '../test/support/mutate.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));

@@ -1,8 +1,9 @@
 /**
  * Redaction cost on the inputs that hurt most: one long base64 run (a forwarded .eml or
  * a data: URI), a run of one base64 letter, ordinary words, a run of characters in no
- * secret at all, and base64 that is nothing but the address, at 1, 8 and 25 MB, with the secrets of 1 and of 50 feeds (a message
- * may be addressed to up to 50). Each cell is the median of --repeat runs; a run that
+ * secret at all, numeric character references (each one decoded and checked), and
+ * base64 that is nothing but the address, at 1, 8 and 25 MB, with the secrets of 1 and
+ * of 50 feeds (a message may be addressed to up to 50). Each cell is the median of --repeat runs; a run that
  * throws is reported with its error instead of a time. Also checks that the secret
  * planted in the base64 shapes is gone from the output.
  *
@@ -51,6 +52,7 @@ function shapes(bytes: number, secret: string): Record<string, string> {
     "'A' repeated": 'A'.repeat(bytes),
     'random words': words.join(' '),
     "'&' repeated": '&'.repeat(bytes),
+    "'&#65;' repeated": '&#65;'.repeat(Math.floor(bytes / 5)),
     // Every position matches: the most spans to map back and replace.
     'base64 of address, repeated': Buffer.from(`${secret}@feedmail.test,`.repeat(Math.floor((bytes * 3) / 4 / 42))).toString('base64').replace(/.{76}/g, '$&\r\n'),
   };

@@ -1,13 +1,18 @@
 /**
  * Time of sanitizeNewsletterHtml on deeply nested markup, without the bounding pass
  * (sanitize-html alone, as before security review F5) and with it; then, with it, on
- * the costliest shapes of markup we know at the 25 MB message limit.
+ * the costliest shapes of markup we know at the 25 MB message limit; then the time each
+ * message of the fixture corpus, and of its seeded mutations, takes to process in-process
+ * as ingest does (parse, sanitize, confirm link), against a per-message bound.
  *
- *   node --import tsx bench/sanitize-bounds.ts [--depths 10000,50000,150000,300000] [--before-max 300000] [--mb 25]
+ *   node --import tsx bench/sanitize-bounds.ts [--depths 10000,50000,150000,300000] [--before-max 300000] [--mb 25] [--cases 10000] [--seed 24301] [--case-bound-ms 2000]
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import { numberArg } from './args.js';
+import { renderMessage } from '../src/mail/render.js';
 import { HTML_BOUNDS, sanitizeNewsletterHtmlWithReport, type SanitizeOptions } from '../src/mail/sanitize.js';
+import { cases } from '../test/support/mutate.js';
 
 if (process.argv.includes('--help')) {
   process.stdout.write([
@@ -15,6 +20,9 @@ if (process.argv.includes('--help')) {
     '  --depths      nesting depths of <div>s to time (default 10000,50000,150000,300000)',
     '  --before-max  skip the unbounded run above this depth (default 300000; it grows with the square)',
     '  --mb          size of the worst-shape inputs in MiB (default 25, the message limit; 0 skips them)',
+    '  --cases       mutated messages to process after the fixtures (default 10000; -1 skips the corpus too)',
+    '  --seed        seed of the mutations (default 24301)',
+    '  --case-bound-ms  exit 1 when one message takes longer than this to process (default 2000)',
     '',
   ].join('\n'));
   process.exit(0);
@@ -24,6 +32,9 @@ const depthsArg = process.argv.indexOf('--depths');
 const depths = depthsArg >= 0 ? process.argv[depthsArg + 1]!.split(',').map(Number) : [10_000, 50_000, 150_000, 300_000];
 const beforeMax = numberArg('before-max', 300_000);
 const mb = numberArg('mb', 25);
+const caseCount = numberArg('cases', 10_000);
+const seed = numberArg('seed', 24301);
+const caseBoundMs = numberArg('case-bound-ms', 2000);
 
 const BEFORE: SanitizeOptions = { keepTrackingPixels: false, bounds: { maxDepth: Infinity, maxElements: Infinity } };
 const AFTER: SanitizeOptions = { keepTrackingPixels: false };
@@ -75,4 +86,38 @@ if (mb > 0) {
     const r = time(html, AFTER);
     console.log(`  ${name.padEnd(34)} ${fmt(r.ms)}  flattened ${String(r.flattened).padEnd(5)}  output ${(r.out / 1e6).toFixed(2)} MB`);
   }
+}
+
+if (caseCount >= 0) {
+  // The fuzz test's options: parts up to 1 MB, tracking pixels dropped.
+  const options = { maxPartBytes: 1_000_000, keepTrackingPixels: false };
+  const fixtures = fs.readdirSync(new URL('../test/fixtures/', import.meta.url)).filter((f) => f.endsWith('.eml')).sort()
+    .map((name) => ({ name, raw: fs.readFileSync(new URL(`../test/fixtures/${name}`, import.meta.url)) }));
+  const timeAll = async (messages: Iterable<{ what: string; raw: Buffer }>) => {
+    const times: { ms: number; what: string }[] = [];
+    for (const { what, raw } of messages) {
+      const t0 = performance.now();
+      await renderMessage(raw, options).catch(() => undefined); // an exception is the fuzz test's business; only time counts here
+      times.push({ ms: performance.now() - t0, what });
+    }
+    return times.sort((a, b) => a.ms - b.ms);
+  };
+  const report = (name: string, times: { ms: number; what: string }[]) => {
+    const at = (q: number) => times[Math.min(times.length - 1, Math.floor(times.length * q))]!.ms.toFixed(1);
+    const slowest = times[times.length - 1]!;
+    const over = times.filter((t) => t.ms > caseBoundMs).length;
+    console.log(`  ${name.padEnd(34)} ${String(times.length).padStart(6)} messages  p50 ${at(0.5)} ms  p99 ${at(0.99)} ms  slowest ${slowest.ms.toFixed(1)} ms (${slowest.what})  over ${caseBoundMs} ms: ${over}`);
+    return over;
+  };
+  console.log('');
+  console.log(`processing each message as ingest does (parse, sanitize, confirm link), bound ${caseBoundMs} ms per message`);
+  let over = report('the fixture corpus', await timeAll(fixtures.map((f) => ({ what: f.name, raw: f.raw }))));
+  if (caseCount > 0) {
+    const mutated = function* () {
+      for (const c of cases(fixtures, caseCount, seed)) yield { what: `case ${c.id}: ${c.fixture} ${c.mutations.join('+')}`, raw: c.raw };
+    };
+    over += report(`mutated (seed ${seed})`, await timeAll(mutated()));
+  }
+  console.log(over === 0 ? `PASS: every message within ${caseBoundMs} ms` : `FAIL: ${over} message(s) took longer than ${caseBoundMs} ms`);
+  process.exitCode = over === 0 ? 0 : 1;
 }

@@ -11,7 +11,7 @@ import nodemailer from 'nodemailer';
 import { startApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
-import { tempDir } from '../test/helpers.js';
+import { tempDir } from '../test/support/helpers.js';
 import { numberArg } from './args.js';
 
 export interface WeekOptions {

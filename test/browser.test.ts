@@ -1,9 +1,9 @@
 /**
- * Issue "Newsletter content": what a real browser does with newsletter HTML. Hostile
- * messages must stay inert everywhere they are shown (entry page, the body on its own,
- * the feed page, and the feed's HTML loaded with no CSP at all); a rich newsletter must
- * look right, with its inline images and its PDF; our own pages must load their own
- * stylesheet and script under their CSP.
+ * What a real browser (Debian's Chromium) does with newsletter HTML. Hostile messages must
+ * stay inert everywhere they are shown (entry page, the body on its own, the feed page, and
+ * the feed's HTML loaded with no CSP at all); a rich newsletter must look right, with its
+ * inline images and its PDF; our own pages must load their own stylesheet and script under
+ * their CSP.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Frame, type Page } from 'playwright-core';
-import { createFeed, fixture, readFeed, sendRaw, startTestServer, type CreatedFeed, type FeedItemView, type TestServer, waitFor, waitForEntries } from './helpers.js';
+import { createFeed, fixture, readFeed, sendRaw, startTestServer, type CreatedFeed, type FeedItemView, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ATTACKER = 'attacker.invalid';

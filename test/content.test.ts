@@ -1,8 +1,8 @@
 /**
- * Issue "Newsletter content": a corpus of real-looking messages (test/fixtures, see its
- * README) rendered the way ingest renders them, checked for what a reader would notice:
- * the right characters, images in place, attachments, links, confirm links, no leaked
- * inbox address, no trackers, and no executable markup.
+ * A corpus of real-looking messages (test/fixtures, see its README) rendered the way ingest
+ * renders them, checked for what a reader would notice: the right characters, images in
+ * place, attachments, links, confirm links, no leaked inbox address, no trackers, and no
+ * executable markup.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -13,8 +13,8 @@ import { redactor, type FeedSecrets } from '../src/mail/redact.js';
 import { RenderPool } from '../src/mail/render-pool.js';
 import { redactForRecipients, renderMessage, type RenderedMessage, type RenderOptions } from '../src/mail/render.js';
 import { cleanCss, sanitizeNewsletterHtml } from '../src/mail/sanitize.js';
-import { fixture } from './helpers.js';
-import { unsafeConstructs, XSS_VECTORS } from './html-safety.js';
+import { fixture } from './support/helpers.js';
+import { unsafeConstructs, XSS_VECTORS } from './support/html-safety.js';
 
 const OPTIONS: RenderOptions = { maxPartBytes: 10_000_000, keepTrackingPixels: false };
 /** The made-up feed the fixtures were "sent" to. */
@@ -49,13 +49,11 @@ function leaksOf(s: string, token: string): string[] {
 }
 
 describe('content: every fixture', () => {
-  it('renders each fixture to safe HTML, quickly, without throwing', async () => {
+  // How long each fixture takes is measured by bench/sanitize-bounds.ts (its corpus section), not asserted here.
+  it('renders each fixture to safe HTML without throwing', async () => {
     assert.ok(FIXTURES.length >= 20, `expected a corpus, found ${FIXTURES.length} fixtures`);
     for (const name of FIXTURES) {
-      const started = performance.now();
       const r = await render(name);
-      const ms = performance.now() - started;
-      assert.ok(ms < 2000, `${name} took ${ms.toFixed(0)} ms`);
       assert.deepEqual(unsafeConstructs(r.html), [], name);
       assert.equal(typeof r.subject, 'string');
       assert.ok(r.subject.length <= 1000, name);

@@ -1,10 +1,10 @@
-/** Issue 4: a full disk defers mail with 4xx, keeps serving reads, and recovers without a restart. */
+/** A full disk defers mail with 4xx, keeps serving reads, and recovers without a restart. */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { signRawDelivery } from '../src/mail/webhooks/raw.js';
-import { createFeed, mountSmallFilesystem, readFeed, sendRaw, startTestServer, waitFor, waitForEntries } from './helpers.js';
+import { createFeed, mountSmallFilesystem, readFeed, sendRaw, startTestServer, waitFor, waitForEntries } from './support/helpers.js';
 
 const SECRET = 'disk-full-test-secret-0123456789abcdef';
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { formatSummary, runKillRestart, type KillRestartResult } from '../bench/kill-restart.js';
 import { openStores } from '../src/store/index.js';
-import { createFeed, readFeed, sendRaw, startTestServer, tempDir, waitFor, waitForEntries } from './helpers.js';
+import { createFeed, readFeed, sendRaw, startTestServer, tempDir, waitFor, waitForEntries } from './support/helpers.js';
 import { TestClock } from './support/clock.js';
 
 function newsletter(subject: string): Buffer {

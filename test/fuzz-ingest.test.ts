@@ -1,4 +1,4 @@
-/** Issue 3, acceptance 5 end to end: fuzzed mail over real SMTP is stored or recorded with its error, and the server keeps serving. */
+/** Fuzzed mail over real SMTP is stored or recorded with its error, and the server keeps serving (bench/fuzz-ingest.ts at CI size). */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { runFuzzIngest } from '../bench/fuzz-ingest.js';

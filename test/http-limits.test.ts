@@ -1,9 +1,9 @@
 /**
- * Hardening of the HTTP side (review 2026-11-26, F8 and F13-F16): the webhook is
- * decided on its headers before its body is read and reads few bodies at once;
- * connections are capped and idle ones closed; feed creation refuses cross-site
- * posts and counts IPv6 clients per /64; attachments never carry a script type;
- * no prototype lookups on URLs; /metrics and /readyz can be restricted.
+ * What HTTP clients can take: the webhook is decided on its headers before its body is
+ * read and reads few bodies at once; connections are capped and idle ones closed; feed
+ * creation refuses cross-site posts and counts IPv6 clients per /64; attachments never
+ * carry a script type; no prototype lookups on URLs; /metrics and /readyz can be
+ * restricted (security review F8 and F13-F16).
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -18,7 +18,7 @@ import { openStores } from '../src/store/index.js';
 import { creationLimitKey } from '../src/web/routes/feed-create.js';
 import { WEBHOOK_MIN_BODY_RATE } from '../src/web/routes/inbound.js';
 import { WebServer, type WebServerOptions } from '../src/web/server.js';
-import { createFeed, readFeed, sendRaw, startTestServer, tempDir, type TestServer, waitFor, waitForEntries } from './helpers.js';
+import { createFeed, readFeed, sendRaw, startTestServer, tempDir, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
 
 const SECRET = 'http-limits-test-secret-0123456789abcdef';
 
@@ -238,7 +238,7 @@ describe('webhook: no one client network holds the slots (review M1)', () => {
     }
   });
 
-  it('closes a body that trickles below the minimum rate after the grace with 408, freeing its slot; a steady upload is kept', { timeout: 15_000 }, async () => {
+  it('closes a body that trickles below the minimum rate after the grace with 408, freeing its slot; a steady upload is kept', { timeout: 30_000 }, async () => {
     const server = await startWeb({ webhookSecret: SECRET, mailDomains: 'feedmail.test', webhookMaxConcurrent: '4' }, { webhookBodyGraceMs: 500 });
     try {
       const feed = await createFeed(server.base);
@@ -252,9 +252,8 @@ describe('webhook: no one client network holds the slots (review M1)', () => {
         const busy = signedDelivery(feed.address, early);
         assert.equal((await request(server.base, busy.target, { method: 'POST', headers: busy.headers, body: early, localAddress: '127.0.9.1' })).status, 503, 'every slot is taken at first');
 
-        const started = Date.now();
-        await within(Promise.all(attack.map((c) => c.closed)), 3000, 'closing the trickling bodies');
-        assert.ok(Date.now() - started < 2500, `closed ${Date.now() - started} ms after the grace began`);
+        // Far below the 30 s a body may take in all, so only the rate check can have closed them (408 body_too_slow below).
+        await within(Promise.all(attack.map((c) => c.closed)), 10_000, 'closing the trickling bodies');
         for (const c of attack) {
           assert.equal(statusOf(c), 408);
           assert.match(c.received(), /"code": "body_too_slow"/);

@@ -1,4 +1,4 @@
-/** Issue 4: the queue's retries, failed list, CLI, and several processes sharing one queue. */
+/** The job queue: retries with growing delays, the failed list and `feedmail jobs`, and several processes sharing one queue. */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { JobRunner } from '../src/jobs/runner.js';
 import { createLogger } from '../src/log.js';
 import { openStores } from '../src/store/index.js';
-import { tempDir, waitFor } from './helpers.js';
+import { tempDir, waitFor } from './support/helpers.js';
 
 const CLI = ['--import', 'tsx', 'src/cli.ts'];
 

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { it } from 'node:test';
-import { createFeed, freePort, readFeed, sendRaw, tempDir, waitFor } from './helpers.js';
-import { SMTPClient } from './smtp-client.js';
+import { createFeed, freePort, readFeed, sendRaw, tempDir, waitFor } from './support/helpers.js';
+import { SMTPClient } from './support/smtp-client.js';
 
 it('serves health, readiness and metrics, never logs a secret, and drains on SIGTERM', async () => {
   const [httpPort, smtpPort] = [await freePort(), await freePort()];

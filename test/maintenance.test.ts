@@ -1,10 +1,10 @@
-/** Issue 4: bounded growth. A compressed week of traffic keeps WAL files and the cache within their bounds. */
+/** Bounded growth: a compressed week of traffic keeps WAL files and the cache within their bounds. */
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { simulateWeek } from '../bench/week-simulation.js';
-import { createFeed, type CreatedFeed, startTestServer, waitForEntries } from './helpers.js';
+import { createFeed, type CreatedFeed, startTestServer, waitForEntries } from './support/helpers.js';
 
 it('keeps every WAL under its bound and the cache under its byte limit through a simulated week', async (t) => {
   const walMaxBytes = 256 * 1024;

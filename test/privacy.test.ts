@@ -1,10 +1,10 @@
 /**
- * Issue 3, end to end through SMTP and HTTP: the inbox address never reaches a shared
- * view or a feed, confirmations are surfaced, and foreign charsets display correctly.
+ * End to end through SMTP and HTTP: the inbox address never reaches a shared view or a
+ * feed, confirmations are surfaced, and foreign charsets display correctly.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createFeed, fixture, sendRaw, startTestServer, type TestServer, waitForEntries } from './helpers.js';
+import { createFeed, fixture, sendRaw, startTestServer, type TestServer, waitForEntries } from './support/helpers.js';
 
 describe('privacy and display, end to end', () => {
   let server: TestServer;

@@ -1,8 +1,8 @@
 /**
- * Security review findings F3, F10, F11 and F12, at a size CI can afford: redaction scans
- * megabytes of base64 without throwing, and leaves no feed's address in folded calendar
- * lines, UTF-16 attachments, hex, nested base64, binary attachments or another
- * recipient's confirm link.
+ * Redaction, at a size CI can afford: it scans megabytes of base64 without throwing, and
+ * leaves no feed's address in folded calendar lines, UTF-16 attachments, hex, nested
+ * base64, binary attachments or another recipient's confirm link (security review F3 and
+ * F10-F12).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -471,12 +471,11 @@ describe('redaction: character references, hard wraps and JavaScript escapes in 
     for (const text of ordinary) assert.equal(redact(text), text);
   });
 
-  it('reads a reference with a million leading zeros and 9 MB of references in one pass', () => {
+  // How long 9 MB of references takes is measured by bench/redact.ts ("'&#65;' repeated"), not asserted here.
+  it('reads a reference with a million leading zeros, and leaves 9 MB of references as they are', () => {
     const zeros = `mailto:&#x${'0'.repeat(1_000_000)}${B.inboxToken.charCodeAt(0).toString(16)};${B.inboxToken.slice(1)}@feedmail.test`;
     assert.equal(redact(zeros), 'mailto:redacted@feedmail.test');
     const many = '&#65;'.repeat(1_800_000);
-    const started = performance.now();
     assert.equal(redact(many), many);
-    assert.ok(performance.now() - started < 5000, 'in seconds, not minutes');
   });
 });

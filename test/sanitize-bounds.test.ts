@@ -1,9 +1,9 @@
 /**
- * Security review F5: sanitize-html's time grows with the square of the nesting depth, so
- * one 1.65 MB message of 150,000 nested <div>s held a render thread for the whole 20 s
- * budget. The sanitizer now flattens markup beyond HTML_BOUNDS first, in linear time.
- * These tests check that hostile structure is cheap, that its text survives, that
- * ordinary mail is untouched, and that flattening opens no way around the allowlist.
+ * The sanitizer flattens markup beyond HTML_BOUNDS before sanitize-html sees it, in linear
+ * time, because sanitize-html's time grows with the square of the nesting depth (one 1.65 MB
+ * message of 150,000 nested <div>s held a render thread for the whole 20 s budget: security
+ * review F5). These tests check that hostile structure is flattened, that its text survives,
+ * that ordinary mail is untouched, and that flattening opens no way around the allowlist.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -12,8 +12,8 @@ import { Parser } from 'htmlparser2';
 import { parseMessage } from '../src/mail/parse.js';
 import { renderMessage } from '../src/mail/render.js';
 import { boundMarkup, HTML_BOUNDS, sanitizeNewsletterHtml, sanitizeNewsletterHtmlWithReport, type HtmlBounds } from '../src/mail/sanitize.js';
-import { createFeed, fixture, sendRaw, startTestServer, waitForEntries } from './helpers.js';
-import { unsafeConstructs, XSS_VECTORS } from './html-safety.js';
+import { createFeed, fixture, sendRaw, startTestServer, waitForEntries } from './support/helpers.js';
+import { unsafeConstructs, XSS_VECTORS } from './support/html-safety.js';
 import { prng } from './support/mutate.js';
 
 const UNBOUNDED: HtmlBounds = { maxDepth: Infinity, maxElements: Infinity };
@@ -40,8 +40,11 @@ function structure(html: string): { depth: number; elements: number } {
 
 const count = (s: string, sub: string) => s.split(sub).length - 1;
 
-describe('sanitizer bounds: hostile structure is flattened, cheaply', () => {
-  it('sanitizes the review\'s 150,000 nested <div>s within the test timeout and keeps the text', { timeout: 5000 }, () => {
+// What hostile structure costs is measured by bench/sanitize-bounds.ts; the timeouts here only stop a hang.
+const HANG_MS = 60_000;
+
+describe('sanitizer bounds: hostile structure is flattened', () => {
+  it('flattens the review\'s 150,000 nested <div>s to the depth cap and keeps the text', { timeout: HANG_MS }, () => {
     const { html, flattened } = sanitizeNewsletterHtmlWithReport(nestedDivs(150_000), STRIP);
     assert.equal(flattened, true);
     assert.ok(html.includes('x'), html.slice(0, 200));
@@ -49,7 +52,7 @@ describe('sanitizer bounds: hostile structure is flattened, cheaply', () => {
     assert.equal(count(html, '<div>'), HTML_BOUNDS.maxDepth);
   });
 
-  it('keeps every text of 300,000 flat elements, and the tags of the first 50,000', { timeout: 5000 }, () => {
+  it('keeps every text of 300,000 flat elements, and the tags of the first 50,000', { timeout: HANG_MS }, () => {
     const { html, flattened } = sanitizeNewsletterHtmlWithReport('<span>w</span>'.repeat(300_000), STRIP);
     assert.equal(flattened, true);
     assert.equal(count(html, 'w'), 300_000);
@@ -63,7 +66,7 @@ describe('sanitizer bounds: hostile structure is flattened, cheaply', () => {
     ['unclosed <font>s with attributes', '<font color="red" face="a&amp;b">'.repeat(100_000) + 'x'],
     ['nesting under a stray end tag storm', '<div>'.repeat(200) + '</span>'.repeat(200_000) + '<i>'.repeat(100_000) + 'x'],
   ] as const) {
-    it(`bounds deep nesting of ${name}`, { timeout: 5000 }, () => {
+    it(`bounds deep nesting of ${name}`, { timeout: HANG_MS }, () => {
       const { html: out, flattened } = sanitizeNewsletterHtmlWithReport(html, STRIP);
       assert.equal(flattened, true);
       assert.ok(out.endsWith('x') || out.includes('x<'), out.slice(-200));
@@ -101,7 +104,7 @@ describe('sanitizer bounds: hostile structure is flattened, cheaply', () => {
     assert.equal(sanitizeNewsletterHtmlWithReport(nestedDivs(HTML_BOUNDS.maxDepth + 1), STRIP).flattened, true);
   });
 
-  it('renders the review\'s whole message, headers and all, without the fallback', { timeout: 5000 }, async () => {
+  it('renders the review\'s whole message, headers and all, without the fallback', { timeout: HANG_MS }, async () => {
     const raw = Buffer.from(`Subject: nested\r\nContent-Type: text/html\r\n\r\n${nestedDivs(150_000)}\r\n`);
     const rendered = await renderMessage(raw, { maxPartBytes: 25 * 1024 * 1024, keepTrackingPixels: false });
     assert.equal(rendered.subject, 'nested');
@@ -109,22 +112,20 @@ describe('sanitizer bounds: hostile structure is flattened, cheaply', () => {
     assert.ok(rendered.html.length < 10_000, `${rendered.html.length} characters`);
   });
 
-  it('delivers a victim\'s mail promptly while three nested-div bombs arrive (the review\'s reproduction)', { timeout: 30_000 }, async () => {
+  // How soon the victim's entry shows is measured by bench/attacks.ts (F5).
+  it('delivers a victim\'s mail while three nested-div bombs arrive, and stores the bombs flattened (the review\'s reproduction)', { timeout: 3 * HANG_MS }, async () => {
     const server = await startTestServer();
     try {
       const attacker = await createFeed(server.base);
       const victim = await createFeed(server.base);
-      const t0 = performance.now();
       for (let i = 0; i < 3; i++) {
         await sendRaw(server.smtpPort, attacker.address, `Subject: nested ${i}\r\nContent-Type: text/html\r\n\r\n${nestedDivs(150_000)}\r\n${i}\r\n`);
       }
       await sendRaw(server.smtpPort, victim.address, 'Subject: legit\r\n\r\nhello\r\n');
-      const [legit] = await waitForEntries(victim.feeds.json, 'json', 1, 15_000, 'the victim\'s entry');
-      const seconds = (performance.now() - t0) / 1000;
+      const [legit] = await waitForEntries(victim.feeds.json, 'json', 1, HANG_MS, 'the victim\'s entry');
       assert.equal(legit!.title, 'legit');
-      // Before the fix this took about 60 s; each bomb now costs well under a second.
-      assert.ok(seconds < 10, `legit visible after ${seconds.toFixed(1)} s`);
-      const bombs = await waitForEntries(attacker.feeds.json, 'json', 3, 10_000, 'the three nested messages');
+      // Before the fix each bomb ran into the processing budget and fell back to its text.
+      const bombs = await waitForEntries(attacker.feeds.json, 'json', 3, HANG_MS, 'the three nested messages');
       for (const bomb of bombs) {
         assert.ok(bomb.html.includes('x'), bomb.html.slice(0, 300));
         assert.ok(!bomb.html.includes('could not be processed'), bomb.html.slice(0, 300));

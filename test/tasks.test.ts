@@ -1,11 +1,11 @@
-/** Issue 4 recurring tasks and issue 3 reprocessing and limits, against a real server's databases. */
+/** Recurring tasks, `feedmail reprocess` and the per-message limits, against a real server's databases. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { allTasks } from '../src/jobs/tasks/index.js';
 import { createLogger } from '../src/log.js';
 import { RenderPool } from '../src/mail/render-pool.js';
-import { createFeed, fixture, readFeed, sendRaw, startTestServer, type TestServer, waitFor, waitForEntries } from './helpers.js';
+import { createFeed, fixture, readFeed, sendRaw, startTestServer, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
 import { TestClock } from './support/clock.js';
 
 const DAY = 86_400_000;

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { signRawDelivery } from '../src/mail/webhooks/raw.js';
-import { createFeed, readFeed, startTestServer, type TestServer, waitForEntries } from './helpers.js';
+import { createFeed, readFeed, startTestServer, type TestServer, waitForEntries } from './support/helpers.js';
 
 const SECRET = 'test-secret-that-is-long-enough-0123456789';
 const message = (subject: string) => Buffer.from(`From: Relay News <news@example.com>\r\nSubject: ${subject}\r\n\r\nDelivered by webhook.\r\n`);

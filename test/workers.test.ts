@@ -1,9 +1,9 @@
-/** Issue 4: `feedmail serve` and two `feedmail worker` processes on one data directory share the work safely. */
+/** `feedmail serve` and two `feedmail worker` processes on one data directory share the work safely. */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { it } from 'node:test';
 import nodemailer from 'nodemailer';
-import { createFeed, freePort, readFeed, tempDir, waitFor } from './helpers.js';
+import { createFeed, freePort, readFeed, tempDir, waitFor } from './support/helpers.js';
 
 interface Proc {
   child: ChildProcess;

@@ -2,7 +2,7 @@
  * Seeded mutations of real-looking mail, shared by the fuzz test (in-process
  * rendering) and the end-to-end fuzz run through SMTP and ingest.
  */
-import { XSS_VECTORS } from '../html-safety.js';
+import { XSS_VECTORS } from './html-safety.js';
 
 /** mulberry32: small, fast, and the same sequence everywhere for a given seed. */
 export function prng(seed: number): () => number {

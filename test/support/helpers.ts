@@ -6,10 +6,10 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import nodemailer from 'nodemailer';
 import { XMLParser } from 'fast-xml-parser';
-import { startApp, type App } from '../src/app.js';
-import { loadConfig, type ConfigOverrides } from '../src/config.js';
-import { createLogger } from '../src/log.js';
-import type { Clock } from '../src/store/index.js';
+import { startApp, type App } from '../../src/app.js';
+import { loadConfig, type ConfigOverrides } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import type { Clock } from '../../src/store/index.js';
 
 /** A port nothing listens on right now, for servers started as child processes. */
 export async function freePort(): Promise<number> {
@@ -142,7 +142,7 @@ export function waitForEntries(url: string, format: 'atom' | 'rss' | 'json', cou
 }
 
 export function fixture(name: string): Buffer {
-  return fs.readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
+  return fs.readFileSync(new URL(`../fixtures/${name}`, import.meta.url));
 }
 
 /** Mounts a small ext4 image (needs root and loop devices); returns undefined where that is not possible. */

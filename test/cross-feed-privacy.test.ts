@@ -1,12 +1,14 @@
 /**
- * No recipient's address leaks through the paths the security review found (F10-F12),
- * nor through those the outside review of the fixes found (L1, L2), checked end to end: mail over SMTP to two feeds, then every shared page, part and
- * feed document of one feed searched for the other's secrets.
+ * One message to two feeds: nothing feed A shares (feed documents, feed page, entry pages,
+ * bodies and parts) shows feed B's address or secrets, however the mail carries them: in a
+ * confirm link, folded calendar lines, UTF-16 or PDF attachments, part headers, encoded
+ * headers of a forwarded message, character references or hard-wrapped text. Checked end
+ * to end over SMTP (security review F10-F12, and L1 and L2 of the review of the fixes).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
-import { createFeed, readFeed, sendRaw, startTestServer, waitForEntries, type CreatedFeed } from './helpers.js';
+import { createFeed, readFeed, sendRaw, startTestServer, waitForEntries, type CreatedFeed } from './support/helpers.js';
 
 const tokenOf = (feed: CreatedFeed) => feed.address.split('@')[0]!;
 
@@ -43,7 +45,7 @@ function qpEscaped(s: string, upper = true): string {
   return [...Buffer.from(s)].map((b) => `=${upper ? b.toString(16).toUpperCase() : b.toString(16)}`).join('');
 }
 
-describe('hardening: no other recipient\'s address in shared views (F10-F12)', () => {
+describe('no other recipient\'s address in shared views (F10-F12)', () => {
   it('a confirm link addressed to feed B shows on feed A without B\'s address, and whole on B\'s manage page (F10)', async () => {
     const server = await startTestServer();
     try {

@@ -1,7 +1,12 @@
-/** Issue 2: one button to a feed entry, end to end, through the real SMTP and HTTP servers. */
+/**
+ * From one button to a feed entry, through the real SMTP and HTTP servers: creating a feed,
+ * mail becoming an entry in all three formats, what SMTP refuses (unknown recipients,
+ * oversized messages), conditional requests, the same 404 for every unknown secret, and
+ * ingest that neither duplicates an entry nor loses mail when the queue starts over.
+ */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createFeed, readFeed, sendRaw, smtpTransport, startTestServer, type TestServer, waitFor, waitForEntries } from './helpers.js';
+import { createFeed, readFeed, sendRaw, smtpTransport, startTestServer, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
 import { TestClock } from './support/clock.js';
 
 function newsletter(to: string, subject: string): string {
@@ -27,7 +32,7 @@ function newsletter(to: string, subject: string): string {
   ].join('\r\n');
 }
 
-describe('foundation', () => {
+describe('from one button to a feed entry', () => {
   let server: TestServer;
   const clock = new TestClock();
   before(async () => {
@@ -134,7 +139,7 @@ describe('foundation', () => {
       const big = `Subject: big\r\n\r\n${'x'.repeat(20_000)}\r\n`;
       await assert.rejects(sendRaw(small.smtpPort, feed.address, big), { responseCode: 552 });
       // Without the SIZE extension the limit is enforced after DATA.
-      const { SMTPClient } = await import('./smtp-client.js');
+      const { SMTPClient } = await import('./support/smtp-client.js');
       const client = await SMTPClient.connect(small.smtpPort);
       await client.command('HELO test', 250);
       await client.command('MAIL FROM:<a@example.com>', 250);
@@ -219,7 +224,7 @@ describe('foundation', () => {
   });
 
   it('stores new mail after queue.db was recreated (journal ids start over)', async () => {
-    const dataDir = (await import('./helpers.js')).tempDir();
+    const dataDir = (await import('./support/helpers.js')).tempDir();
     const first = await startTestServer({ dataDir });
     const feed = await createFeed(first.base);
     await sendRaw(first.smtpPort, feed.address, newsletter(feed.address, 'before'));
