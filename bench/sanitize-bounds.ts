@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { numberArg } from './args.js';
-import { renderMessage } from '../src/mail/render.js';
+import { processMessage } from '../src/mail/process.js';
 import { HTML_BOUNDS, sanitizeNewsletterHtmlWithReport, type SanitizeOptions } from '../src/mail/sanitize.js';
 import { cases } from '../test/support/mutate.js';
 
@@ -97,7 +97,7 @@ if (caseCount >= 0) {
     const times: { ms: number; what: string }[] = [];
     for (const { what, raw } of messages) {
       const t0 = performance.now();
-      await renderMessage(raw, options).catch(() => undefined); // an exception is the fuzz test's business; only time counts here
+      await processMessage(raw, options).catch(() => undefined); // an exception is the fuzz test's business; only time counts here
       times.push({ ms: performance.now() - t0, what });
     }
     return times.sort((a, b) => a.ms - b.ms);

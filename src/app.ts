@@ -7,10 +7,10 @@ import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Config } from './config.js';
 import { allTasks } from './jobs/tasks/index.js';
-import type { TaskDefinition } from './jobs/queue.js';
+import type { TaskDefinition } from './jobs/task.js';
 import { JobRunner } from './jobs/runner.js';
 import type { Logger } from './log.js';
-import { renderPoolFor } from './mail/render-pool.js';
+import { processPoolFor } from './mail/process-pool.js';
 import { FeedmailSmtpServer } from './mail/smtp.js';
 import { StartupError } from './errors.js';
 import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
@@ -61,7 +61,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
   preflight(config);
   const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes, clock });
   const counters = createCounters();
-  const renderer = renderPoolFor(config, counters.render);
+  const processor = processPoolFor(config, counters.process);
   for (const h of [stores.app, stores.queue, stores.cache]) for (const warning of h.warnings) log.warn(warning);
   const disk = new DiskSpace(config.dataDir, config.minFreeBytes);
   if (roles.smtp && !disk.hasSpace()) {
@@ -69,7 +69,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
       'disk: free space is below FEEDMAIL_MIN_FREE_BYTES; mail will be deferred with 452 until space is freed or the minimum lowered');
   }
   const runner = roles.jobs && config.workerConcurrency > 0
-    ? new JobRunner({ queue: stores.queue, tasks: [...allTasks({ stores, config, renderer, log, space: disk }), ...extraTasks], concurrency: config.workerConcurrency, log, reserveOneSlotForPriority: INGEST_PRIORITY, counters: counters.jobs })
+    ? new JobRunner({ queue: stores.queue, tasks: [...allTasks({ stores, config, processor, log, space: disk }), ...extraTasks], concurrency: config.workerConcurrency, log, reserveOneSlotForPriority: INGEST_PRIORITY, counters: counters.jobs })
     : null;
   const onAccepted = () => runner?.notify();
   const eventLoop = monitorEventLoopDelay({ resolution: 10 });
@@ -82,7 +82,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
       // New work stops while running jobs finish or are handed back; then the files close.
       await Promise.all([smtp?.close(), web?.close(), runner?.stop()]);
       eventLoop.disable();
-      await renderer.close();
+      await processor.close();
       await stores.close();
     },
   };
@@ -102,10 +102,11 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
       // With port 0 the real port is known only once bound; every link is made from it.
       app.http = await web.listen(config.httpPort, config.httpHost, (bound) => publicBaseUrl(config.baseUrl, config.httpHost, bound.port));
     }
-    if (runner) renderer.warm();
+    if (runner) processor.warm();
     runner?.start();
   } catch (err) {
-    await app.stop().catch(() => undefined);
+    // The start's own error is what the caller must see; a failure to stop is only logged.
+    await app.stop().catch((stopErr: unknown) => log.warn({ err: stopErr }, 'app: unable to stop cleanly after a failed start'));
     throw err;
   }
   return app;

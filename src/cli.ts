@@ -5,7 +5,7 @@ import { loadConfig, settingsHelp, splitFlags, type Config } from './config.js';
 import { startApp, preflight } from './app.js';
 import { ConfigError, StartupError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
-import { renderPoolFor } from './mail/render-pool.js';
+import { processPoolFor } from './mail/process-pool.js';
 import { reprocessEntries } from './mail/reprocess.js';
 import { openStores } from './store/index.js';
 
@@ -17,7 +17,7 @@ Commands:
   serve        Run the web server, the SMTP server and the job workers (what npm start runs)
   worker       Run only job workers, in a separate process, against the same data directory
   jobs         List failed jobs, retry them or discard them
-  reprocess    Re-render every stored entry from its raw message (after the sanitizer improved)
+  reprocess    Reprocess every stored entry from its raw message (after the sanitizer improved)
   help         Show this help
 
 Run "feedmail <command> --help" for the options of a command.
@@ -133,15 +133,15 @@ async function jobsCommand(config: Config, args: string[]): Promise<void> {
 async function reprocess(config: Config, log: Logger): Promise<void> {
   preflight(config);
   const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
-  const renderer = renderPoolFor(config);
+  const processor = processPoolFor(config);
   try {
-    const r = await reprocessEntries(stores.app, renderer, (p) => {
+    const r = await reprocessEntries(stores.app, processor, (p) => {
       process.stderr.write(p.done === 0 ? `reprocessing ${p.total} entr${p.total === 1 ? 'y' : 'ies'}…\n` : `reprocessed ${p.done} of ${p.total}…\n`);
     });
     process.stdout.write(`Reprocessed ${r.done} entr${r.done === 1 ? 'y' : 'ies'}${r.skipped ? `, skipped ${r.skipped} without a raw message` : ''}.\n`);
     log.info({ done: r.done, skipped: r.skipped }, 'reprocess finished');
   } finally {
-    await renderer.close();
+    await processor.close();
     await stores.close();
   }
 }

@@ -302,24 +302,38 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ConfigOverrides = {}):
       problems.push(`${setting.env} (${setting.flag}) = ${JSON.stringify(raw)} from ${source}: ${(err as Error).message}`);
     }
   }
-  // The WAL files grow between checkpoints whatever the space guard says, so the minimum it
-  // keeps free must leave room for them, or a full disk stops even the deletes that free it.
-  const minFree = out.minFreeBytes as number | undefined;
-  const walMax = out.walMaxBytes as number | undefined;
-  if (minFree !== undefined && walMax !== undefined && minFree > 0 && minFree < walMax) {
-    problems.push(`FEEDMAIL_MIN_FREE_BYTES (${minFree}) must be at least FEEDMAIL_WAL_MAX_BYTES (${walMax}), or 0 to turn the minimum off: the WAL files need that room between checkpoints`);
-  }
-  // A document cannot show entries the trim task has already deleted.
-  const shown = out.feedMaxEntries as number | undefined;
-  const kept = out.feedKeepEntries as number | undefined;
-  if (shown !== undefined && kept !== undefined && shown > kept) {
-    problems.push(`FEEDMAIL_FEED_MAX_ENTRIES (${shown}) must not exceed FEEDMAIL_FEED_KEEP_ENTRIES (${kept}): a feed document cannot show entries that are no longer kept`);
+  for (const rule of CROSS_SETTING_RULES) {
+    const problem = rule(out);
+    if (problem) problems.push(problem);
   }
   if (problems.length > 0) {
     throw new ConfigError(`invalid settings:\n  ${problems.join('\n  ')}`);
   }
   return out as Config;
 }
+
+/**
+ * Rules between settings, checked once every setting parsed on its own: each returns
+ * what is wrong, saying what to change, or null. A rule skips settings that failed to parse.
+ */
+const CROSS_SETTING_RULES: ((c: Partial<Record<keyof Config, unknown>>) => string | null)[] = [
+  // The WAL files grow between checkpoints whatever the space guard says, so the minimum it
+  // keeps free must leave room for them, or a full disk stops even the deletes that free it.
+  ({ minFreeBytes: minFree, walMaxBytes: walMax }) =>
+    typeof minFree === 'number' && typeof walMax === 'number' && minFree > 0 && minFree < walMax
+      ? `FEEDMAIL_MIN_FREE_BYTES (${minFree}) must be at least FEEDMAIL_WAL_MAX_BYTES (${walMax}), or 0 to turn the minimum off: the WAL files need that room between checkpoints`
+      : null,
+  // A document cannot show entries the trim task has already deleted.
+  ({ feedMaxEntries: shown, feedKeepEntries: kept }) =>
+    typeof shown === 'number' && typeof kept === 'number' && shown > kept
+      ? `FEEDMAIL_FEED_MAX_ENTRIES (${shown}) must not exceed FEEDMAIL_FEED_KEEP_ENTRIES (${kept}): a feed document cannot show entries that are no longer kept`
+      : null,
+  // One network could otherwise be allowed more connections than the server takes at all.
+  ({ smtpMaxClientsPerAddress: perNetwork, smtpMaxClients: total }) =>
+    typeof perNetwork === 'number' && typeof total === 'number' && perNetwork > total
+      ? `FEEDMAIL_SMTP_MAX_CLIENTS_PER_ADDRESS (${perNetwork}) must not exceed FEEDMAIL_SMTP_MAX_CLIENTS (${total})`
+      : null,
+];
 
 /** Maps `--flag value` / `--flag=value` arguments to setting keys; returns the rest. */
 export function splitFlags(args: string[]): { flags: ConfigOverrides; rest: string[] } {

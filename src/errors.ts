@@ -188,8 +188,8 @@ export class StartupError extends Error {
 }
 
 /** Rendering stopped because the process is shutting down: the job must run again later, not store a fallback. */
-export class RenderPoolClosedError extends Error {
-  readonly code = 'render_pool_closed';
+export class ProcessPoolClosedError extends Error {
+  readonly code = 'process_pool_closed';
 }
 
 /**

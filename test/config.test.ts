@@ -51,6 +51,15 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ FEEDMAIL_FEED_MAX_ENTRIES: '600', FEEDMAIL_FEED_KEEP_ENTRIES: '500' }), /FEEDMAIL_FEED_MAX_ENTRIES .* must not exceed FEEDMAIL_FEED_KEEP_ENTRIES/);
   });
 
+  it('refuses a per-network SMTP connection limit above the total, and reports every rule broken at once', () => {
+    assert.throws(() => loadConfig({ FEEDMAIL_SMTP_MAX_CLIENTS: '10', FEEDMAIL_SMTP_MAX_CLIENTS_PER_ADDRESS: '20' }), /FEEDMAIL_SMTP_MAX_CLIENTS_PER_ADDRESS \(20\) must not exceed FEEDMAIL_SMTP_MAX_CLIENTS \(10\)/);
+    assert.ok(loadConfig({ FEEDMAIL_SMTP_MAX_CLIENTS: '20', FEEDMAIL_SMTP_MAX_CLIENTS_PER_ADDRESS: '20' }), 'equal is fine');
+    assert.throws(
+      () => loadConfig({ FEEDMAIL_SMTP_MAX_CLIENTS: '10', FEEDMAIL_FEED_MAX_ENTRIES: '600', FEEDMAIL_FEED_KEEP_ENTRIES: '500' }),
+      (err: Error) => /FEEDMAIL_SMTP_MAX_CLIENTS_PER_ADDRESS/.test(err.message) && /FEEDMAIL_FEED_MAX_ENTRIES/.test(err.message),
+    );
+  });
+
   it('prints the version from package.json', () => {
     const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
     assert.equal(run(['--version']).stdout, `feedmail ${pkg.version}\n`);

@@ -1,6 +1,6 @@
 /**
- * A corpus of real-looking messages (test/fixtures, see its README) rendered the way ingest
- * renders them, checked for what a reader would notice: the right characters, images in
+ * A corpus of real-looking messages (test/fixtures, see its README) processed the way ingest
+ * processes them, checked for what a reader would notice: the right characters, images in
  * place, attachments, links, confirm links, no leaked inbox address, no trackers, and no
  * executable markup.
  */
@@ -10,19 +10,19 @@ import { describe, it } from 'node:test';
 import { findConfirmUrl } from '../src/mail/confirm.js';
 import { parseMessage } from '../src/mail/parse.js';
 import { redactor, type FeedSecrets } from '../src/mail/redact.js';
-import { RenderPool } from '../src/mail/render-pool.js';
-import { redactForRecipients, renderMessage, type RenderedMessage, type RenderOptions } from '../src/mail/render.js';
+import { ProcessPool } from '../src/mail/process-pool.js';
+import { redactForRecipients, processMessage, type ProcessedMessage, type ProcessOptions } from '../src/mail/process.js';
 import { cleanCss, sanitizeNewsletterHtml } from '../src/mail/sanitize.js';
 import { fixture } from './support/helpers.js';
 import { unsafeConstructs, XSS_VECTORS } from './support/html-safety.js';
 
-const OPTIONS: RenderOptions = { maxPartBytes: 10_000_000, keepTrackingPixels: false };
+const OPTIONS: ProcessOptions = { maxPartBytes: 10_000_000, keepTrackingPixels: false };
 /** The made-up feed the fixtures were "sent" to. */
 const SECRETS: FeedSecrets = { inboxToken: 'k7q2m4xap3w5tgr6n2b4v7c3zd', feedToken: 'f3edtokqz5ya2wm4nrx6bc7ejh' };
 const FIXTURES = fs.readdirSync(new URL('./fixtures/', import.meta.url)).filter((f) => f.endsWith('.eml')).sort();
 
-function render(name: string, options: Partial<RenderOptions> = {}): Promise<RenderedMessage> {
-  return renderMessage(fixture(name), { ...OPTIONS, ...options });
+function processFixture(name: string, options: Partial<ProcessOptions> = {}): Promise<ProcessedMessage> {
+  return processMessage(fixture(name), { ...OPTIONS, ...options });
 }
 
 /** Image sources in document order. */
@@ -50,10 +50,10 @@ function leaksOf(s: string, token: string): string[] {
 
 describe('content: every fixture', () => {
   // How long each fixture takes is measured by bench/sanitize-bounds.ts (its corpus section), not asserted here.
-  it('renders each fixture to safe HTML without throwing', async () => {
+  it('processes each fixture to safe HTML without throwing', async () => {
     assert.ok(FIXTURES.length >= 20, `expected a corpus, found ${FIXTURES.length} fixtures`);
     for (const name of FIXTURES) {
-      const r = await render(name);
+      const r = await processFixture(name);
       assert.deepEqual(unsafeConstructs(r.html), [], name);
       assert.equal(typeof r.subject, 'string');
       assert.ok(r.subject.length <= 1000, name);
@@ -61,12 +61,12 @@ describe('content: every fixture', () => {
     }
   });
 
-  it('renders the same through the worker pool as in process', async () => {
-    const pool = new RenderPool(OPTIONS, 10_000);
+  it('processes the same through the worker pool as in process', async () => {
+    const pool = new ProcessPool(OPTIONS, 10_000);
     try {
       for (const name of FIXTURES) {
-        const inPool = await pool.render(fixture(name));
-        const direct = await render(name);
+        const inPool = await pool.process(fixture(name));
+        const direct = await processFixture(name);
         assert.equal(inPool.html, direct.html, name);
         assert.equal(inPool.subject, direct.subject, name);
         assert.deepEqual(inPool.parts.map((p) => p.content?.length), direct.parts.map((p) => p.content?.length), name);
@@ -79,7 +79,7 @@ describe('content: every fixture', () => {
 
 describe('content: structure', () => {
   it('prefers the HTML of multipart/alternative and decodes quoted-printable', async () => {
-    const r = await render('alternative-utf8.eml');
+    const r = await processFixture('alternative-utf8.eml');
     assert.equal(r.subject, 'Weekly digest: café edition');
     assert.equal(r.fromName, 'Example News');
     assert.equal(r.fromAddress, 'news@example.com');
@@ -90,7 +90,7 @@ describe('content: structure', () => {
   });
 
   it('recognizes cid: images of multipart/related as inline images', async () => {
-    const r = await render('related-inline-images.eml');
+    const r = await processFixture('related-inline-images.eml');
     assert.deepEqual(imageSources(r.html), ['cid:logo@example.com', 'cid:chart.gif']);
     assert.deepEqual(r.parts.map((p) => [p.contentId, p.contentType, p.inline, p.content?.length]), [
       ['logo@example.com', 'image/png', true, 70],
@@ -103,7 +103,7 @@ describe('content: structure', () => {
   });
 
   it('keeps a PDF of multipart/mixed as a non-inline attachment', async () => {
-    const r = await render('mixed-pdf-attachment.eml');
+    const r = await processFixture('mixed-pdf-attachment.eml');
     assert.equal(r.html, '<p>Your invoice is <b>attached</b>.</p>');
     assert.equal(r.parts.length, 1);
     const pdf = r.parts[0]!;
@@ -119,7 +119,7 @@ describe('content: structure', () => {
     ['nested-related-alternative.eml', '<p>Related first</p>', 'pic@x', 'image/png'],
   ] as const) {
     it(`finds the HTML and its inline image in ${name}`, async () => {
-      const r = await render(name);
+      const r = await processFixture(name);
       assert.ok(r.html.startsWith(html), r.html);
       assert.deepEqual(imageSources(r.html), [`cid:${cid}`]);
       const inline = r.parts.filter((p) => p.inline);
@@ -128,13 +128,13 @@ describe('content: structure', () => {
   }
 
   it('keeps the PDF of mixed>related>alternative as an attachment', async () => {
-    const r = await render('nested-mixed-related-alternative.eml');
+    const r = await processFixture('nested-mixed-related-alternative.eml');
     const attachments = r.parts.filter((p) => !p.inline);
     assert.deepEqual(attachments.map((p) => [p.filename, p.contentType]), [['report.pdf', 'application/pdf']]);
   });
 
   it('shows a forwarded message/rfc822 with its headers, in well-formed HTML', async () => {
-    const r = await render('forwarded-rfc822.eml');
+    const r = await processFixture('forwarded-rfc822.eml');
     assert.match(r.html, /See the forwarded message below\./);
     assert.match(r.html, /Original <b>announcement<\/b> body: launch on Friday\./);
     assert.match(r.html, /<strong>The original announcement<\/strong>/);
@@ -148,18 +148,18 @@ describe('content: structure', () => {
   });
 
   it('decodes a quoted-printable body with soft line breaks and keeps the table layout', async () => {
-    const r = await render('quoted-printable-html.eml');
+    const r = await processFixture('quoted-printable-html.eml');
     assert.match(r.html, /^<table width="100%" bgcolor="#f0f0f0"><tr><td style="padding: 8px; color: #333">/);
     assert.match(r.html, /soft-wrapped by the quoted-printable encoder, with ümlauts and an equals sign: 1 \+ 1 = 2\./);
   });
 
   it('decodes a base64 body', async () => {
-    const r = await render('base64-html.eml');
+    const r = await processFixture('base64-html.eml');
     assert.equal(r.html, '<p>Base64 encoded body with emoji 🎉 and ünïcödé.</p>');
   });
 
   it('turns a text-only mail into HTML with links and escaped markup', async () => {
-    const r = await render('text-only-urls.eml');
+    const r = await processFixture('text-only-urls.eml');
     for (const url of ['https://example.com/posts/1?ref=mail&amp;x=1', 'https://example.org/b', 'https://example.net/c']) {
       assert.ok(r.html.includes(`<a href="${url}" target="_blank" rel="noopener noreferrer nofollow">${url}</a>`), `${url} in ${r.html}`);
     }
@@ -168,15 +168,15 @@ describe('content: structure', () => {
   });
 
   it('joins the soft line breaks of format=flowed text', async () => {
-    const r = await render('format-flowed.eml');
+    const r = await processFixture('format-flowed.eml');
     assert.equal(r.text, 'This paragraph was wrapped by the sending client because it was longer than the line limit.\n\nSecond paragraph.\n> Quoted line that continues.');
     assert.match(r.html, /This paragraph was wrapped by the sending client because it was longer than the line limit\./);
-    const delsp = await render('format-flowed-delsp.eml');
+    const delsp = await processFixture('format-flowed-delsp.eml');
     assert.equal(delsp.text, 'Supercalifragilisticexpialidocious words are joined.');
   });
 
   it('renders an ordinary rich newsletter (tables, styles, inline images) intact', { skip: !FIXTURES.includes('rich-newsletter.eml') }, async () => {
-    const r = await render('rich-newsletter.eml');
+    const r = await processFixture('rich-newsletter.eml');
     assert.match(r.html, /<table[^>]*width="600"/);
     assert.match(r.html, /bgcolor="#/);
     assert.ok(imageSources(r.html).some((s) => s.startsWith('cid:')));
@@ -196,7 +196,7 @@ describe('content: charsets and encoded words', () => {
   ];
   for (const [file, subject, fromName, text] of cases) {
     it(`decodes ${file}`, async () => {
-      const r = await render(file);
+      const r = await processFixture(file);
       assert.equal(r.subject, subject);
       assert.equal(r.fromName, fromName);
       assert.equal(r.text, text);
@@ -205,12 +205,12 @@ describe('content: charsets and encoded words', () => {
   }
 
   it('decodes B and Q encoded words in several charsets, even split inside a character', async () => {
-    const r = await render('encoded-words.eml');
+    const r = await processFixture('encoded-words.eml');
     // Adjacent encoded words are joined without the whitespace between them (RFC 2047 6.2).
     assert.equal(r.subject, 'Ünïcode ☃ snowman and café“quoted”');
     assert.equal(r.fromName, 'Renée € Corp');
     assert.equal(r.fromAddress, 'renee@example.com');
-    const utf8 = await render('encoded-words-utf8-from.eml');
+    const utf8 = await processFixture('encoded-words-utf8-from.eml');
     assert.equal(utf8.subject, '📰 News from München');
     assert.equal(utf8.fromName, 'Müller, José', 'quotes inside the encoded word are not part of the name');
   });
@@ -218,20 +218,20 @@ describe('content: charsets and encoded words', () => {
 
 describe('content: subscription confirmations', () => {
   it('finds the confirm link of an HTML confirmation, not its unsubscribe link', async () => {
-    const r = await render('confirm-subscription.eml');
+    const r = await processFixture('confirm-subscription.eml');
     assert.equal(r.confirmUrl, 'https://weeklybyte.example/subscribe/confirm?id=abc123&list=7');
   });
 
   it('finds the confirm link of a text-only confirmation', async () => {
-    const r = await render('confirm-text-only.eml');
+    const r = await processFixture('confirm-text-only.eml');
     assert.equal(r.confirmUrl, 'https://lists.example.org/optin/9f8e7d');
   });
 
   it('does not treat an ordinary newsletter with "verify", "activate" and an unsubscribe link as a confirmation', async () => {
-    const r = await render('newsletter-unsubscribe.eml');
+    const r = await processFixture('newsletter-unsubscribe.eml');
     assert.equal(r.confirmUrl, null);
     for (const name of FIXTURES.filter((f) => !f.startsWith('confirm-'))) {
-      assert.equal((await render(name)).confirmUrl, null, name);
+      assert.equal((await processFixture(name)).confirmUrl, null, name);
     }
   });
 
@@ -244,10 +244,10 @@ describe('content: subscription confirmations', () => {
 
 describe('content: redaction of the inbox address', () => {
   it('removes the inbox token in every form from subject, names, HTML, text and filenames', async () => {
-    const rendered = await render('redaction-recipient.eml');
+    const processed = await processFixture('redaction-recipient.eml');
     // Before redaction the fixture really does carry the address in all these forms.
-    assert.ok(leaksOf(rendered.html, SECRETS.inboxToken).length >= 3);
-    const c = redactForRecipients(rendered, [SECRETS]);
+    assert.ok(leaksOf(processed.html, SECRETS.inboxToken).length >= 3);
+    const c = redactForRecipients(processed, [SECRETS]);
     const fields = { subject: c.subject, fromName: c.fromName, fromAddress: c.fromAddress, html: c.html, text: c.text, filenames: c.parts.map((p) => p.filename).join('\n') };
     for (const [field, value] of Object.entries(fields)) {
       assert.deepEqual(leaksOf(value, SECRETS.inboxToken), [], `${field}: ${value}`);
@@ -286,21 +286,21 @@ describe('content: redaction of the inbox address', () => {
 
   it('redacts the raw text shown for a message that could not be parsed', async () => {
     const raw = Buffer.from(`To: ${SECRETS.inboxToken}@feeds.example.net\r\nSubject: hi\r\nContent-Type: text/plain\r\n\r\nto=${SECRETS.inboxToken.slice(0, 9)}=\r\n${SECRETS.inboxToken.slice(9)}\r\n`);
-    const c = redactForRecipients(await renderMessage(raw, OPTIONS), [SECRETS]);
+    const c = redactForRecipients(await processMessage(raw, OPTIONS), [SECRETS]);
     assert.deepEqual(leaksOf(c.text + c.html, SECRETS.inboxToken), []);
   });
 });
 
 describe('content: tracking pixels', () => {
   it('drops 1x1, hidden and known-tracker images by default, and keeps the rest of the markup intact', async () => {
-    const r = await render('tracking-pixels.eml');
+    const r = await processFixture('tracking-pixels.eml');
     assert.deepEqual(imageSources(r.html), ['https://cdn.example.com/story.jpg']);
     assert.match(r.html, /<p>End\.<\/p>/);
     assert.ok(!r.html.includes('tracking-pixel'), r.html);
   });
 
   it('keeps every image with keepTrackingPixels', async () => {
-    const r = await render('tracking-pixels.eml', { keepTrackingPixels: true });
+    const r = await processFixture('tracking-pixels.eml', { keepTrackingPixels: true });
     assert.equal(imageSources(r.html).length, 5);
     assert.match(r.html, /list-manage\.com\/track\/open\.php/);
   });
@@ -308,14 +308,14 @@ describe('content: tracking pixels', () => {
 
 describe('content: malformed mail', () => {
   it('shows what arrived of a truncated message, with a note', async () => {
-    const r = await render('malformed-truncated.eml');
+    const r = await processFixture('malformed-truncated.eml');
     assert.match(r.html, /Truncated message: the first part arrived\./);
     assert.match(r.note ?? '', /incomplete/);
     assert.equal(r.subject, 'Truncated in transit');
   });
 
   it('shows the body of a multipart message without a usable boundary, with a note, and no invented date', async () => {
-    const r = await render('malformed-headers.eml');
+    const r = await processFixture('malformed-headers.eml');
     assert.match(r.html, /Body without a boundary\./);
     assert.match(r.note ?? '', /could not be separated/);
     assert.equal(r.sentAt, null, 'an unreadable Date header is not replaced by "now"');
@@ -325,15 +325,15 @@ describe('content: malformed mail', () => {
   it('settles on a forward cut off inside the headers of its message/rfc822 part', async () => {
     // mailparser alone never settles on this input; a hang would stall the test, so race it.
     const r = await Promise.race([
-      render('malformed-truncated-forward.eml'),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('render did not settle')), 3000).unref()),
+      processFixture('malformed-truncated-forward.eml'),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('processing did not settle')), 3000).unref()),
     ]);
     assert.equal(r.subject, 'Fwd: cut off in transit');
     assert.match(r.note ?? '', /incomplete/);
   });
 
   it('makes an entry of a message without a body', async () => {
-    const r = await render('no-body.eml');
+    const r = await processFixture('no-body.eml');
     assert.equal(r.subject, 'Headers only');
     assert.equal(r.text, '');
     assert.deepEqual(r.parts, []);
@@ -341,7 +341,7 @@ describe('content: malformed mail', () => {
   });
 
   it('copes with a 280 KB header block', async () => {
-    const r = await render('huge-header.eml');
+    const r = await processFixture('huge-header.eml');
     assert.ok(r.subject.startsWith('Huge header very long subject very long subject'));
     assert.equal(r.subject.length, 1000);
     assert.match(r.html, /Small body after a huge header\./);
@@ -349,7 +349,7 @@ describe('content: malformed mail', () => {
 
   it('never throws, whatever the bytes', async () => {
     for (const raw of ['', '\r\n\r\n', 'garbage without headers', '\u0000\u0001\u0002', 'Content-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\n--x\r\n--x--', 'Subject: =?utf-8?B?']) {
-      const r = await renderMessage(Buffer.from(raw, 'latin1'), OPTIONS);
+      const r = await processMessage(Buffer.from(raw, 'latin1'), OPTIONS);
       assert.equal(typeof r.html, 'string');
       assert.deepEqual(unsafeConstructs(r.html), []);
     }

@@ -214,12 +214,12 @@ describe('from one button to a feed entry', () => {
     const journalId = Number(/queued as (\d+)/.exec(sent.response)![1]);
     await waitFor(async () => (await readFeed(feed.feeds.atom, 'atom')).length > 0);
     const { ingestJournalRow } = await import('../src/mail/ingest.js');
-    const { RenderPool } = await import('../src/mail/render-pool.js');
+    const { ProcessPool } = await import('../src/mail/process-pool.js');
     const { createLogger } = await import('../src/log.js');
-    const renderer = new RenderPool({ maxPartBytes: 1e7, keepTrackingPixels: false }, 5000);
-    const deps = { app: server.app.stores.app, queue: server.app.stores.queue, renderer, log: createLogger('silent') };
+    const processor = new ProcessPool({ maxPartBytes: 1e7, keepTrackingPixels: false }, 5000);
+    const deps = { app: server.app.stores.app, queue: server.app.stores.queue, processor, log: createLogger('silent') };
     assert.deepEqual(await ingestJournalRow(deps, journalId), { stored: 0 });
-    await renderer.close();
+    await processor.close();
     assert.equal((await readFeed(feed.feeds.atom, 'atom')).length, 1);
   });
 

@@ -5,9 +5,9 @@
  * HTML with nothing executable in it and no secret left after redaction. How long a case
  * takes is reported here and measured by bench/sanitize-bounds.ts, not asserted.
  *
- * The many cases run through renderMessage (parse + sanitize + confirm), split over one
+ * The many cases run through processMessage (parse + sanitize + confirm), split over one
  * worker thread per core: this same file, loaded in a worker, runs its share of the cases
- * and reports back. A sample also goes through RenderPool, the path ingest takes.
+ * and reports back. A sample also goes through ProcessPool, the path ingest takes.
  * FUZZ_SEED and FUZZ_CASES reproduce or extend a run.
  */
 import assert from 'node:assert/strict';
@@ -16,8 +16,8 @@ import os from 'node:os';
 import { describe, it } from 'node:test';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { FeedSecrets } from '../src/mail/redact.js';
-import { RenderPool } from '../src/mail/render-pool.js';
-import { redactForRecipients, renderMessage, type RenderOptions } from '../src/mail/render.js';
+import { ProcessPool } from '../src/mail/process-pool.js';
+import { redactForRecipients, processMessage, type ProcessOptions } from '../src/mail/process.js';
 import { fixture } from './support/helpers.js';
 import { unsafeConstructs } from './support/html-safety.js';
 import { cases } from './support/mutate.js';
@@ -29,7 +29,7 @@ const POOL_CASES = 50;
 const PROCESSING_BUDGET_MS = 20_000;
 /** A shard that reports no progress for this long is stuck in a case (far beyond any case's cost, even on a busy machine). */
 const HANG_MS = 60_000;
-const OPTIONS: RenderOptions = { maxPartBytes: 1_000_000, keepTrackingPixels: false };
+const OPTIONS: ProcessOptions = { maxPartBytes: 1_000_000, keepTrackingPixels: false };
 const SECRETS: FeedSecrets = { inboxToken: 'k7q2m4xap3w5tgr6n2b4v7c3zd', feedToken: 'f3edtokqz5ya2wm4nrx6bc7ejh' };
 
 /** Where a token still shows in redacted content (plain, in any case). */
@@ -56,7 +56,7 @@ async function runShard(task: ShardTask, report: (m: ShardMessage) => void): Pro
     report({ type: 'case', what });
     const t0 = performance.now();
     try {
-      const rendered = await renderMessage(c.raw, OPTIONS);
+      const rendered = await processMessage(c.raw, OPTIONS);
       const problems = unsafeConstructs(rendered.html);
       if (problems.length) failures.push(`${what}: ${problems.join('; ')}`);
       const content = redactForRecipients(rendered, [SECRETS]);
@@ -131,12 +131,12 @@ if (!isMainThread && parentPort) {
     });
 
     it(`renders a sample of ${POOL_CASES} mutated messages through the worker pool`, async (t) => {
-      const pool = new RenderPool(OPTIONS, PROCESSING_BUDGET_MS);
+      const pool = new ProcessPool(OPTIONS, PROCESSING_BUDGET_MS);
       let slowest = 0;
       try {
         for (const c of cases(FIXTURES, POOL_CASES, SEED + 1)) {
           const t0 = performance.now();
-          const rendered = await pool.render(c.raw);
+          const rendered = await pool.process(c.raw);
           slowest = Math.max(slowest, performance.now() - t0);
           assert.deepEqual(unsafeConstructs(rendered.html), [], `case ${c.id} (${c.fixture}: ${c.mutations.join(', ')})`);
           assert.ok(!/could not be processed/.test(rendered.note ?? ''), `case ${c.id} fell back: ${rendered.note}`);

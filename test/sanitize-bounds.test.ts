@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { Parser } from 'htmlparser2';
 import { parseMessage } from '../src/mail/parse.js';
-import { renderMessage } from '../src/mail/render.js';
+import { processMessage } from '../src/mail/process.js';
 import { boundMarkup, HTML_BOUNDS, sanitizeNewsletterHtml, sanitizeNewsletterHtmlWithReport, type HtmlBounds } from '../src/mail/sanitize.js';
 import { createFeed, fixture, sendRaw, startTestServer, waitForEntries } from './support/helpers.js';
 import { unsafeConstructs, XSS_VECTORS } from './support/html-safety.js';
@@ -106,7 +106,7 @@ describe('sanitizer bounds: hostile structure is flattened', () => {
 
   it('renders the review\'s whole message, headers and all, without the fallback', { timeout: HANG_MS }, async () => {
     const raw = Buffer.from(`Subject: nested\r\nContent-Type: text/html\r\n\r\n${nestedDivs(150_000)}\r\n`);
-    const rendered = await renderMessage(raw, { maxPartBytes: 25 * 1024 * 1024, keepTrackingPixels: false });
+    const rendered = await processMessage(raw, { maxPartBytes: 25 * 1024 * 1024, keepTrackingPixels: false });
     assert.equal(rendered.subject, 'nested');
     assert.ok(rendered.html.includes('x'));
     assert.ok(rendered.html.length < 10_000, `${rendered.html.length} characters`);

@@ -4,21 +4,21 @@ import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { allTasks } from '../src/jobs/tasks/index.js';
 import { createLogger } from '../src/log.js';
-import { RenderPool } from '../src/mail/render-pool.js';
+import { ProcessPool } from '../src/mail/process-pool.js';
 import { createFeed, fixture, readFeed, sendRaw, startTestServer, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
 import { TestClock } from './support/clock.js';
 
 const DAY = 86_400_000;
 
 function task(server: TestServer, name: string) {
-  const renderer = new RenderPool({ maxPartBytes: 1e7, keepTrackingPixels: false }, 5000);
-  const def = allTasks({ stores: server.app.stores, config: server.app.config, renderer, log: createLogger('silent') }).find((t) => t.name === name);
+  const processor = new ProcessPool({ maxPartBytes: 1e7, keepTrackingPixels: false }, 5000);
+  const def = allTasks({ stores: server.app.stores, config: server.app.config, processor, log: createLogger('silent') }).find((t) => t.name === name);
   assert.ok(def, `task ${name} exists`);
   return async () => {
     try {
       await def.handler({}, { job: {} as never, signal: new AbortController().signal });
     } finally {
-      await renderer.close();
+      await processor.close();
     }
   };
 }
@@ -234,14 +234,14 @@ describe('reprocessing and limits', () => {
 
   it('bounds the time one message may take and stores what it can with a note', async () => {
     // A bound well above a small message's cost on a busy machine, well below the slow one's (seconds).
-    const pool = new RenderPool({ maxPartBytes: 1e7, keepTrackingPixels: false }, 1000);
+    const pool = new ProcessPool({ maxPartBytes: 1e7, keepTrackingPixels: false }, 1000);
     try {
       const slow = `Subject: slow one\r\nContent-Type: text/html\r\n\r\n${'<table><tr><td style="color:red">x</td></tr></table>'.repeat(70_000)}`;
-      const r = await pool.render(Buffer.from(slow));
+      const r = await pool.process(Buffer.from(slow));
       assert.equal(r.subject, 'slow one');
       assert.match(r.note ?? '', /took longer than 1000 ms/);
       // The pool keeps working after a timeout.
-      const ok = await pool.render(Buffer.from('Subject: quick\r\n\r\nfine'));
+      const ok = await pool.process(Buffer.from('Subject: quick\r\n\r\nfine'));
       assert.equal(ok.note, null);
     } finally {
       await pool.close();

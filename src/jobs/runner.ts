@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import { createCounters, type JobCounters } from '../ops/metrics.js';
 import type { QueueStore } from '../store/index.js';
 import { DEFAULT_PRIORITY, type Job } from '../store/jobs.js';
-import { retryDelayMs, type TaskDefinition } from './queue.js';
+import { retryDelayMs, type TaskDefinition } from './task.js';
 
 /** A job whose process died this many times while running it is failed instead of run again. */
 const MAX_RECLAIMS = 10;

@@ -6,7 +6,7 @@
  *      resolveRecipient, to refuse it on its own) and de-duplicated;
  *   2. the raw bytes are journaled together with an ingest job, durably: only
  *      then may the sender hear "250" / 2xx;
- *   3. later, a worker renders the message once and stores one entry per feed,
+ *   3. later, a worker processes the message once and stores one entry per feed,
  *      idempotently (one entry per journal row and feed): ingestJournalRow.
  */
 import { FeedFullError, isDiskFull, StorageFullError, TemporaryFailureError, UnknownRecipientError } from '../errors.js';
@@ -16,8 +16,13 @@ import type { SpaceGuard } from '../ops/storage-guard.js';
 import type { Feed } from '../store/feeds.js';
 import type { AppStore, QueueStore, Stores } from '../store/index.js';
 import type { JournalInput, JournalRow } from '../store/journal.js';
-import type { RenderPool } from './render-pool.js';
-import type { RenderedForRecipients } from './render.js';
+import type { ProcessPool } from './process-pool.js';
+import type { ProcessedForRecipients } from './process.js';
+
+/** A feed's email address, as shown to its owner: the inverse of feedForAddress. */
+export function inboxAddress(feed: Pick<Feed, 'inbox_token'>, domains: string[]): string {
+  return `${feed.inbox_token}@${domains[0]}`;
+}
 
 /** Maps an address to its feed: `<inbox-token>[+anything]@<one of our domains>`, any case. */
 export async function feedForAddress(app: AppStore, address: string, domains: string[]): Promise<Feed | undefined> {
@@ -168,7 +173,7 @@ async function journal(queue: QueueStore, input: JournalInput, space?: SpaceGuar
 export interface IngestDeps {
   app: AppStore;
   queue: QueueStore;
-  renderer: RenderPool;
+  processor: ProcessPool;
   log: Logger;
   /** The data directory's free space; asked again right before storing. */
   space?: SpaceGuard;
@@ -184,11 +189,11 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
   const feedIds = JSON.parse(row.feed_ids) as number[];
   const feeds = (await Promise.all(feedIds.map((id) => deps.app.feedById(id)))).filter((f): f is Feed => f !== undefined);
   if (feeds.length === 0) return { stored: 0 };
-  // Parsing, sanitizing and removing every recipient's secrets all happen in a render thread,
+  // Parsing, sanitizing and removing every recipient's secrets all happen in a processing thread,
   // under its time bound: the main thread only stores the result.
   const secrets = feeds.map((f) => ({ inboxToken: f.inbox_token, feedToken: f.feed_token }));
-  const rendered = await deps.renderer.render(row.raw, secrets);
-  const hashes = await hashContent(row.raw, rendered);
+  const processed = await deps.processor.process(row.raw, secrets);
+  const hashes = await hashContent(row.raw, processed);
   // Shutting down, or another process took the job over: leave the storing to the next run.
   signal?.throwIfAborted();
   // The space guard at MAIL FROM ran before this message grew into an entry; ask again so
@@ -198,7 +203,7 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
   const release = deps.space ? deps.space.reserve(2 * hashes.bytes) : () => undefined;
   if (!release) throw new StorageFullError();
   try {
-    const stored = await storeForFeeds(deps, feeds, row, rendered, hashes, journalId);
+    const stored = await storeForFeeds(deps, feeds, row, processed, hashes, journalId);
     if (hashes.bytes > LARGE_ENTRY_BYTES) await deps.app.checkpointPassive();
     return { stored };
   } finally {
@@ -209,13 +214,13 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
 /** Entries larger than this are checkpointed into app.db before their space reservation ends. */
 const LARGE_ENTRY_BYTES = 1024 * 1024;
 
-async function storeForFeeds(deps: IngestDeps, feeds: Feed[], row: JournalRow, rendered: RenderedForRecipients, hashes: ContentHashes, journalId: number): Promise<number> {
+async function storeForFeeds(deps: IngestDeps, feeds: Feed[], row: JournalRow, processed: ProcessedForRecipients, hashes: ContentHashes, journalId: number): Promise<number> {
   let stored = 0;
   for (const [i, feed] of feeds.entries()) {
     // SQLite calls complete synchronously, so without this the stores for all recipients
     // would run as one long turn of the event loop.
     if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-    const content = { ...rendered, confirmUrl: rendered.confirmUrls[i] ?? null };
+    const content = { ...processed, confirmUrl: processed.confirmUrls[i] ?? null };
     const entry = await deps.app.insertEntry(feed.id, row.uid, row.received_at, row.raw, content, hashes);
     if (entry) {
       stored++;

@@ -43,7 +43,7 @@ export async function parseMessage(raw: Buffer, limits: ParseLimits): Promise<Pa
       maxHtmlLengthToParse: 5_000_000,
       checksumAlgo: false,
       // mailparser's own text-to-HTML (escaping and linkifying) of a text body runs to
-      // several copies of it: on megabytes of '&' that exhausted the render thread's heap.
+      // several copies of it: on megabytes of '&' that exhausted the processing thread's heap.
       // Big text bodies are turned into HTML by textToHtml instead, from the capped text.
       skipTextToHtml: raw.length > LARGE_MESSAGE_BYTES,
     });
@@ -196,7 +196,7 @@ function oneLine(s: string): string {
 }
 
 /**
- * Last resort for input that cannot be parsed or rendered in time: the bytes as
+ * Last resort for input that cannot be parsed or processed in time: the bytes as
  * text, the subject if a Subject line can be found, and a note saying why.
  */
 export function recoverAsText(raw: Buffer, reason: string): ParsedMessage {

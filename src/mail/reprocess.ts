@@ -1,9 +1,9 @@
 /**
- * Re-renders stored entries from their raw messages (after the parser or
+ * Reprocesses stored entries from their raw messages (after the parser or
  * sanitizer improved), keeping each entry's share link.
  */
 import type { AppStore } from '../store/index.js';
-import type { RenderPool } from './render-pool.js';
+import type { ProcessPool } from './process-pool.js';
 
 export interface ReprocessProgress {
   done: number;
@@ -11,7 +11,7 @@ export interface ReprocessProgress {
   total: number;
 }
 
-export async function reprocessEntries(app: AppStore, renderer: RenderPool, onProgress: (p: ReprocessProgress) => void): Promise<ReprocessProgress> {
+export async function reprocessEntries(app: AppStore, processor: ProcessPool, onProgress: (p: ReprocessProgress) => void): Promise<ReprocessProgress> {
   const progress = { done: 0, skipped: 0, total: await app.countAllEntries() };
   onProgress(progress);
   for (let after = 0; ;) {
@@ -28,9 +28,9 @@ export async function reprocessEntries(app: AppStore, renderer: RenderPool, onPr
       const recipients = await app.feedsWithRawMessage(entry.raw_hash);
       const secrets = recipients.map((f) => ({ inboxToken: f.inbox_token, feedToken: f.feed_token }));
       // This entry's feed keeps its own confirm link whole, as ingest stored it.
-      const rendered = await renderer.render(raw, secrets);
+      const processed = await processor.process(raw, secrets);
       const own = recipients.findIndex((f) => f.id === entry.feed_id);
-      await app.replaceEntryContent(entry.id, { ...rendered, confirmUrl: own >= 0 ? rendered.confirmUrls[own] ?? null : rendered.confirmUrl });
+      await app.replaceEntryContent(entry.id, { ...processed, confirmUrl: own >= 0 ? processed.confirmUrls[own] ?? null : processed.confirmUrl });
       progress.done++;
       if (progress.done % 100 === 0) onProgress(progress);
     }

@@ -1,7 +1,7 @@
 /**
  * /metrics in Prometheus text format, read from the counters the roles push into
  * (created once by the composition root) and from the stores. This module knows
- * nothing of the roles themselves: SMTP, web, the job runner and the render pool
+ * nothing of the roles themselves: SMTP, web, the job runner and the process pool
  * each get their own section of the counters and keep it up to date.
  */
 import type { IntervalHistogram } from 'node:perf_hooks';
@@ -55,8 +55,8 @@ export interface JobCounters {
   failed: number;
 }
 
-export interface RenderCounters {
-  rendered: number;
+export interface ProcessCounters {
+  processed: number;
   /** Renderings stopped at the processing time bound. */
   timedOut: number;
   /** Gauge, read at each scrape from the pool that registers it: its threads. */
@@ -70,7 +70,7 @@ export interface Counters {
   smtp: SmtpCounters;
   http: HttpCounters;
   jobs: JobCounters;
-  render: RenderCounters;
+  process: ProcessCounters;
 }
 
 export function createCounters(): Counters {
@@ -81,7 +81,7 @@ export function createCounters(): Counters {
     },
     http: { requests: 0, errors: 0, networkConnectionsRefused: 0, webhook: { accepted: 0, tempFailed: 0 } },
     jobs: { succeeded: 0, retried: 0, failed: 0 },
-    render: { rendered: 0, timedOut: 0, threads: () => 0, waiting: () => 0 },
+    process: { processed: 0, timedOut: 0, threads: () => 0, waiting: () => 0 },
   };
 }
 
@@ -99,7 +99,7 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
     if (!lines.some((l) => l.startsWith(`# HELP ${name} `))) lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     lines.push(`${name}${labels} ${value}`);
   };
-  const { smtp, http, jobs, render } = s.counters;
+  const { smtp, http, jobs, process: processing } = s.counters;
   const q = await s.stores.queue.queueStats();
   for (const state of ['ready', 'claimed', 'failed'] as const) metric('feedmail_jobs', 'gauge', 'Jobs by state', q[state], `{state="${state}"}`);
   metric('feedmail_queue_lag_seconds', 'gauge', 'Age of the oldest due job not yet claimed', q.oldestReadyAgeMs / 1000);
@@ -119,10 +119,10 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
     metric('feedmail_event_loop_delay_seconds', 'gauge', 'Event-loop delay since the last scrape', s.eventLoop.max / 1e9, '{quantile="1"}');
     s.eventLoop.reset();
   }
-  metric('feedmail_render_threads', 'gauge', 'Threads that parse, sanitize and redact mail', render.threads());
-  metric('feedmail_render_waiting', 'gauge', 'Messages waiting for a render thread', render.waiting());
-  metric('feedmail_render_messages_total', 'counter', 'Messages rendered', render.rendered);
-  metric('feedmail_render_timeouts_total', 'counter', 'Renderings stopped at the processing time bound', render.timedOut);
+  metric('feedmail_render_threads', 'gauge', 'Threads that parse, sanitize and redact mail', processing.threads());
+  metric('feedmail_render_waiting', 'gauge', 'Messages waiting for a render thread', processing.waiting());
+  metric('feedmail_render_messages_total', 'counter', 'Messages rendered', processing.processed);
+  metric('feedmail_render_timeouts_total', 'counter', 'Renderings stopped at the processing time bound', processing.timedOut);
   if (s.running.smtp) {
     metric('feedmail_smtp_messages_accepted_total', 'counter', 'Messages journaled and acknowledged with 250', smtp.accepted);
     metric('feedmail_smtp_recipients_rejected_total', 'counter', 'Recipients refused with 550', smtp.rejectedRecipients);

@@ -89,6 +89,8 @@ export class DiskSpace implements SpaceGuard {
       const s = fs.statfsSync(this.dir);
       return s.bavail * s.bsize;
     } catch {
+      // Free space that cannot be read is unknown, not zero: refusing all mail on a guess
+      // would be worse than the SQLITE_FULL handling that still catches a really full disk.
       return Number.POSITIVE_INFINITY;
     }
   }

@@ -76,7 +76,8 @@ export function applyPragmas(raw: Database.Database, synchronous: Synchronous, w
 
 export interface SqliteHandle<Schema> {
   file: string;
-  raw: Database.Database;
+  /** The better-sqlite3 connection, for pragmas Kysely has no words for. */
+  sqlite: Database.Database;
   db: Kysely<Schema>;
   /** Problems met while opening that did not stop it (for the caller to log). */
   warnings: string[];
@@ -129,7 +130,7 @@ export function openSqlite<Schema>(file: string, migrations: Migration[], option
   let closed = false;
   return {
     file,
-    raw,
+    sqlite: raw,
     db,
     warnings,
     async close() {

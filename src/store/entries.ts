@@ -22,7 +22,7 @@ export interface NewPart {
   note?: string | null;
 }
 
-/** Everything an entry shows, as rendered from its message. */
+/** Everything an entry shows, as processed from its message. */
 export interface EntryContent {
   fromName: string;
   fromAddress: string;
@@ -74,7 +74,7 @@ export async function hashContent(raw: Buffer, content: EntryContent): Promise<C
 
 /**
  * Stores a body once: every feed that received the same message (and so the same
- * redacted rendering) points at one row.
+ * redacted content) points at one row.
  */
 async function putBody(trx: Kysely<AppSchema>, now: number, html: string, text: string, hash = bodyHash(html, text)): Promise<string> {
   // Asking first spares binding megabytes again for every further feed of the same message.
@@ -157,7 +157,7 @@ async function insertParts(trx: Kysely<AppSchema>, now: number, entryId: number,
   }
 }
 
-/** Replaces an entry's rendered content (after the sanitizer improved), keeping its share link. */
+/** Replaces an entry's processed content (after the sanitizer improved), keeping its share link. */
 export async function replaceEntryContent(db: Kysely<AppSchema>, now: number, entryId: number, content: EntryContent): Promise<void> {
   await db.transaction().execute(async (trx) => {
     const entry = await trx.selectFrom('entries').select(['id', 'feed_id', 'body_hash']).where('id', '=', entryId).executeTakeFirst();

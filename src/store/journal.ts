@@ -61,7 +61,7 @@ export async function journalMessage(db: Kysely<QueueSchema>, now: number, input
       }
     } catch (err) {
       await db.deleteFrom('journal_chunks').where('uid', '=', uid).execute().catch(() => {
-        // Left for deleteJournalBefore's sweep of abandoned pieces; the original error is what matters.
+        // Left for deleteJournalOlderThan's sweep of abandoned pieces; the original error is what matters.
       });
       throw err;
     }

@@ -72,22 +72,22 @@ export abstract class SqliteStore<Schema> {
    * so new mail can use what deletes freed. Returns the bytes given back.
    */
   async reclaimFreePages(): Promise<number> {
-    if (freePageBytes(this.#handle.raw) < RECLAIM_THRESHOLD_BYTES) return 0;
-    return this.op('reclaim free pages', (db) => reclaimFreePages(db, this.#handle.raw))();
+    if (freePageBytes(this.#handle.sqlite) < RECLAIM_THRESHOLD_BYTES) return 0;
+    return this.op('reclaim free pages', (db) => reclaimFreePages(db, this.#handle.sqlite))();
   }
 
   /** The settings that decide what survives a crash, as SQLite reports them on this connection. */
   durability(): { synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA'; journalMode: string } {
-    const level = this.#handle.raw.pragma('synchronous', { simple: true }) as number;
+    const level = this.#handle.sqlite.pragma('synchronous', { simple: true }) as number;
     return {
       synchronous: (['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const)[level] ?? 'OFF',
-      journalMode: String(this.#handle.raw.pragma('journal_mode', { simple: true })),
+      journalMode: String(this.#handle.sqlite.pragma('journal_mode', { simple: true })),
     };
   }
 
   /** SQLite's own consistency check: ['ok'] when the file is sound, else what it found. */
   integrityCheck(): string[] {
-    return (this.#handle.raw.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check);
+    return (this.#handle.sqlite.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check);
   }
 
   /**
@@ -96,20 +96,20 @@ export abstract class SqliteStore<Schema> {
    * tests and benchmarks fill "the disk" without filling the machine's.
    */
   capGrowth(bytes: number | null): void {
-    const raw = this.#handle.raw;
+    const sqlite = this.#handle.sqlite;
     if (bytes === null) {
-      raw.pragma('max_page_count = 4294967294');
+      sqlite.pragma('max_page_count = 4294967294');
       return;
     }
-    const pageSize = raw.pragma('page_size', { simple: true }) as number;
-    const pages = raw.pragma('page_count', { simple: true }) as number;
-    raw.pragma(`max_page_count = ${pages + Math.floor(bytes / pageSize)}`);
+    const pageSize = sqlite.pragma('page_size', { simple: true }) as number;
+    const pages = sqlite.pragma('page_count', { simple: true }) as number;
+    sqlite.pragma(`max_page_count = ${pages + Math.floor(bytes / pageSize)}`);
   }
 
   /** Bytes the database file holds (its pages), without the WAL. */
   fileBytes(): number {
-    const raw = this.#handle.raw;
-    return (raw.pragma('page_count', { simple: true }) as number) * (raw.pragma('page_size', { simple: true }) as number);
+    const sqlite = this.#handle.sqlite;
+    return (sqlite.pragma('page_count', { simple: true }) as number) * (sqlite.pragma('page_size', { simple: true }) as number);
   }
 
   close(): Promise<void> {

@@ -1,7 +1,7 @@
 /** Checkpoints with TRUNCATE every database whose WAL grew past FEEDMAIL_WAL_MAX_BYTES. */
 import type { Logger } from '../../log.js';
 import type { Stores } from '../../store/index.js';
-import type { TaskDefinition } from '../queue.js';
+import type { TaskDefinition } from '../task.js';
 import { MINUTE, type TaskDeps } from './deps.js';
 
 export function checkpointWalTask({ stores, config, log }: TaskDeps): TaskDefinition {

@@ -1,5 +1,5 @@
 /** Deletes stored parts (blobs) that no entry uses any more. */
-import type { TaskDefinition } from '../queue.js';
+import type { TaskDefinition } from '../task.js';
 import { HOUR, type TaskDeps } from './deps.js';
 
 export function deleteOrphanPartsTask({ stores, log }: TaskDeps): TaskDefinition {

@@ -1,7 +1,7 @@
 /** What every task is given, and the periods recurring tasks are written in. */
 import type { Config } from '../../config.js';
 import type { Logger } from '../../log.js';
-import type { RenderPool } from '../../mail/render-pool.js';
+import type { ProcessPool } from '../../mail/process-pool.js';
 import type { SpaceGuard } from '../../ops/storage-guard.js';
 import type { Stores } from '../../store/index.js';
 
@@ -12,7 +12,7 @@ export const DAY = 24 * HOUR;
 export interface TaskDeps {
   stores: Stores;
   config: Config;
-  renderer: RenderPool;
+  processor: ProcessPool;
   log: Logger;
   /** The data directory's free space (see ops/storage-guard.ts). */
   space?: SpaceGuard;

@@ -1,5 +1,5 @@
 /** Deletes, everywhere, the feeds nobody fetched for FEEDMAIL_FEED_EXPIRE_DAYS (0: never). */
-import type { TaskDefinition } from '../queue.js';
+import type { TaskDefinition } from '../task.js';
 import { DAY, HOUR, type TaskDeps } from './deps.js';
 
 export function expireFeedsTask({ stores, config, log }: TaskDeps): TaskDefinition {

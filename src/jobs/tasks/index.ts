@@ -1,5 +1,5 @@
 /** Every task feedmail runs: the ingest job and the recurring maintenance tasks, one file each. */
-import type { TaskDefinition } from '../queue.js';
+import type { TaskDefinition } from '../task.js';
 import { checkpointWalTask } from './checkpoint-wal.js';
 import { deleteOrphanPartsTask } from './delete-orphan-parts.js';
 import type { TaskDeps } from './deps.js';

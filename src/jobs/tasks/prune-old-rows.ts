@@ -3,7 +3,7 @@
  * (FEEDMAIL_JOURNAL_RETENTION_DAYS, never a row an ingest job still needs), the slots of
  * recurring tasks, and the records of feed creations that the per-client limit counts.
  */
-import type { TaskDefinition } from '../queue.js';
+import type { TaskDefinition } from '../task.js';
 import { DAY, HOUR, type TaskDeps } from './deps.js';
 
 /**

@@ -2,7 +2,7 @@
  * Returns the space deletes, trims and journal retention freed inside the databases to
  * the filesystem; cheap when there is none.
  */
-import type { TaskDefinition } from '../queue.js';
+import type { TaskDefinition } from '../task.js';
 import { MINUTE, type TaskDeps } from './deps.js';
 
 export function reclaimSpaceTask({ stores, log }: TaskDeps): TaskDefinition {

@@ -1,5 +1,5 @@
 /** Evicts cached feed documents beyond FEEDMAIL_CACHE_MAX_BYTES. */
-import type { TaskDefinition } from '../queue.js';
+import type { TaskDefinition } from '../task.js';
 import { MINUTE, type TaskDeps } from './deps.js';
 
 export function trimCacheTask({ stores, config, log }: TaskDeps): TaskDefinition {

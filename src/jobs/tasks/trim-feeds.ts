@@ -1,5 +1,5 @@
 /** Deletes each feed's oldest entries beyond the number to keep (FEEDMAIL_FEED_KEEP_ENTRIES). */
-import type { TaskDefinition } from '../queue.js';
+import type { TaskDefinition } from '../task.js';
 import { HOUR, type TaskDeps } from './deps.js';
 
 export function trimFeedsTask({ stores, config, log }: TaskDeps): TaskDefinition {

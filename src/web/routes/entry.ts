@@ -9,9 +9,9 @@ import { NotFoundError } from '../../errors.js';
 import type { Entry } from '../../store/entries.js';
 import { BODY_CSP, foundOr404, sendHtml, setSecurityHeaders } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
-import { publishedAt, resolveCids, shownConfirmUrl } from '../entry-content.js';
+import { publishedAt, resolveCids, shownConfirmUrl } from '../presenters.js';
 import { html } from '../views/html.js';
-import { layout } from '../views/layout.js';
+import { confirmNotice, layout } from '../views/layout.js';
 
 async function entryFor(deps: WebDeps, token: string): Promise<Entry> {
   return foundOr404(await deps.stores.app.entryByShareToken(token));
@@ -33,7 +33,7 @@ export const entryPageRoute: Route = {
 <h1>${entry.subject || '(no subject)'}</h1>
 <p class="meta">From ${entry.from_name ? html`${entry.from_name} ` : ''}${entry.from_address ? html`&lt;${entry.from_address}&gt;` : ''}
 · ${new Date(publishedAt(entry)).toUTCString()}</p>
-${confirm ? html`<p class="notice"><strong>This looks like a subscription confirmation.</strong> <a href="${confirm}" target="_blank" rel="noopener noreferrer">Confirm the subscription</a></p>` : ''}
+${confirm ? confirmNotice(confirm) : ''}
 ${entry.note ? html`<p class="notice">${entry.note}</p>` : ''}
 <iframe class="message" title="Message" src="${urls.entryBody(entry.share_token)}" sandbox="allow-popups allow-popups-to-escape-sandbox" referrerpolicy="no-referrer" loading="eager"></iframe>
 <p class="meta"><a href="${urls.entryBody(entry.share_token)}" target="_blank" rel="noopener noreferrer">Open the message on its own</a></p>

@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import { clientNetwork } from '../../client-network.js';
 import { CrossSiteRequestError, RateLimitedError } from '../../errors.js';
+import { inboxAddress } from '../../mail/ingest.js';
 import { cleanTitle, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route } from '../context.js';
 import { html } from '../views/html.js';
@@ -25,7 +26,7 @@ export const feedCreateRoute: Route = {
     if ('retryAt' in created) throw new RateLimitedError(Math.max(1, Math.ceil((created.retryAt - Date.now()) / 1000)));
     const { feed, manageToken } = created;
     const { urls, config } = deps;
-    const address = `${feed.inbox_token}@${config.mailDomains[0]}`;
+    const address = inboxAddress(feed, config.mailDomains);
     const result = {
       title: feed.title,
       address,

@@ -24,7 +24,7 @@ import { cacheKey } from '../../store/index.js';
 import type { EntryPart } from '../../store/parts.js';
 import { foundOr404 } from '../http.js';
 import type { RequestContext, Route } from '../context.js';
-import { feedDocumentEntry, feedDocumentHead } from '../entry-content.js';
+import { feedDocumentEntry, feedDocumentHead } from '../presenters.js';
 
 const gzipAsync = promisify(gzip);
 const brotliAsync = promisify(brotliCompress);

@@ -2,9 +2,9 @@
 import { SECRET_IN_PATH } from '../../secrets.js';
 import { foundOr404, sendHtml } from '../http.js';
 import type { Route } from '../context.js';
-import { shownConfirmUrl } from '../entry-content.js';
+import { shownConfirmUrl } from '../presenters.js';
 import { html } from '../views/html.js';
-import { layout } from '../views/layout.js';
+import { confirmNotice, layout } from '../views/layout.js';
 
 const DAY = 86_400_000;
 
@@ -27,8 +27,7 @@ export const feedPageRoute: Route = {
     sendHtml(res, 200, layout(feed.title || 'feedmail inbox', html`
 <h1>${feed.title || 'feedmail inbox'}</h1>
 ${expiry}
-${confirmations.map((e) => html`<p class="notice"><strong>Subscription to confirm:</strong> ${e.subject}.
-<a href="${shownConfirmUrl(e, feed) ?? ''}" rel="noopener noreferrer" target="_blank">Confirm the subscription</a></p>`)}
+${confirmations.map((e) => confirmNotice(shownConfirmUrl(e, feed) ?? '', e.subject))}
 <p class="meta">Subscribe in your reader: <a href="${urls.feed(feed.feed_token, 'atom')}">Atom</a> · <a href="${urls.feed(feed.feed_token, 'rss')}">RSS</a> · <a href="${urls.feed(feed.feed_token, 'json')}">JSON Feed</a></p>
 ${entries.length === 0 ? html`<p>No mail yet. New newsletters appear here as they arrive.</p>` : html`
 <ul class="entries">

@@ -1,11 +1,12 @@
 /** The owner's page, reached only with the manage secret: see all links, rename, delete. */
+import { inboxAddress } from '../../mail/ingest.js';
 import { SECRET_IN_PATH } from '../../secrets.js';
 import type { Feed } from '../../store/feeds.js';
 import type { FailedIngest } from '../../store/journal.js';
 import { cleanTitle, foundOr404, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
 import { html, type SafeHtml } from '../views/html.js';
-import { copyField, layout } from '../views/layout.js';
+import { confirmNotice, copyField, layout } from '../views/layout.js';
 
 async function feedFor(deps: WebDeps, token: string): Promise<Feed> {
   return foundOr404(await deps.stores.app.feedByManageToken(token));
@@ -51,9 +52,9 @@ export const managePageRoute: Route = {
     sendHtml(res, 200, layout(`Manage ${feed.title || 'feed'}`, html`
 <h1>Manage ${feed.title || 'your feed'}</h1>
 <p class="meta">${count} entr${count === 1 ? 'y' : 'ies'} · created ${new Date(feed.created_at).toUTCString()}${feed.last_fetched_at ? html` · last fetched ${new Date(feed.last_fetched_at).toUTCString()}` : ''}</p>
-${confirmations.map((e) => html`<p class="notice"><strong>Subscription to confirm:</strong> ${e.subject}. <a href="${e.confirm_url ?? ''}" target="_blank" rel="noopener noreferrer">Confirm</a></p>`)}
+${confirmations.map((e) => confirmNotice(e.confirm_url ?? '', e.subject))}
 ${failedSection(failed)}
-${copyField('Email address', `${feed.inbox_token}@${config.mailDomains[0]}`, 'address')}
+${copyField('Email address', inboxAddress(feed, config.mailDomains), 'address')}
 ${copyField('Atom feed', urls.feed(feed.feed_token, 'atom'), 'atom')}
 ${copyField('RSS feed', urls.feed(feed.feed_token, 'rss'), 'rss')}
 ${copyField('JSON Feed', urls.feed(feed.feed_token, 'json'), 'json')}

@@ -30,3 +30,15 @@ export function copyField(label: string, value: string, id: string): SafeHtml {
 <div class="copy-row"><input id="${id}" type="text" readonly value="${value}"><button type="button" class="copy-button" data-copy="${id}" hidden>Copy</button></div>
 </div>`;
 }
+
+/**
+ * The notice above an entry (or a list of entries) that is a subscription confirmation.
+ * `url` is the link as this page may show it (see presenters.ts shownConfirmUrl); `subject`
+ * names the entry where the page lists several.
+ */
+export function confirmNotice(url: string, subject?: string): SafeHtml {
+  const what = subject === undefined
+    ? html`<strong>This looks like a subscription confirmation.</strong>`
+    : html`<strong>Subscription to confirm:</strong> ${subject}.`;
+  return html`<p class="notice">${what} <a href="${url}" target="_blank" rel="noopener noreferrer">Confirm the subscription</a></p>`;
+}

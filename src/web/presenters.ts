@@ -28,7 +28,7 @@ export function resolveCids(htmlText: string, entry: Pick<Entry, 'share_token'>,
     try {
       id = decodeURIComponent(id);
     } catch {
-      // keep as is
+      // A malformed %-escape stays as written and simply matches no Content-ID.
     }
     const part = byCid.get(id.toLowerCase());
     return part && isOffered(part) ? `${attr}="${urls.part(entry.share_token, part.idx, part.filename)}"` : `${attr}=""`;

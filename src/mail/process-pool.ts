@@ -1,24 +1,24 @@
 /**
- * Runs message rendering (parse, sanitize, redact) in worker threads, one per
- * core by default, with a time bound per message. Each thread renders one
+ * Runs message processing (parse, sanitize, redact) in worker threads, one per
+ * core by default, with a time bound per message. Each thread processes one
  * message at a time and each message's clock starts when a thread takes it, so
  * a slow message never eats into another's time, and while one thread is stuck
  * on a hostile message the others keep mail flowing.
  *
  * A message that takes too long gets its thread terminated (the only way to stop
- * runaway synchronous code) and is rendered again in the cheap fallback mode
+ * runaway synchronous code) and is processed again in the cheap fallback mode
  * (its raw text, redacted) under the same bound; if even that fails, it gets a
  * minimal entry that says so. Nothing CPU-bound in proportion to the input runs
  * on the main thread.
  */
 import { Worker } from 'node:worker_threads';
-import { RenderPoolClosedError } from '../errors.js';
-import { createCounters, type RenderCounters } from '../ops/metrics.js';
+import { ProcessPoolClosedError } from '../errors.js';
+import { createCounters, type ProcessCounters } from '../ops/metrics.js';
 import type { FeedSecrets } from './redact.js';
-import { minimalRendering, type RenderedForRecipients, type RenderOptions } from './render.js';
+import { minimalContent, type ProcessedForRecipients, type ProcessOptions } from './process.js';
 
 const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
-const WORKER_URL = new URL(RUNNING_FROM_SOURCE ? './render-worker.ts' : './render-worker.js', import.meta.url);
+const WORKER_URL = new URL(RUNNING_FROM_SOURCE ? './process-worker.ts' : './process-worker.js', import.meta.url);
 /** Threads that die before they are ready this many times in a row mean threads cannot work here. */
 const MAX_START_FAILURES = 3;
 const FALLBACK_MIN_MS = 10_000;
@@ -35,12 +35,12 @@ function spawnWorker(): Worker {
   return new Worker(code, { ...options, eval: true });
 }
 
-/** The pool a process renders mail with, as its settings say. */
-export function renderPoolFor(
+/** The pool a process processes mail with, as its settings say. */
+export function processPoolFor(
   config: { maxPartBytes: number; keepTrackingPixels: boolean; processingTimeoutMs: number; renderThreads: number },
-  counters?: RenderCounters,
-): RenderPool {
-  return new RenderPool({ maxPartBytes: config.maxPartBytes, keepTrackingPixels: config.keepTrackingPixels }, config.processingTimeoutMs, config.renderThreads, counters);
+  counters?: ProcessCounters,
+): ProcessPool {
+  return new ProcessPool({ maxPartBytes: config.maxPartBytes, keepTrackingPixels: config.keepTrackingPixels }, config.processingTimeoutMs, config.renderThreads, counters);
 }
 
 /**
@@ -53,37 +53,38 @@ function shared(raw: Buffer): Uint8Array {
   return view;
 }
 
-export type RenderMode = { mode: 'full' } | { mode: 'fallback'; reason: string };
+export type ProcessMode = { mode: 'full' } | { mode: 'fallback'; reason: string };
 
-interface Job {
+/** One message waiting for, or in, a processing thread. */
+interface Request {
   id: number;
   raw: Buffer;
   recipients: FeedSecrets[];
-  mode: RenderMode;
-  resolve: (r: RenderedForRecipients) => void;
+  mode: ProcessMode;
+  resolve: (r: ProcessedForRecipients) => void;
   reject: (err: Error) => void;
 }
 
 
-type WorkerMessage = { ready: true } | { id: number; result?: RenderedForRecipients; error?: string };
+type WorkerMessage = { ready: true } | { id: number; result?: ProcessedForRecipients; error?: string };
 
 /** One thread and the message it is working on. */
 interface Slot {
   worker: Worker | null;
   ready: boolean;
-  current: { job: Job; timer: NodeJS.Timeout } | null;
+  current: { request: Request; timer: NodeJS.Timeout } | null;
 }
 
-export class RenderPool {
+export class ProcessPool {
   readonly #slots: Slot[];
   #startFailures = 0;
-  #queue: Job[] = [];
+  #queue: Request[] = [];
   #nextId = 1;
   #closed = false;
-  readonly #counters: RenderCounters;
+  readonly #counters: ProcessCounters;
 
   /** `counters`: where the pool counts for /metrics; a pool without them (a test, a one-off command) counts for nobody. */
-  constructor(private readonly options: RenderOptions, private readonly timeoutMs: number, threads = 1, counters = createCounters().render) {
+  constructor(private readonly options: ProcessOptions, private readonly timeoutMs: number, threads = 1, counters = createCounters().process) {
     this.#slots = Array.from({ length: Math.max(1, threads) }, () => ({ worker: null, ready: false, current: null }));
     this.#counters = counters;
     counters.threads = () => this.threads;
@@ -105,13 +106,13 @@ export class RenderPool {
   }
 
   /**
-   * Renders a message and redacts every recipient's secrets from it; a timeout
-   * or crash yields a fallback rendering with a note. Rejects when the pool is
-   * closing (RenderPoolClosedError) or when no render thread can start: the
+   * Processes a message (parse, sanitize) and redacts every recipient's secrets from it; a timeout
+   * or crash yields a fallback with a note. Rejects when the pool is
+   * closing (ProcessPoolClosedError) or when no processing thread can start: the
    * ingest job then runs again later.
    */
-  render(raw: Buffer, recipients: FeedSecrets[] = []): Promise<RenderedForRecipients> {
-    if (this.#closed) return Promise.reject(new RenderPoolClosedError('render pool is closed'));
+  process(raw: Buffer, recipients: FeedSecrets[] = []): Promise<ProcessedForRecipients> {
+    if (this.#closed) return Promise.reject(new ProcessPoolClosedError('the processing pool is closed'));
     return new Promise((resolve, reject) => {
       this.#queue.push({ id: this.#nextId++, raw, recipients, mode: { mode: 'full' }, resolve, reject });
       this.#pump();
@@ -124,8 +125,8 @@ export class RenderPool {
       // Rendering without the time bound could hang the server on one message; fail instead,
       // so the jobs retry later (and the error says why in `feedmail jobs`).
       this.#startFailures = 0;
-      const err = new Error(`render threads failed to start ${MAX_START_FAILURES} times in a row`);
-      for (const job of this.#queue.splice(0)) job.reject(err);
+      const err = new Error(`processing threads failed to start ${MAX_START_FAILURES} times in a row`);
+      for (const request of this.#queue.splice(0)) request.reject(err);
       return;
     }
     for (const slot of this.#slots) {
@@ -133,13 +134,13 @@ export class RenderPool {
       if (slot.current) continue;
       const worker = this.#ensureWorker(slot);
       if (!slot.ready) continue; // pumped again on 'ready'
-      const job = this.#queue.shift()!;
+      const request = this.#queue.shift()!;
       // The fallback's work is bounded by its own input cap (1 MB of text), so it gets at least
-      // FALLBACK_MIN_MS even when the full rendering's budget is set very low.
-      const bound = job.mode.mode === 'full' ? this.timeoutMs : Math.max(this.timeoutMs, FALLBACK_MIN_MS);
+      // FALLBACK_MIN_MS even when the full processing's budget is set very low.
+      const bound = request.mode.mode === 'full' ? this.timeoutMs : Math.max(this.timeoutMs, FALLBACK_MIN_MS);
       const timer = setTimeout(() => this.#timedOut(slot, bound), bound);
-      slot.current = { job, timer };
-      worker.postMessage({ id: job.id, raw: shared(job.raw), options: this.options, recipients: job.recipients, mode: job.mode });
+      slot.current = { request, timer };
+      worker.postMessage({ id: request.id, raw: shared(request.raw), options: this.options, recipients: request.recipients, mode: request.mode });
     }
   }
 
@@ -150,27 +151,27 @@ export class RenderPool {
     this.#counters.timedOut++;
     slot.current = null;
     this.#dropWorker(slot);
-    this.#degrade(current.job, `took longer than ${bound} ms`);
+    this.#degrade(current.request, `took longer than ${bound} ms`);
     this.#pump();
   }
 
-  /** A full rendering that failed is tried once more as plain text; a failed fallback gets the minimal entry. */
-  #degrade(job: Job, reason: string): void {
-    if (job.mode.mode === 'full') {
+  /** A full processing that failed is tried once more as plain text; a failed fallback gets the minimal entry. */
+  #degrade(request: Request, reason: string): void {
+    if (request.mode.mode === 'full') {
       // First in line: its sender has waited long enough already.
-      this.#queue.unshift({ ...job, mode: { mode: 'fallback', reason } });
+      this.#queue.unshift({ ...request, mode: { mode: 'fallback', reason } });
     } else {
-      job.resolve(minimalRendering(`${job.mode.reason}; then ${reason}`, job.recipients.length));
+      request.resolve(minimalContent(`${request.mode.reason}; then ${reason}`, request.recipients.length));
     }
   }
 
-  #finish(slot: Slot, result: RenderedForRecipients): void {
+  #finish(slot: Slot, result: ProcessedForRecipients): void {
     const current = slot.current;
     if (!current) return;
     clearTimeout(current.timer);
     slot.current = null;
-    this.#counters.rendered++;
-    current.job.resolve(result);
+    this.#counters.processed++;
+    current.request.resolve(result);
     this.#pump();
   }
 
@@ -188,11 +189,11 @@ export class RenderPool {
         return;
       }
       const current = slot.current;
-      if (!current || current.job.id !== msg.id) return;
+      if (!current || current.request.id !== msg.id) return;
       if (msg.error !== undefined || !msg.result) {
         clearTimeout(current.timer);
         slot.current = null;
-        this.#degrade(current.job, (msg.error ?? 'render failed').split('\n')[0]!);
+        this.#degrade(current.request, (msg.error ?? 'processing failed').split('\n')[0]!);
         this.#pump();
         return;
       }
@@ -211,12 +212,12 @@ export class RenderPool {
       this.#dropWorker(slot);
       if (current) {
         clearTimeout(current.timer);
-        this.#degrade(current.job, reason);
+        this.#degrade(current.request, reason);
       }
       this.#pump();
     };
-    worker.on('error', (err) => died(`the render thread failed: ${err.message}`));
-    worker.on('exit', (code) => died(`the render thread exited with code ${code}`));
+    worker.on('error', (err) => died(`the processing thread failed: ${err.message}`));
+    worker.on('exit', (code) => died(`the processing thread exited with code ${code}`));
     slot.worker = worker;
     return worker;
   }
@@ -230,18 +231,18 @@ export class RenderPool {
 
   async close(): Promise<void> {
     this.#closed = true;
-    const closing = new RenderPoolClosedError('render pool is closed');
+    const closing = new ProcessPoolClosedError('the processing pool is closed');
     const workers: Worker[] = [];
     for (const slot of this.#slots) {
       if (slot.current) {
         clearTimeout(slot.current.timer);
-        slot.current.job.reject(closing);
+        slot.current.request.reject(closing);
         slot.current = null;
       }
       if (slot.worker) workers.push(slot.worker);
       slot.worker = null;
     }
-    for (const job of this.#queue.splice(0)) job.reject(closing);
+    for (const request of this.#queue.splice(0)) request.reject(closing);
     await Promise.all(workers.map((w) => w.terminate()));
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Turns raw mail into entry content: parse, sanitize, drop trackers, find a
  * confirm link, then remove every recipient feed's secrets. All of it runs in a
- * render thread (see render-pool.ts). A step that fails costs only what it was
+ * processing thread (see process-pool.ts). A step that fails costs only what it was
  * working on: the entry is stored without that part, with a note saying so,
  * and never dropped.
  */
@@ -11,20 +11,20 @@ import { parseMessage, recoverAsText } from './parse.js';
 import { confirmUrlForFeed, redactPart, redactor, type FeedSecrets } from './redact.js';
 import { FLATTENED_NOTE, sanitizeNewsletterHtmlWithReport, textToHtml } from './sanitize.js';
 
-export interface RenderOptions {
+export interface ProcessOptions {
   maxPartBytes: number;
   keepTrackingPixels: boolean;
 }
 
-/** A rendered message is exactly what an entry stores, before the recipients' secrets are redacted. */
-export type RenderedMessage = EntryContent;
+/** A processed message is exactly what an entry stores, before the recipients' secrets are redacted. */
+export type ProcessedMessage = EntryContent;
 
 /**
  * What ingest stores: one content for every recipient feed (its `confirmUrl`
  * redacted of all of them), and each recipient's own confirm URL, in the order
  * the recipients were given, with the other recipients' secrets removed.
  */
-export type RenderedForRecipients = EntryContent & { confirmUrls: (string | null)[] };
+export type ProcessedForRecipients = EntryContent & { confirmUrls: (string | null)[] };
 
 /** Characters of a message's text kept and shown: a newsletter is far shorter, and escaping megabytes costs several copies of them. */
 const MAX_TEXT_CHARS = 1_000_000;
@@ -32,7 +32,7 @@ const MAX_TEXT_CHARS = 1_000_000;
 /**
  * HTML larger than this (before or after sanitizing) is not shown; the message's text is.
  * Real newsletters stay far below it (mail clients clip at ~100 KB), and sanitizing and
- * redacting tens of megabytes of markup costs several copies of them in the render thread.
+ * redacting tens of megabytes of markup costs several copies of them in the processing thread.
  */
 const MAX_HTML_CHARS = 4_000_000;
 const TOO_MUCH_HTML_NOTE = 'The HTML of this message is too large to show; its text is shown instead.';
@@ -56,7 +56,7 @@ function message(err: unknown): string {
   return ((err as Error)?.message ?? String(err)).split('\n')[0]!.slice(0, 200);
 }
 
-export async function renderMessage(raw: Buffer, options: RenderOptions): Promise<RenderedMessage> {
+export async function processMessage(raw: Buffer, options: ProcessOptions): Promise<ProcessedMessage> {
   const parsed = await parseMessage(raw, { maxPartBytes: options.maxPartBytes });
   const notes = parsed.note ? [parsed.note] : [];
   let html: string;
@@ -104,27 +104,27 @@ export async function renderMessage(raw: Buffer, options: RenderOptions): Promis
  * redacted of the secrets of every feed the message was addressed to (so one
  * feed's readers never learn another's address), in every field, note and part.
  */
-export function redactForRecipients(rendered: RenderedMessage, recipients: FeedSecrets[]): RenderedForRecipients {
+export function redactForRecipients(processed: ProcessedMessage, recipients: FeedSecrets[]): ProcessedForRecipients {
   const redact = redactor(recipients);
-  const notes = rendered.note === null ? [] : [redact(rendered.note)];
+  const notes = processed.note === null ? [] : [redact(processed.note)];
   let html: string;
   let text: string;
   try {
-    text = redact(rendered.text);
+    text = redact(processed.text);
   } catch (err) {
     text = '';
     notes.push(`The text of this message could not be checked for the feed's address (${message(err)}) and was left out.`);
   }
   try {
-    html = redact(rendered.html);
+    html = redact(processed.html);
   } catch (err) {
     html = textToHtml(text);
     notes.push(`The HTML of this message could not be checked for the feed's address (${message(err)}); its text is shown instead.`);
   }
   const confirmUrls = recipients.map((own) => {
-    if (!rendered.confirmUrl) return null;
+    if (!processed.confirmUrl) return null;
     try {
-      return confirmUrlForFeed(rendered.confirmUrl, own, recipients);
+      return confirmUrlForFeed(processed.confirmUrl, own, recipients);
     } catch {
       // As above: without its confirm link, the feed's entry is still complete.
       return null;
@@ -132,31 +132,31 @@ export function redactForRecipients(rendered: RenderedMessage, recipients: FeedS
   });
   let confirmUrl: string | null = null;
   try {
-    confirmUrl = rendered.confirmUrl === null ? null : redact(rendered.confirmUrl);
+    confirmUrl = processed.confirmUrl === null ? null : redact(processed.confirmUrl);
   } catch {
     // as above: the entry is complete without it
   }
   return {
-    fromName: redact(rendered.fromName),
-    fromAddress: redact(rendered.fromAddress),
-    subject: redact(rendered.subject),
-    sentAt: rendered.sentAt,
+    fromName: redact(processed.fromName),
+    fromAddress: redact(processed.fromAddress),
+    subject: redact(processed.subject),
+    sentAt: processed.sentAt,
     html,
     text,
     confirmUrl,
     note: notes.length ? notes.join(' ') : null,
-    parts: rendered.parts.map((p) => redactPart(p, recipients)),
+    parts: processed.parts.map((p) => redactPart(p, recipients)),
     confirmUrls,
   };
 }
 
-/** Renders and redacts, as a render thread does for ingest. */
-export async function renderForRecipients(raw: Buffer, options: RenderOptions, recipients: FeedSecrets[]): Promise<RenderedForRecipients> {
-  return redactForRecipients(await renderMessage(raw, options), recipients);
+/** Processes and redacts, as a processing thread does for ingest. */
+export async function processForRecipients(raw: Buffer, options: ProcessOptions, recipients: FeedSecrets[]): Promise<ProcessedForRecipients> {
+  return redactForRecipients(await processMessage(raw, options), recipients);
 }
 
-/** What an entry shows when its message could not be rendered in time or at all: its raw text, redacted. */
-export function fallbackForRecipients(raw: Buffer, reason: string, recipients: FeedSecrets[]): RenderedForRecipients {
+/** What an entry shows when its message could not be processed in time or at all: its raw text, redacted. */
+export function fallbackForRecipients(raw: Buffer, reason: string, recipients: FeedSecrets[]): ProcessedForRecipients {
   const recovered = recoverAsText(raw, reason);
   return redactForRecipients({ ...recovered, html: textToHtml(recovered.text), confirmUrl: null }, recipients);
 }
@@ -166,7 +166,7 @@ export function fallbackForRecipients(raw: Buffer, reason: string, recipients: F
  * message arrived and could not be shown, with nothing from the message in it
  * (so nothing needs redacting). The raw message is still stored with the entry.
  */
-export function minimalRendering(reason: string, recipients: number): RenderedForRecipients {
+export function minimalContent(reason: string, recipients: number): ProcessedForRecipients {
   return {
     fromName: '',
     fromAddress: '',

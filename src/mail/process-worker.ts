@@ -1,21 +1,21 @@
-/** Worker thread body: renders and redacts messages off the main thread so a pathological one can be stopped. */
+/** Worker thread body: processes and redacts messages off the main thread so a pathological one can be stopped. */
 import { parentPort } from 'node:worker_threads';
 import type { FeedSecrets } from './redact.js';
-import { fallbackForRecipients, renderForRecipients, type RenderOptions } from './render.js';
-import type { RenderMode } from './render-pool.js';
+import { fallbackForRecipients, processForRecipients, type ProcessOptions } from './process.js';
+import type { ProcessMode } from './process-pool.js';
 
 interface Request {
   id: number;
   raw: Uint8Array;
-  options: RenderOptions;
+  options: ProcessOptions;
   recipients: FeedSecrets[];
-  mode: RenderMode;
+  mode: ProcessMode;
 }
 
 parentPort?.on('message', (req: Request) => {
   const raw = Buffer.from(req.raw.buffer, req.raw.byteOffset, req.raw.byteLength);
   const work = req.mode.mode === 'full'
-    ? renderForRecipients(raw, req.options, req.recipients)
+    ? processForRecipients(raw, req.options, req.recipients)
     : Promise.resolve().then(() => fallbackForRecipients(raw, (req.mode as { reason: string }).reason, req.recipients));
   work.then(
     (result) => parentPort?.postMessage({ id: req.id, result }),
