@@ -17,6 +17,8 @@ interface Setting<T> {
   default: string;
   help: string;
   parse: Parser<T>;
+  /** Holds a secret: a value that fails to parse is not echoed in the error. */
+  secret?: boolean;
 }
 
 function integer(min: number, max: number): Parser<number> {
@@ -255,7 +257,7 @@ export const SETTINGS = {
   },
   webhookSecret: {
     env: 'FEEDMAIL_WEBHOOK_SECRET', flag: '--webhook-secret', default: '',
-    help: 'Shared secret that signs raw-MIME deliveries to POST /inbound/raw (empty turns the endpoint off)', parse: webhookSecret,
+    help: 'Shared secret that signs raw-MIME deliveries to POST /inbound/raw (empty turns the endpoint off)', parse: webhookSecret, secret: true,
   },
   webhookMaxConcurrent: {
     env: 'FEEDMAIL_WEBHOOK_MAX_CONCURRENT', flag: '--webhook-max-concurrent', default: '8',
@@ -267,7 +269,7 @@ export const SETTINGS = {
   },
   opsAllow: {
     env: 'FEEDMAIL_OPS_ALLOW', flag: '--ops-allow', default: '',
-    help: 'Who may read /metrics and /readyz: addresses, CIDR ranges and token:<secret>, comma-separated (empty: everyone)', parse: opsAllow,
+    help: 'Who may read /metrics and /readyz: addresses, CIDR ranges and token:<secret>, comma-separated (empty: everyone)', parse: opsAllow, secret: true,
   },
   trustedProxies: {
     env: 'FEEDMAIL_TRUSTED_PROXIES', flag: '--trusted-proxies', default: '',
@@ -299,7 +301,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ConfigOverrides = {}):
     try {
       out[key] = setting.parse(raw);
     } catch (err) {
-      problems.push(`${setting.env} (${setting.flag}) = ${JSON.stringify(raw)} from ${source}: ${(err as Error).message}`);
+      const shown = setting.secret ? `(${raw.length} characters, not shown)` : JSON.stringify(raw);
+      problems.push(`${setting.env} (${setting.flag}) = ${shown} from ${source}: ${(err as Error).message}`);
     }
   }
   for (const rule of CROSS_SETTING_RULES) {

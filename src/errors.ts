@@ -3,6 +3,9 @@
  * failure means the same thing over HTTP, SMTP and in the logs.
  */
 export class FeedmailError extends Error {
+  /** When a client told to come back later should (HTTP Retry-After); set by status, a class may say otherwise. */
+  readonly retryAfterSeconds?: number;
+
   constructor(
     readonly code: string,
     message: string,
@@ -12,8 +15,12 @@ export class FeedmailError extends Error {
   ) {
     super(message, options);
     this.name = 'FeedmailError';
+    this.retryAfterSeconds = RETRY_AFTER_BY_STATUS[httpStatus];
   }
 }
+
+/** 503: a minute (the disk, a lock, a restart); 507: a full feed waits for its owner, so ten. */
+const RETRY_AFTER_BY_STATUS: Record<number, number | undefined> = { 503: 60, 507: 600 };
 
 /** Every unknown secret answers the same, so probing learns nothing. */
 export class NotFoundError extends FeedmailError {
@@ -172,9 +179,10 @@ export function smtpAcceptedText(journalId: number): string {
   return `2.0.0 OK: queued as ${journalId}`;
 }
 
-/** A queued job whose payload is not what its task takes: retrying will not help, so it ends in the failed list. */
+/** A queued job whose payload is not what its task takes: retrying will not help, so it ends in the failed list at once. */
 export class InvalidJobPayloadError extends Error {
   readonly code = 'invalid_job_payload';
+  override readonly name = 'InvalidJobPayloadError';
 }
 
 /** Settings that cannot be used; the process stops with exit code 2 before anything listens. */
@@ -200,9 +208,25 @@ export class ProcessPoolClosedError extends Error {
 export class StoreError extends Error {
   readonly code = 'store_failure';
   constructor(operation: string, file: string, cause: unknown) {
-    super(`store: unable to ${operation} (${file}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`store: unable to ${operation} (${file})`, { cause });
     this.name = 'StoreError';
   }
+}
+
+/** True when an error (or its cause chain) is SQLite waiting too long for another connection's lock. */
+export function isBusy(err: unknown): boolean {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))) return true;
+  }
+  return false;
+}
+
+/** An error's message followed by its causes' (a StoreError names the operation, its cause the reason). */
+export function messageWithCauses(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e && parts.length < 5; e = (e as { cause?: unknown }).cause) parts.push(e instanceof Error ? e.message : String(e));
+  return parts.join(': ');
 }
 
 /** True when an error (or its cause chain) is SQLite or the OS reporting a full disk. */

@@ -51,6 +51,12 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ FEEDMAIL_FEED_MAX_ENTRIES: '600', FEEDMAIL_FEED_KEEP_ENTRIES: '500' }), /FEEDMAIL_FEED_MAX_ENTRIES .* must not exceed FEEDMAIL_FEED_KEEP_ENTRIES/);
   });
 
+  it('does not echo a secret setting that fails to parse', () => {
+    assert.throws(() => loadConfig({ FEEDMAIL_WEBHOOK_SECRET: 'short-secret-typo' }), (err: Error) =>
+      /FEEDMAIL_WEBHOOK_SECRET .*\(17 characters, not shown\).*at least 32 characters/.test(err.message) && !err.message.includes('short-secret-typo'));
+    assert.throws(() => loadConfig({ FEEDMAIL_OPS_ALLOW: 'token:tooshort' }), (err: Error) => !err.message.includes('tooshort'));
+  });
+
   it('refuses a per-network SMTP connection limit above the total, and reports every rule broken at once', () => {
     assert.throws(() => loadConfig({ FEEDMAIL_SMTP_MAX_CLIENTS: '10', FEEDMAIL_SMTP_MAX_CLIENTS_PER_ADDRESS: '20' }), /FEEDMAIL_SMTP_MAX_CLIENTS_PER_ADDRESS \(20\) must not exceed FEEDMAIL_SMTP_MAX_CLIENTS \(10\)/);
     assert.ok(loadConfig({ FEEDMAIL_SMTP_MAX_CLIENTS: '20', FEEDMAIL_SMTP_MAX_CLIENTS_PER_ADDRESS: '20' }), 'equal is fine');

@@ -148,6 +148,23 @@ describe('recurring tasks', () => {
     }
   });
 
+  it('fails such a job for good on its first run instead of retrying it', async () => {
+    const server = await startTestServer();
+    try {
+      const queue = server.app.stores.queue;
+      const id = (await queue.enqueueJob({ task: 'ingest', payload: { journalId: 'x' }, maxAttempts: 10 }))!;
+      server.app.runner!.notify();
+      const job = await waitFor(async () => {
+        const j = await queue.jobById(id);
+        return j?.state === 'failed' ? j : undefined;
+      }, 10_000, 'the job to fail');
+      assert.equal(job.attempts, 1, 'one run, no retries');
+      assert.match(job.last_error ?? '', /^InvalidJobPayloadError: ingest job: the payload must be/);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('checkpoints a WAL that grew past its bound down to nothing', async () => {
     // No runner, so no recurring checkpoint can run between the write and the measurement.
     const server = await startTestServer({ walMaxBytes: '64k' }, { web: true, smtp: true, jobs: false });

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { isDiskFull } from '../errors.js';
+import { InvalidJobPayloadError, isDiskFull } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createCounters, type JobCounters } from '../ops/metrics.js';
 import type { QueueStore } from '../store/index.js';
@@ -159,7 +159,8 @@ export class JobRunner {
       const diskFull = isDiskFull(err);
       const attempt = diskFull ? job.attempts : job.attempts + 1;
       const text = (err as Error)?.stack ?? String(err);
-      const retry = diskFull || attempt < job.max_attempts;
+      // A payload the task cannot read will not become readable by waiting.
+      const retry = diskFull || (attempt < job.max_attempts && !(err instanceof InvalidJobPayloadError));
       const delay = diskFull ? 5_000 : retryDelayMs(attempt, task.backoffBaseMs ?? 2_000, task.backoffMaxMs ?? 3_600_000);
       try {
         if (diskFull) await queue.retryJobWithoutCharge(job.id, this.owner, text, delay);

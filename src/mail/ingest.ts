@@ -7,7 +7,8 @@
  *   2. the raw bytes are journaled together with an ingest job, durably: only
  *      then may the sender hear "250" / 2xx;
  *   3. later, a worker processes the message once and stores one entry per feed,
- *      idempotently (one entry per journal row and feed): ingestJournalRow.
+ *      idempotently (one entry per journal row and feed): ingestJournalRow, run as the
+ *      `ingest` task by jobs/tasks/ingest.ts.
  */
 import { FeedFullError, isDiskFull, StorageFullError, TemporaryFailureError, UnknownRecipientError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -164,7 +165,7 @@ async function journal(queue: QueueStore, input: JournalInput, space?: SpaceGuar
     return await queue.journalMessage(input);
   } catch (err) {
     if (isDiskFull(err)) throw new StorageFullError({ cause: err });
-    throw new TemporaryFailureError('mail: unable to journal message', { cause: err });
+    throw new TemporaryFailureError('Temporary failure storing the message, try again later', { cause: err });
   } finally {
     release();
   }

@@ -4,6 +4,7 @@
  * mail is deferred), or the oldest due job has waited too long (the runners are
  * stuck or too few).
  */
+import { messageWithCauses } from '../errors.js';
 import type { Stores } from '../store/index.js';
 import type { DiskSpace } from './storage-guard.js';
 
@@ -25,7 +26,7 @@ export async function readiness(stores: Stores, disk: DiskSpace, minFreeBytes: n
     checks.databases = 'writable';
   } catch (err) {
     ok = false;
-    checks.databases = `not writable: ${(err as Error).message}`;
+    checks.databases = `not writable: ${messageWithCauses(err)}`;
   }
   const free = disk.freeBytes();
   checks.disk = Number.isFinite(free) ? `${free} bytes free` : 'unknown';

@@ -46,7 +46,7 @@ const CHUNK_BYTES = 1024 * 1024;
  * pieces, each committed on its own with the event loop free in between (one commit
  * of 25 MB would hold every other sender and request for a quarter of a second),
  * and then counts only once the journal row and job that name it are committed.
- * Pieces left by a write that failed or died are deleted by `deleteJournalBefore`.
+ * Pieces left by a write that failed or died are deleted by `deleteJournalOlderThan`.
  */
 export async function journalMessage(db: Kysely<QueueSchema>, now: number, input: JournalInput): Promise<number> {
   const uid = randomBytes(16).toString('hex');

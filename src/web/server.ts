@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { clientNetwork } from '../client-network.js';
 import { shortenTokens } from '../secrets.js';
-import { FeedmailError, InternalError, isDiskFull, NotFoundError, StorageFullError } from '../errors.js';
+import { FeedmailError, InternalError, isBusy, isDiskFull, NotFoundError, StorageFullError, TemporaryFailureError } from '../errors.js';
 import type { Route, WebDeps } from './context.js';
 import { clientAddress, normalizeIp, sendHtml, sendJson, sendText, setSecurityHeaders, wantsJson } from './http.js';
 import { entryBodyRoute, entryPageRoute, entryPartRoute } from './routes/entry.js';
@@ -190,7 +190,11 @@ export class WebServer {
     let error: FeedmailError;
     if (err instanceof FeedmailError) error = err;
     else if (isDiskFull(err)) error = new StorageFullError({ cause: err });
-    else {
+    else if (isBusy(err)) {
+      // Another process held a database lock past the busy timeout: worth a retry, not a 500.
+      this.deps.log.warn({ err, path: shortenTokens(req.url ?? '') }, 'web: database busy');
+      error = new TemporaryFailureError('Busy, try again shortly', { cause: err });
+    } else {
       this.deps.counters.errors++;
       this.deps.log.error({ err, path: shortenTokens(req.url ?? '') }, 'web: request failed');
       error = new InternalError({ cause: err });
@@ -200,11 +204,7 @@ export class WebServer {
       return;
     }
     const headers: Record<string, string> = {};
-    // RateLimitedError and the webhook's busy answer say when to come back.
-    if ('retryAfterSeconds' in error && typeof error.retryAfterSeconds === 'number') headers['Retry-After'] = String(error.retryAfterSeconds);
-    if (error.httpStatus === 503) headers['Retry-After'] ??= '60';
-    // A full feed takes mail again once its owner makes room: ask for a slower retry.
-    if (error.httpStatus === 507) headers['Retry-After'] ??= '600';
+    if (error.retryAfterSeconds !== undefined) headers['Retry-After'] = String(error.retryAfterSeconds);
     // Refused before its body was read (e.g. an unauthenticated webhook): close the
     // connection after the answer rather than read and discard the body.
     if (bodyUnread(req)) headers.Connection = 'close';

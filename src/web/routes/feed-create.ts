@@ -23,7 +23,7 @@ export const feedCreateRoute: Route = {
     const title = cleanTitle(fields.title);
     const perHour = deps.config.feedsPerHourPerClient;
     const created = await deps.stores.app.createFeed(title, perHour > 0 ? { client: creationLimitKey(client), perHour } : null);
-    if ('retryAt' in created) throw new RateLimitedError(Math.max(1, Math.ceil((created.retryAt - Date.now()) / 1000)));
+    if ('retryAt' in created) throw new RateLimitedError(Math.max(1, Math.ceil((created.retryAt - deps.stores.app.clock.now()) / 1000)));
     const { feed, manageToken } = created;
     const { urls, config } = deps;
     const address = inboxAddress(feed, config.mailDomains);

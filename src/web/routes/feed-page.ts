@@ -15,11 +15,11 @@ export const feedPageRoute: Route = {
     const feed = foundOr404(await deps.stores.app.feedByFeedToken(params[0]!));
     const entries = await deps.stores.app.entrySummariesOfFeed(feed.id, deps.config.feedMaxEntries);
     const { urls, config } = deps;
-    const confirmations = entries.filter((e) => e.confirm_url && Date.now() - e.received_at < 14 * DAY);
+    const confirmations = entries.filter((e) => e.confirm_url && deps.stores.app.clock.now() - e.received_at < 14 * DAY);
     let expiry = html``;
     if (config.feedExpireDays > 0) {
       const lastUse = Math.max(feed.last_fetched_at ?? 0, feed.created_at);
-      const daysLeft = Math.ceil((lastUse + config.feedExpireDays * DAY - Date.now()) / DAY);
+      const daysLeft = Math.ceil((lastUse + config.feedExpireDays * DAY - deps.stores.app.clock.now()) / DAY);
       if (daysLeft <= Math.min(7, config.feedExpireDays)) {
         expiry = html`<p class="notice">No feed reader has fetched this feed recently. It will be deleted in ${Math.max(0, daysLeft)} day(s) unless a reader fetches it.</p>`;
       }

@@ -69,7 +69,7 @@ export const inboundRoute: Route = {
     const secret = provider?.secret(deps.config);
     if (!provider || !secret) throw new NotFoundError();
     const { config } = deps;
-    const signed = provider.checkHeaders({ method: req.method ?? 'POST', target: req.url ?? '', url, headers: req.headers }, secret, Date.now());
+    const signed = provider.checkHeaders({ method: req.method ?? 'POST', target: req.url ?? '', url, headers: req.headers }, secret, deps.stores.queue.clock.now());
     if (Number(req.headers['content-length'] ?? 0) > config.maxMessageBytes) throw new MessageTooLargeError(config.maxMessageBytes);
     // Recipients named outside the body (raw's ?to=) are counted before reading it.
     if (signed.recipients) checkRecipientCount(signed.recipients, config.smtpMaxRecipients);
