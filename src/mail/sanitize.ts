@@ -55,12 +55,105 @@ const ALLOWED_TAGS = [
 ];
 
 const LAYOUT_ATTRIBUTES = [
-  'style', 'class', 'dir', 'lang', 'title', 'align', 'valign', 'width', 'height', 'bgcolor',
+  'style', 'class', 'id', 'dir', 'lang', 'title', 'align', 'valign', 'width', 'height', 'bgcolor',
   'color', 'border', 'cellpadding', 'cellspacing', 'colspan', 'rowspan', 'nowrap', 'role',
 ];
 
-/** Hosts and paths of well-known open trackers (matched against the image URL). */
-const TRACKER_PATTERNS: RegExp[] = [
+/**
+ * Elements whose `background` attribute browsers still draw. Only https: and cid: images are
+ * kept there (cid: is resolved to the entry's own part when shown, as for <img>).
+ */
+const BACKGROUND_TAGS = ['table', 'thead', 'tbody', 'tfoot', 'tr', 'td', 'th'];
+
+/**
+ * The wrapper that stands for the sender's <body>: a <div> with this attribute, the body's
+ * class, id and style, and its legacy attributes as CSS. `data-fm-doctype` carries the
+ * sender's doctype (empty: there was none, so a mail client shows it in quirks mode), and
+ * `data-fm-margin` the body's leftmargin/topmargin, which belong to the document's own body.
+ * Only the entry body document reads them (see web/presenters.ts, bodyDocument).
+ */
+export const BODY_WRAPPER_ATTRIBUTE = 'data-fm-body';
+const BODY_WRAPPER_ATTRIBUTES = [BODY_WRAPPER_ATTRIBUTE, 'data-fm-doctype', 'data-fm-margin', 'data-fm-link', 'data-fm-vlink', 'data-fm-alink'];
+
+/** A legacy colour attribute value that can be written into CSS as it is (#rgb, #rrggbb, or a colour name). */
+const CSS_COLOR = /^(#[0-9a-f]{3}|#[0-9a-f]{6}|[a-z]{3,20})$/i;
+/** Browsers read bgcolor="ffffff" as #ffffff. */
+function legacyColor(value: string | undefined): string | null {
+  const v = (value ?? '').trim();
+  if (/^[0-9a-f]{6}$/i.test(v)) return `#${v}`;
+  return CSS_COLOR.test(v) ? v : null;
+}
+
+/** A background image URL kept on legacy attributes and on the body wrapper: https: or cid:, nothing to escape. */
+function backgroundUrl(value: string | undefined): string | null {
+  const v = (value ?? '').trim();
+  return /^(https:\/\/|cid:)[^\s"'()\\<>]+$/i.test(v) ? v : null;
+}
+
+/** A doctype exactly as a browser reads one for choosing its mode, or null. */
+const DOCTYPE = /^html(?:\s+(?:public|system)(?:\s+(?:"[^"<>]*"|'[^'<>]*')){1,2})?$/i;
+
+/**
+ * The sender's doctype, as it decides the mode a browser renders in: the first thing in the
+ * document after whitespace and comments. '' when there is none (quirks mode).
+ */
+export function senderDoctype(html: string): string {
+  const m = /^\ufeff?(?:\s|<!--[\s\S]*?-->)*<!doctype\s+([^>]*?)\s*>/i.exec(html);
+  if (!m) return '';
+  const value = m[1]!.replace(/\s+/g, ' ');
+  return DOCTYPE.test(value) ? value : 'html';
+}
+
+/** Carries what a <body> says onto the wrapper that replaces it. */
+function bodyWrapper(attribs: Record<string, string>, doctype: string): Record<string, string> {
+  const css: string[] = [];
+  const bg = legacyColor(attribs.bgcolor);
+  if (bg) css.push(`background-color: ${bg}`);
+  const image = backgroundUrl(attribs.background);
+  if (image) css.push(`background-image: url(${image})`);
+  const text = legacyColor(attribs.text);
+  if (text) css.push(`color: ${text}`);
+  // Later declarations win: the sender's own style overrides what the legacy attributes say, as in a browser.
+  if (attribs.style !== undefined && attribs.style.trim()) css.push(attribs.style.trim().replace(/;\s*$/, ''));
+  const out: Record<string, string> = { [BODY_WRAPPER_ATTRIBUTE]: '', 'data-fm-doctype': doctype };
+  const px = (v: string | undefined) => (v !== undefined && /^\s*\d{1,4}\s*$/.test(v) ? `${Number(v)}px` : null);
+  const top = px(attribs.topmargin) ?? px(attribs.marginheight);
+  const left = px(attribs.leftmargin) ?? px(attribs.marginwidth);
+  if (top !== null || left !== null) out['data-fm-margin'] = `${top ?? '8px'} ${left ?? '8px'}`;
+  if (attribs.class !== undefined) out.class = attribs.class;
+  if (attribs.id !== undefined) out.id = attribs.id;
+  if (attribs.dir !== undefined) out.dir = attribs.dir;
+  if (attribs.lang !== undefined) out.lang = attribs.lang;
+  if (css.length) out.style = css.join('; ');
+  for (const [attr, rule] of [['link', 'a:link'], ['vlink', 'a:visited'], ['alink', 'a:active']] as const) {
+    const color = legacyColor(attribs[attr]);
+    if (color) out[`data-fm-${attr}`] = `${rule}|${color}`;
+  }
+  return out;
+}
+
+/**
+ * The link colours of a <body link vlink alink>, as a style element at the start of its
+ * wrapper. `:where()` gives them no specificity, so the sender's own CSS wins, as it does over
+ * a presentational attribute.
+ */
+function linkColorStyles(html: string): string {
+  // sanitize-html writes an empty attribute bare (`<div data-fm-body ...>`) and escapes '>' in values.
+  return html.replace(/<div data-fm-body(?:="")?((?: [^>]*)?)>/g, (whole, rest: string) => {
+    const rules: string[] = [];
+    const kept = rest.replace(/ data-fm-(?:link|vlink|alink)="([a-z:]+)\|(#?[0-9a-z]+)"/gi, (_, rule: string, color: string) => {
+      rules.push(`:where(${rule}){color:${color}}`);
+      return '';
+    });
+    return rules.length ? `<div data-fm-body${kept}><style>${rules.join(' ')}</style>` : whole;
+  });
+}
+
+/**
+ * Paths that open trackers use, on any host (matched against the image URL). A spacer can be
+ * called pixel.gif too: these count only for images whose markup gives them no real size.
+ */
+const TRACKER_PATHS: RegExp[] = [
   /\/track\/open/i,
   /\/open\.(php|aspx|gif|png)\b/i,
   /[?&](utm_medium=email&)?(mc_eid|open_id)=/i,
@@ -68,8 +161,12 @@ const TRACKER_PATTERNS: RegExp[] = [
   /\/e\/o\//i,
   /\/pixel(\.gif|\.png)?(\?|$|\/)/i,
   /\/beacon(\.gif)?(\?|$|\/)/i,
-  /google-analytics\.com\/collect/i,
   /\/(trk|tracking)\/(open|o)\b/i,
+];
+
+/** Known open-tracking hosts and their endpoints: removed whatever size the markup gives. */
+const TRACKER_HOSTS: RegExp[] = [
+  /google-analytics\.com\/collect/i,
   /list-manage\.com\/track\//i,
   /mandrillapp\.com\/track/i,
   /sendgrid\.net\/(wf|trk)/i,
@@ -136,7 +233,10 @@ export function isTrackingImage(attribs: Record<string, string>): boolean {
   const opacity = styleValue(style, 'opacity');
   if (opacity !== undefined && Number(opacity) === 0) return true;
   const src = attribs.src ?? '';
-  return TRACKER_PATTERNS.some((p) => p.test(src));
+  if (TRACKER_HOSTS.some((p) => p.test(src))) return true;
+  // A spacer or divider: its markup gives it a real size (width="20" height="1", a 600 px rule).
+  const sized = (width !== null && width > 2) || (height !== null && height > 2);
+  return !sized && TRACKER_PATHS.some((p) => p.test(src));
 }
 
 /** An href a browser would follow to http(s), mail or phone; it ignores whitespace and controls in the scheme. */
@@ -154,14 +254,15 @@ export function sanitizeNewsletterHtml(html: string, options: SanitizeOptions): 
 /** Like sanitizeNewsletterHtml, and says whether the markup had to be flattened to stay within bounds. */
 export function sanitizeNewsletterHtmlWithReport(html: string, options: SanitizeOptions): SanitizedHtml {
   const bounds = options.bounds ?? HTML_BOUNDS;
+  const doctype = senderDoctype(html);
   if (!Number.isFinite(bounds.maxDepth) && !Number.isFinite(bounds.maxElements)) {
-    return { html: sanitizeMarkup(html, options), flattened: false };
+    return { html: sanitizeMarkup(html, options, doctype), flattened: false };
   }
   const bounded = boundMarkup(html, bounds);
-  return { html: sanitizeMarkup(bounded.html, options), flattened: bounded.flattened };
+  return { html: sanitizeMarkup(bounded.html, options, doctype), flattened: bounded.flattened };
 }
 
-function sanitizeMarkup(html: string, options: SanitizeOptions): string {
+function sanitizeMarkup(html: string, options: SanitizeOptions, doctype: string): string {
   const cleaned = sanitize(html, {
     allowedTags: ALLOWED_TAGS,
     allowVulnerableTags: true, // <style> is allowed on purpose; its text is cleaned below.
@@ -170,13 +271,15 @@ function sanitizeMarkup(html: string, options: SanitizeOptions): string {
     allowedAttributes: {
       '*': LAYOUT_ATTRIBUTES,
       a: ['href', 'name', 'target', 'rel'],
+      div: BODY_WRAPPER_ATTRIBUTES,
+      ...Object.fromEntries(BACKGROUND_TAGS.map((tag) => [tag, ['background']])),
       img: ['src', 'alt', 'width', 'height', 'border', 'hspace', 'vspace'],
       font: ['face', 'size', 'color'],
       ol: ['start', 'type', 'reversed'],
       ul: ['type'],
       li: ['value'],
-      td: ['abbr', 'headers', 'scope'],
-      th: ['abbr', 'headers', 'scope'],
+      td: ['abbr', 'headers', 'scope', 'background'],
+      th: ['abbr', 'headers', 'scope', 'background'],
       time: ['datetime'],
       col: ['span'],
       colgroup: ['span'],
@@ -184,15 +287,21 @@ function sanitizeMarkup(html: string, options: SanitizeOptions): string {
       blockquote: ['cite'],
     },
     allowedSchemes: ['http', 'https', 'mailto', 'tel'],
-    allowedSchemesByTag: { img: ['http', 'https', 'cid', 'data'] },
-    allowedSchemesAppliedToAttributes: ['href', 'src', 'cite'],
+    allowedSchemesByTag: { img: ['http', 'https', 'cid', 'data'], ...Object.fromEntries(BACKGROUND_TAGS.map((tag) => [tag, ['https', 'cid']])) },
+    allowedSchemesAppliedToAttributes: ['href', 'src', 'cite', 'background'],
     allowProtocolRelative: false,
     parseStyleAttributes: false,
     transformTags: {
       '*': (tagName, attribs) => {
         if (attribs.style !== undefined) attribs.style = cleanCss(attribs.style);
+        if (attribs.background !== undefined) {
+          const url = backgroundUrl(attribs.background);
+          if (url === null) delete attribs.background;
+          else attribs.background = url;
+        }
         return { tagName, attribs };
       },
+      body: (_tagName, attribs) => ({ tagName: 'div', attribs: bodyWrapper(attribs, doctype) }),
       // Attributes on <style> (title, media...) are of no use, and the cleaning below expects a bare tag.
       style: (tagName) => ({ tagName, attribs: {} }),
       a: (tagName, attribs) => {
@@ -220,7 +329,9 @@ function sanitizeMarkup(html: string, options: SanitizeOptions): string {
   });
   // sanitize-html passes <style> text through verbatim; clean it here. Everywhere else its output
   // escapes '<', so a literal <style> in the output is always a real (attribute-less) element.
-  return cleaned.replace(/<style>([\s\S]*?)<\/style>/g, (_, css: string) => `<style>${cleanCss(css).replace(/</g, '\\3c ')}</style>`);
+  // The comment markers old mail wraps its CSS in (<style><!-- ... --></style>) mean nothing to
+  // CSS; written as '\3c !--' they swallowed the first rule, so they go first.
+  return linkColorStyles(cleaned.replace(/<style>([\s\S]*?)<\/style>/g, (_, css: string) => `<style>${cleanCss(css.replace(/<!--|-->/g, ' ')).replace(/</g, '\\3c ')}</style>`));
 }
 
 // The bounding pass below reads markup with htmlparser2's tokenizer (linear) and builds the
@@ -392,7 +503,15 @@ class BoundedMarkupBuilder implements TokenizerCallbacks {
 
   oncomment(): void {}
   oncdata(): void {}
-  ondeclaration(): void {}
+
+  ondeclaration(start: number, end: number): void {
+    // A doctype before anything else decides how the sender meant the document to be
+    // rendered (see senderDoctype): written out again, it stays first.
+    if (this.write && /^doctype\s/i.test(this.src.slice(start, end)) && this.out.every((s) => s.trim() === '')) {
+      this.out.push(`<!${this.src.slice(start, end)}>`);
+    }
+  }
+
   onprocessinginstruction(): void {}
 
   onend(): void {

@@ -19,11 +19,15 @@ export function isOffered(part: EntryPart): boolean {
   return part.blob_hash !== null && !part.note;
 }
 
-/** Points `cid:` references at the entry's parts; unknown or withheld cids become empty so nothing loads. */
+/**
+ * Points `cid:` references at the entry's parts: `src` and `background` attributes and CSS
+ * `url(cid:…)` (in style attributes and style elements, where the sanitizer wrote the body's
+ * background image). Unknown or withheld cids become empty (`none` in CSS) so nothing loads.
+ */
 export function resolveCids(htmlText: string, entry: Pick<Entry, 'share_token'>, parts: EntryPart[], urls: Urls): string {
   const byCid = new Map<string, EntryPart>();
   for (const p of parts) if (p.content_id) byCid.set(p.content_id.toLowerCase(), p);
-  return htmlText.replace(/(src|background)="cid:([^"]*)"/gi, (_, attr: string, cid: string) => {
+  const partUrl = (cid: string): string | null => {
     let id = cid.replace(/&amp;/g, '&');
     try {
       id = decodeURIComponent(id);
@@ -31,8 +35,56 @@ export function resolveCids(htmlText: string, entry: Pick<Entry, 'share_token'>,
       // A malformed %-escape stays as written and simply matches no Content-ID.
     }
     const part = byCid.get(id.toLowerCase());
-    return part && isOffered(part) ? `${attr}="${urls.part(entry.share_token, part.idx, part.filename)}"` : `${attr}=""`;
-  });
+    return part && isOffered(part) ? urls.part(entry.share_token, part.idx, part.filename) : null;
+  };
+  return htmlText
+    .replace(/(src|background)="cid:([^"]*)"/gi, (_, attr: string, cid: string) => `${attr}="${partUrl(cid) ?? ''}"`)
+    // Part URLs are ours and plain (base32 token, digits, an encoded filename): quoted, they need no escaping in CSS.
+    .replace(/url\(\s*(&quot;|'|"|)cid:([^"'()\s&]*)\1\s*\)/gi, (_, _q: string, cid: string) => {
+      const url = partUrl(cid);
+      return url === null ? 'none' : `url('${url.replace(/'/g, '%27')}')`;
+    });
+}
+
+/** What the wrapper that stands for the sender's <body> says about the document (see BODY_WRAPPER_ATTRIBUTE). */
+interface BodyFrame {
+  /** The doctype to write, '' for none (quirks mode). */
+  doctype: string;
+  /** CSS for the document's own <body>, from the sender's body margins. */
+  bodyCss: string;
+}
+
+const DOCTYPE_VALUE = /^html(?:\s+(?:public|system)(?:\s+(?:"[^"<>]*"|'[^'<>]*')){1,2})?$/i;
+
+/** Reads the first body wrapper of sanitized HTML; entries made before it existed (or from plain text) get a standards-mode document. */
+export function bodyFrameOf(htmlText: string): BodyFrame {
+  const tag = /<div data-fm-body(?:="")?((?: [^>]*)?)>/.exec(htmlText);
+  if (!tag) return { doctype: '<!doctype html>', bodyCss: '' };
+  const attrs = tag[1]!;
+  const attr = (name: string): string | undefined => {
+    const m = new RegExp(` ${name}(?:="([^"]*)")?(?= |$)`).exec(attrs);
+    return m ? decodeAttribute(m[1] ?? '') : undefined;
+  };
+  const declared = attr('data-fm-doctype');
+  let doctype = '<!doctype html>';
+  if (declared === '') doctype = '';
+  else if (declared !== undefined && DOCTYPE_VALUE.test(declared)) doctype = `<!DOCTYPE ${declared}>`;
+  const margin = attr('data-fm-margin');
+  const bodyCss = margin !== undefined && /^\d{1,4}px \d{1,4}px$/.test(margin) ? `body{margin:${margin}}` : '';
+  return { doctype, bodyCss };
+}
+
+/**
+ * The document the entry body frame shows: the sender's doctype (or its absence, which puts
+ * the browser in quirks mode as a mail client does), and the sanitized, cid-resolved body.
+ * The <style> in the head comes before the sender's own, so theirs wins, as over a legacy
+ * attribute. On a phone a layout wider than the frame scrolls sideways inside the frame,
+ * as in a mail app, instead of being cut off.
+ */
+export function bodyDocument(body: string): string {
+  const { doctype, bodyCss } = bodyFrameOf(body);
+  return `${doctype}<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer"><base target="_blank"><title>Message</title>`
+    + `${bodyCss ? `<style>${bodyCss}</style>` : ''}</head><body>${body}</body></html>`;
 }
 
 /** The confirm URL as shown to anyone but the owner: with the feed's secrets redacted. */
@@ -68,7 +120,7 @@ function styleForFeed(style: string): string {
  * What feed readers get of an entry's HTML. The input is the sanitizer's output
  * (tags never contain a raw '>' and every attribute value is double-quoted), so
  * tags and attributes can be found with plain patterns. Removes `<style>` blocks
- * (they apply to the reader's whole page), positions other than static and
+ * (they apply to the reader's whole page), ids, positions other than static and
  * relative, and `src`/`background` URLs that are not absolute: a reader resolves
  * those against its own origin or ours (`<img src="/manage/x/delete">`). Our own
  * part URLs are already absolute by then (see resolveCids).
@@ -80,6 +132,8 @@ export function htmlForFeedReaders(htmlText: string): string {
       // Attribute by attribute from the left, so text inside one value is never read as another attribute.
       const kept = attrs.replace(/(\s+)([^\s="'>/]+)(?:="([^"]*)")?/g, (whole, space: string, name: string, value: string | undefined) => {
         const attr = name.toLowerCase();
+        // Ids serve the entry's own stylesheet, which readers do not get; in a reader's page they could clash with its own.
+        if (attr === 'id') return '';
         if (value === undefined || (attr !== 'style' && attr !== 'src' && attr !== 'background')) return whole;
         const decoded = decodeAttribute(value);
         if (attr === 'style') return `${space}${name}="${escapeHtml(styleForFeed(decoded))}"`;

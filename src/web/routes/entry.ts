@@ -9,7 +9,7 @@ import { NotFoundError } from '../../errors.js';
 import type { Entry } from '../../store/entries.js';
 import { BODY_CSP, foundOr404, sendHtml, setSecurityHeaders } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
-import { publishedAt, resolveCids, shownConfirmUrl } from '../presenters.js';
+import { bodyDocument, publishedAt, resolveCids, shownConfirmUrl } from '../presenters.js';
 import { html } from '../views/html.js';
 import { confirmNotice, layout } from '../views/layout.js';
 
@@ -56,8 +56,7 @@ export const entryBodyRoute: Route = {
     setSecurityHeaders(res, BODY_CSP);
     res.removeHeader('X-Frame-Options');
     const body = resolveCids(entry.html, entry, parts, deps.urls);
-    sendHtml(res, 200, `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer"><base target="_blank"><title>Message</title></head><body>${body}</body></html>`,
-      { 'Cache-Control': 'private, no-cache' });
+    sendHtml(res, 200, bodyDocument(body), { 'Cache-Control': 'private, no-cache' });
   },
 };
 
