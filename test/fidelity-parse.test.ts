@@ -53,3 +53,54 @@ describe('fidelity (class 7): plain-text mail keeps its shape', () => {
     assert.ok(html.includes('>text\n\n<blockquote'), html);
   });
 });
+
+describe('fidelity (class 5): the right characters', () => {
+  it('reads EUC-JP bytes labelled ISO-2022-JP as the Japanese they are', async () => {
+    const r = await processFixture('real-charset-eucjp-labelled-iso2022jp.eml');
+    assert.equal(r.subject, '日本語メールテスト (testing Japanese emails)');
+    assert.match(r.text, /日本語が\n正常に\n送れているか\nテスト\./);
+    assert.ok(!r.text.includes('\ufffd'));
+  });
+
+  it('falls back to Windows-1252 for 8-bit text without a charset, as mail clients do', async () => {
+    const r = await processFixture('real-charset-undeclared-8bit.eml');
+    assert.ok(r.html.includes('—'), r.html);
+    assert.ok(!(r.html + r.text).includes('\ufffd'));
+  });
+
+  it('takes 8-bit text without a charset as UTF-8 when it is valid UTF-8', async () => {
+    const raw = Buffer.from('Subject: x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße aus Köln\r\n', 'utf8');
+    const r = await processMessage(raw, OPTIONS);
+    assert.equal(r.text.trimEnd(), 'Grüße aus Köln');
+  });
+
+  it('does not decode a list footer appended after a base64 body into binary garbage', async () => {
+    // The footer of the Mailman digest above, appended the way Mailman appends it to a base64 body.
+    const body = Buffer.from('Grüße aus Köln, der Newsletter.\n').toString('base64');
+    const footer = '_______________________________________________\r\nPpp mailing list\r\nPpp@zzz.org\r\nhttp://www.zzz.org/mailman/listinfo/ppp\r\n';
+    const raw = Buffer.from(`Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n${body}\r\n${footer}`);
+    const r = await processMessage(raw, OPTIONS);
+    assert.match(r.text, /^Grüße aus Köln, der Newsletter\.\n+_{47}\nPpp mailing list\nPpp@zzz\.org\nhttp:\/\/www\.zzz\.org\/mailman\/listinfo\/ppp$/);
+  });
+});
+
+describe('fidelity (class 6): broken MIME', () => {
+  it('recovers the parts of a multipart message whose boundary lines lack their leading --', async () => {
+    const r = await processFixture('real-broken-boundary-dashes.eml');
+    assert.equal(r.note, null);
+    assert.match(r.html, /<p>Dear Sir<\/p>/);
+    assert.match(r.html, /The footer/);
+    for (const raw of ['Content-Type', 'Content-Transfer-Encoding', 'NextPart', '=3D']) assert.ok(!r.html.includes(raw), `${raw} in ${r.html}`);
+  });
+});
+
+describe('fidelity (class 8): forwarded and nested messages', () => {
+  it('shows each message of a MIME digest with its From/Date/Subject block', async () => {
+    const r = await processFixture('real-mailman-digest.eml');
+    const shown = shownText(r.html);
+    for (const n of [1, 3, 4, 5]) assert.ok(shown.includes(`Subject: [Ppp] testing #${n}\n`), `message ${n} in ${shown}`);
+    assert.equal((shown.match(/^From: "Barry A\. Warsaw" <barry@digicool\.com>$/gm) ?? []).length, 5);
+    assert.equal((shown.match(/^Date: .*2001/gm) ?? []).length, 5);
+    assert.ok(!shown.includes('Message: 1'), 'the digest separators are headers, not text');
+  });
+});

@@ -6,6 +6,7 @@
  */
 import type { NewPart } from '../store/entries.js';
 import { simpleParser, type AddressObject, type Attachment } from 'mailparser';
+import { repairMime } from './mime-repair.js';
 import { isTextLike, MEDIA_TYPE } from './redact.js';
 
 /** A part as the store keeps it; parsing produces exactly that shape. */
@@ -33,7 +34,9 @@ const MAX_PARTS = 200;
 const LARGE_MESSAGE_BYTES = 1024 * 1024;
 
 /** Parses a message; never throws on bad input, it degrades to what can be recovered. */
-export async function parseMessage(raw: Buffer, limits: ParseLimits): Promise<ParsedMessage> {
+export async function parseMessage(original: Buffer, limits: ParseLimits): Promise<ParsedMessage> {
+  // Boundaries, charsets and list footers that mail clients forgive are repaired first.
+  const raw = repairMime(original);
   let mail;
   try {
     mail = await simpleParser(terminated(raw), {
@@ -50,7 +53,7 @@ export async function parseMessage(raw: Buffer, limits: ParseLimits): Promise<Pa
       skipTextToHtml: raw.length > LARGE_MESSAGE_BYTES,
     });
   } catch (err) {
-    return recoverAsText(raw, (err as Error)?.message ?? 'unknown error');
+    return recoverAsText(original, (err as Error)?.message ?? 'unknown error');
   }
 
   const from = firstAddress(mail.from);
