@@ -6,6 +6,7 @@
  */
 import type { NewPart } from '../store/entries.js';
 import { simpleParser, type AddressObject, type Attachment } from 'mailparser';
+import { repairMime } from './mime-repair.js';
 import { isTextLike, MEDIA_TYPE } from './redact.js';
 
 /** A part as the store keeps it; parsing produces exactly that shape. */
@@ -16,7 +17,7 @@ export interface ParsedMessage {
   fromName: string;
   fromAddress: string;
   sentAt: number | null;
-  /** Unsanitized HTML (from the HTML part, or the text part turned into HTML). */
+  /** Unsanitized HTML of the HTML part(s); '' for a text-only message (shown by textToHtml). */
   html: string;
   text: string;
   parts: ParsedPart[];
@@ -33,7 +34,9 @@ const MAX_PARTS = 200;
 const LARGE_MESSAGE_BYTES = 1024 * 1024;
 
 /** Parses a message; never throws on bad input, it degrades to what can be recovered. */
-export async function parseMessage(raw: Buffer, limits: ParseLimits): Promise<ParsedMessage> {
+export async function parseMessage(original: Buffer, limits: ParseLimits): Promise<ParsedMessage> {
+  // Boundaries, charsets and list footers that mail clients forgive are repaired first.
+  const raw = repairMime(original);
   let mail;
   try {
     mail = await simpleParser(terminated(raw), {
@@ -45,21 +48,24 @@ export async function parseMessage(raw: Buffer, limits: ParseLimits): Promise<Pa
       // mailparser's own text-to-HTML (escaping and linkifying) of a text body runs to
       // several copies of it: on megabytes of '&' that exhausted the processing thread's heap.
       // Big text bodies are turned into HTML by textToHtml instead, from the capped text.
+      // (mailparser needs it to show text parts next to HTML ones, as in a forward; a
+      // text-only message is shown by textToHtml, which keeps the text's shape.)
       skipTextToHtml: raw.length > LARGE_MESSAGE_BYTES,
     });
   } catch (err) {
-    return recoverAsText(raw, (err as Error)?.message ?? 'unknown error');
+    return recoverAsText(original, (err as Error)?.message ?? 'unknown error');
   }
 
   const from = firstAddress(mail.from);
-  const html = typeof mail.html === 'string' && mail.html.trim() !== '' ? repairForwardedHeaders(mail.html) : (mail.textAsHtml ?? '');
+  const html = typeof mail.html === 'string' && mail.html.trim() !== '' ? repairForwardedHeaders(mail.html) : '';
   let text = mail.text ?? '';
   const parts = mail.attachments.slice(0, MAX_PARTS).map((a, i) => toPart(a, i, limits));
   const notes: string[] = [];
   const boundary = multipartBoundary(mail.headers.get('content-type'));
   if (boundary !== null) {
     // Decoding the whole body as text is needed only when nothing else came out of it.
-    const body = html === '' && text.trim() === '' && parts.length === 0 ? bodyOf(raw) : '';
+    const nothing = html === '' && (mail.textAsHtml ?? '').trim() === '' && text.trim() === '' && parts.length === 0;
+    const body = nothing ? bodyOf(raw) : '';
     if (body.trim() !== '') {
       // A multipart message whose parts cannot be found (no or wrong boundary) would otherwise
       // come out empty; its body is still worth showing as it is.

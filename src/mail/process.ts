@@ -9,7 +9,8 @@ import type { EntryContent } from '../store/entries.js';
 import { findConfirmUrl } from './confirm.js';
 import { parseMessage, recoverAsText } from './parse.js';
 import { confirmUrlForFeed, redactPart, redactor, type FeedSecrets } from './redact.js';
-import { FLATTENED_NOTE, sanitizeNewsletterHtmlWithReport, textToHtml } from './sanitize.js';
+import { FLATTENED_NOTE, sanitizeNewsletterHtmlWithReport } from './sanitize.js';
+import { textToHtml } from './text-html.js';
 
 export interface ProcessOptions {
   maxPartBytes: number;

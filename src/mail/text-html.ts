@@ -1,0 +1,110 @@
+/**
+ * Plain-text mail as a mail client shows it: every line break and space kept
+ * (indentation, aligned columns, runs of blank lines), long lines wrapped at the
+ * page's width, `>` quotes set off as quote blocks, and http(s)/mailto URLs as links.
+ * format=flowed is already reflowed by the parser. Everything is escaped here;
+ * the only markup is what this module writes.
+ */
+
+/** The frame of the text: its whitespace kept, long words broken rather than overflowing. */
+const TEXT_STYLE = 'white-space: pre-wrap; overflow-wrap: anywhere; tab-size: 8; '
+  + "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, 'Liberation Mono', monospace; font-size: 13px; line-height: 1.45";
+const QUOTE_STYLE = 'margin: 0; padding: 0 0 0 0.75em; border-left: 2px solid #9aa6c0; color: #4a5568';
+const LINK_ATTRIBUTES = 'target="_blank" rel="noopener noreferrer nofollow"';
+
+/** Mail line lengths: beyond this nothing is linkified or grouped, only escaped (bounds the work on hostile input). */
+const MAX_URL_CHARS = 4096;
+/** Deeper quotes are shown at this depth. */
+const MAX_QUOTE_DEPTH = 8;
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+function escape(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+}
+
+/**
+ * URLs as mail clients find them: http(s)://…, mailto:…, and www.… (shown as written,
+ * linked over http). Trailing punctuation stays outside the link, and so does a closing
+ * bracket that has no opening one inside the URL.
+ */
+const URL = /\b(?:https?:\/\/|mailto:|www\.)[^\s<>"'`\u0000-\u001f\u007f]+/gi;
+
+function trimUrl(url: string): string {
+  let u = url.slice(0, MAX_URL_CHARS);
+  for (;;) {
+    const last = u.at(-1);
+    if (last === undefined) return u;
+    if ('.,;:!?'.includes(last)) { u = u.slice(0, -1); continue; }
+    const open = { ')': '(', ']': '[', '}': '{' }[last];
+    if (open !== undefined && count(u, open) < count(u, last)) { u = u.slice(0, -1); continue; }
+    return u;
+  }
+}
+
+function count(s: string, c: string): number {
+  let n = 0;
+  for (const ch of s) if (ch === c) n++;
+  return n;
+}
+
+/** One line (or run of lines) of text as escaped HTML with its URLs as links. */
+export function linkify(text: string): string {
+  let out = '';
+  let at = 0;
+  for (const m of text.matchAll(URL)) {
+    const url = trimUrl(m[0]);
+    const start = m.index;
+    // A scheme with nothing after it ("http://" alone) is text.
+    if (!/^(?:https?:\/\/[^/?#\s]|mailto:[^\s]|www\.[^\s.])/i.test(url)) continue;
+    const href = /^www\./i.test(url) ? `http://${url}` : url;
+    out += escape(text.slice(at, start));
+    out += `<a href="${escape(href)}" ${LINK_ATTRIBUTES}>${escape(url)}</a>`;
+    at = start + url.length;
+  }
+  return out + escape(text.slice(at));
+}
+
+/** How many `>` open a line ("> > x" and ">> x" are both depth 2). */
+function quoteDepth(line: string): number {
+  const m = /^(?:> ?)+/.exec(line);
+  if (!m) return 0;
+  return Math.min(count(m[0], '>'), MAX_QUOTE_DEPTH);
+}
+
+/**
+ * The text's lines grouped by quote depth; each group is one block, its lines joined by
+ * their newlines. In a pre-wrap block a final newline draws no line, so a group that
+ * ends with an empty line gets one more newline to keep that blank line visible.
+ */
+function renderLines(lines: string[]): string {
+  let out = '';
+  let depth = 0;
+  let group: string[] = [];
+  const flush = (): void => {
+    if (group.length === 0) return;
+    const body = linkify(group.join('\n'));
+    out += group.at(-1) === '' ? `${body}\n` : body;
+    group = [];
+  };
+  for (const line of lines) {
+    const d = quoteDepth(line);
+    if (d !== depth) {
+      flush();
+      while (depth < d) { out += `<blockquote type="cite" style="${QUOTE_STYLE}">`; depth++; }
+      while (depth > d) { out += '</blockquote>'; depth--; }
+    }
+    group.push(line);
+  }
+  flush();
+  while (depth > 0) { out += '</blockquote>'; depth--; }
+  return out;
+}
+
+/** Plain text as readable HTML, for entries that have no HTML of their own. */
+export function textToHtml(text: string): string {
+  const lines = text.replace(/\r\n?/g, '\n').replace(/\u0000/g, '').split('\n');
+  // Trailing blank lines are the end of the message, not its shape.
+  while (lines.length > 1 && lines.at(-1)!.trim() === '') lines.pop();
+  return `<div class="feedmail-text" style="${TEXT_STYLE}">${renderLines(lines)}</div>`;
+}
