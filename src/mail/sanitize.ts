@@ -584,13 +584,6 @@ function escapeAttribute(value: string): string {
   return value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** Plain text as readable HTML, for entries that have no HTML at all. */
-export function textToHtml(text: string): string {
-  const escaped = escapeHtml(text);
-  const linked = escaped.replace(/\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g, (url) => `<a href="${url}" target="_blank" rel="noopener noreferrer nofollow">${url}</a>`);
-  return `<div style="white-space: pre-wrap; font-family: inherit">${linked}</div>`;
-}
-
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 /** One pass, one result string: chained replaces made a copy per character class. */
