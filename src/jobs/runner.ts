@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { InvalidJobPayloadError, isDiskFull } from '../errors.js';
+import { InvalidJobPayloadError, isDiskFull, messageWithCauses } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createCounters, type JobCounters } from '../ops/metrics.js';
 import type { QueueStore } from '../store/index.js';
@@ -158,7 +158,7 @@ export class JobRunner {
       // A full disk is the machine's fault, not the job's: wait for space without using up attempts.
       const diskFull = isDiskFull(err);
       const attempt = diskFull ? job.attempts : job.attempts + 1;
-      const text = (err as Error)?.stack ?? String(err);
+      const text = errorText(err);
       // A payload the task cannot read will not become readable by waiting.
       const retry = diskFull || (attempt < job.max_attempts && !(err instanceof InvalidJobPayloadError));
       const delay = diskFull ? 5_000 : retryDelayMs(attempt, task.backoffBaseMs ?? 2_000, task.backoffMaxMs ?? 3_600_000);
@@ -213,4 +213,14 @@ export class JobRunner {
     });
     if (released > 0) this.options.log.info({ released }, 'jobs: released leases on shutdown');
   }
+}
+
+/**
+ * What a failed job records: the error's name and message with its causes (a store error
+ * names the operation, its cause the reason, e.g. SQLITE_FULL), then where it was thrown.
+ */
+function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const frames = (err.stack ?? '').split('\n').slice(1).join('\n');
+  return `${err.name}: ${messageWithCauses(err)}${frames ? `\n${frames}` : ''}`;
 }
