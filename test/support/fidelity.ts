@@ -21,6 +21,8 @@
  *   RGB difference; both directions averaged, then scaled down when the page heights differ by
  *   more than 10%.
  */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
 import { simpleParser, type Attachment } from 'mailparser';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -258,7 +260,8 @@ export class FidelityHarness {
       };
       return {
         text: document.body?.innerText ?? '',
-        links: [...document.querySelectorAll('a[href]')].map((a) => (a as HTMLAnchorElement).href).filter((h) => /^https?:/i.test(h)),
+        // Links as written: absolute http(s) targets only (a relative "#" means nothing in a mail client).
+        links: [...document.querySelectorAll('a[href]')].map((a) => a.getAttribute('href')!.trim()).filter((h) => /^https?:\/\//i.test(h)),
         images: [...document.querySelectorAll('img')].filter(visible).map((i) => (i as HTMLImageElement).currentSrc || (i as HTMLImageElement).src),
         height: Math.max(document.documentElement.scrollHeight, document.body?.scrollHeight ?? 0),
       };
@@ -321,7 +324,10 @@ export class FidelityHarness {
         for (let y = 0; y < Math.max(from.rows, 1); y += bandRows) {
           let best = -1;
           let bestOffset = offset;
-          for (let d = offset - win; d <= offset + win; d++) {
+          // Only where the other page has content: its white padding below must not match.
+          const lo = Math.max(offset - win, -y);
+          const hi = Math.max(lo, Math.min(offset + win, to.rows - bandRows - y));
+          for (let d = lo; d <= hi; d++) {
             const s = similarity(from.data, y, to.data, y + d);
             if (s > best || (s === best && Math.abs(d - offset) < Math.abs(bestOffset - offset))) {
               best = s;
@@ -376,4 +382,63 @@ export class FidelityHarness {
       await candContext.close();
     }
   }
+}
+
+export interface CorpusEntry {
+  file: string;
+  sender: string;
+  licence: string;
+  classes: number[];
+  knownBad: string | null;
+  path: string;
+}
+
+export const CORPUS_DIR = new URL('../fixtures/newsletters/', import.meta.url);
+
+/** The rows of test/fixtures/newsletters/MANIFEST.md. */
+export function readCorpus(): CorpusEntry[] {
+  const text = readFileSync(new URL('MANIFEST.md', CORPUS_DIR), 'utf8');
+  const rows: CorpusEntry[] = [];
+  for (const line of text.split('\n')) {
+    const cells = line.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim());
+    if (cells.length !== 7 || !cells[0]!.endsWith('.eml')) continue;
+    const [file, sender, , licence, classes, , knownBad] = cells as [string, string, string, string, string, string, string];
+    rows.push({
+      file, sender, licence,
+      classes: (classes.match(/\b\d+\b/g) ?? []).map(Number),
+      knownBad: knownBad === '-' ? null : knownBad,
+      path: fileURLToPath(new URL(file, CORPUS_DIR)),
+    });
+  }
+  return rows;
+}
+
+/** The thresholds the test holds every message to (unless the manifest marks it knownBad). */
+export const THRESHOLDS = { mean: 0.75, text: 0.98, links: 1, images: 1, visual: 0.75 };
+
+export function failures(m: Scores): string[] {
+  return (Object.keys(THRESHOLDS) as (keyof typeof THRESHOLDS)[])
+    .filter((k) => m[k] < THRESHOLDS[k] - 1e-9)
+    .map((k) => `${k} ${m[k].toFixed(3)} < ${THRESHOLDS[k]}`);
+}
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** One line per message and the median/min lines, as the bench prints and records them. */
+export function table(results: Measurement[]): string {
+  const f = (n: number) => n.toFixed(3);
+  const lines = [`${'message'.padEnd(44)} ${'text'.padStart(6)} ${'links'.padStart(6)} ${'images'.padStart(6)} ${'visual'.padStart(6)} ${'mean'.padStart(6)}  heights (ref/feedmail)`];
+  for (const r of results) {
+    lines.push(`${r.name.padEnd(44)} ${f(r.text).padStart(6)} ${f(r.links).padStart(6)} ${f(r.images).padStart(6)} ${f(r.visual).padStart(6)} ${f(r.mean).padStart(6)}  ${r.referenceHeight}/${r.candidateHeight}`);
+  }
+  for (const [label, fn] of [['median', median], ['min', (v: number[]) => Math.min(...v)]] as const) {
+    const col = (k: keyof Scores) => f(fn(results.map((r) => r[k]))).padStart(6);
+    lines.push(`${label.padEnd(44)} ${col('text')} ${col('links')} ${col('images')} ${col('visual')} ${col('mean')}`);
+  }
+  return lines.join('\n');
 }
