@@ -5,9 +5,11 @@
  * parts are inline images and which are attachments.
  */
 import type { NewPart } from '../store/entries.js';
-import { simpleParser, type AddressObject, type Attachment } from 'mailparser';
+import { simpleParser, type AddressObject, type Attachment, type ParsedMail } from 'mailparser';
+import { headTable, headText } from './forwarded.js';
 import { repairMime } from './mime-repair.js';
 import { isTextLike, MEDIA_TYPE } from './redact.js';
+import { textToHtml } from './text-html.js';
 
 /** A part as the store keeps it; parsing produces exactly that shape. */
 export type ParsedPart = NewPart;
@@ -33,8 +35,24 @@ const MAX_PARTS = 200;
 /** Above this size a message's text body is not turned into HTML by mailparser (see below). */
 const LARGE_MESSAGE_BYTES = 1024 * 1024;
 
+/**
+ * Messages forwarded as attachments are shown too (parsed in turn), to this depth, this many
+ * in all, and as long as the bytes parsed for them stay within MAX_FORWARDED_BYTES; beyond
+ * that they stay downloadable attachments only.
+ */
+const MAX_FORWARD_DEPTH = 8;
+const MAX_FORWARDED = 20;
+const MAX_FORWARDED_BYTES = 16 * 1024 * 1024;
+
+/** What showing the messages forwarded as attachments may still cost, shared by the whole message. */
+interface ForwardBudget { messages: number; bytes: number }
+
 /** Parses a message; never throws on bad input, it degrades to what can be recovered. */
 export async function parseMessage(original: Buffer, limits: ParseLimits): Promise<ParsedMessage> {
+  return parseAt(original, limits, 0, { messages: MAX_FORWARDED, bytes: MAX_FORWARDED_BYTES });
+}
+
+async function parseAt(original: Buffer, limits: ParseLimits, depth: number, budget: ForwardBudget): Promise<ParsedMessage> {
   // Boundaries, charsets and list footers that mail clients forgive are repaired first.
   const raw = repairMime(original);
   let mail;
@@ -57,10 +75,23 @@ export async function parseMessage(original: Buffer, limits: ParseLimits): Promi
   }
 
   const from = firstAddress(mail.from);
-  const html = typeof mail.html === 'string' && mail.html.trim() !== '' ? repairForwardedHeaders(mail.html) : '';
+  let html = typeof mail.html === 'string' && mail.html.trim() !== '' ? repairForwardedHeaders(mail.html) : '';
   let text = mail.text ?? '';
   const parts = mail.attachments.slice(0, MAX_PARTS).map((a, i) => toPart(a, i, limits));
   const notes: string[] = [];
+  const forwarded = await attachedMessages(mail, limits, depth, budget);
+  if (forwarded.length > 0) {
+    // Shown after the message's own body, as mail clients show attached messages, each after
+    // its header block; as text only when nothing in the message has HTML (as mailparser does).
+    if (html === '' && forwarded.some((f) => f.parsed.html !== '')) html = textToHtml(text);
+    for (const f of forwarded) {
+      if (html !== '') html += `<br/>\n${f.headHtml}<br/>\n${f.parsed.html || textToHtml(f.parsed.text)}`;
+      text += `\n${f.headText}\n${f.parsed.text}`;
+      // The images its HTML shows; its other attachments stay inside the .eml.
+      parts.push(...f.parsed.parts.filter((p) => p.inline));
+    }
+    parts.splice(MAX_PARTS);
+  }
   const boundary = multipartBoundary(mail.headers.get('content-type'));
   if (boundary !== null) {
     // Decoding the whole body as text is needed only when nothing else came out of it.
@@ -88,6 +119,52 @@ export async function parseMessage(original: Buffer, limits: ParseLimits): Promi
     text,
     parts,
     note: notes.length ? notes.join(' ') : null,
+  };
+}
+
+interface AttachedMessage {
+  parsed: ParsedMessage;
+  headHtml: string;
+  headText: string;
+}
+
+/** The messages forwarded as attachments (message/rfc822 parts mailparser kept as attachments), parsed in turn. */
+async function attachedMessages(mail: ParsedMail, limits: ParseLimits, depth: number, budget: ForwardBudget): Promise<AttachedMessage[]> {
+  const out: AttachedMessage[] = [];
+  if (depth >= MAX_FORWARD_DEPTH) return out;
+  for (const a of mail.attachments.slice(0, MAX_PARTS)) {
+    if (safeContentType(a.contentType) !== 'message/rfc822' || !Buffer.isBuffer(a.content)) continue;
+    if (budget.messages <= 0) break;
+    if (a.content.length > budget.bytes || a.content.length > limits.maxPartBytes) continue;
+    budget.messages--;
+    budget.bytes -= a.content.length;
+    const parsed = await parseAt(a.content, limits, depth + 1, budget);
+    const inner = await headersOf(a.content);
+    out.push({ parsed, headHtml: headTable(inner.html), headText: headText(inner.text) });
+  }
+  return out;
+}
+
+/** The From/Date/Subject/To/Cc of a forwarded message, as HTML (mailparser's address markup) and as text. */
+async function headersOf(eml: Buffer): Promise<{ html: Parameters<typeof headTable>[0]; text: Parameters<typeof headText>[0] }> {
+  // Only the header block is read again: a few KB at most, so forwarded messages cost one full parse each.
+  const ends = [eml.indexOf('\r\n\r\n'), eml.indexOf('\n\n')].filter((i) => i !== -1);
+  const head = ends.length ? eml.subarray(0, Math.min(...ends)) : eml.subarray(0, 1024 * 1024);
+  let mail: ParsedMail;
+  try {
+    mail = await simpleParser(Buffer.concat([head, Buffer.from('\r\n\r\n')]), { skipTextToHtml: true, checksumAlgo: false });
+  } catch {
+    return { html: {}, text: {} };
+  }
+  const list = (a: AddressObject | AddressObject[] | undefined, form: 'html' | 'text') =>
+    (Array.isArray(a) ? a : a ? [a] : []).map((x) => x[form]).join(', ');
+  const dateLine = mail.headerLines.find((h) => h.key === 'date')?.line;
+  const t = sentAt(mail.headerLines);
+  const date = t === null ? oneLine(dateLine?.replace(/^date:\s*/i, '') ?? '') : new Date(t).toUTCString();
+  const subject = oneLine(mail.subject ?? '');
+  return {
+    html: { fromHtml: list(mail.from, 'html'), toHtml: list(mail.to, 'html'), ccHtml: list(mail.cc, 'html'), subject, date },
+    text: { from: oneLine(list(mail.from, 'text')), to: oneLine(list(mail.to, 'text')), cc: oneLine(list(mail.cc, 'text')), subject, date },
   };
 }
 

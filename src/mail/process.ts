@@ -7,6 +7,7 @@
  */
 import type { EntryContent } from '../store/entries.js';
 import { findConfirmUrl } from './confirm.js';
+import { forwardedBlock, splitForwarded } from './forwarded.js';
 import { parseMessage, recoverAsText } from './parse.js';
 import { confirmUrlForFeed, redactPart, redactor, type FeedSecrets } from './redact.js';
 import { FLATTENED_NOTE, sanitizeNewsletterHtmlWithReport } from './sanitize.js';
@@ -57,6 +58,26 @@ function message(err: unknown): string {
   return ((err as Error)?.message ?? String(err)).split('\n')[0]!.slice(0, 200);
 }
 
+/**
+ * Sanitizes a message's HTML; a message with forwarded messages in it is sanitized one message
+ * at a time, so that each keeps its own <body> and <style> (see forwarded.ts).
+ */
+function sanitizeWithForwards(html: string, options: ProcessOptions): { html: string; flattened: boolean } {
+  const split = splitForwarded(html);
+  const sanitize = (piece: string) => sanitizeNewsletterHtmlWithReport(piece, { keepTrackingPixels: options.keepTrackingPixels });
+  if (split.messages.length === 0) return sanitize(html);
+  const outer = sanitize(split.outer);
+  let flattened = outer.flattened;
+  const out = [outer.html];
+  split.messages.forEach((m, i) => {
+    const head = sanitize(m.head);
+    const body = sanitize(m.body);
+    flattened ||= head.flattened || body.flattened;
+    out.push(forwardedBlock(i + 1, head.html, body.html));
+  });
+  return { html: out.join(''), flattened };
+}
+
 export async function processMessage(raw: Buffer, options: ProcessOptions): Promise<ProcessedMessage> {
   const parsed = await parseMessage(raw, { maxPartBytes: options.maxPartBytes });
   const notes = parsed.note ? [parsed.note] : [];
@@ -66,7 +87,7 @@ export async function processMessage(raw: Buffer, options: ProcessOptions): Prom
       html = textToHtml(shownText(parsed.text || roughText(parsed.html), notes));
       notes.push(TOO_MUCH_HTML_NOTE);
     } else if (parsed.html.trim()) {
-      const sanitized = sanitizeNewsletterHtmlWithReport(parsed.html, { keepTrackingPixels: options.keepTrackingPixels });
+      const sanitized = sanitizeWithForwards(parsed.html, options);
       if (sanitized.html.length > MAX_HTML_CHARS) {
         html = textToHtml(shownText(parsed.text || roughText(parsed.html), notes));
         notes.push(TOO_MUCH_HTML_NOTE);

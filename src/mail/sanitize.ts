@@ -195,6 +195,8 @@ export function cleanCss(css: string): string {
     .replace(/@(import|charset|namespace)[^;]*;?/gi, ' ')
     .replace(/expression\s*\(/gi, 'blocked(')
     .replace(/(-moz-binding|behavior|behaviour)\s*:/gi, 'blocked:')
+    // No CSS of any use names -moz-binding; where junk stands between it and its colon it goes too.
+    .replace(/-moz-binding/gi, 'blocked')
     // A url() whose target is readable is kept when it is safe; any other url( is dropped.
     .replace(/url\s*\(\s*(?:"([^"]*)"|'([^']*)'|([^"'()\s]*))\s*\)|url\s*\(/gi, (whole, dq?: string, sq?: string, bare?: string) => {
       const target = dq ?? sq ?? bare;
