@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Frame } from 'playwright-core';
 import { sanitizeNewsletterHtml } from '../src/mail/sanitize.js';
+import { pageBackground } from '../src/web/presenters.js';
 import { createFeed, fixture, sendRaw, startTestServer, waitForEntries, type FeedItemView, type TestServer } from './support/helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -39,6 +40,32 @@ describe('fidelity: spacers are layout, trackers are not (class 9)', () => {
       '<img src="https://x.hubspotemail.net/e/o/abc" width="300" height="2">',
     ]) {
       assert.deepEqual(srcs(sanitizeNewsletterHtml(`<p>x</p>${img}`, STRIP)), [], img);
+    }
+  });
+});
+
+describe('fidelity: the page background of <body> reaches the frame document, validated (class 1)', () => {
+  it('carries plain colours and image URLs, the last declaration winning', () => {
+    assert.equal(pageBackground('background-color: #222222'), 'background-color:#222222');
+    assert.equal(pageBackground('background-color: red; background: #fff url(https://cdn.example.com/bg.png) repeat-x top'),
+      'background-color:#fff;background-image:url(https://cdn.example.com/bg.png)');
+    assert.equal(pageBackground('background:rgb(1, 2, 3) !important'), 'background-color:rgb(1, 2, 3)');
+    assert.equal(pageBackground('background-color: #111; background-color: transparent'), 'background-color:transparent');
+    assert.equal(pageBackground('color: red; margin: 0'), '');
+  });
+
+  it('carries nothing that could leave the declaration or load from elsewhere', () => {
+    for (const style of [
+      'background-color: red}html{display:none',
+      'background: url(http://tracker.example.com/p.gif)',
+      'background-image: url(javascript:alert(1))',
+      'background-color: expression(alert(1))',
+      'background: url(&quot;https://x.example.com/a.png&quot;)&lt;/style&gt;',
+      'background-color: #fff</style><script>alert(1)</script>',
+      'background-image: url(data:image/png;base64,AAAA)',
+    ]) {
+      const out = pageBackground(style);
+      assert.doesNotMatch(out, /[<>{}\\]|javascript|expression|http:|data:/i, `${style} -> ${out}`);
     }
   });
 });
@@ -95,6 +122,8 @@ describe('fidelity: real templates in Chromium', { timeout: 180_000 }, () => {
     const { frame } = await open('fidelity-cerberus-hybrid.eml');
     assert.equal(await css(frame, '[data-fm-body]', 'background-color'), 'rgb(34, 34, 34)');
     assert.equal(await css(frame, '[data-fm-body]', 'margin-top'), '0px', 'the body\'s own style="margin: 0" is kept');
+    // A mail client paints the body colour over the whole pane, below short content too.
+    assert.equal(await css(frame, 'html', 'background-color'), 'rgb(34, 34, 34)');
   });
 
   it('resolves td background="cid:…" to the attached image and keeps bgcolor/valign (class 4, Cerberus)', async () => {

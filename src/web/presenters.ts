@@ -50,7 +50,7 @@ export function resolveCids(htmlText: string, entry: Pick<Entry, 'share_token'>,
 interface BodyFrame {
   /** The doctype to write, '' for none (quirks mode). */
   doctype: string;
-  /** CSS for the document's own <body>, from the sender's body margins. */
+  /** CSS for the document's own <html> and <body>: the sender's body margins and page background. */
   bodyCss: string;
 }
 
@@ -70,9 +70,55 @@ export function bodyFrameOf(htmlText: string): BodyFrame {
   if (declared === '') doctype = '';
   else if (declared !== undefined && DOCTYPE_VALUE.test(declared)) doctype = `<!DOCTYPE ${declared}>`;
   const margin = attr('data-fm-margin');
-  const bodyCss = margin !== undefined && /^\d{1,4}px \d{1,4}px$/.test(margin) ? `body{margin:${margin}}` : '';
-  return { doctype, bodyCss };
+  const rules: string[] = [];
+  if (margin !== undefined && /^\d{1,4}px \d{1,4}px$/.test(margin)) rules.push(`body{margin:${margin}}`);
+  const page = pageBackground(attr('style') ?? '');
+  if (page) rules.push(`html{${page}}`);
+  return { doctype, bodyCss: rules.join('') };
 }
+
+/** A colour as CSS writes it: #hex, rgb()/rgba()/hsl()/hsla() of numbers, or a keyword. Nothing else reaches the document's <style>. */
+const PAGE_COLOR = /^(#[0-9a-f]{3,8}|(?:rgb|hsl)a?\(\s*[\d.%]+(?:\s*[,/ ]\s*[\d.%]+){2,3}\s*\)|[a-z]{3,20})$/i;
+/** A background image kept on the wrapper: an https: URL or one of our part URLs (cid: already resolved), nothing to escape. */
+const PAGE_IMAGE = /^url\(\s*(["']?)((?:https:\/\/|\/e\/)[^\s"'()\\<>]+)\1\s*\)$/i;
+
+/**
+ * The background the sender gave <body> (bgcolor, background=, or style), read back from the
+ * wrapper's style, for the document's own root: a mail client paints it over the whole pane,
+ * not only behind the content, so a short dark newsletter is not left on white. Only a plain
+ * colour and an image URL are carried; the last declaration wins, as in CSS.
+ */
+export function pageBackground(style: string): string {
+  let color = '';
+  let image = '';
+  for (const decl of decodeAttribute(style).split(';')) {
+    const m = /^\s*(background(?:-color|-image)?)\s*:\s*(.*?)\s*(?:!\s*important\s*)?$/i.exec(decl);
+    if (!m) continue;
+    const prop = m[1]!.toLowerCase();
+    const value = m[2]!;
+    if (prop === 'background-image') {
+      image = PAGE_IMAGE.test(value) ? value : '';
+      continue;
+    }
+    if (prop === 'background-color') {
+      color = PAGE_COLOR.test(value) ? value : '';
+      continue;
+    }
+    // The shorthand resets both: keep what it says of each, when that is plain.
+    color = '';
+    image = '';
+    for (const part of value.match(/url\([^)]*\)|(?:rgb|hsl)a?\([^)]*\)|[^\s]+/gi) ?? []) {
+      if (PAGE_IMAGE.test(part)) image = part;
+      else if (/^(#|rgb|hsl)/i.test(part) && PAGE_COLOR.test(part)) color = part;
+      else if (/^[a-z]{3,20}$/i.test(part) && !BACKGROUND_KEYWORDS.has(part.toLowerCase())) color = part;
+    }
+  }
+  return [color && `background-color:${color}`, image && `background-image:${image}`].filter(Boolean).join(';');
+}
+
+/** Words of the background shorthand that are not colours. */
+const BACKGROUND_KEYWORDS = new Set(['none', 'repeat', 'no', 'top', 'bottom', 'left', 'right', 'center', 'fixed', 'scroll', 'local',
+  'cover', 'contain', 'auto', 'space', 'round', 'border', 'padding', 'content', 'text', 'inherit', 'initial', 'unset', 'revert']);
 
 /**
  * The document the entry body frame shows: the sender's doctype (or its absence, which puts
