@@ -8,7 +8,7 @@
 
 /** The frame of the text: its whitespace kept, long words broken rather than overflowing. */
 const TEXT_STYLE = 'white-space: pre-wrap; overflow-wrap: anywhere; tab-size: 8; '
-  + "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, 'Liberation Mono', monospace; font-size: 13px; line-height: 1.45";
+  + "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, 'Liberation Mono', monospace; font-size: 13px; line-height: normal";
 const QUOTE_STYLE = 'margin: 0; padding: 0 0 0 0.75em; border-left: 2px solid #9aa6c0; color: #4a5568';
 const LINK_ATTRIBUTES = 'target="_blank" rel="noopener noreferrer nofollow"';
 
