@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Frame } from 'playwright-core';
 import { sanitizeNewsletterHtml } from '../src/mail/sanitize.js';
-import { pageBackground } from '../src/web/presenters.js';
+import { htmlForFeedReaders, pageBackground } from '../src/web/presenters.js';
 import { createFeed, fixture, sendRaw, startTestServer, waitForEntries, type FeedItemView, type TestServer } from './support/helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -41,6 +41,39 @@ describe('fidelity: spacers are layout, trackers are not (class 9)', () => {
     ]) {
       assert.deepEqual(srcs(sanitizeNewsletterHtml(`<p>x</p>${img}`, STRIP)), [], img);
     }
+  });
+});
+
+describe('fidelity: an image keeps the srcset a mail client chooses from, validated', () => {
+  const substack = 'https://substackcdn.com/image/fetch/w_135,c_limit,f_auto,q_auto:good/https%3A%2F%2Fsubstack.com%2Fimg%2Femail%2Fpublish-button.png';
+
+  it('keeps a srcset of absolute https candidates with width or density descriptors, commas inside URLs included', () => {
+    const srcset = `${substack} 1x, ${substack.replace('w_135', 'w_270')} 2x`;
+    const out = sanitizeNewsletterHtml(`<img src="${substack.replace('w_135', 'w_270')}" srcset="${srcset}" width="135" alt="Start writing">`, STRIP);
+    assert.ok(out.includes(`srcset="${srcset}"`), out);
+    assert.ok(sanitizeNewsletterHtml('<img src="https://a.example/x.png" srcset="https://a.example/x.png 300w, https://a.example/y.png 600w" width="300">', STRIP).includes('srcset='));
+  });
+
+  it('drops a srcset with any other scheme, a relative or tracker URL, or odd descriptors, and keeps the image by its src', () => {
+    for (const srcset of [
+      'javascript:alert(1) 1x',
+      'http://a.example/x.png 1x',
+      'https://a.example/x.png 1x, data:image/png;base64,AAAA 2x',
+      '/manage/abc/delete 1x',
+      'cid:part1 1x',
+      'https://list.us1.list-manage.com/track/open.php?u=1 1x',
+      'https://a.example/x.png 1x onerror=alert(1)',
+      'https://a.example/x.png 1x,https://a.example/y.png 2x',
+    ]) {
+      const out = sanitizeNewsletterHtml(`<img src="https://a.example/x.png" srcset="${srcset}" width="300">`, STRIP);
+      assert.doesNotMatch(out, /srcset/, srcset);
+      assert.match(out, /<img src="https:\/\/a\.example\/x\.png"/, srcset);
+    }
+  });
+
+  it('leaves srcset out of feed documents, where readers show src', () => {
+    const html = '<p><img src="https://a.example/x.png" srcset="https://a.example/x.png 1x, https://a.example/y.png 2x" width="300"></p>';
+    assert.doesNotMatch(htmlForFeedReaders(sanitizeNewsletterHtml(html, STRIP)), /srcset/);
   });
 });
 

@@ -241,6 +241,23 @@ export function isTrackingImage(attribs: Record<string, string>): boolean {
   return !sized && TRACKER_PATHS.some((p) => p.test(src));
 }
 
+/**
+ * A `srcset` a mail client may choose from (it shows one of the candidates instead of
+ * `src`): every URL absolute https (as for `background`: plain http is how the hostile
+ * corpus reaches attacker hosts) and none at a tracker host, every descriptor a plain width
+ * or density. Anything else, and the image keeps only its `src`.
+ */
+function isPlainSrcset(srcset: string): boolean {
+  if (srcset.length > 8192) return false;
+  const candidates = srcset.split(/,\s+/).map((c) => c.trim()).filter((c) => c !== '');
+  if (candidates.length === 0 || candidates.length > 16) return false;
+  return candidates.every((candidate) => {
+    const [url = '', descriptor, ...extra] = candidate.replace(/,$/, '').split(/\s+/);
+    if (extra.length > 0 || (descriptor !== undefined && !/^\d+(\.\d+)?[wx]$/.test(descriptor))) return false;
+    return /^https:\/\/[^\s"'<>\\]+$/i.test(url) && !TRACKER_HOSTS.some((p) => p.test(url));
+  });
+}
+
 /** An href a browser would follow to http(s), mail or phone; it ignores whitespace and controls in the scheme. */
 function isLink(href: string): boolean {
   return /^(https?|mailto|tel):/i.test(href.replace(/[\u0000-\u0020\u007f]+/g, ''));
@@ -275,7 +292,7 @@ function sanitizeMarkup(html: string, options: SanitizeOptions, doctype: string)
       a: ['href', 'name', 'target', 'rel'],
       div: BODY_WRAPPER_ATTRIBUTES,
       ...Object.fromEntries(BACKGROUND_TAGS.map((tag) => [tag, ['background']])),
-      img: ['src', 'alt', 'width', 'height', 'border', 'hspace', 'vspace'],
+      img: ['src', 'srcset', 'alt', 'width', 'height', 'border', 'hspace', 'vspace'],
       font: ['face', 'size', 'color'],
       ol: ['start', 'type', 'reversed'],
       ul: ['type'],
@@ -324,6 +341,10 @@ function sanitizeMarkup(html: string, options: SanitizeOptions, doctype: string)
         // Without a src the exclusiveFilter below drops the image. (Renaming the tag instead
         // would trip a sanitize-html bug that renames the next closing tag at the same depth.)
         if (!options.keepTrackingPixels && isTrackingImage(attribs)) return { tagName, attribs: {} };
+        if (attribs.srcset !== undefined && !isPlainSrcset(attribs.srcset)) {
+          const { srcset: _dropped, ...rest } = attribs;
+          return { tagName, attribs: rest };
+        }
         return { tagName, attribs };
       },
     },

@@ -180,6 +180,8 @@ export function htmlForFeedReaders(htmlText: string): string {
         const attr = name.toLowerCase();
         // Ids serve the entry's own stylesheet, which readers do not get; in a reader's page they could clash with its own.
         if (attr === 'id') return '';
+        // Readers show `src`; a candidate list is one more URL-carrying attribute for them to resolve.
+        if (attr === 'srcset') return '';
         if (value === undefined || (attr !== 'style' && attr !== 'src' && attr !== 'background')) return whole;
         const decoded = decodeAttribute(value);
         if (attr === 'style') return `${space}${name}="${escapeHtml(styleForFeed(decoded))}"`;
