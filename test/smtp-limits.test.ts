@@ -77,7 +77,6 @@ describe('SMTP limits (F7)', () => {
       await collectGarbage();
       const after = process.memoryUsage();
       const held = after.arrayBuffers - before.arrayBuffers;
-      const rssGrowth = after.rss - before.rss;
 
       assert.ok(server.counters.inflightBytes <= 4 * MiB, `held ${server.counters.inflightBytes} bytes`);
       assert.ok(server.counters.inflightBytesPeak <= 4 * MiB, `peak ${server.counters.inflightBytesPeak} bytes`);
@@ -86,9 +85,9 @@ describe('SMTP limits (F7)', () => {
       // Buffers alive after a collection: the held message (3 MiB) and little else; holding every
       // message would keep all 72 MiB alive.
       assert.ok(held < 12 * MiB, `Buffers grew by ${(held / MiB).toFixed(1)} MiB`);
-      // RSS also keeps what malloc does not give back to the OS (about 25-55 MiB here with the cap,
-      // 70-80 MiB without), so its bound is only a generous one: less than the bytes sent.
-      assert.ok(rssGrowth < 64 * MiB, `RSS grew by ${(rssGrowth / MiB).toFixed(1)} MiB`);
+      // RSS is not asserted: it keeps what malloc does not give back to the OS and varies with the
+      // machine's load (25-66 MiB seen with the cap). bench/attacks.ts measures the process's peak
+      // memory under this attack (F7) instead.
 
       // A normal message from another network is taken while the big ones are still open.
       const normal = await SMTPClient.connect(server.port, '127.0.2.10');
