@@ -1,0 +1,37 @@
+/**
+ * Fidelity code that reads sender markup runs in time linear in its input (security review 9,
+ * findings 1–4). Each case below used to take minutes on the input it is given here; the
+ * generous per-test timeout only keeps a regression from hanging the run. No time is asserted
+ * (bench/fidelity-bounds.ts measures it): each test checks that the output is right.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { bodyDocument, pageBackground } from '../src/web/presenters.js';
+
+const LONG = { timeout: 60_000 };
+
+describe('page background of the body frame (finding 1)', () => {
+  it('a colour followed by a long run of spaces and a word is dropped, not backtracked over', LONG, () => {
+    assert.equal(pageBackground(`background-color: red${' '.repeat(2_000_000)}x`), '');
+    assert.equal(pageBackground(`background-color: red${' '.repeat(2_000_000)}!important; background-image: url(https://cdn.example.com/bg.png)`),
+      'background-color:red;background-image:url(https://cdn.example.com/bg.png)');
+  });
+
+  it('a shorthand of many unclosed rgb( is read once', LONG, () => {
+    assert.equal(pageBackground(`background: ${'rgb( '.repeat(400_000)}`), '');
+    assert.equal(pageBackground(`background: ${'hsla(1 '.repeat(400_000)} #123`), 'background-color:#123');
+  });
+
+  it('a colour with a long run of spaces inside it is dropped', LONG, () => {
+    assert.equal(pageBackground(`background: rgb(1${' '.repeat(1_000_000)}2 3)`), '');
+  });
+
+  it('the body document of such a wrapper carries no page background', LONG, () => {
+    const body = `<div data-fm-body style="background-color: red${' '.repeat(1_000_000)}x"><p>hi</p></div>`;
+    const doc = bodyDocument(body);
+    assert.ok(doc.startsWith('<!doctype html><html><head>'));
+    assert.ok(!doc.includes('<style>html{'));
+    const plain = bodyDocument('<div data-fm-body style="background-color: #222222"><p>hi</p></div>');
+    assert.ok(plain.includes('<style>html{background-color:#222222}</style>'));
+  });
+});
