@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { senderDoctype } from '../src/mail/sanitize.js';
 import { bodyDocument, pageBackground } from '../src/web/presenters.js';
 
 const LONG = { timeout: 60_000 };
@@ -33,5 +34,30 @@ describe('page background of the body frame (finding 1)', () => {
     assert.ok(!doc.includes('<style>html{'));
     const plain = bodyDocument('<div data-fm-body style="background-color: #222222"><p>hi</p></div>');
     assert.ok(plain.includes('<style>html{background-color:#222222}</style>'));
+  });
+});
+
+describe('the sender doctype (finding 2)', () => {
+  it('many empty comments before no doctype: none, without backtracking over them', LONG, () => {
+    assert.equal(senderDoctype('<!---->'.repeat(40) + 'x'), '');
+    assert.equal(senderDoctype('<!---->'.repeat(200_000) + '<p>x'), '');
+  });
+
+  it('a doctype after many comments and spaces is found', LONG, () => {
+    assert.equal(senderDoctype('\ufeff' + '<!-- c -->\n'.repeat(200_000) + '<!DOCTYPE html><p>x'), 'html');
+    assert.equal(senderDoctype('<!---->'.repeat(40) + '<!doctype html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN">'),
+      'html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"');
+  });
+
+  it('a doctype with a long run of spaces is read once', LONG, () => {
+    assert.equal(senderDoctype('<!doctype a' + ' '.repeat(1_000_000) + 'b'), '');
+    assert.equal(senderDoctype('<!doctype html' + ' '.repeat(1_000_000) + '>'), 'html');
+    assert.equal(senderDoctype('<!doctype a' + ' '.repeat(1_000_000) + 'b>'), 'html');
+  });
+
+  it('a comment ends at its first -->, as in a browser', () => {
+    assert.equal(senderDoctype('<!-- a --> b --><!doctype html>'), '');
+    assert.equal(senderDoctype('<!-- unclosed <!doctype html>'), '');
+    assert.equal(senderDoctype('<!doctype>'), '');
   });
 });

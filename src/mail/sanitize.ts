@@ -98,10 +98,26 @@ const DOCTYPE = /^html(?:\s+(?:public|system)(?:\s+(?:"[^"<>]*"|'[^'<>]*')){1,2}
  * document after whitespace and comments. '' when there is none (quirks mode).
  */
 export function senderDoctype(html: string): string {
-  const m = /^\ufeff?(?:\s|<!--[\s\S]*?-->)*<!doctype\s+([^>]*?)\s*>/i.exec(html);
-  if (!m) return '';
-  const value = m[1]!.replace(/\s+/g, ' ');
+  // One forward scan (a pattern of repeated comments once backtracked exponentially): a
+  // comment ends at its first `-->`, as in a browser, and the doctype at its first `>`.
+  let i = html.startsWith('\ufeff') ? 1 : 0;
+  for (;;) {
+    if (i < html.length && isSpace(html[i]!)) { i++; continue; }
+    if (!html.startsWith('<!--', i)) break;
+    const end = html.indexOf('-->', i + 4);
+    if (end < 0) return '';
+    i = end + 3;
+  }
+  if (html.slice(i, i + 9).toLowerCase() !== '<!doctype' || !isSpace(html[i + 9] ?? '')) return '';
+  const close = html.indexOf('>', i + 9);
+  if (close < 0) return '';
+  const value = html.slice(i + 9, close).trim().replace(/\s+/g, ' ');
   return DOCTYPE.test(value) ? value : 'html';
+}
+
+/** One character that `\s` matches. */
+function isSpace(c: string): boolean {
+  return c !== '' && c.trim() === '';
 }
 
 /** Carries what a <body> says onto the wrapper that replaces it. */
