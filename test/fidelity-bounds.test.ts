@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { senderDoctype } from '../src/mail/sanitize.js';
+import { linkify } from '../src/mail/text-html.js';
 import { bodyDocument, pageBackground } from '../src/web/presenters.js';
 
 const LONG = { timeout: 60_000 };
@@ -59,5 +60,19 @@ describe('the sender doctype (finding 2)', () => {
     assert.equal(senderDoctype('<!-- a --> b --><!doctype html>'), '');
     assert.equal(senderDoctype('<!-- unclosed <!doctype html>'), '');
     assert.equal(senderDoctype('<!doctype>'), '');
+  });
+});
+
+describe('URLs in plain text (finding 3)', () => {
+  it('URLs ending in thousands of unmatched closing brackets are trimmed in one pass each', LONG, () => {
+    const n = 2000;
+    const html = linkify(('http://a' + ')'.repeat(4092) + ' ').repeat(n));
+    assert.equal(html.split('<a href="http://a" ').length - 1, n);
+    assert.equal(html.split('>http://a</a>' + ')'.repeat(4092) + ' ').length - 1, n);
+  });
+
+  it('balanced brackets stay in the link, unbalanced ones and punctuation do not', () => {
+    assert.equal(linkify('see (https://en.wikipedia.org/wiki/Foo_(bar)).'),
+      'see (<a href="https://en.wikipedia.org/wiki/Foo_(bar)" target="_blank" rel="noopener noreferrer nofollow">https://en.wikipedia.org/wiki/Foo_(bar)</a>).');
   });
 });
