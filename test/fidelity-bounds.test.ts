@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { senderDoctype } from '../src/mail/sanitize.js';
+import { parseMessage } from '../src/mail/parse.js';
+import { boundMarkup, HTML_BOUNDS, senderDoctype } from '../src/mail/sanitize.js';
 import { linkify } from '../src/mail/text-html.js';
 import { bodyDocument, pageBackground } from '../src/web/presenters.js';
 
@@ -74,5 +75,34 @@ describe('URLs in plain text (finding 3)', () => {
   it('balanced brackets stay in the link, unbalanced ones and punctuation do not', () => {
     assert.equal(linkify('see (https://en.wikipedia.org/wiki/Foo_(bar)).'),
       'see (<a href="https://en.wikipedia.org/wiki/Foo_(bar)" target="_blank" rel="noopener noreferrer nofollow">https://en.wikipedia.org/wiki/Foo_(bar)</a>).');
+  });
+});
+
+describe('doctypes and forwarded-header tables in bulk (finding 4)', () => {
+  it('many doctypes after many blank comments: the first doctype is kept, each output entry looked at once', LONG, () => {
+    const k = 200_000;
+    const r = boundMarkup(' <!---->'.repeat(k) + '<!doctype a>'.repeat(k) + '<style/>', HTML_BOUNDS);
+    assert.equal(r.selfClosedStyle, true);
+    assert.equal(r.html, ' '.repeat(k) + '<!doctype a><style></style>');
+  });
+
+  it('a doctype after content is not written out again', () => {
+    const r = boundMarkup('<p>x</p><!doctype html><style/>', HTML_BOUNDS);
+    assert.equal(r.html, '<p>x</p><style></style>');
+  });
+
+  const html = (body: string) => Buffer.from('From: a@example.com\r\nTo: b@example.com\r\nSubject: t\r\n'
+    + 'Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n' + body + '\r\n');
+
+  it('many mailparser header tables without their end are left as they are, found by one search', LONG, async () => {
+    const n = 150_000;
+    const parsed = await parseMessage(html('<table class="mp_head"><td></tr>'.repeat(n) + 'x'), { maxPartBytes: 25 * 1024 * 1024 });
+    assert.equal(parsed.html.split('<table class="mp_head"><td></tr>').length - 1, n);
+  });
+
+  it('many mailparser header tables with their end are each repaired', LONG, async () => {
+    const n = 100_000;
+    const parsed = await parseMessage(html('<table class="mp_head"><tr><td>a<td></tr><table>x'.repeat(n)), { maxPartBytes: 25 * 1024 * 1024 });
+    assert.equal(parsed.html.split('<table class="mp_head"><tr><td>a</td></tr></table>x').length - 1, n);
   });
 });

@@ -467,8 +467,20 @@ class BoundedMarkupBuilder implements TokenizerCallbacks {
   private attribs: Map<string, string> | null = null;
   private attribName = '';
   private attribValue = '';
+  /** The first `blankChecked` entries of `out` were looked at; `blank` while all of them were whitespace. */
+  private blankChecked = 0;
+  private blank = true;
 
   constructor(private readonly src: string, private readonly bounds: HtmlBounds, private readonly write: boolean) {}
+
+  /** Nothing but whitespace written yet: each entry of `out` is looked at once, however many doctypes come. */
+  private nothingWritten(): boolean {
+    while (this.blank && this.blankChecked < this.out.length) {
+      if (this.out[this.blankChecked]!.trim() !== '') this.blank = false;
+      this.blankChecked++;
+    }
+    return this.blank;
+  }
 
   ontext(start: number, end: number): void {
     if (this.write) this.writeText(this.src.slice(start, end), this.rawText);
@@ -546,7 +558,7 @@ class BoundedMarkupBuilder implements TokenizerCallbacks {
   ondeclaration(start: number, end: number): void {
     // A doctype before anything else decides how the sender meant the document to be
     // rendered (see senderDoctype): written out again, it stays first.
-    if (this.write && /^doctype\s/i.test(this.src.slice(start, end)) && this.out.every((s) => s.trim() === '')) {
+    if (this.write && /^doctype\s/i.test(this.src.slice(start, end)) && this.nothingWritten()) {
       this.out.push(`<!${this.src.slice(start, end)}>`);
     }
   }
