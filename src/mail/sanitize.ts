@@ -121,11 +121,12 @@ function isSpace(c: string): boolean {
 }
 
 /** Carries what a <body> says onto the wrapper that replaces it. */
-function bodyWrapper(attribs: Record<string, string>, doctype: string): Record<string, string> {
+function bodyWrapper(attribs: Record<string, string>, doctype: string, keepTrackingPixels: boolean): Record<string, string> {
   const css: string[] = [];
   const bg = legacyColor(attribs.bgcolor);
   if (bg) css.push(`background-color: ${bg}`);
-  const image = backgroundUrl(attribs.background);
+  const url = backgroundUrl(attribs.background);
+  const image = url !== null && (keepTrackingPixels || !isTrackerBackground(url)) ? url : null;
   if (image) css.push(`background-image: url(${image})`);
   const text = legacyColor(attribs.text);
   if (text) css.push(`color: ${text}`);
@@ -253,8 +254,18 @@ export function isTrackingImage(attribs: Record<string, string>): boolean {
   const src = attribs.src ?? '';
   if (TRACKER_HOSTS.some((p) => p.test(src))) return true;
   // A spacer or divider: its markup gives it a real size (width="20" height="1", a 600 px rule).
+  // At a tracker path, a few pixels each way (3x3, 4x4) is still a pixel, not a spacer.
   const sized = (width !== null && width > 2) || (height !== null && height > 2);
-  return !sized && TRACKER_PATHS.some((p) => p.test(src));
+  const tiny = width !== null && height !== null && width <= TINY_IMAGE_PX && height <= TINY_IMAGE_PX;
+  return (!sized || tiny) && TRACKER_PATHS.some((p) => p.test(src));
+}
+
+/** An image no larger than this each way, at a tracker path, is an open tracker whatever its markup says. */
+const TINY_IMAGE_PX = 4;
+
+/** A background image URL at a known tracker host or path: the open report a mail client sends when it draws it. */
+function isTrackerBackground(url: string): boolean {
+  return TRACKER_HOSTS.some((p) => p.test(url)) || TRACKER_PATHS.some((p) => p.test(url));
 }
 
 /**
@@ -331,12 +342,12 @@ function sanitizeMarkup(html: string, options: SanitizeOptions, doctype: string)
         if (attribs.style !== undefined) attribs.style = cleanCss(attribs.style);
         if (attribs.background !== undefined) {
           const url = backgroundUrl(attribs.background);
-          if (url === null) delete attribs.background;
+          if (url === null || (!options.keepTrackingPixels && isTrackerBackground(url))) delete attribs.background;
           else attribs.background = url;
         }
         return { tagName, attribs };
       },
-      body: (_tagName, attribs) => ({ tagName: 'div', attribs: bodyWrapper(attribs, doctype) }),
+      body: (_tagName, attribs) => ({ tagName: 'div', attribs: bodyWrapper(attribs, doctype, options.keepTrackingPixels) }),
       // Attributes on <style> (title, media...) are of no use, and the cleaning below expects a bare tag.
       style: (tagName) => ({ tagName, attribs: {} }),
       a: (tagName, attribs) => {
