@@ -118,8 +118,14 @@ export function forwardedBlock(index: number, sanitizedHead: string, sanitizedBo
     + `<div ${MESSAGE_ATTRIBUTE}="${index}">${body}</div></div>`;
 }
 
-/** At-rules whose blocks hold style rules, which are scoped in turn; other blocks (font-face, keyframes) are kept as they are. */
-const GROUPING_AT_RULES = /^@(?:-webkit-)?(?:media|supports|container|layer|document)\b/i;
+/** At-rules whose blocks hold style rules, which are scoped in turn. */
+const GROUPING_AT_RULES = /^@(?:-webkit-)?(?:media|supports|container|layer|document|starting-style)\b/i;
+/**
+ * At-rules whose blocks hold no selectors (font-face, keyframes), kept as they are. Any other
+ * block at-rule is dropped: one that holds selectors unscoped (`@scope (:root) {…}`) would
+ * style the page around the message.
+ */
+const PLAIN_AT_RULES = /^@(?:-webkit-|-moz-)?(?:font-face|keyframes|counter-style|font-feature-values)(?![\w-])/i;
 /** Grouping blocks nested deeper than this are dropped (bounds the recursion on hostile CSS). */
 const MAX_CSS_NESTING = 6;
 
@@ -134,12 +140,7 @@ export function scopeCss(css: string, scope: string): string {
   const n = css.length;
 
   /** Index after the end of the string starting at `at` (a quote). */
-  const skipString = (at: number): number => {
-    const q = css[at];
-    let j = at + 1;
-    while (j < n && css[j] !== q) j += css[j] === '\\' ? 2 : 1;
-    return Math.min(j + 1, n);
-  };
+  const skipString = (at: number): number => stringEnd(css, at);
   /** Reads up to (not including) the next '{', ';' or '}' outside strings and brackets. */
   const prelude = (): string => {
     const start = i;
@@ -199,9 +200,11 @@ export function scopeCss(css: string, scope: string): string {
           if (emit) out.push('}');
         } else if (GROUPING_AT_RULES.test(name)) {
           block(); // too deep: dropped, rules and all
-        } else {
+        } else if (PLAIN_AT_RULES.test(name)) {
           const content = block();
           if (emit) out.push(`${name}{${content}}`);
+        } else {
+          block(); // @scope, @page and any other: dropped
         }
       } else {
         const content = block();
@@ -214,6 +217,22 @@ export function scopeCss(css: string, scope: string): string {
   return out.join('');
 }
 
+/**
+ * Index after the end of the CSS string that starts at `at` (a quote): its closing quote, or
+ * an unescaped line break, where CSS ends a string too (the break itself is not in it).
+ */
+function stringEnd(css: string, at: number): number {
+  const q = css[at];
+  let j = at + 1;
+  while (j < css.length) {
+    const c = css[j]!;
+    if (c === q) return j + 1;
+    if (c === '\n' || c === '\r' || c === '\f') return j;
+    j += c === '\\' ? 2 : 1;
+  }
+  return css.length;
+}
+
 /** Splits a selector list at its top-level commas. */
 function selectorList(list: string): string[] {
   const parts: string[] = [];
@@ -222,9 +241,7 @@ function selectorList(list: string): string[] {
   for (let j = 0; j < list.length; j++) {
     const c = list[j]!;
     if (c === '"' || c === "'") {
-      const q = c;
-      j++;
-      while (j < list.length && list[j] !== q) j += list[j] === '\\' ? 2 : 1;
+      j = stringEnd(list, j) - 1;
       continue;
     }
     if (c === '(' || c === '[') depth++;

@@ -208,8 +208,22 @@ function bodyOf(raw: Buffer): string {
  * pulls the forwarded body into the table. Only its own exact markup is repaired.
  */
 function repairForwardedHeaders(html: string): string {
-  return html.replace(/<table class="mp_head">[\s\S]*?<\/tr><table>/g, (table) =>
-    table.replace(/<td><\/tr>/g, '</td></tr>').replace(/<table>$/, '</table>'));
+  // Each table runs to the first `</tr><table>` after it, found by one forward search: a lazy
+  // pattern rescanned to the end of the message for every unterminated table (quadratic).
+  const OPEN = '<table class="mp_head">';
+  const CLOSE = '</tr><table>';
+  let out = '';
+  let at = 0;
+  for (;;) {
+    const start = html.indexOf(OPEN, at);
+    if (start < 0) break;
+    const end = html.indexOf(CLOSE, start + OPEN.length);
+    if (end < 0) break;
+    const table = html.slice(start, end + CLOSE.length - '<table>'.length);
+    out += html.slice(at, start) + table.replace(/<td><\/tr>/g, '</td></tr>') + '</table>';
+    at = end + CLOSE.length;
+  }
+  return at === 0 ? html : out + html.slice(at);
 }
 
 /** Display names sometimes carry their quotes inside an encoded word: `=?utf-8?B?Ikphbm8i?=`. */

@@ -98,18 +98,35 @@ const DOCTYPE = /^html(?:\s+(?:public|system)(?:\s+(?:"[^"<>]*"|'[^'<>]*')){1,2}
  * document after whitespace and comments. '' when there is none (quirks mode).
  */
 export function senderDoctype(html: string): string {
-  const m = /^\ufeff?(?:\s|<!--[\s\S]*?-->)*<!doctype\s+([^>]*?)\s*>/i.exec(html);
-  if (!m) return '';
-  const value = m[1]!.replace(/\s+/g, ' ');
+  // One forward scan (a pattern of repeated comments once backtracked exponentially): a
+  // comment ends at its first `-->`, as in a browser, and the doctype at its first `>`.
+  let i = html.startsWith('\ufeff') ? 1 : 0;
+  for (;;) {
+    if (i < html.length && isSpace(html[i]!)) { i++; continue; }
+    if (!html.startsWith('<!--', i)) break;
+    const end = html.indexOf('-->', i + 4);
+    if (end < 0) return '';
+    i = end + 3;
+  }
+  if (html.slice(i, i + 9).toLowerCase() !== '<!doctype' || !isSpace(html[i + 9] ?? '')) return '';
+  const close = html.indexOf('>', i + 9);
+  if (close < 0) return '';
+  const value = html.slice(i + 9, close).trim().replace(/\s+/g, ' ');
   return DOCTYPE.test(value) ? value : 'html';
 }
 
+/** One character that `\s` matches. */
+function isSpace(c: string): boolean {
+  return c !== '' && c.trim() === '';
+}
+
 /** Carries what a <body> says onto the wrapper that replaces it. */
-function bodyWrapper(attribs: Record<string, string>, doctype: string): Record<string, string> {
+function bodyWrapper(attribs: Record<string, string>, doctype: string, keepTrackingPixels: boolean): Record<string, string> {
   const css: string[] = [];
   const bg = legacyColor(attribs.bgcolor);
   if (bg) css.push(`background-color: ${bg}`);
-  const image = backgroundUrl(attribs.background);
+  const url = backgroundUrl(attribs.background);
+  const image = url !== null && (keepTrackingPixels || !isTrackerBackground(url)) ? url : null;
   if (image) css.push(`background-image: url(${image})`);
   const text = legacyColor(attribs.text);
   if (text) css.push(`color: ${text}`);
@@ -237,8 +254,18 @@ export function isTrackingImage(attribs: Record<string, string>): boolean {
   const src = attribs.src ?? '';
   if (TRACKER_HOSTS.some((p) => p.test(src))) return true;
   // A spacer or divider: its markup gives it a real size (width="20" height="1", a 600 px rule).
+  // At a tracker path, a few pixels each way (3x3, 4x4) is still a pixel, not a spacer.
   const sized = (width !== null && width > 2) || (height !== null && height > 2);
-  return !sized && TRACKER_PATHS.some((p) => p.test(src));
+  const tiny = width !== null && height !== null && width <= TINY_IMAGE_PX && height <= TINY_IMAGE_PX;
+  return (!sized || tiny) && TRACKER_PATHS.some((p) => p.test(src));
+}
+
+/** An image no larger than this each way, at a tracker path, is an open tracker whatever its markup says. */
+const TINY_IMAGE_PX = 4;
+
+/** A background image URL at a known tracker host or path: the open report a mail client sends when it draws it. */
+function isTrackerBackground(url: string): boolean {
+  return TRACKER_HOSTS.some((p) => p.test(url)) || TRACKER_PATHS.some((p) => p.test(url));
 }
 
 /**
@@ -315,12 +342,12 @@ function sanitizeMarkup(html: string, options: SanitizeOptions, doctype: string)
         if (attribs.style !== undefined) attribs.style = cleanCss(attribs.style);
         if (attribs.background !== undefined) {
           const url = backgroundUrl(attribs.background);
-          if (url === null) delete attribs.background;
+          if (url === null || (!options.keepTrackingPixels && isTrackerBackground(url))) delete attribs.background;
           else attribs.background = url;
         }
         return { tagName, attribs };
       },
-      body: (_tagName, attribs) => ({ tagName: 'div', attribs: bodyWrapper(attribs, doctype) }),
+      body: (_tagName, attribs) => ({ tagName: 'div', attribs: bodyWrapper(attribs, doctype, options.keepTrackingPixels) }),
       // Attributes on <style> (title, media...) are of no use, and the cleaning below expects a bare tag.
       style: (tagName) => ({ tagName, attribs: {} }),
       a: (tagName, attribs) => {
@@ -451,8 +478,20 @@ class BoundedMarkupBuilder implements TokenizerCallbacks {
   private attribs: Map<string, string> | null = null;
   private attribName = '';
   private attribValue = '';
+  /** The first `blankChecked` entries of `out` were looked at; `blank` while all of them were whitespace. */
+  private blankChecked = 0;
+  private blank = true;
 
   constructor(private readonly src: string, private readonly bounds: HtmlBounds, private readonly write: boolean) {}
+
+  /** Nothing but whitespace written yet: each entry of `out` is looked at once, however many doctypes come. */
+  private nothingWritten(): boolean {
+    while (this.blank && this.blankChecked < this.out.length) {
+      if (this.out[this.blankChecked]!.trim() !== '') this.blank = false;
+      this.blankChecked++;
+    }
+    return this.blank;
+  }
 
   ontext(start: number, end: number): void {
     if (this.write) this.writeText(this.src.slice(start, end), this.rawText);
@@ -530,7 +569,7 @@ class BoundedMarkupBuilder implements TokenizerCallbacks {
   ondeclaration(start: number, end: number): void {
     // A doctype before anything else decides how the sender meant the document to be
     // rendered (see senderDoctype): written out again, it stays first.
-    if (this.write && /^doctype\s/i.test(this.src.slice(start, end)) && this.out.every((s) => s.trim() === '')) {
+    if (this.write && /^doctype\s/i.test(this.src.slice(start, end)) && this.nothingWritten()) {
       this.out.push(`<!${this.src.slice(start, end)}>`);
     }
   }

@@ -31,16 +31,23 @@ function escape(s: string): string {
 const URL = /\b(?:https?:\/\/|mailto:|www\.)[^\s<>"'`\u0000-\u001f\u007f]+/gi;
 
 function trimUrl(url: string): string {
-  let u = url.slice(0, MAX_URL_CHARS);
-  for (;;) {
-    const last = u.at(-1);
-    if (last === undefined) return u;
-    if ('.,;:!?'.includes(last)) { u = u.slice(0, -1); continue; }
-    const open = { ')': '(', ']': '[', '}': '{' }[last];
-    if (open !== undefined && count(u, open) < count(u, last)) { u = u.slice(0, -1); continue; }
-    return u;
+  const u = url.slice(0, MAX_URL_CHARS);
+  // The brackets are counted once and the counts kept as the end moves back, so a URL that
+  // ends in thousands of closing brackets is trimmed in one pass, not recounted per bracket.
+  const counts: Record<string, number> = { '(': 0, ')': 0, '[': 0, ']': 0, '{': 0, '}': 0 };
+  for (const ch of u) if (ch in counts) counts[ch]!++;
+  let end = u.length;
+  while (end > 0) {
+    const last = u[end - 1]!;
+    if ('.,;:!?'.includes(last)) { end--; continue; }
+    const open = CLOSING[last];
+    if (open !== undefined && counts[open]! < counts[last]!) { counts[last]!--; end--; continue; }
+    break;
   }
+  return u.slice(0, end);
 }
+
+const CLOSING: Record<string, string> = { ')': '(', ']': '[', '}': '{' };
 
 function count(s: string, c: string): number {
   let n = 0;

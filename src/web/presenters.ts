@@ -91,29 +91,86 @@ const PAGE_IMAGE = /^url\(\s*(["']?)((?:https:\/\/|\/e\/)[^\s"'()\\<>]+)\1\s*\)$
 export function pageBackground(style: string): string {
   let color = '';
   let image = '';
+  // Linear in the style: plain string operations, no backtracking pattern over the input
+  // (a body style of spaces or of unclosed `rgb(` once held a request for many seconds).
   for (const decl of decodeAttribute(style).split(';')) {
-    const m = /^\s*(background(?:-color|-image)?)\s*:\s*(.*?)\s*(?:!\s*important\s*)?$/i.exec(decl);
-    if (!m) continue;
-    const prop = m[1]!.toLowerCase();
-    const value = m[2]!;
+    const colon = decl.indexOf(':');
+    if (colon < 0) continue;
+    const prop = decl.slice(0, colon).trim().toLowerCase();
+    if (prop !== 'background' && prop !== 'background-color' && prop !== 'background-image') continue;
+    const value = withoutImportant(decl.slice(colon + 1).trim());
+    // A value runs to the end of its line only: one that goes on past a line break is not read.
+    if (/[\n\r\u2028\u2029]/.test(value)) continue;
     if (prop === 'background-image') {
-      image = PAGE_IMAGE.test(value) ? value : '';
+      image = isPageImage(value) ? value : '';
       continue;
     }
     if (prop === 'background-color') {
-      color = PAGE_COLOR.test(value) ? value : '';
+      color = isPageColor(value) ? value : '';
       continue;
     }
     // The shorthand resets both: keep what it says of each, when that is plain.
     color = '';
     image = '';
-    for (const part of value.match(/url\([^)]*\)|(?:rgb|hsl)a?\([^)]*\)|[^\s]+/gi) ?? []) {
-      if (PAGE_IMAGE.test(part)) image = part;
-      else if (/^(#|rgb|hsl)/i.test(part) && PAGE_COLOR.test(part)) color = part;
+    for (const part of shorthandParts(value)) {
+      if (isPageImage(part)) image = part;
+      else if (/^(#|rgb|hsl)/i.test(part) && isPageColor(part)) color = part;
       else if (/^[a-z]{3,20}$/i.test(part) && !BACKGROUND_KEYWORDS.has(part.toLowerCase())) color = part;
     }
   }
   return [color && `background-color:${color}`, image && `background-image:${image}`].filter(Boolean).join(';');
+}
+
+/** No colour is longer than this; a longer value is not tested against PAGE_COLOR at all. */
+const MAX_COLOR_CHARS = 100;
+/** Nor an image URL we keep; PAGE_IMAGE is linear, this only spares it hostile runs. */
+const MAX_IMAGE_CHARS = 8192;
+
+function isPageColor(value: string): boolean {
+  return value.length <= MAX_COLOR_CHARS && PAGE_COLOR.test(value);
+}
+
+function isPageImage(value: string): boolean {
+  return value.length <= MAX_IMAGE_CHARS && PAGE_IMAGE.test(value);
+}
+
+/** A trimmed value without its trailing `!important` (`! important` too), trimmed again. */
+function withoutImportant(value: string): string {
+  if (value.length < 9 || value.slice(-9).toLowerCase() !== 'important') return value;
+  const before = value.slice(0, -9).trimEnd();
+  return before.endsWith('!') ? before.slice(0, -1).trimEnd() : value;
+}
+
+/**
+ * The words of a background shorthand, as `url(…)`, `rgb(…)`/`rgba(…)`/`hsl(…)`/`hsla(…)` up to
+ * their `)`, or a run of non-space characters; in one pass, the next `)` found once and reused,
+ * so that a value of many unclosed `rgb(` is not rescanned to its end for each of them.
+ */
+function shorthandParts(value: string): string[] {
+  const parts: string[] = [];
+  let close = -2; // index of the next ')' at or after the last search; -1 when there is none
+  const nextClose = (from: number): number => {
+    if (close === -1 || close >= from) return close;
+    close = value.indexOf(')', from);
+    return close;
+  };
+  let i = 0;
+  while (i < value.length) {
+    if (/\s/.test(value[i]!)) { i++; continue; }
+    const head = value.slice(i, i + 5).toLowerCase();
+    const fn = head.startsWith('url(') ? 4
+      : /^(?:rgb|hsl)a\(/.test(head) ? 5
+        : /^(?:rgb|hsl)\(/.test(head) ? 4 : 0;
+    if (fn) {
+      const end = nextClose(i + fn);
+      if (end >= 0) { parts.push(value.slice(i, end + 1)); i = end + 1; continue; }
+    }
+    let j = i;
+    while (j < value.length && !/\s/.test(value[j]!)) j++;
+    parts.push(value.slice(i, j));
+    i = j;
+  }
+  return parts;
 }
 
 /** Words of the background shorthand that are not colours. */
