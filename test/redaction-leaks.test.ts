@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fallbackForRecipients, processMessage, redactForRecipients, type ProcessOptions } from '../src/mail/process.js';
-import type { FeedSecrets } from '../src/mail/redact.js';
+import { redactor, type FeedSecrets } from '../src/mail/redact.js';
 import { createFeed, sendRaw, startTestServer, waitForEntries, type TestServer } from './support/helpers.js';
 
 const OPTIONS: ProcessOptions = { maxPartBytes: 25 * 1024 * 1024, keepTrackingPixels: false };
@@ -53,6 +53,61 @@ describe('redaction leaks: HTML made from text (finding 5)', () => {
     const c = redactForRecipients(await processMessage(Buffer.from(raw), OPTIONS), [SECRETS]);
     assert.match(c.note ?? '', /too large/);
     assert.ok(!shown(c.html).includes(SECRETS.inboxToken.slice(0, 10)) && !shown(c.html).includes(SECRETS.inboxToken.slice(10)), c.html.slice(0, 2000));
+  });
+});
+
+/** Quoted-printable as a mailer writes it: `=` and 8-bit bytes escaped, lines soft-broken after 60 characters. */
+function qp(s: string): string {
+  return s.replace(/[=\x80-\xff]/g, (c) => `=${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`).replace(/(.{60})/g, '$1=\r\n');
+}
+
+function qpDecode(s: string): string {
+  return s.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+}
+
+/** A forwarded message attached as .eml, its HTML quoted-printable, linking a tracker whose parameter is base64 of JSON with the address. */
+function attachedEmlMessage(address: string): { raw: string; link: string } {
+  const link = `https://t.example.com/c?p=${Buffer.from(JSON.stringify({ e: address, l: 'unsub-weekly-digest' })).toString('base64')}`;
+  const inner = `From: News <news@example.com>\r\nTo: ${address}\r\nSubject: weekly\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n`
+    + `Content-Transfer-Encoding: quoted-printable\r\n\r\n${qp(`<html><body><p>Hi there, weekly digest. Manage: <a href="${link}">unsubscribe</a></p></body></html>`)}\r\n`;
+  const raw = `Subject: Fwd: weekly\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="OUT"\r\n\r\n--OUT\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n`
+    + `--OUT\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename="weekly.eml"\r\n\r\n${inner}\r\n--OUT--\r\n`;
+  return { raw, link };
+}
+
+/** Whether the address shows in an attached message's text once quoted-printable and its base64 `p=` parameter are decoded. */
+function emlLeaks(eml: string, token: string): boolean {
+  const decoded = qpDecode(eml);
+  const p = /p=([A-Za-z0-9+/=]+)/.exec(decoded)?.[1] ?? '';
+  const offsets = [0, 1, 2, 3].map((k) => Buffer.from(p.slice(k), 'base64').toString('latin1'));
+  return [eml, decoded, ...offsets].some((x) => x.toLowerCase().includes(token));
+}
+
+describe('redaction leaks: base64 in a quoted-printable attached message (finding 6)', () => {
+  it('finds the address in a base64 tracking parameter across soft breaks and =3D', async () => {
+    const { raw, link } = attachedEmlMessage(ADDRESS);
+    // The reproduction really does put soft breaks inside the base64 parameter.
+    assert.ok(qp(link).includes('=\r\n'));
+    const processed = await processMessage(Buffer.from(raw), OPTIONS);
+    const eml = processed.parts.find((p) => p.contentType === 'message/rfc822');
+    assert.ok(eml?.content && emlLeaks(eml.content.toString('latin1'), SECRETS.inboxToken));
+    const c = redactForRecipients(processed, [SECRETS]);
+    const redacted = c.parts.find((p) => p.contentType === 'message/rfc822');
+    assert.ok(redacted?.content, 'the attached message is still offered, redacted');
+    const text = redacted.content.toString('utf8');
+    assert.ok(!emlLeaks(text, SECRETS.inboxToken), text);
+    assert.match(qpDecode(text), /p=[A-Za-z0-9+/]*redacted/);
+  });
+
+  it('finds it at every quoted-printable line length and base64 alignment', () => {
+    const redact = redactor(SECRETS);
+    for (let width = 7; width <= 76; width += 3) {
+      for (const pad of ['', 'a', 'ab']) {
+        const b64 = Buffer.from(`${pad}{"e":"${ADDRESS}"}`).toString('base64');
+        const text = qp(`<a href="https://t.example.com/c?p=${b64}">x</a>`).replace(/=\r\n/g, '').replace(new RegExp(`(.{${width}})`, 'g'), '$1=\r\n');
+        assert.ok(!emlLeaks(redact(text), SECRETS.inboxToken), `${width} ${pad}: ${redact(text)}`);
+      }
+    }
   });
 });
 

@@ -357,10 +357,17 @@ function base64Spans(s: string, m: Matcher, depth: number, spans: number[]): voi
     const start = i;
     let length = 0;
     let padded = false;
+    let quotedPrintable = false;
     while (i < n) {
       const d = s.charCodeAt(i);
       if (d < 256 && B64[d] === 1) { i++; length++; continue; }
-      if (d === 61) { i++; length++; padded = true; continue; }
+      if (d === 61) {
+        quotedPrintable ||= qpSoftBreakAt(s, i) || qpEqualsAt(s, i);
+        i++;
+        length++;
+        padded = true;
+        continue;
+      }
       if (d === 13 || d === 10) {
         i++;
         if (d === 10 && (s.charCodeAt(i) === 32 || s.charCodeAt(i) === 9)) i++;
@@ -369,18 +376,35 @@ function base64Spans(s: string, m: Matcher, depth: number, spans: number[]): voi
       if (d === 37 && escapedB64(s, i) !== 0) { i += 3; length++; continue; }
       break;
     }
-    if (length >= minRun) runSpans(s, start, i, length, padded, m, depth, spans);
+    if (length >= minRun) {
+      runSpans(s, start, i, length, padded, false, m, depth, spans);
+      // Base64 in quoted-printable text (an attached message's HTML): read again with its soft breaks and `=3D` decoded.
+      if (quotedPrintable) runSpans(s, start, i, length, padded, true, m, depth, spans);
+    }
     p = Math.max(p + 1, i + minRun);
   }
+}
+
+/** Whether the `=` at s[i] starts a quoted-printable soft line break (`=\r\n`, `=\n`). */
+function qpSoftBreakAt(s: string, i: number): boolean {
+  const a = s.charCodeAt(i + 1);
+  return a === 10 || (a === 13 && s.charCodeAt(i + 2) === 10);
+}
+
+/** Whether the `=` at s[i] starts `=3D`, quoted-printable for `=`. */
+function qpEqualsAt(s: string, i: number): boolean {
+  return s.charCodeAt(i + 1) === 51 && (s.charCodeAt(i + 2) | 32) === 100;
 }
 
 /**
  * The secrets in one base64 run s[start, end) of `length` base64 characters. Unless the
  * run is exactly its characters (no escapes, no line breaks), positions found in the
- * plain base64 are mapped back to the run at the end.
+ * plain base64 are mapped back to the run at the end. With `quotedPrintable`, the run is
+ * read as quoted-printable text: a soft break's `=` is no character, and `=3D` is one `=`.
  */
-function runSpans(s: string, start: number, end: number, length: number, padded: boolean, m: Matcher, depth: number, spans: number[]): void {
-  const exact = end - start === length;
+function runSpans(s: string, start: number, end: number, runLength: number, padded: boolean, quotedPrintable: boolean, m: Matcher, depth: number, spans: number[]): void {
+  let length = runLength;
+  const exact = end - start === length && !quotedPrintable;
   let plain: string;
   if (exact && !padded) {
     plain = s.slice(start, end);
@@ -392,9 +416,14 @@ function runSpans(s: string, start: number, end: number, length: number, padded:
       let c = s.charCodeAt(i);
       if (c === 13 || c === 10 || c === 32 || c === 9) continue;
       if (c === 37) { c = escapedB64(s, i); i += 2; }
+      if (c === 61 && quotedPrintable) {
+        if (qpSoftBreakAt(s, i)) continue;
+        if (qpEqualsAt(s, i)) i += 2;
+      }
       bytes[k++] = c === 61 ? 65 : c;
     }
-    plain = bytes.toString('latin1');
+    length = k;
+    plain = bytes.toString('latin1', 0, k);
   }
   // Spans in `plain` coordinates: first character, and one past the last.
   const found: number[] = [];
@@ -428,7 +457,11 @@ function runSpans(s: string, start: number, end: number, length: number, padded:
     const c = s.charCodeAt(i);
     // Inside a run, a space or tab can only be a fold's.
     if (c === 13 || c === 10 || c === 32 || c === 9) continue;
-    const width = c === 37 ? 3 : 1;
+    let width = c === 37 ? 3 : 1;
+    if (c === 61 && quotedPrintable) {
+      if (qpSoftBreakAt(s, i)) continue;
+      if (qpEqualsAt(s, i)) width = 3;
+    }
     while (w < wanted.length && wanted[w] === p) { startOf[w] = i; endOf[w] = i + width; w++; }
     p++;
     i += width - 1;
