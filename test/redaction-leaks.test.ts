@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fallbackForRecipients, processMessage, redactForRecipients, type ProcessOptions } from '../src/mail/process.js';
-import { redactor, type FeedSecrets } from '../src/mail/redact.js';
+import { bytesContainSecret, redactPart, redactor, type FeedSecrets } from '../src/mail/redact.js';
+import type { NewPart } from '../src/store/entries.js';
 import { createFeed, sendRaw, startTestServer, waitForEntries, type TestServer } from './support/helpers.js';
 
 const OPTIONS: ProcessOptions = { maxPartBytes: 25 * 1024 * 1024, keepTrackingPixels: false };
@@ -108,6 +109,68 @@ describe('redaction leaks: base64 in a quoted-printable attached message (findin
         assert.ok(!emlLeaks(redact(text), SECRETS.inboxToken), `${width} ${pad}: ${redact(text)}`);
       }
     }
+  });
+});
+
+function part(contentType: string, content: Buffer, charset: string | null = null): NewPart {
+  return { filename: 'list.txt', contentType, contentId: null, inline: false, charset, note: null, content, size: content.length };
+}
+
+function utf32(s: string, order: 'le' | 'be'): Buffer {
+  const b = Buffer.alloc(s.length * 4);
+  [...s].forEach((c, i) => (order === 'le' ? b.writeUInt32LE(c.codePointAt(0)!, i * 4) : b.writeUInt32BE(c.codePointAt(0)!, i * 4)));
+  return b;
+}
+
+/** Full-width forms of an ASCII string (U+FF01-FF5E). */
+function fullWidth(s: string): string {
+  return s.replace(/[!-~]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0));
+}
+
+describe('redaction leaks: UTF-32, full-width forms, ASCII labelled UTF-16 (finding 9)', () => {
+  const text = `Subscribers:\n${ADDRESS}\nend\n`;
+
+  it('finds the address in UTF-32 (LE and BE, with or without a byte order mark), as text and in binary attachments', () => {
+    const redact = redactor(SECRETS);
+    for (const order of ['le', 'be'] as const) {
+      const bytes = utf32(text, order);
+      assert.ok(bytesContainSecret(bytes, SECRETS), order);
+      assert.ok(!redact(bytes.toString('latin1')).toLowerCase().includes([...SECRETS.inboxToken].join('\0\0\0')), order);
+      assert.equal(redactPart(part('application/octet-stream', bytes), [SECRETS]).content, null);
+      const bom = order === 'le' ? Buffer.from([0xff, 0xfe, 0, 0]) : Buffer.from([0, 0, 0xfe, 0xff]);
+      for (const [content, charset] of [[Buffer.concat([bom, bytes]), null], [bytes, `utf-32${order}`], [bytes, 'utf-32']] as const) {
+        const out = redactPart(part('text/plain', content, charset), [SECRETS]);
+        const shownText = out.content!.toString('utf8');
+        assert.ok(!shownText.replace(/\0/g, '').includes(SECRETS.inboxToken), `${order} ${charset}: ${JSON.stringify(shownText)}`);
+        assert.match(shownText, /redacted/, `${order} ${charset}`);
+      }
+    }
+  });
+
+  it('finds the address in full-width forms, plain and as character references', () => {
+    const redact = redactor(SECRETS);
+    const wide = fullWidth(ADDRESS);
+    for (const input of [`宛先：${wide}。`, `<a href="https://x.example/u?e=${wide}">x</a>`, [...wide].map((c) => `&#x${c.charCodeAt(0).toString(16)};`).join(''), `${fullWidth(SECRETS.inboxToken.toUpperCase())}`]) {
+      const out = redact(input);
+      assert.match(out, /redacted/, out);
+      assert.ok(!out.normalize('NFKC').toLowerCase().includes(SECRETS.inboxToken), out);
+    }
+    // Full-width text with no address is left alone.
+    assert.equal(redact(fullWidth('nothing secret here at all')), fullWidth('nothing secret here at all'));
+  });
+
+  it('reads an ASCII attachment labelled UTF-16 as the ASCII it is, and redacts it', () => {
+    for (const charset of ['utf-16', 'utf-16le', 'utf-16be', 'UTF-16']) {
+      const out = redactPart(part('text/plain', Buffer.from(text, 'ascii'), charset), [SECRETS]);
+      const shownText = out.content!.toString('utf8');
+      assert.equal(shownText, 'Subscribers:\nredacted@feedmail.test\nend\n', charset);
+    }
+    // Real UTF-16 keeps being read as UTF-16: Latin text (zero bytes) and CJK text (not UTF-8).
+    const latin = redactPart(part('text/plain', Buffer.from(text, 'utf16le'), 'utf-16le'), [SECRETS]);
+    assert.equal(latin.content!.toString('utf8'), 'Subscribers:\nredacted@feedmail.test\nend\n');
+    const cjk = '購読者の一覧です。来週もよろしくお願いします。';
+    const be = Buffer.from(cjk, 'utf16le').swap16();
+    assert.equal(redactPart(part('text/plain', be, 'utf-16be'), [SECRETS]).content!.toString('utf8'), cjk);
   });
 });
 
