@@ -18,8 +18,14 @@ export interface ProcessOptions {
   keepTrackingPixels: boolean;
 }
 
-/** A processed message is exactly what an entry stores, before the recipients' secrets are redacted. */
-export type ProcessedMessage = EntryContent;
+/**
+ * A processed message is what an entry stores, before the recipients' secrets are redacted;
+ * and, when its HTML is text shown as text (a plain-text message, or a message's text shown
+ * in place of its HTML), that text in `htmlFromText`. Redaction then builds the HTML from the
+ * redacted text (see redactForRecipients): redacting the HTML instead would miss a secret
+ * that the markup textToHtml writes splits, as a link that ends at a URL's hard wrap does.
+ */
+export type ProcessedMessage = EntryContent & { htmlFromText?: string };
 
 /**
  * What ingest stores: one content for every recipient feed (its `confirmUrl`
@@ -82,24 +88,30 @@ export async function processMessage(raw: Buffer, options: ProcessOptions): Prom
   const parsed = await parseMessage(raw, { maxPartBytes: options.maxPartBytes });
   const notes = parsed.note ? [parsed.note] : [];
   let html: string;
+  // The message's text when it is shown in place of HTML: the HTML is built from it again once it is redacted.
+  const fromText: { text?: string } = {};
+  const asText = (text: string): string => {
+    fromText.text = text;
+    return textToHtml(text);
+  };
   try {
     if (parsed.html.length > MAX_HTML_CHARS) {
-      html = textToHtml(shownText(parsed.text || roughText(parsed.html), notes));
+      html = asText(shownText(parsed.text || roughText(parsed.html), notes));
       notes.push(TOO_MUCH_HTML_NOTE);
     } else if (parsed.html.trim()) {
       const sanitized = sanitizeWithForwards(parsed.html, options);
       if (sanitized.html.length > MAX_HTML_CHARS) {
-        html = textToHtml(shownText(parsed.text || roughText(parsed.html), notes));
+        html = asText(shownText(parsed.text || roughText(parsed.html), notes));
         notes.push(TOO_MUCH_HTML_NOTE);
       } else {
         html = sanitized.html;
         if (sanitized.flattened) notes.push(FLATTENED_NOTE);
       }
     } else {
-      html = textToHtml(shownText(parsed.text, notes));
+      html = asText(shownText(parsed.text, notes));
     }
   } catch (err) {
-    html = textToHtml(shownText(parsed.text, notes));
+    html = asText(shownText(parsed.text, notes));
     notes.push(`The HTML of this message could not be processed (${message(err)}); its text is shown instead.`);
   }
   let confirmUrl: string | null = null;
@@ -118,6 +130,7 @@ export async function processMessage(raw: Buffer, options: ProcessOptions): Prom
     confirmUrl,
     note: notes.length ? notes.join(' ') : null,
     parts: parsed.parts,
+    ...(fromText.text === undefined ? {} : { htmlFromText: fromText.text }),
   };
 }
 
@@ -138,7 +151,9 @@ export function redactForRecipients(processed: ProcessedMessage, recipients: Fee
     notes.push(`The text of this message could not be checked for the feed's address (${message(err)}) and was left out.`);
   }
   try {
-    html = redact(processed.html);
+    // HTML made from text is made again from the redacted text, so no markup can split a secret.
+    if (processed.htmlFromText === undefined) html = redact(processed.html);
+    else html = textToHtml(processed.htmlFromText === processed.text ? text : redact(processed.htmlFromText));
   } catch (err) {
     html = textToHtml(text);
     notes.push(`The HTML of this message could not be checked for the feed's address (${message(err)}); its text is shown instead.`);
@@ -180,7 +195,7 @@ export async function processForRecipients(raw: Buffer, options: ProcessOptions,
 /** What an entry shows when its message could not be processed in time or at all: its raw text, redacted. */
 export function fallbackForRecipients(raw: Buffer, reason: string, recipients: FeedSecrets[]): ProcessedForRecipients {
   const recovered = recoverAsText(raw, reason);
-  return redactForRecipients({ ...recovered, html: textToHtml(recovered.text), confirmUrl: null }, recipients);
+  return redactForRecipients({ ...recovered, html: '', htmlFromText: recovered.text, confirmUrl: null }, recipients);
 }
 
 /**

@@ -8,6 +8,7 @@
  * for base64 runs): a sender controls the input, so no regular expression with
  * repetition ever runs over it.
  */
+import iconv from 'iconv-lite';
 import type { NewPart } from '../store/entries.js';
 
 export interface FeedSecrets {
@@ -132,8 +133,9 @@ function matcherFor(tokens: string[]): Matcher {
   let m = matchers.get(key);
   if (m) return m;
   // Hex of the token as sent and of the uppercased token (the matcher folds the hex digits'
-  // case), and UTF-16: LE and BE both have the token's characters with a zero byte between them.
-  const patterns = tokens.flatMap((t) => [t, hexOf(t), hexOf(t.toUpperCase()), [...t].join('\0')]);
+  // case), UTF-16 (LE and BE both have the token's characters with a zero byte between them)
+  // and UTF-32 (three zero bytes between them).
+  const patterns = tokens.flatMap((t) => [t, hexOf(t), hexOf(t.toUpperCase()), [...t].join('\0'), [...t].join('\0\0\0')]);
   m = buildMatcher(patterns, Math.min(...tokens.map((t) => t.length)));
   if (matchers.size >= 32) matchers.delete(matchers.keys().next().value!);
   matchers.set(key, m);
@@ -207,16 +209,33 @@ function pastSoftBreaks(s: string, k: number): number {
   }
 }
 
-/** Whether the zero byte at s[i] sits next to a character of some pattern. */
+/** Full-width forms (U+FF01-FF5E, as Japanese mail writes an address) as the ASCII characters they stand for. */
+function fold(c: number): number {
+  return c >= 0xff01 && c <= 0xff5e ? c - 0xfee0 : c;
+}
+
+/**
+ * Whether the zero byte at s[i] sits next to a character of some pattern, or is one of
+ * the (at most three, as in UTF-32) zeros between such a character and the next.
+ */
 function liveZero(s: string, i: number, kinds: Uint8Array): boolean {
-  const a = s.charCodeAt(i - 1);
-  const b = s.charCodeAt(i + 1);
-  return (a < 256 && kinds[a] === 0) || (b < 256 && kinds[b] === 0);
+  for (let d = 1; d <= 3; d++) {
+    const a = s.charCodeAt(i - d);
+    if (a === 0) continue;
+    if (a < 256 && kinds[a] === 0) return true;
+    break;
+  }
+  for (let d = 1; d <= 3; d++) {
+    const b = s.charCodeAt(i + d);
+    if (b === 0) continue;
+    return b < 256 && kinds[b] === 0;
+  }
+  return false;
 }
 
 /** Whether s[i] can be no part of a match: in no pattern, and not read through by plainSpans. */
 function inertAt(s: string, i: number, kinds: Uint8Array): boolean {
-  const c = s.charCodeAt(i);
+  const c = fold(s.charCodeAt(i));
   if (c >= 256) return true;
   const kind = kinds[c];
   if (kind === 1) return !foldSpace(s, i, c);
@@ -267,7 +286,7 @@ function stretchSpans(s: string, i: number, m: Matcher, spans: number[], quotedP
   let j = 0;
   m.sawQuotedPrintable = false;
   while (i < n) {
-    let c = s.charCodeAt(i);
+    let c = fold(s.charCodeAt(i));
     let width = 1;
     const kind = c < 256 ? kinds[c]! : 1;
     if (kind === 1) {
@@ -300,7 +319,7 @@ function stretchSpans(s: string, i: number, m: Matcher, spans: number[], quotedP
         continue;
       } else {
         const end = escapeEnd(s, i);
-        if (end !== -1) { c = escaped; width = end - i; }
+        if (end !== -1) { c = fold(escaped); width = end - i; }
       }
     }
     starts[j & mask] = i;
@@ -357,10 +376,17 @@ function base64Spans(s: string, m: Matcher, depth: number, spans: number[]): voi
     const start = i;
     let length = 0;
     let padded = false;
+    let quotedPrintable = false;
     while (i < n) {
       const d = s.charCodeAt(i);
       if (d < 256 && B64[d] === 1) { i++; length++; continue; }
-      if (d === 61) { i++; length++; padded = true; continue; }
+      if (d === 61) {
+        quotedPrintable ||= qpSoftBreakAt(s, i) || qpEqualsAt(s, i);
+        i++;
+        length++;
+        padded = true;
+        continue;
+      }
       if (d === 13 || d === 10) {
         i++;
         if (d === 10 && (s.charCodeAt(i) === 32 || s.charCodeAt(i) === 9)) i++;
@@ -369,18 +395,35 @@ function base64Spans(s: string, m: Matcher, depth: number, spans: number[]): voi
       if (d === 37 && escapedB64(s, i) !== 0) { i += 3; length++; continue; }
       break;
     }
-    if (length >= minRun) runSpans(s, start, i, length, padded, m, depth, spans);
+    if (length >= minRun) {
+      runSpans(s, start, i, length, padded, false, m, depth, spans);
+      // Base64 in quoted-printable text (an attached message's HTML): read again with its soft breaks and `=3D` decoded.
+      if (quotedPrintable) runSpans(s, start, i, length, padded, true, m, depth, spans);
+    }
     p = Math.max(p + 1, i + minRun);
   }
+}
+
+/** Whether the `=` at s[i] starts a quoted-printable soft line break (`=\r\n`, `=\n`). */
+function qpSoftBreakAt(s: string, i: number): boolean {
+  const a = s.charCodeAt(i + 1);
+  return a === 10 || (a === 13 && s.charCodeAt(i + 2) === 10);
+}
+
+/** Whether the `=` at s[i] starts `=3D`, quoted-printable for `=`. */
+function qpEqualsAt(s: string, i: number): boolean {
+  return s.charCodeAt(i + 1) === 51 && (s.charCodeAt(i + 2) | 32) === 100;
 }
 
 /**
  * The secrets in one base64 run s[start, end) of `length` base64 characters. Unless the
  * run is exactly its characters (no escapes, no line breaks), positions found in the
- * plain base64 are mapped back to the run at the end.
+ * plain base64 are mapped back to the run at the end. With `quotedPrintable`, the run is
+ * read as quoted-printable text: a soft break's `=` is no character, and `=3D` is one `=`.
  */
-function runSpans(s: string, start: number, end: number, length: number, padded: boolean, m: Matcher, depth: number, spans: number[]): void {
-  const exact = end - start === length;
+function runSpans(s: string, start: number, end: number, runLength: number, padded: boolean, quotedPrintable: boolean, m: Matcher, depth: number, spans: number[]): void {
+  let length = runLength;
+  const exact = end - start === length && !quotedPrintable;
   let plain: string;
   if (exact && !padded) {
     plain = s.slice(start, end);
@@ -392,9 +435,14 @@ function runSpans(s: string, start: number, end: number, length: number, padded:
       let c = s.charCodeAt(i);
       if (c === 13 || c === 10 || c === 32 || c === 9) continue;
       if (c === 37) { c = escapedB64(s, i); i += 2; }
+      if (c === 61 && quotedPrintable) {
+        if (qpSoftBreakAt(s, i)) continue;
+        if (qpEqualsAt(s, i)) i += 2;
+      }
       bytes[k++] = c === 61 ? 65 : c;
     }
-    plain = bytes.toString('latin1');
+    length = k;
+    plain = bytes.toString('latin1', 0, k);
   }
   // Spans in `plain` coordinates: first character, and one past the last.
   const found: number[] = [];
@@ -428,7 +476,11 @@ function runSpans(s: string, start: number, end: number, length: number, padded:
     const c = s.charCodeAt(i);
     // Inside a run, a space or tab can only be a fold's.
     if (c === 13 || c === 10 || c === 32 || c === 9) continue;
-    const width = c === 37 ? 3 : 1;
+    let width = c === 37 ? 3 : 1;
+    if (c === 61 && quotedPrintable) {
+      if (qpSoftBreakAt(s, i)) continue;
+      if (qpEqualsAt(s, i)) width = 3;
+    }
     while (w < wanted.length && wanted[w] === p) { startOf[w] = i; endOf[w] = i + width; w++; }
     p++;
     i += width - 1;
@@ -534,12 +586,22 @@ function utf16Order(bytes: Buffer): 'utf-16le' | 'utf-16be' | null {
   return even > odd ? 'utf-16be' : 'utf-16le';
 }
 
+/** UTF-16 labels, which TextDecoder reads as UTF-16 (LE unless it says BE). */
+const UTF16_LABELS = new Set(['utf-16', 'utf-16le', 'utf-16be', 'ucs-2', 'unicode', 'unicodefffe', 'csunicode', 'iso-10646-ucs-2']);
+
 /** A text part's bytes as a string, from its byte order mark, its declared charset, or its look. */
 function decodeText(bytes: Buffer, declared: string | null | undefined): string {
+  // UTF-32 first: its little-endian mark starts like UTF-16's.
+  if (bytes[0] === 0xff && bytes[1] === 0xfe && bytes[2] === 0 && bytes[3] === 0) return iconv.decode(bytes, 'utf-32le');
+  if (bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 0xfe && bytes[3] === 0xff) return iconv.decode(bytes, 'utf-32be');
   if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder('utf-16le').decode(bytes);
   if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder('utf-16be').decode(bytes);
   if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return new TextDecoder('utf-8').decode(bytes);
   let label = declared?.trim().toLowerCase().replace(/^["']|["']$/g, '') ?? '';
+  // ASCII (or any UTF-8) labelled UTF-16: read as UTF-16 it would be CJK-looking characters
+  // that carry the bytes, address included, past the redactor; UTF-16 text has zero bytes
+  // (Latin scripts) or is not UTF-8 (CJK: bytes of 0x80 and up that no UTF-8 sequence allows).
+  if (UTF16_LABELS.has(label) && utf16Order(bytes) === null && isUtf8(bytes)) label = 'utf-8';
   if (label === 'utf-16' || label === 'ucs-2' || label === 'unicode') label = utf16Order(bytes) ?? 'utf-16be';
   if (label === '' || label === 'us-ascii' || label === 'ascii') label = utf16Order(bytes) ?? '';
   if (label !== '') {
@@ -551,6 +613,8 @@ function decodeText(bytes: Buffer, declared: string | null | undefined): string 
       if (!(err instanceof RangeError)) throw err;
     }
     if (decoder) return decoder.decode(bytes);
+    // TextDecoder has no UTF-32.
+    if (/^(?:utf-?32|ucs-?4)(?:le|be)?$/.test(label)) return iconv.decode(bytes, label.replace(/^(?:utf-?32|ucs-?4)/, 'utf-32'));
   }
   return new TextDecoder(isUtf8(bytes) ? 'utf-8' : 'windows-1252').decode(bytes);
 }
