@@ -40,6 +40,20 @@ describe('redaction leaks: HTML made from text (finding 5)', () => {
     assert.match(c.html, /<a href="https:\/\/news\.example\.com\/unsubscribe\?email=redacted@feedmail\.test&amp;list=7"/);
   });
 
+  it('leaves a hard-wrapped URL as text where the text becomes HTML before redaction (a message with a forwarded HTML part)', async () => {
+    const raw = 'Subject: fwd\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="M"\r\n\r\n'
+      + '--M\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n'
+      + `See below. To stop: https://news.example.com/unsubscribe?email=${ADDRESS.slice(0, 13)}\r\n${ADDRESS.slice(13)}&list=7\r\n\r\n`
+      + '--M\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename="fwd.eml"\r\n\r\n'
+      + 'From: News <news@example.com>\r\nSubject: Weekly\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Inner <b>news</b></p>\r\n'
+      + '--M--\r\n';
+    const c = redactForRecipients(await processMessage(Buffer.from(raw), OPTIONS), [SECRETS]);
+    assert.match(c.html, /Inner/, 'the forwarded message is shown');
+    for (const value of [c.html, shown(c.html)]) {
+      assert.ok(!value.includes(SECRETS.inboxToken.slice(0, 13)) && !value.includes(SECRETS.inboxToken.slice(13)), value.slice(0, 3000));
+    }
+  });
+
   it('does the same for the raw text shown for a message that could not be processed', () => {
     const c = fallbackForRecipients(Buffer.from(wrappedUrlMessage(ADDRESS)), 'timed out', [SECRETS]);
     assert.ok(!shown(c.html).includes(SECRETS.inboxToken.slice(0, 13)), c.html);

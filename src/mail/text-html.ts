@@ -64,6 +64,12 @@ export function linkify(text: string): string {
     const start = m.index;
     // A scheme with nothing after it ("http://" alone) is text.
     if (!/^(?:https?:\/\/[^/?#\s]|mailto:[^\s]|www\.[^\s.])/i.test(url)) continue;
+    // A URL that runs to the end of a line which the next line continues without a space was
+    // hard-wrapped by the mailer: its link would be broken anyway, and a link ending at the
+    // wrap would put markup inside whatever the URL carries (a recipient's address that
+    // redaction must see whole). Such a URL stays text.
+    const after = start + m[0].length;
+    if (url.length === m[0].length && (text[after] === '\n' || text[after] === '\r') && /[^\s<>"'`]/.test(text[after + (text[after] === '\r' && text[after + 1] === '\n' ? 2 : 1)] ?? '')) continue;
     const href = /^www\./i.test(url) ? `http://${url}` : url;
     out += escape(text.slice(at, start));
     out += `<a href="${escape(href)}" ${LINK_ATTRIBUTES}>${escape(url)}</a>`;
