@@ -7,7 +7,7 @@
  * each message keeps its own <body> attributes, doctype aside), and an inner message's
  * <style> is scoped to that message, its `body` rules to its body.
  */
-import { escapeHtml } from './sanitize.js';
+import { BODY_WRAPPER_TAG, escapeHtml } from './sanitize.js';
 
 /** The attribute of the element holding one forwarded message; its value is the message's number. */
 export const MESSAGE_ATTRIBUTE = 'data-fm-message';
@@ -109,7 +109,7 @@ const HEAD_STYLE = 'margin: 0; padding: 8px 12px; background-color: #f3f4f6; col
  */
 export function forwardedBlock(index: number, sanitizedHead: string, sanitizedBody: string): string {
   const scope = `[${MESSAGE_ATTRIBUTE}="${index}"]`;
-  let body = sanitizedBody.replace(/<div data-fm-body(?:="")?((?: [^>]*)?)>/g, (_, rest: string) =>
+  let body = sanitizedBody.replace(new RegExp(BODY_WRAPPER_TAG.source, 'g'), (_, rest: string) =>
     `<div ${MESSAGE_BODY_ATTRIBUTE}${rest.replace(/ data-fm-(?:doctype|margin)(?:="[^"]*")?/g, '')}>`);
   if (!body.includes(`<div ${MESSAGE_BODY_ATTRIBUTE}`)) body = `<div ${MESSAGE_BODY_ATTRIBUTE}>${body}</div>`;
   // The sanitizer's output has a literal <style> only for real style elements, with '<' escaped inside.
@@ -139,15 +139,13 @@ export function scopeCss(css: string, scope: string): string {
   let i = 0;
   const n = css.length;
 
-  /** Index after the end of the string starting at `at` (a quote). */
-  const skipString = (at: number): number => stringEnd(css, at);
   /** Reads up to (not including) the next '{', ';' or '}' outside strings and brackets. */
   const prelude = (): string => {
     const start = i;
     let depth = 0;
     while (i < n) {
       const c = css[i]!;
-      if (c === '"' || c === "'") { i = skipString(i); continue; }
+      if (c === '"' || c === "'") { i = stringEnd(css, i); continue; }
       if (c === '(' || c === '[') depth++;
       else if ((c === ')' || c === ']') && depth > 0) depth--;
       else if (depth === 0 && (c === '{' || c === ';' || c === '}')) break;
@@ -161,7 +159,7 @@ export function scopeCss(css: string, scope: string): string {
     let depth = 0;
     while (i < n) {
       const c = css[i]!;
-      if (c === '"' || c === "'") { i = skipString(i); continue; }
+      if (c === '"' || c === "'") { i = stringEnd(css, i); continue; }
       if (c === '{') depth++;
       else if (c === '}') {
         if (depth === 0) break;

@@ -73,6 +73,11 @@ const BACKGROUND_TAGS = ['table', 'thead', 'tbody', 'tfoot', 'tr', 'td', 'th'];
  * Only the entry body document reads them (see web/presenters.ts, bodyDocument).
  */
 export const BODY_WRAPPER_ATTRIBUTE = 'data-fm-body';
+/**
+ * The wrapper's opening tag as sanitize-html writes it (an empty attribute bare, '>' escaped
+ * in values); group 1 holds its other attributes. Every reader of the wrapper matches it so.
+ */
+export const BODY_WRAPPER_TAG = /<div data-fm-body(?:="")?((?: [^>]*)?)>/;
 const BODY_WRAPPER_ATTRIBUTES = [BODY_WRAPPER_ATTRIBUTE, 'data-fm-doctype', 'data-fm-margin', 'data-fm-link', 'data-fm-vlink', 'data-fm-alink'];
 
 /** A legacy colour attribute value that can be written into CSS as it is (#rgb, #rrggbb, or a colour name). */
@@ -155,8 +160,7 @@ function bodyWrapper(attribs: Record<string, string>, doctype: string, keepTrack
  * a presentational attribute.
  */
 function linkColorStyles(html: string): string {
-  // sanitize-html writes an empty attribute bare (`<div data-fm-body ...>`) and escapes '>' in values.
-  return html.replace(/<div data-fm-body(?:="")?((?: [^>]*)?)>/g, (whole, rest: string) => {
+  return html.replace(new RegExp(BODY_WRAPPER_TAG.source, 'g'), (whole, rest: string) => {
     const rules: string[] = [];
     const kept = rest.replace(/ data-fm-(?:link|vlink|alink)="([a-z:]+)\|(#?[0-9a-z]+)"/gi, (_, rule: string, color: string) => {
       rules.push(`:where(${rule}){color:${color}}`);

@@ -5,6 +5,7 @@
  * format=flowed is already reflowed by the parser. Everything is escaped here;
  * the only markup is what this module writes.
  */
+import { escapeHtml } from './sanitize.js';
 
 /** The frame of the text: its whitespace kept, long words broken rather than overflowing. */
 const TEXT_STYLE = 'white-space: pre-wrap; overflow-wrap: anywhere; tab-size: 8; '
@@ -17,11 +18,6 @@ const MAX_URL_CHARS = 4096;
 /** Deeper quotes are shown at this depth. */
 const MAX_QUOTE_DEPTH = 8;
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-function escape(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
-}
 
 /**
  * URLs as mail clients find them: http(s)://…, mailto:…, and www.… (shown as written,
@@ -71,11 +67,11 @@ export function linkify(text: string): string {
     const after = start + m[0].length;
     if (url.length === m[0].length && (text[after] === '\n' || text[after] === '\r') && /[^\s<>"'`]/.test(text[after + (text[after] === '\r' && text[after + 1] === '\n' ? 2 : 1)] ?? '')) continue;
     const href = /^www\./i.test(url) ? `http://${url}` : url;
-    out += escape(text.slice(at, start));
-    out += `<a href="${escape(href)}" ${LINK_ATTRIBUTES}>${escape(url)}</a>`;
+    out += escapeHtml(text.slice(at, start));
+    out += `<a href="${escapeHtml(href)}" ${LINK_ATTRIBUTES}>${escapeHtml(url)}</a>`;
     at = start + url.length;
   }
-  return out + escape(text.slice(at));
+  return out + escapeHtml(text.slice(at));
 }
 
 /** How many `>` open a line ("> > x" and ">> x" are both depth 2). */

@@ -8,7 +8,7 @@ import type { DocumentEntry, Entry } from '../store/entries.js';
 import type { Feed } from '../store/feeds.js';
 import type { EntryPart } from '../store/parts.js';
 import { redactor } from '../mail/redact.js';
-import { escapeHtml } from '../mail/sanitize.js';
+import { BODY_WRAPPER_TAG, escapeHtml } from '../mail/sanitize.js';
 import type { FeedDocumentEntry, FeedDocumentHead } from '../feeds/model.js';
 import type { Urls } from './urls.js';
 
@@ -58,7 +58,7 @@ const DOCTYPE_VALUE = /^html(?:\s+(?:public|system)(?:\s+(?:"[^"<>]*"|'[^'<>]*')
 
 /** Reads the first body wrapper of sanitized HTML; entries made before it existed (or from plain text) get a standards-mode document. */
 export function bodyFrameOf(htmlText: string): BodyFrame {
-  const tag = /<div data-fm-body(?:="")?((?: [^>]*)?)>/.exec(htmlText);
+  const tag = BODY_WRAPPER_TAG.exec(htmlText);
   if (!tag) return { doctype: '<!doctype html>', bodyCss: '' };
   const attrs = tag[1]!;
   const attr = (name: string): string | undefined => {
