@@ -101,7 +101,7 @@ export class BodyTooSlowError extends FeedmailError {
 
 export class CrossSiteRequestError extends FeedmailError {
   constructor(why: string) {
-    super('cross_site_refused', `Feeds can only be created from this site's own page or by a script (${why})`, 403);
+    super('cross_site_refused', `Refused: forms of another site cannot act here; use this site's own page, or send the request from a script (${why})`, 403);
   }
 }
 

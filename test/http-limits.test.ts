@@ -407,9 +407,23 @@ describe('feed creation', () => {
     ]) {
       const res = await request(server.base, '/feeds', { method: 'POST', headers, body: 'title=planted' });
       assert.equal(res.status, 403, JSON.stringify(headers));
-      assert.match(res.body, /only be created from this site/);
+      assert.match(res.body, /forms of another site cannot act here/);
     }
     assert.equal(await feedCount(), before);
+  });
+
+  it('refuses a cross-site post to every manage action, and the feed stays as it was', async () => {
+    const created = await createFeed(server.base, 'kept');
+    const manage = new URL(created.manage).pathname;
+    for (const action of ['rename', 'delete']) {
+      const res = await request(server.base, `${manage}/${action}`, {
+        method: 'POST', headers: { ...form, Origin: 'https://evil.example', 'Sec-Fetch-Site': 'cross-site' }, body: 'title=planted&confirm=yes',
+      });
+      assert.equal(res.status, 403, action);
+    }
+    const page = await request(server.base, manage, { method: 'GET' });
+    assert.equal(page.status, 200);
+    assert.match(page.body, /Manage kept/);
   });
 
   it("accepts our own page's form post and JSON from scripts without Origin", async () => {

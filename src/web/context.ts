@@ -47,5 +47,11 @@ export interface Route {
    * webhook provider's sender); undefined keeps the status its class in errors.ts carries.
    */
   statusFor?: (error: FeedmailError, params: string[]) => number | undefined;
+  /**
+   * Every POST is refused when a browser sends it from another site (see crossSiteRefusal):
+   * a form on any page could otherwise act with a secret link its visitor holds. Only
+   * machine endpoints that authenticate their callers themselves (webhooks) set this.
+   */
+  crossSite?: 'allowed';
   handler: (ctx: RequestContext) => Promise<void>;
 }

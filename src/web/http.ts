@@ -130,3 +130,17 @@ export function foundOr404<T>(found: T | undefined): T {
   if (found === undefined) throw new NotFoundError();
   return found;
 }
+
+/**
+ * Why a request must be refused as cross-site, or null. Browsers that send
+ * Sec-Fetch-Site are believed (only same-origin, or none for a user's own
+ * navigation, pass); older ones are judged by Origin, which must be our base
+ * URL's. Requests with neither header are not from a browser page (curl, scripts).
+ */
+export function crossSiteRefusal(req: IncomingMessage, ownOrigin: string): string | null {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined) return site === 'same-origin' || site === 'none' ? null : `Sec-Fetch-Site: ${site}`;
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== ownOrigin) return `Origin ${origin} is not ${ownOrigin}`;
+  return null;
+}

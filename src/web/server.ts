@@ -3,9 +3,9 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { clientNetwork } from '../client-network.js';
 import { shortenTokens } from '../secrets.js';
-import { FeedmailError, InternalError, isBusy, isDiskFull, NotFoundError, StorageFullError, TemporaryFailureError } from '../errors.js';
+import { CrossSiteRequestError, FeedmailError, InternalError, isBusy, isDiskFull, NotFoundError, StorageFullError, TemporaryFailureError } from '../errors.js';
 import type { Route, WebDeps } from './context.js';
-import { clientAddress, normalizeIp, sendHtml, sendJson, sendText, setSecurityHeaders, wantsJson } from './http.js';
+import { clientAddress, crossSiteRefusal, normalizeIp, sendHtml, sendJson, sendText, setSecurityHeaders, wantsJson } from './http.js';
 import { entryBodyRoute, entryPageRoute, entryPartRoute } from './routes/entry.js';
 import { feedCreateRoute } from './routes/feed-create.js';
 import { feedDocumentRoute } from './routes/feed-document.js';
@@ -176,6 +176,10 @@ export class WebServer {
         const errors = typeof route.errors === 'function' ? route.errors(params) : route.errors;
         answersJson ||= errors === 'json';
         if (route.statusFor) statusFor = (error) => route.statusFor?.(error, params);
+        if (route.method === 'POST' && route.crossSite !== 'allowed') {
+          const refusal = crossSiteRefusal(req, new URL(this.#routeDeps.urls.base).origin);
+          if (refusal) throw new CrossSiteRequestError(refusal);
+        }
         await route.handler({ req, res, url, params, client: clientAddress(req, this.deps.config.trustedProxies), deps: this.#routeDeps });
         return;
       }

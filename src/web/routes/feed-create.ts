@@ -1,12 +1,11 @@
 /**
  * POST /feeds: one button, no signup. Answers an HTML page or, when asked, JSON for scripts.
- * Only from our own page or from a script: another site cannot make its visitors
- * create feeds (and use up their creation budget).
+ * Only from our own page or from a script (the server refuses cross-site posts): another
+ * site cannot make its visitors create feeds (and use up their creation budget).
  */
-import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import { clientNetwork } from '../../client-network.js';
-import { CrossSiteRequestError, RateLimitedError } from '../../errors.js';
+import { RateLimitedError } from '../../errors.js';
 import { inboxAddress } from '../../mail/ingest.js';
 import { cleanTitle, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route } from '../context.js';
@@ -17,8 +16,6 @@ export const feedCreateRoute: Route = {
   method: 'POST',
   path: /^\/feeds\/?$/,
   handler: async ({ req, res, client, deps }) => {
-    const refusal = crossSiteRefusal(req, new URL(deps.urls.base).origin);
-    if (refusal) throw new CrossSiteRequestError(refusal);
     const fields = await readFields(req);
     const title = cleanTitle(fields.title);
     const perHour = deps.config.feedsPerHourPerClient;
@@ -52,20 +49,6 @@ ${copyField('Manage link', result.manage, 'manage')}
 `));
   },
 };
-
-/**
- * Why a request must be refused as cross-site, or null. Browsers that send
- * Sec-Fetch-Site are believed (only same-origin, or none for a user's own
- * navigation, pass); older ones are judged by Origin, which must be our base
- * URL's. Requests with neither header are not from a browser page (curl, scripts).
- */
-export function crossSiteRefusal(req: IncomingMessage, ownOrigin: string): string | null {
-  const site = req.headers['sec-fetch-site'];
-  if (site !== undefined) return site === 'same-origin' || site === 'none' ? null : `Sec-Fetch-Site: ${site}`;
-  const origin = req.headers.origin;
-  if (origin !== undefined && origin !== ownOrigin) return `Origin ${origin} is not ${ownOrigin}`;
-  return null;
-}
 
 /**
  * What the creation limit counts by: an IPv6 client by its /64 (a host is handed

@@ -63,6 +63,8 @@ export const inboundRoute: Route = {
   // Only the providers' own paths: any other /inbound/… is not found like every unknown page.
   path: new RegExp(`^/inbound/(${[...providers.keys()].join('|')})$`),
   errors: 'json',
+  // Providers authenticate by signature or shared secret, not by being a page of ours.
+  crossSite: 'allowed',
   statusFor: (error, [name]) => providers.get(name ?? '')?.statusFor?.(error),
   handler: async ({ req, res, url, client, deps, params: [name] }) => {
     const provider = providers.get(name ?? '');
