@@ -41,6 +41,16 @@ describe('open trackers (finding 8)', () => {
     const kept = sanitizeNewsletterHtml('<table background="https://esp.example/track/open?u=2"><tr><td>a</td></tr></table><img src="https://esp.example/track/open?u=abc" width="3" height="3">', KEEP);
     assert.equal(kept.split('https://esp.example/track/open').length - 1, 2);
   });
+
+  it('a HubSpot message keeps the images of its file manager and loses its open pixels, whatever their size', () => {
+    const hubfs = 'https://hs-5555565.f.hubspotemail.net/hub/5555565/hubfs/VISUEL.png?width=1200&amp;upscale=true';
+    const out = sanitizeNewsletterHtml(`<img alt="Summit" src="${hubfs}" width="600">`
+      + '<img src="https://cGhbS04.na1.hubspotlinks.com/Cto/GD+113/cGhbS04/VWNdLj7" width="300" height="2">'
+      + '<img src="https://t.hubspotemail.net/e1t/o/5/f18dQhb0S7" width="300" height="2">'
+      + '<img src="https://x.hubspotemail.net/hub/abc/hubfs/open.gif" width="300" height="2">', STRIP);
+    assert.ok(out.includes(hubfs), out);
+    assert.equal(out.split('<img').length - 1, 1, out);
+  });
 });
 
 describe('forwarded-message CSS stays in its message (finding 7)', () => {

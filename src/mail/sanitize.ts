@@ -192,7 +192,10 @@ const TRACKER_HOSTS: RegExp[] = [
   /mandrillapp\.com\/track/i,
   /sendgrid\.net\/(wf|trk)/i,
   /mailchimp\.com\/track/i,
-  /\.hubspotemail\.net\//i,
+  // HubSpot: every path of its mail host but the file manager (`/hub/<portal>/hubfs/`), where
+  // the images a sender put in the message live; its link host serves the open pixel (`/Cto/`).
+  /\.hubspotemail\.net\/(?!hub\/\d+\/hubfs\/)/i,
+  /\.hubspotlinks\.com\//i,
   /email\.mg\.[^/]+\/o\//i,
   /substack\.com\/o\//i,
   /convertkit-mail\d*\.com\/o\//i,
