@@ -32,7 +32,7 @@ export function entryLimitsSection(deps: WebDeps, feed: Feed, token: string): Sa
   const now = entryLimits(feed, config);
   return html`<section id="settings">
 <h2>How many entries</h2>
-<p class="meta">The feed documents carry the newest ${now.documentEntries} entr${now.documentEntries === 1 ? 'y' : 'ies'}; the newest ${now.keepEntries} ${now.keepEntries === 1 ? 'is' : 'are'} kept and older ones are deleted${feed.keep_entries === null ? '' : ' (at once when you lower the number)'}. Leave a field empty for this server's number.</p>
+<p class="meta">The feed documents carry the newest ${now.documentEntries} entr${now.documentEntries === 1 ? 'y' : 'ies'}; the newest ${now.keepEntries} ${now.keepEntries === 1 ? 'is' : 'are'} kept, older ones are deleted (at once when you lower the number). Leave a field empty for this server's number.</p>
 <form method="post" action="${managePath(token, '/settings')}">
 <p><label for="document_entries">Entries in the feed documents (1 to ${config.feedMaxEntries}; this server's number: ${config.feedMaxEntries})</label><br>
 <input type="number" id="document_entries" name="document_entries" min="1" max="${config.feedMaxEntries}" value="${feed.document_entries ?? ''}" placeholder="${config.feedMaxEntries}"></p>
