@@ -510,6 +510,27 @@ describe('feed icons', () => {
       assert.equal(res.status, 413);
       assert.match(((await res.json()) as { error: { message: string } }).error.message, /at most 64 KB/);
     }
+    // Malformed forms are refused, never guessed at.
+    const gifText = GIF.toString('latin1');
+    const malformed: [string, string][] = [
+      ['multipart/form-data', `--x\r\nContent-Disposition: form-data; name="icon"\r\n\r\n${gifText}\r\n--x--\r\n`],
+      ['multipart/form-data; boundary=x', `--x\r\nContent-Disposition: form-data; name="icon"; filename="a.gif"\r\n\r\n${gifText}`],
+      ['multipart/form-data; boundary=x', `--x\r\nContent-Disposition: form-data; name="other"\r\n\r\n${gifText}\r\n--x--\r\n`],
+      ['multipart/form-data; boundary=x', `--x\r\nContent-Type: image/gif\r\n\r\n${gifText}\r\n--x--\r\n`],
+      ['multipart/form-data; boundary=x', 'no boundary here'],
+    ];
+    for (const [type, body] of malformed) {
+      const res = await fetch(`${server.base}${manageOf(feed)}/icon`, { method: 'POST', headers: { 'Content-Type': type, Accept: 'application/json' }, body: Buffer.from(body, 'latin1') });
+      assert.equal(res.status, 400, `${type}: ${JSON.stringify(body.slice(0, 60))}`);
+      await res.arrayBuffer();
+    }
+    const quoted = await fetch(`${server.base}${manageOf(feed)}/icon`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'multipart/form-data; boundary="a b:c"', Accept: 'application/json' },
+      body: Buffer.from(`preamble\r\n--a b:c\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--a b:c\r\nContent-Disposition: form-data; name="icon"; filename="i.gif"\r\nContent-Type: image/gif\r\n\r\n${gifText}\r\n--a b:c--\r\nepilogue`, 'latin1'),
+    });
+    assert.equal(quoted.status, 200, 'a quoted boundary, a preamble, other fields and an epilogue are read as RFC 7578 says');
+    assert.equal((await quoted.json() as { bytes: number }).bytes, GIF.length);
     const jpeg = await fetch(`${server.base}${manageOf(feed)}/icon`, { method: 'POST', headers: { 'Content-Type': 'image/jpeg', Accept: 'application/json' }, body: Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0]) });
     assert.equal(jpeg.status, 200, 'scripts may send the bytes as the body');
     assert.equal((await jpeg.json() as { type: string }).type, 'image/jpeg');
