@@ -86,6 +86,13 @@ export class BodyTooLargeError extends FeedmailError {
   }
 }
 
+/** An uploaded file (a feed icon) over its own limit, said in the upload's terms. */
+export class UploadTooLargeError extends FeedmailError {
+  constructor(what: string, limit: number) {
+    super('upload_too_large', `${what} must be at most ${limit / 1024} KB (${limit} bytes)`, 413);
+  }
+}
+
 /** The client closed the connection before its declared body arrived. */
 export class BodyIncompleteError extends FeedmailError {
   constructor() {

@@ -10,7 +10,7 @@ export const atomFormat: FeedFormat = {
 <link rel="alternate" type="text/html" href="${x(feed.pageUrl)}"/>
 <updated>${feed.updated.toISOString()}</updated>
 <generator>feedmail</generator>
-`,
+${feed.icon ? `<icon>${x(feed.icon.url)}</icon>\n<logo>${x(feed.icon.url)}</logo>\n` : ''}`,
   entry: (e) => {
     const email = e.authorEmail ? `<email>${x(e.authorEmail)}</email>` : '';
     const enclosures = e.enclosures.map((a) =>

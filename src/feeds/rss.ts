@@ -1,5 +1,11 @@
 /** RSS 2.0, with atom:link rel=self and dc:creator for the sender's name. */
-import { renderWith, xmlEscape as x, type FeedDocument, type FeedFormat } from './model.js';
+import { renderWith, xmlEscape as x, type FeedDocument, type FeedDocumentHead, type FeedFormat } from './model.js';
+
+/** RSS 2.0 allows a GIF, JPEG or PNG as the channel's image, with the channel's title and link. */
+function rssImage(feed: FeedDocumentHead): string {
+  if (!feed.icon || !/^image\/(png|gif|jpeg)$/.test(feed.icon.type)) return '';
+  return `<image><url>${x(feed.icon.url)}</url><title>${x(feed.title)}</title><link>${x(feed.pageUrl)}</link></image>\n`;
+}
 
 export const rssFormat: FeedFormat = {
   head: (feed) => `<?xml version="1.0" encoding="utf-8"?>
@@ -11,7 +17,7 @@ export const rssFormat: FeedFormat = {
 <atom:link rel="self" type="application/rss+xml" href="${x(feed.rssUrl)}"/>
 <lastBuildDate>${feed.updated.toUTCString()}</lastBuildDate>
 <generator>feedmail</generator>
-`,
+${rssImage(feed)}`,
   entry: (e) => {
     // RSS allows one enclosure per item; the rest stay linked from the entry page.
     const enclosure = e.enclosures[0]

@@ -1,6 +1,7 @@
 /** app.db behind one object: feeds, entries, their bodies and parts. Methods read like questions and verbs; the SQL is in the modules they bind. */
 import * as entries from './entries.js';
 import * as feeds from './feeds.js';
+import * as icons from './icons.js';
 import * as parts from './parts.js';
 import type { AppSchema } from './schema.js';
 import { SqliteStore } from './sqlite-store.js';
@@ -19,12 +20,20 @@ export class AppStore extends SqliteStore<AppSchema> {
   /** Deletes a feed from app.db only; Stores.removeFeed removes it everywhere. */
   readonly deleteFeed = this.op('delete a feed', feeds.deleteFeed);
   readonly deleteFeedCreationsOlderThan = this.timed('delete old feed creations', feeds.deleteFeedCreationsOlderThan);
+  readonly rotateInboxToken = this.op('rotate a feed\'s inbox address', feeds.rotateInboxToken);
+  readonly rotateFeedToken = this.timed('rotate a feed\'s URL', feeds.rotateFeedToken);
+  readonly setEntryLimits = this.timed('set a feed\'s entry limits', feeds.setEntryLimits);
+  readonly setFeedIcon = this.timed('set a feed\'s icon', icons.setFeedIcon);
+  readonly deleteFeedIcon = this.timed('remove a feed\'s icon', icons.deleteFeedIcon);
+  readonly feedIcon = this.op('read a feed\'s icon', icons.feedIcon);
+  readonly feedIconTag = this.op('find a feed\'s icon', icons.feedIconTag);
 
   // Entries
   readonly insertEntry = this.timed('store an entry', entries.insertEntry);
   readonly replaceEntryContent = this.timed('replace an entry\'s content', entries.replaceEntryContent);
   readonly entriesOfFeed = this.op('list a feed\'s entries', entries.entriesOfFeed);
   readonly entrySummariesOfFeed = this.op('list a feed\'s entry summaries', entries.entrySummariesOfFeed);
+  readonly entrySummaryOfFeed = this.op('find a feed\'s entry', entries.entrySummaryOfFeed);
   readonly documentEntriesOfFeed = this.op('read a feed\'s entries for its document', entries.documentEntriesOfFeed);
   readonly entryByShareToken = this.op('find an entry by its share link', entries.entryByShareToken);
   readonly countEntries = this.op('count a feed\'s entries', entries.countEntries);
@@ -32,6 +41,12 @@ export class AppStore extends SqliteStore<AppSchema> {
   readonly entriesAfter = this.op('page through entries', entries.entriesAfter);
   readonly feedBytes = this.op('measure a feed', entries.feedBytes);
   readonly trimFeeds = this.timed('trim feeds', entries.trimFeeds);
+  readonly trimFeed = this.timed('trim a feed', entries.trimFeed);
+  /** Deletes an entry from app.db only; Stores.removeEntry also forgets its raw mail. */
+  readonly deleteEntry = this.timed('delete an entry', entries.deleteEntry);
+  readonly sendersOfFeed = this.op('list a feed\'s senders', entries.sendersOfFeed);
+  readonly senderAddressesOfFeed = this.op('list a feed\'s sender addresses', entries.senderAddressesOfFeed);
+  readonly documentEntriesOfSender = this.op('read a sender\'s entries for its document', entries.documentEntriesOfSender);
 
   // Parts and blobs
   readonly partsOfEntry = this.op('list an entry\'s parts', parts.partsOfEntry);

@@ -12,6 +12,8 @@ export type CachedDocument = RenderedTable;
 export interface CacheKeyParts {
   feedId: number;
   version: number;
+  /** Which of the feed's entries the document carries: `all`, or one sender's (see feed-document.ts). */
+  selection: string;
   format: string;
   encoding: string;
   /** Bumped when the code that renders documents changes what it writes. */
@@ -22,7 +24,7 @@ export interface CacheKeyParts {
 
 /** The key of a cached document; `versionOf` reads the feed version back out of it. */
 export function cacheKey(k: CacheKeyParts): string {
-  return `${k.feedId}:v${k.version}:${k.format}:${k.encoding}:g${k.generation}:${k.base}`;
+  return `${k.feedId}:v${k.version}:${k.selection}:${k.format}:${k.encoding}:g${k.generation}:${k.base}`;
 }
 
 export async function cachedDocument(db: Kysely<CacheSchema>, now: number, key: string): Promise<CachedDocument | undefined> {

@@ -211,11 +211,21 @@ export async function entriesOfFeed(db: Kysely<AppSchema>, feedId: number, limit
 /** What a list of entries shows: everything but the body, which can be megabytes. */
 export type EntrySummary = Omit<Entry, 'html' | 'text' | 'journal_uid' | 'raw_hash' | 'body_hash'>;
 
-export async function entrySummariesOfFeed(db: Kysely<AppSchema>, feedId: number, limit: number): Promise<EntrySummary[]> {
-  return db.selectFrom('entries').select([
-    'id', 'feed_id', 'share_token', 'from_name', 'from_address', 'subject', 'sent_at', 'received_at',
-    'confirm_url', 'note', 'processed_at', 'bytes',
-  ]).where('feed_id', '=', feedId).orderBy('id', 'desc').limit(limit).execute();
+const SUMMARY_COLUMNS = [
+  'id', 'feed_id', 'share_token', 'from_name', 'from_address', 'subject', 'sent_at', 'received_at',
+  'confirm_url', 'note', 'processed_at', 'bytes',
+] as const;
+
+/** One entry of a feed, by its id; undefined when the feed has no such entry. */
+export async function entrySummaryOfFeed(db: Kysely<AppSchema>, feedId: number, entryId: number): Promise<EntrySummary | undefined> {
+  return db.selectFrom('entries').select(SUMMARY_COLUMNS).where('feed_id', '=', feedId).where('id', '=', entryId).executeTakeFirst();
+}
+
+/** The newest `limit` entries of a feed; with `beforeId`, the newest of those older than that entry (a next page). */
+export async function entrySummariesOfFeed(db: Kysely<AppSchema>, feedId: number, limit: number, beforeId?: number): Promise<EntrySummary[]> {
+  let q = db.selectFrom('entries').select(SUMMARY_COLUMNS).where('feed_id', '=', feedId);
+  if (beforeId !== undefined) q = q.where('id', '<', beforeId);
+  return q.orderBy('id', 'desc').limit(limit).execute();
 }
 
 /**
@@ -226,13 +236,57 @@ export async function entrySummariesOfFeed(db: Kysely<AppSchema>, feedId: number
  */
 export type DocumentEntry = Omit<Entry, 'text'> & { html_length: number; summary: string };
 
-export async function documentEntriesOfFeed(db: Kysely<AppSchema>, feedId: number, limit: number, maxHtmlBytes: number): Promise<DocumentEntry[]> {
+function documentEntryQuery(db: Kysely<AppSchema>, feedId: number, maxHtmlBytes: number) {
   return withBodies(db).select([
     ...ENTRY_COLUMNS,
     sql<string>`CASE WHEN octet_length(coalesce(bodies.html, entries.html)) <= ${maxHtmlBytes} THEN coalesce(bodies.html, entries.html) ELSE '' END`.as('html'),
     sql<number>`octet_length(coalesce(bodies.html, entries.html))`.as('html_length'),
     sql<string>`coalesce(bodies.summary, substr(entries.text, 1, ${SUMMARY_CHARS}))`.as('summary'),
-  ]).where('entries.feed_id', '=', feedId).orderBy('entries.id', 'desc').limit(limit).execute();
+  ]).where('entries.feed_id', '=', feedId);
+}
+
+export async function documentEntriesOfFeed(db: Kysely<AppSchema>, feedId: number, limit: number, maxHtmlBytes: number): Promise<DocumentEntry[]> {
+  return documentEntryQuery(db, feedId, maxHtmlBytes).orderBy('entries.id', 'desc').limit(limit).execute();
+}
+
+/** A sender's address as entries are grouped by it: compared without ASCII case (index entries_by_feed_sender). */
+const SENDER = sql<string>`entries.from_address COLLATE NOCASE`;
+
+/** As documentEntriesOfFeed, for the entries of one sender address (any ASCII case) only. */
+export async function documentEntriesOfSender(db: Kysely<AppSchema>, feedId: number, fromAddress: string, limit: number, maxHtmlBytes: number): Promise<DocumentEntry[]> {
+  return documentEntryQuery(db, feedId, maxHtmlBytes).where(SENDER, '=', fromAddress)
+    .orderBy('entries.id', 'desc').limit(limit).execute();
+}
+
+/** A sender seen in a feed: the address (as its newest entry wrote it), that entry's display name, how many entries. */
+export interface FeedSender {
+  fromAddress: string;
+  fromName: string;
+  entries: number;
+  /** When its newest entry arrived. */
+  lastReceivedAt: number;
+}
+
+/** The senders of a feed's entries, the most recent first. */
+export async function sendersOfFeed(db: Kysely<AppSchema>, feedId: number, limit: number): Promise<FeedSender[]> {
+  // With max(), SQLite takes the bare columns from the row holding the maximum: the newest entry's.
+  const rows = await db.selectFrom('entries')
+    .select([
+      'entries.from_address', 'entries.from_name', 'entries.received_at',
+      sql<number>`max(entries.id)`.as('last_id'),
+      sql<number>`count(*)`.as('n'),
+    ])
+    .where('entries.feed_id', '=', feedId)
+    .groupBy(SENDER).orderBy('last_id', 'desc').limit(limit).execute();
+  return rows.map((r) => ({ fromAddress: r.from_address, fromName: r.from_name, entries: Number(r.n), lastReceivedAt: r.received_at }));
+}
+
+/** Every distinct sender address of a feed (newest spelling of each), read from the index alone. */
+export async function senderAddressesOfFeed(db: Kysely<AppSchema>, feedId: number): Promise<string[]> {
+  const rows = await db.selectFrom('entries')
+    .select(['entries.from_address', sql<number>`max(entries.id)`.as('last_id')])
+    .where('entries.feed_id', '=', feedId).groupBy(SENDER).execute();
+  return rows.map((r) => r.from_address);
 }
 
 /** The entry a share link names, in any case; anything not secret-shaped finds nothing. */
@@ -276,22 +330,58 @@ export async function entriesAfter(db: Kysely<AppSchema>, afterId: number, limit
   return entryQuery(db).where('entries.id', '>', afterId).orderBy('entries.id').limit(limit).execute();
 }
 
-/** Deletes all but the newest `keep` entries of each feed. Returns how many went. */
+/**
+ * Deletes one entry of a feed: its parts, the body and blobs no other entry uses,
+ * and bumps the feed's version, in one transaction, so the feed documents change at
+ * once. Returns the entry's journal uid, or undefined when the feed has no such entry.
+ */
+export async function deleteEntry(db: Kysely<AppSchema>, now: number, feedId: number, entryId: number): Promise<{ journalUid: string } | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const entry = await trx.selectFrom('entries').select(['id', 'journal_uid'])
+      .where('feed_id', '=', feedId).where('id', '=', entryId).executeTakeFirst();
+    if (!entry) return undefined;
+    const held = await heldBy(trx, (q) => q.where('entries.id', '=', entry.id));
+    // Its parts go with it (ON DELETE CASCADE).
+    await trx.deleteFrom('entries').where('id', '=', entry.id).execute();
+    await deleteUnreferenced(trx, held);
+    await bumpFeedVersion(trx, now, feedId);
+    return { journalUid: entry.journal_uid };
+  });
+}
+
+/** The entries a feed keeps: its own number when set, never more than the instance's `keep`. */
+function keptSql(keep: number) {
+  return sql<number>`min(coalesce(max(feeds.keep_entries), ${keep}), ${keep})`;
+}
+
+/** Deletes a feed's entries older than its newest `keep`, in `trx`; returns how many went. */
+async function trimOne(trx: Kysely<AppSchema>, now: number, feedId: number, keep: number): Promise<number> {
+  const cutoff = await trx.selectFrom('entries').select('id').where('feed_id', '=', feedId)
+    .orderBy('id', 'desc').offset(keep).limit(1).executeTakeFirst();
+  if (!cutoff) return 0;
+  const held = await heldBy(trx, (q) => q.where('entries.feed_id', '=', feedId).where('entries.id', '<=', cutoff.id));
+  const r = await trx.deleteFrom('entries').where('feed_id', '=', feedId).where('id', '<=', cutoff.id).executeTakeFirst();
+  await deleteUnreferenced(trx, held);
+  await bumpFeedVersion(trx, now, feedId);
+  return Number(r.numDeletedRows);
+}
+
+/**
+ * Deletes all but the newest entries of each feed: as many as the feed keeps (its
+ * `keep_entries`), at most `keep` (FEEDMAIL_FEED_KEEP_ENTRIES). Returns how many went.
+ */
 export async function trimFeeds(db: Kysely<AppSchema>, now: number, keep: number): Promise<number> {
   return db.transaction().execute(async (trx) => {
-    const over = await trx.selectFrom('entries').select(['feed_id', (eb) => eb.fn.countAll<number>().as('n')])
-      .groupBy('feed_id').having((eb) => eb.fn.countAll(), '>', keep).execute();
+    const over = await trx.selectFrom('entries').innerJoin('feeds', 'feeds.id', 'entries.feed_id')
+      .select(['entries.feed_id', keptSql(keep).as('keep')])
+      .groupBy('entries.feed_id').having((eb) => eb(eb.fn.countAll(), '>', keptSql(keep))).execute();
     let deleted = 0;
-    for (const { feed_id } of over) {
-      const cutoff = await trx.selectFrom('entries').select('id').where('feed_id', '=', feed_id)
-        .orderBy('id', 'desc').offset(keep).limit(1).executeTakeFirst();
-      if (!cutoff) continue;
-      const held = await heldBy(trx, (q) => q.where('entries.feed_id', '=', feed_id).where('entries.id', '<=', cutoff.id));
-      const r = await trx.deleteFrom('entries').where('feed_id', '=', feed_id).where('id', '<=', cutoff.id).executeTakeFirst();
-      await deleteUnreferenced(trx, held);
-      deleted += Number(r.numDeletedRows);
-      await bumpFeedVersion(trx, now, feed_id);
-    }
+    for (const { feed_id, keep: kept } of over) deleted += await trimOne(trx, now, feed_id, Number(kept));
     return deleted;
   });
+}
+
+/** Trims one feed to its newest `keep` entries at once (after its owner lowered the number). */
+export async function trimFeed(db: Kysely<AppSchema>, now: number, feedId: number, keep: number): Promise<number> {
+  return db.transaction().execute((trx) => trimOne(trx, now, feedId, keep));
 }

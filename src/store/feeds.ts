@@ -103,6 +103,39 @@ export async function renameFeed(db: Kysely<AppSchema>, now: number, id: number,
   });
 }
 
+/**
+ * Gives a feed a new inbox address (its old one leaked): from the commit on, mail to the
+ * old one finds no feed (550 at RCPT). Returns the new token. The feed documents do not
+ * show the address, so the version stays.
+ */
+export async function rotateInboxToken(db: Kysely<AppSchema>, id: number): Promise<string> {
+  const token = newToken();
+  await db.updateTable('feeds').set({ inbox_token: token }).where('id', '=', id).execute();
+  return token;
+}
+
+/**
+ * Gives a feed a new feed URL secret (its old one leaked): from the commit on, the old
+ * URL, feed page and documents find no feed (404). The version moves on, since every
+ * document links to its own URL: no document rendered for the old one is served again.
+ */
+export async function rotateFeedToken(db: Kysely<AppSchema>, now: number, id: number): Promise<string> {
+  const token = newToken();
+  await db.transaction().execute(async (trx) => {
+    await trx.updateTable('feeds').set({ feed_token: token }).where('id', '=', id).execute();
+    await bumpFeedVersion(trx, now, id);
+  });
+  return token;
+}
+
+/** A feed's own entry numbers (null: the instance's); the documents change at once. Callers check the bounds. */
+export async function setEntryLimits(db: Kysely<AppSchema>, now: number, id: number, limits: { documentEntries: number | null; keepEntries: number | null }): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx.updateTable('feeds').set({ document_entries: limits.documentEntries, keep_entries: limits.keepEntries }).where('id', '=', id).execute();
+    await bumpFeedVersion(trx, now, id);
+  });
+}
+
 /** Deletes a feed, its entries and whatever of their bodies and parts no other feed shares. */
 export async function deleteFeed(db: Kysely<AppSchema>, id: number): Promise<void> {
   await db.transaction().execute(async (trx) => {

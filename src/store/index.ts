@@ -26,6 +26,11 @@ export interface Stores {
    */
   removeFeed(feedId: number): Promise<void>;
   /**
+   * Deletes one entry of a feed (see AppStore.deleteEntry) and the raw mail that was
+   * sent to that feed alone. Returns false when the feed has no such entry.
+   */
+  removeEntry(feedId: number, entryId: number): Promise<boolean>;
+  /**
    * Returns the free pages inside app.db and queue.db to the filesystem (after a feed is
    * deleted, and as a recurring task), so new mail, which needs real disk space for the
    * journal, can use what deletes freed. Returns the bytes given back.
@@ -62,6 +67,12 @@ export function openStores(dataDir: string, options: OpenStoresOptions = {}): St
       await app.deleteFeed(feedId);
       await queue.deleteJournalOfFeed(feedId);
       await cache.deleteCachedFeed(feedId);
+    },
+    async removeEntry(feedId, entryId) {
+      const deleted = await app.deleteEntry(feedId, entryId);
+      if (!deleted) return false;
+      await queue.deleteJournalOfEntry(deleted.journalUid, feedId);
+      return true;
     },
     async reclaimSpace() {
       return (await app.reclaimFreePages()) + (await queue.reclaimFreePages());

@@ -138,6 +138,21 @@ export async function deleteJournalOfFeed(db: Kysely<QueueSchema>, feedId: numbe
   });
 }
 
+/**
+ * Forgets the raw mail of one deleted entry when it was addressed to that entry's feed
+ * alone (mail also addressed to other feeds stays for their replay). A pending ingest
+ * job of the row then finds it gone and cannot bring the entry back.
+ */
+export async function deleteJournalOfEntry(db: Kysely<QueueSchema>, uid: string, feedId: number): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const row = await trx.selectFrom('journal').select('uid').where('uid', '=', uid).where('feed_ids', '=', JSON.stringify([feedId])).executeTakeFirst();
+    if (!row) return false;
+    await trx.deleteFrom('journal_chunks').where('uid', '=', uid).execute();
+    await trx.deleteFrom('journal').where('uid', '=', uid).execute();
+    return true;
+  });
+}
+
 /** An ingest job that failed for good, as the owner of one of its feeds sees it. */
 export interface FailedIngest {
   jobId: number;

@@ -12,6 +12,7 @@ export class QueueStore extends SqliteStore<QueueSchema> {
   readonly journalAfter = this.op('page through the journal', journal.journalAfter);
   readonly deleteJournalOlderThan = this.timed('delete old journal rows', journal.deleteJournalOlderThan);
   readonly deleteJournalOfFeed = this.op('delete a feed\'s journal rows', journal.deleteJournalOfFeed);
+  readonly deleteJournalOfEntry = this.op('delete a deleted entry\'s journal row', journal.deleteJournalOfEntry);
   readonly failedIngestsOfFeed = this.op('list a feed\'s failed messages', journal.failedIngestsOfFeed);
 
   // Jobs

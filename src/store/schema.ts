@@ -11,6 +11,10 @@ export interface FeedsTable {
   updated_at: number;
   version: Generated<number>;
   last_fetched_at: number | null;
+  /** Entries the feed documents carry; null: FEEDMAIL_FEED_MAX_ENTRIES (never more than it). */
+  document_entries: number | null;
+  /** Entries kept; null: FEEDMAIL_FEED_KEEP_ENTRIES (never more than it). */
+  keep_entries: number | null;
 }
 
 export interface EntriesTable {
@@ -66,6 +70,16 @@ export interface EntryPartsTable {
   note: Generated<string | null>;
 }
 
+/** The icon a feed's owner uploaded (PNG, GIF, JPEG or ICO, checked by its first bytes). */
+export interface FeedIconsTable {
+  feed_id: number;
+  content_type: string;
+  data: Buffer;
+  /** sha256 of the bytes: the icon's ETag and the version in its URL. */
+  hash: string;
+  updated_at: number;
+}
+
 export interface FeedCreationsTable {
   client: string;
   created_at: number;
@@ -78,6 +92,7 @@ export interface AppSchema {
   blobs: BlobsTable;
   entry_parts: EntryPartsTable;
   feed_creations: FeedCreationsTable;
+  feed_icons: FeedIconsTable;
 }
 
 export interface JournalTable {

@@ -12,8 +12,13 @@ import { feedDocumentRoute } from './routes/feed-document.js';
 import { feedPageRoute } from './routes/feed-page.js';
 import { healthzRoute, metricsRoute, opsPolicy, readyzRoute } from './routes/health.js';
 import { homeRoute } from './routes/home.js';
+import { domainIconRoute, feedIconRoute } from './routes/icons.js';
 import { inboundRoute, webhookBodyGraceMs } from './routes/inbound.js';
 import { manageDeleteRoute, managePageRoute, manageRenameRoute } from './routes/manage.js';
+import { manageEntryDeleteConfirmRoute, manageEntryDeleteRoute } from './routes/manage-entries.js';
+import { manageRotateAddressRoute, manageRotateFeedUrlRoute } from './routes/manage-secrets.js';
+import { manageIconDeleteRoute, manageIconRoute, manageSettingsRoute } from './routes/manage-settings.js';
+import { senderFeedRoute } from './routes/sender-feed.js';
 import { staticRoute } from './routes/static.js';
 import { Urls } from './urls.js';
 import { html } from './views/html.js';
@@ -24,6 +29,10 @@ const ROUTES: Route[] = [
   entryPageRoute, entryBodyRoute, entryPartRoute,
   managePageRoute, manageRenameRoute, manageDeleteRoute,
   inboundRoute, healthzRoute, readyzRoute, metricsRoute, staticRoute,
+  // Issue 10: manage actions, per-sender feeds and icons.
+  manageEntryDeleteConfirmRoute, manageEntryDeleteRoute, manageRotateAddressRoute, manageRotateFeedUrlRoute,
+  manageSettingsRoute, manageIconRoute, manageIconDeleteRoute,
+  senderFeedRoute, feedIconRoute, domainIconRoute,
 ];
 
 /**

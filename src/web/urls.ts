@@ -5,6 +5,18 @@ export class Urls {
   feed(feedToken: string, format: 'atom' | 'rss' | 'json'): string {
     return `${this.base}/feeds/${feedToken}.${format}`;
   }
+  /** One sender's entries of a feed (see feeds/senders.ts for the key). */
+  senderFeed(feedToken: string, senderKey: string, format: 'atom' | 'rss' | 'json'): string {
+    return `${this.base}/feeds/${feedToken}/senders/${senderKey}.${format}`;
+  }
+  /** The feed's icon; `version` changes with the icon, so readers and caches may keep each one long. */
+  feedIcon(feedToken: string, version: string): string {
+    return `${this.base}/feeds/${feedToken}/icon?v=${encodeURIComponent(version)}`;
+  }
+  /** The generated icon of a sender domain (a plain host name, see feeds/senders.ts). */
+  domainIcon(domain: string): string {
+    return `${this.base}/icons/${domain}.png`;
+  }
   feedPage(feedToken: string): string {
     return `${this.base}/feeds/${feedToken}`;
   }

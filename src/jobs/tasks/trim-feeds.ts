@@ -1,4 +1,4 @@
-/** Deletes each feed's oldest entries beyond the number to keep (FEEDMAIL_FEED_KEEP_ENTRIES). */
+/** Deletes each feed's oldest entries beyond the number it keeps (its own, set on the manage page, at most FEEDMAIL_FEED_KEEP_ENTRIES). */
 import type { TaskDefinition } from '../task.js';
 import { HOUR, type TaskDeps } from './deps.js';
 

@@ -89,4 +89,21 @@ export const appMigrations: Migration[] = [
       ALTER TABLE entry_parts ADD COLUMN note TEXT;
     `,
   },
+  {
+    // Issue 10, the manage page: per-feed entry limits (null = the instance's setting),
+    // per-sender feeds (entries of one feed by sender address), an icon the owner uploads.
+    name: 'per-feed entry limits, entries by sender, feed icons',
+    sqlite: `
+      ALTER TABLE feeds ADD COLUMN document_entries INTEGER;
+      ALTER TABLE feeds ADD COLUMN keep_entries INTEGER;
+      CREATE INDEX entries_by_feed_sender ON entries (feed_id, from_address COLLATE NOCASE, id);
+      CREATE TABLE feed_icons (
+        feed_id INTEGER PRIMARY KEY REFERENCES feeds(id) ON DELETE CASCADE,
+        content_type TEXT NOT NULL,
+        data BLOB NOT NULL,
+        hash TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];

@@ -1,7 +1,8 @@
 /**
- * GET /feeds/<feed-secret>.(atom|rss|json). Documents are rendered once per
- * feed version and kept in cache.db in plain, gzip and brotli forms; readers
- * and CDNs get ETag, Last-Modified and 304s.
+ * GET /feeds/<feed-secret>.(atom|rss|json), and the same machinery for any
+ * selection of a feed's entries (one sender's: routes/sender-feed.ts). Documents
+ * are rendered once per feed version and selection and kept in cache.db in plain,
+ * gzip and brotli forms; readers and CDNs get ETag, Last-Modified and 304s.
  *
  * What one request may cost is bounded whatever was mailed to the feed: an
  * entry longer than `feedEntryMaxBytes` is carried as a summary and a link to
@@ -16,7 +17,8 @@ import { brotliCompress, gzip, constants as zlib } from 'node:zlib';
 import type { IncomingMessage } from 'node:http';
 import { atomFormat } from '../../feeds/atom.js';
 import { jsonFeedFormat } from '../../feeds/json-feed.js';
-import type { FeedFormat } from '../../feeds/model.js';
+import { entryLimits } from '../../feeds/entry-limits.js';
+import type { FeedDocumentHead, FeedFormat } from '../../feeds/model.js';
 import { rssFormat } from '../../feeds/rss.js';
 import type { DocumentEntry } from '../../store/entries.js';
 import type { Feed } from '../../store/feeds.js';
@@ -25,11 +27,12 @@ import type { EntryPart } from '../../store/parts.js';
 import { foundOr404 } from '../http.js';
 import type { RequestContext, Route } from '../context.js';
 import { feedDocumentEntry, feedDocumentHead } from '../presenters.js';
+import { feedIconRef } from './icons.js';
 
 const gzipAsync = promisify(gzip);
 const brotliAsync = promisify(brotliCompress);
 
-type Format = 'atom' | 'rss' | 'json';
+export type Format = 'atom' | 'rss' | 'json';
 type Encoding = 'identity' | 'gzip' | 'br';
 
 const CONTENT_TYPES: Record<Format, string> = {
@@ -41,7 +44,30 @@ const CONTENT_TYPES: Record<Format, string> = {
 const FORMATS: Record<Format, FeedFormat> = { atom: atomFormat, rss: rssFormat, json: jsonFeedFormat };
 
 /** Bumped when rendering changes, so cached documents of older code are not served. */
-const RENDER_GENERATION = 2;
+const RENDER_GENERATION = 3;
+
+/**
+ * Which of a feed's entries a document carries, and what the document says of itself.
+ * Everything else (bounds, caching, ETags, encodings, HEAD) is the same for every selection.
+ */
+export interface EntrySelection {
+  /** Names the selection in cache keys, ETags and shared work: `all`, or e.g. `sender-<key>`. */
+  tag: string;
+  /** The document's head: its id, title, own URLs and icon (`entries`: what it carries, newest first). */
+  head(ctx: RequestContext, feed: Feed, entries: DocumentEntry[]): Promise<FeedDocumentHead>;
+  /** The newest `limit` entries, bodies cut as documentEntriesOfFeed does. */
+  entries(ctx: RequestContext, feed: Feed, limit: number, maxHtmlBytes: number): Promise<DocumentEntry[]>;
+}
+
+/** The whole feed. */
+export const wholeFeed: EntrySelection = {
+  tag: 'all',
+  head: async ({ deps }, feed) => ({
+    ...feedDocumentHead(feed, deps.urls),
+    icon: feedIconRef(feed, await deps.stores.app.feedIconTag(feed.id), deps.urls),
+  }),
+  entries: ({ deps }, feed, limit, maxHtmlBytes) => deps.stores.app.documentEntriesOfFeed(feed.id, limit, maxHtmlBytes),
+};
 
 function baseTag(base: string): string {
   return createHash('sha256').update(base).digest('hex').slice(0, 8);
@@ -97,11 +123,11 @@ function once<T>(scope: object, key: string, work: () => Promise<T>): Promise<T>
 }
 
 /** Reading the entries is the one step that cannot yield (SQLite reads synchronously), so it is shared too. */
-function documentSource(ctx: RequestContext, feed: Feed): Promise<DocumentSource> {
+function documentSource(ctx: RequestContext, feed: Feed, selection: EntrySelection): Promise<DocumentSource> {
   const { stores, config } = ctx.deps;
-  return once(stores.app, `entries:${feed.id}:v${feed.version}`, async () => {
+  return once(stores.app, `entries:${feed.id}:v${feed.version}:${selection.tag}`, async () => {
     // A body with more characters than the entry bound has more bytes too: it is never read whole.
-    const entries = await stores.app.documentEntriesOfFeed(feed.id, config.feedMaxEntries, config.feedEntryMaxBytes);
+    const entries = await selection.entries(ctx, feed, entryLimits(feed, config).documentEntries, config.feedEntryMaxBytes);
     const parts = await stores.app.partsOfEntries(entries.map((e) => e.id));
     const byEntry = new Map<number, EntryPart[]>();
     for (const p of parts) byEntry.set(p.entry_id, [...(byEntry.get(p.entry_id) ?? []), p]);
@@ -115,13 +141,13 @@ function documentSource(ctx: RequestContext, feed: Feed): Promise<DocumentSource
  * bounds. The newest entry is always included; the next one that would take the
  * document past its bound ends it, so a document never has gaps.
  */
-async function renderFeed(ctx: RequestContext, feed: Feed, format: Format): Promise<Buffer> {
+async function renderFeed(ctx: RequestContext, feed: Feed, selection: EntrySelection, format: Format): Promise<Buffer> {
   const { urls, config } = ctx.deps;
   const fmt = FORMATS[format];
   const entryMax = config.feedEntryMaxBytes;
-  const { entries, byEntry } = await documentSource(ctx, feed);
+  const { entries, byEntry } = await documentSource(ctx, feed, selection);
 
-  const head = feedDocumentHead(feed, urls);
+  const head = await selection.head(ctx, feed, entries);
   const tail = fmt.tail(head);
   const pieces = [fmt.head(head)];
   let size = Buffer.byteLength(pieces[0]!) + Buffer.byteLength(tail);
@@ -155,68 +181,76 @@ export const feedDocumentRoute: Route = {
   // A JSON Feed URL is read by programs: its errors are JSON too.
   errors: (params) => (params[1]?.toLowerCase() === 'json' ? 'json' : 'html'),
   handler: async (ctx) => {
-    const { req, res, params, deps } = ctx;
-    const requested = params[1]!.toLowerCase() as Format;
-    const format = negotiate(requested, req);
-    const feed = foundOr404(await deps.stores.app.feedByFeedToken(params[0]!));
-    await deps.stores.app.markFetched(feed).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: unable to record fetch'));
-
-    // The base URL is part of every link in the document, so a new one must change the ETag.
-    const etag = `W/"${feed.id}-${feed.version}-${format}-${RENDER_GENERATION}-${baseTag(deps.urls.base)}"`;
-    const lastModified = new Date(Math.floor(feed.updated_at / 1000) * 1000);
-    const headers: Record<string, string> = {
-      ETag: etag,
-      'Last-Modified': lastModified.toUTCString(),
-      // Short freshness keeps readers current; a CDN may serve stale copies while it revalidates.
-      // Atom answered on a .json URL stays out of shared caches: many CDNs ignore Vary: Accept.
-      'Cache-Control': format === requested
-        ? 'public, max-age=60, stale-while-revalidate=600, stale-if-error=86400'
-        : 'private, max-age=60',
-      Vary: requested === 'json' ? 'Accept, Accept-Encoding' : 'Accept-Encoding',
-    };
-    const ims = req.headers['if-modified-since'];
-    const notModified = req.headers['if-none-match'] !== undefined
-      ? etagMatches(req.headers['if-none-match'], etag)
-      : ims !== undefined && !Number.isNaN(Date.parse(ims)) && lastModified.getTime() <= Date.parse(ims);
-    if (notModified) {
-      res.writeHead(304, headers);
-      res.end();
-      return;
-    }
-
-    const encoding = chooseEncoding(req);
-    const key = cacheKey({ feedId: feed.id, version: feed.version, format, encoding, generation: RENDER_GENERATION, base: deps.urls.base });
-    const contentHeaders = {
-      'Content-Type': CONTENT_TYPES[format],
-      ...(encoding === 'identity' ? {} : { 'Content-Encoding': encoding }),
-    };
-    if (req.method === 'HEAD') {
-      // Headers only: the length is known when a rendered copy is cached, and is left out otherwise.
-      const bytes = await deps.stores.cache.cachedDocumentBytes(key).catch((err: unknown) => {
-        deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; answering HEAD without a length');
-        return undefined;
-      });
-      res.writeHead(200, { ...headers, ...contentHeaders, ...(bytes === undefined ? {} : { 'Content-Length': String(bytes) }) });
-      res.end();
-      return;
-    }
-
-    let body: Buffer | undefined;
-    try {
-      body = (await deps.stores.cache.cachedDocument(key))?.body;
-    } catch (err) {
-      deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; rendering');
-    }
-    body ??= await once(deps.stores.app, `encoded:${key}`, async () => {
-      const plain = await once(deps.stores.app, `plain:${feed.id}:v${feed.version}:${format}:${deps.urls.base}`, () => renderFeed(ctx, feed, format));
-      const rendered = await encode(plain, encoding);
-      // The cache is an optimisation: a full disk or busy cache must not fail the request.
-      await deps.stores.cache.storeDocument({
-        key, feed_id: feed.id, content_type: CONTENT_TYPES[format], etag, last_modified: feed.updated_at, body: rendered,
-      }, deps.config.cacheMaxBytes).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: cache write failed'));
-      return rendered;
-    });
-    res.writeHead(200, { ...headers, ...contentHeaders, 'Content-Length': String(body.length) });
-    res.end(body);
+    const feed = foundOr404(await ctx.deps.stores.app.feedByFeedToken(ctx.params[0]!));
+    await serveFeedDocument(ctx, feed, wholeFeed, ctx.params[1]!.toLowerCase() as Format);
   },
 };
+
+/**
+ * Answers a document of `feed` carrying the entries `selection` picks, in the `requested`
+ * format (or Atom, see negotiate): from cache.db when it was rendered for this feed
+ * version already, with ETag, Last-Modified and 304s, HEAD without rendering.
+ */
+export async function serveFeedDocument(ctx: RequestContext, feed: Feed, selection: EntrySelection, requested: Format): Promise<void> {
+  const { req, res, deps } = ctx;
+  const format = negotiate(requested, req);
+  await deps.stores.app.markFetched(feed).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: unable to record fetch'));
+
+  // The base URL is part of every link in the document, so a new one must change the ETag.
+  const etag = `W/"${feed.id}-${feed.version}-${selection.tag}-${format}-${RENDER_GENERATION}-${baseTag(deps.urls.base)}"`;
+  const lastModified = new Date(Math.floor(feed.updated_at / 1000) * 1000);
+  const headers: Record<string, string> = {
+    ETag: etag,
+    'Last-Modified': lastModified.toUTCString(),
+    // Short freshness keeps readers current; a CDN may serve stale copies while it revalidates.
+    // Atom answered on a .json URL stays out of shared caches: many CDNs ignore Vary: Accept.
+    'Cache-Control': format === requested
+      ? 'public, max-age=60, stale-while-revalidate=600, stale-if-error=86400'
+      : 'private, max-age=60',
+    Vary: requested === 'json' ? 'Accept, Accept-Encoding' : 'Accept-Encoding',
+  };
+  const ims = req.headers['if-modified-since'];
+  const notModified = req.headers['if-none-match'] !== undefined
+    ? etagMatches(req.headers['if-none-match'], etag)
+    : ims !== undefined && !Number.isNaN(Date.parse(ims)) && lastModified.getTime() <= Date.parse(ims);
+  if (notModified) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+
+  const encoding = chooseEncoding(req);
+  const key = cacheKey({ feedId: feed.id, version: feed.version, selection: selection.tag, format, encoding, generation: RENDER_GENERATION, base: deps.urls.base });
+  const contentHeaders = {
+    'Content-Type': CONTENT_TYPES[format],
+    ...(encoding === 'identity' ? {} : { 'Content-Encoding': encoding }),
+  };
+  if (req.method === 'HEAD') {
+    // Headers only: the length is known when a rendered copy is cached, and is left out otherwise.
+    const bytes = await deps.stores.cache.cachedDocumentBytes(key).catch((err: unknown) => {
+      deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; answering HEAD without a length');
+      return undefined;
+    });
+    res.writeHead(200, { ...headers, ...contentHeaders, ...(bytes === undefined ? {} : { 'Content-Length': String(bytes) }) });
+    res.end();
+    return;
+  }
+
+  let body: Buffer | undefined;
+  try {
+    body = (await deps.stores.cache.cachedDocument(key))?.body;
+  } catch (err) {
+    deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; rendering');
+  }
+  body ??= await once(deps.stores.app, `encoded:${key}`, async () => {
+    const plain = await once(deps.stores.app, `plain:${feed.id}:v${feed.version}:${selection.tag}:${format}:${deps.urls.base}`, () => renderFeed(ctx, feed, selection, format));
+    const rendered = await encode(plain, encoding);
+    // The cache is an optimisation: a full disk or busy cache must not fail the request.
+    await deps.stores.cache.storeDocument({
+      key, feed_id: feed.id, content_type: CONTENT_TYPES[format], etag, last_modified: feed.updated_at, body: rendered,
+    }, deps.config.cacheMaxBytes).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: cache write failed'));
+    return rendered;
+  });
+  res.writeHead(200, { ...headers, ...contentHeaders, 'Content-Length': String(body.length) });
+  res.end(body);
+}

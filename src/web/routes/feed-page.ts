@@ -1,10 +1,12 @@
 /** GET /feeds/<feed-secret>: the feed as a web page, for people rather than readers. */
+import { entryLimits } from '../../feeds/entry-limits.js';
 import { SECRET_IN_PATH } from '../../secrets.js';
 import { foundOr404, sendHtml } from '../http.js';
 import type { Route } from '../context.js';
 import { shownConfirmUrl } from '../presenters.js';
 import { html } from '../views/html.js';
 import { confirmNotice, layout } from '../views/layout.js';
+import { SENDERS_SHOWN, sendersSection } from '../views/senders.js';
 
 const DAY = 86_400_000;
 
@@ -13,7 +15,8 @@ export const feedPageRoute: Route = {
   path: new RegExp(String.raw`^/feeds/${SECRET_IN_PATH}/?$`, 'i'),
   handler: async ({ res, params, deps }) => {
     const feed = foundOr404(await deps.stores.app.feedByFeedToken(params[0]!));
-    const entries = await deps.stores.app.entrySummariesOfFeed(feed.id, deps.config.feedMaxEntries);
+    const entries = await deps.stores.app.entrySummariesOfFeed(feed.id, entryLimits(feed, deps.config).documentEntries);
+    const senders = await deps.stores.app.sendersOfFeed(feed.id, SENDERS_SHOWN);
     const { urls, config } = deps;
     const confirmations = entries.filter((e) => e.confirm_url && deps.stores.app.clock.now() - e.received_at < 14 * DAY);
     let expiry = html``;
@@ -34,6 +37,7 @@ ${entries.length === 0 ? html`<p>No mail yet. New newsletters appear here as the
 ${entries.map((e) => html`<li><a class="subject" href="${urls.entry(e.share_token)}">${e.subject || '(no subject)'}</a>
 <span class="meta">${e.from_name || e.from_address} · ${new Date(e.received_at).toUTCString()}</span></li>`)}
 </ul>`}
+${sendersSection(feed, senders, urls)}
 `));
   },
 };

@@ -1,16 +1,20 @@
-/** The owner's page, reached only with the manage secret: see all links, rename, delete. */
+/**
+ * The owner's page, reached only with the manage secret: see all links, rename, delete.
+ * The page is a list of sections; the actions beyond rename and delete live in their own
+ * modules (manage-entries.ts, manage-secrets.ts, manage-settings.ts), each with its section.
+ */
 import { inboxAddress } from '../../mail/ingest.js';
 import { SECRET_IN_PATH } from '../../secrets.js';
 import type { Feed } from '../../store/feeds.js';
 import type { FailedIngest } from '../../store/journal.js';
-import { cleanTitle, foundOr404, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
+import { cleanTitle, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
 import { html, type SafeHtml } from '../views/html.js';
 import { confirmNotice, copyField, layout } from '../views/layout.js';
-
-async function feedFor(deps: WebDeps, token: string): Promise<Feed> {
-  return foundOr404(await deps.stores.app.feedByManageToken(token));
-}
+import { feedForManage as feedFor } from './manage-common.js';
+import { entriesSection } from './manage-entries.js';
+import { rotateSection } from './manage-secrets.js';
+import { entryLimitsSection, iconSection } from './manage-settings.js';
 
 function sizeText(bytes: number): string {
   if (bytes < 1024) return `${bytes} bytes`;
@@ -38,37 +42,55 @@ ${failed.map((f) => html`<li>Received ${new Date(f.receivedAt).toUTCString()} ·
 </section>`;
 }
 
+/** The feed's secret links (the manage link itself is never shown again). */
+function linksSection(deps: WebDeps, feed: Feed): SafeHtml {
+  const { urls, config } = deps;
+  return html`${copyField('Email address', inboxAddress(feed, config.mailDomains), 'address')}
+${copyField('Atom feed', urls.feed(feed.feed_token, 'atom'), 'atom')}
+${copyField('RSS feed', urls.feed(feed.feed_token, 'rss'), 'rss')}
+${copyField('JSON Feed', urls.feed(feed.feed_token, 'json'), 'json')}
+<p><a href="${urls.feedPage(feed.feed_token)}">Open the feed page</a> (it lists each sender's own feed)</p>`;
+}
+
+function renameSection(feed: Feed, token: string): SafeHtml {
+  return html`<h2>Rename</h2>
+<form class="create" method="post" action="/manage/${token}/rename">
+<input type="text" name="title" maxlength="200" value="${feed.title}" aria-label="New name">
+<button type="submit" class="secondary">Rename</button>
+</form>`;
+}
+
+function deleteSection(token: string): SafeHtml {
+  return html`<h2>Delete</h2>
+<form method="post" action="/manage/${token}/delete">
+<p><label><input type="checkbox" name="confirm" value="yes" required> Delete this feed and all its entries for good</label></p>
+<button type="submit" class="danger">Delete feed</button>
+</form>`;
+}
+
 export const managePageRoute: Route = {
   method: 'GET',
   path: new RegExp(String.raw`^/manage/${SECRET_IN_PATH}/?$`, 'i'),
-  handler: async ({ res, params, deps }) => {
+  handler: async ({ res, url, params, deps }) => {
     const token = params[0]!.toLowerCase();
     const feed = await feedFor(deps, token);
-    const { urls, config } = deps;
     const count = await deps.stores.app.countEntries(feed.id);
     const recent = await deps.stores.app.entrySummariesOfFeed(feed.id, 20);
     const failed = await deps.stores.queue.failedIngestsOfFeed(feed.id);
+    const icon = await deps.stores.app.feedIconTag(feed.id);
     const confirmations = recent.filter((e) => e.confirm_url);
     sendHtml(res, 200, layout(`Manage ${feed.title || 'feed'}`, html`
 <h1>Manage ${feed.title || 'your feed'}</h1>
 <p class="meta">${count} entr${count === 1 ? 'y' : 'ies'} · created ${new Date(feed.created_at).toUTCString()}${feed.last_fetched_at ? html` · last fetched ${new Date(feed.last_fetched_at).toUTCString()}` : ''}</p>
 ${confirmations.map((e) => confirmNotice(e.confirm_url ?? '', e.subject))}
 ${failedSection(failed)}
-${copyField('Email address', inboxAddress(feed, config.mailDomains), 'address')}
-${copyField('Atom feed', urls.feed(feed.feed_token, 'atom'), 'atom')}
-${copyField('RSS feed', urls.feed(feed.feed_token, 'rss'), 'rss')}
-${copyField('JSON Feed', urls.feed(feed.feed_token, 'json'), 'json')}
-<p><a href="${urls.feedPage(feed.feed_token)}">Open the feed page</a></p>
-<h2>Rename</h2>
-<form class="create" method="post" action="/manage/${token}/rename">
-<input type="text" name="title" maxlength="200" value="${feed.title}" aria-label="New name">
-<button type="submit" class="secondary">Rename</button>
-</form>
-<h2>Delete</h2>
-<form method="post" action="/manage/${token}/delete">
-<p><label><input type="checkbox" name="confirm" value="yes" required> Delete this feed and all its entries for good</label></p>
-<button type="submit" class="danger">Delete feed</button>
-</form>
+${linksSection(deps, feed)}
+${await entriesSection(deps, feed, token, url)}
+${renameSection(feed, token)}
+${entryLimitsSection(deps, feed, token)}
+${iconSection(deps, feed, token, icon)}
+${rotateSection(token)}
+${deleteSection(token)}
 `));
   },
 };
