@@ -3,6 +3,7 @@ import * as entries from './entries.js';
 import * as feeds from './feeds.js';
 import * as parts from './parts.js';
 import type { AppSchema } from './schema.js';
+import * as search from './search.js';
 import { SqliteStore } from './sqlite-store.js';
 
 export class AppStore extends SqliteStore<AppSchema> {
@@ -32,6 +33,11 @@ export class AppStore extends SqliteStore<AppSchema> {
   readonly entriesAfter = this.op('page through entries', entries.entriesAfter);
   readonly feedBytes = this.op('measure a feed', entries.feedBytes);
   readonly trimFeeds = this.timed('trim feeds', entries.trimFeeds);
+
+  // Search (the index follows entries by itself: see the migration "full-text search")
+  readonly searchEntries = this.op('search a feed', search.searchEntries);
+  readonly checkSearchIndex = this.op('check the search index', search.checkSearchIndex);
+  readonly rebuildSearchIndex = this.op('rebuild the search index', search.rebuildSearchIndex);
 
   // Parts and blobs
   readonly partsOfEntry = this.op('list an entry\'s parts', parts.partsOfEntry);

@@ -1,0 +1,106 @@
+/**
+ * Full-text search over one feed's entries. The index (entries_search, see the migration
+ * "full-text search") is kept in step by triggers on `entries`; this module only reads it,
+ * checks it and rebuilds it.
+ */
+import { sql, type Kysely } from 'kysely';
+import type { AppSchema } from './schema.js';
+import { matchExpression, parseQuery } from './search-query.js';
+
+/** Wraps highlighted words in snippets and subjects; the indexed text never holds these (see search-text.ts). */
+export const HIGHLIGHT_START = '\u0001';
+export const HIGHLIGHT_END = '\u0002';
+/**
+ * Tokens of body text a snippet holds (FTS5's most): the page shows a part of it around the
+ * first match. FTS5 starts a snippet at the start of the sentence holding the match, and a
+ * CJK character is a token, so a smaller window would often end inside a CJK phrase.
+ */
+const SNIPPET_TOKENS = 64;
+
+export interface SearchRequest {
+  /** As the person typed it (see search-query.ts for what it may hold). */
+  query: string;
+  /** Received at or after this time (ms), when given. */
+  from: number | null;
+  /** Received before this time (ms), when given. */
+  to: number | null;
+  offset: number;
+  limit: number;
+}
+
+export interface SearchHit {
+  id: number;
+  share_token: string;
+  subject: string;
+  from_name: string;
+  from_address: string;
+  received_at: number;
+  /** The subject as indexed, matched words between HIGHLIGHT_START and HIGHLIGHT_END. */
+  subject_marked: string;
+  /** A stretch of the body text as indexed, marked the same way; '…' where it was cut. */
+  snippet: string;
+}
+
+export interface SearchResult {
+  hits: SearchHit[];
+  /** Whether there are results after these. */
+  more: boolean;
+  /** Whether part of the query was ignored (too long, too many terms). */
+  truncated: boolean;
+}
+
+/**
+ * The entries of a feed that match a query, best first (bm25; subject above sender above
+ * body), then newest first. With no query but a date range, every entry in the range.
+ */
+export async function searchEntries(db: Kysely<AppSchema>, feedId: number, request: SearchRequest): Promise<SearchResult> {
+  const parsed = parseQuery(request.query);
+  const dated = request.from !== null || request.to !== null;
+  const match = matchExpression(`f${feedId}`, parsed, dated && !parsed.typed);
+  if (match === undefined || (request.from !== null && request.to !== null && request.from >= request.to)) {
+    return { hits: [], more: false, truncated: parsed.truncated };
+  }
+  const from = request.from === null ? sql`` : sql`AND e.received_at >= ${request.from}`;
+  const to = request.to === null ? sql`` : sql`AND e.received_at < ${request.to}`;
+  // better-sqlite3 binds every JS number as a REAL, and FTS5 ignores a REAL in `rowid = ?`
+  // next to MATCH (it returns every match), hence the CAST below.
+  // Ranking first and highlighting only the page: snippet() reads and tokenizes a whole body,
+  // and a sorted query would compute it for every match, not only the ones shown.
+  const page = await sql<{ id: number }>`
+    SELECT e.id FROM entries_search JOIN entries e ON e.id = entries_search.rowid
+    WHERE entries_search MATCH ${match} AND e.feed_id = ${feedId} ${from} ${to}
+    ORDER BY entries_search.rank, e.received_at DESC, e.id DESC
+    LIMIT ${request.limit + 1} OFFSET ${request.offset}`.execute(db);
+  const hits: SearchHit[] = [];
+  for (const { id } of page.rows.slice(0, request.limit)) {
+    const row = await sql<SearchHit>`
+      SELECT e.id, e.share_token, e.subject, e.from_name, e.from_address, e.received_at,
+        highlight(entries_search, 0, ${HIGHLIGHT_START}, ${HIGHLIGHT_END}) AS subject_marked,
+        snippet(entries_search, 2, ${HIGHLIGHT_START}, ${HIGHLIGHT_END}, '…', ${SNIPPET_TOKENS}) AS snippet
+      FROM entries_search JOIN entries e ON e.id = entries_search.rowid
+      WHERE entries_search MATCH ${match} AND entries_search.rowid = CAST(${id} AS INTEGER) AND e.feed_id = ${feedId}`.execute(db);
+    // An entry deleted since the first query is simply not shown.
+    if (row.rows[0]) hits.push(row.rows[0]);
+  }
+  return { hits, more: page.rows.length > request.limit, truncated: parsed.truncated };
+}
+
+/**
+ * FTS5's own check of the index against what the view derives from the entries: undefined
+ * when they agree, else what FTS5 found (a stale or missing row). Reads every entry.
+ */
+export async function checkSearchIndex(db: Kysely<AppSchema>): Promise<string | undefined> {
+  try {
+    await sql`INSERT INTO entries_search (entries_search, rank) VALUES ('integrity-check', 1)`.execute(db);
+    return undefined;
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? '';
+    if (code.startsWith('SQLITE_CORRUPT')) return (err as Error).message;
+    throw err;
+  }
+}
+
+/** Builds the index again from every entry (after checkSearchIndex found it out of step). */
+export async function rebuildSearchIndex(db: Kysely<AppSchema>): Promise<void> {
+  await sql`INSERT INTO entries_search (entries_search) VALUES ('rebuild')`.execute(db);
+}
