@@ -3,6 +3,7 @@
  * entries stored through the store (and a few through SMTP), searched over HTTP.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AppStore } from '../src/store/app-store.js';
@@ -365,6 +366,7 @@ describe('search over a feed of 1,000 entries', () => {
     }
     // The long ones were cut, and the page says so.
     assert.ok((await searchJson(feed, { q: 'word '.repeat(500) })).notes.some((n) => /Only the first/.test(n)));
+    assert.ok((await searchJson(feed, { q: 'q* quetzal*' })).notes.some((n) => /A \* counts for words of 2 letters or more/.test(n)));
   });
 });
 
@@ -487,6 +489,15 @@ describe('entries stored before search existed', () => {
     } finally {
       await stores.close();
     }
+    // The operator's command checks and rebuilds the same index.
+    for (const [action, said] of [['check', /The search index matches the entries/], ['rebuild', /Rebuilt the search index of 30 entries/]] as const) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'search-index', action], {
+        env: { ...process.env, FEEDMAIL_DATA_DIR: dir, FEEDMAIL_ALLOW_UNSAFE_STORAGE: 'true', FEEDMAIL_MIN_FREE_BYTES: '0', FEEDMAIL_LOG_LEVEL: 'silent' },
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, said);
+    }
   });
 });
 
@@ -512,7 +523,7 @@ describe('the indexed text and the query language', () => {
   });
 
   it('turns every query into quoted terms', () => {
-    assert.deepEqual(parseQuery('a "b c" d* -e OR f'), { all: [['"a"'], ['"b c"'], ['"d" *'], ['"or"'], ['"f"']], none: ['"e"'], truncated: false, typed: true });
+    assert.deepEqual(parseQuery('a "b c" dd* -e OR f'), { all: [['"a"'], ['"b c"'], ['"dd" *'], ['"or"'], ['"f"']], none: ['"e"'], truncated: false, prefixesIgnored: false, typed: true });
     assert.deepEqual(parseQuery('a OR b OR c d').all, [['"a"', '"b"', '"c"'], ['"d"']]);
     assert.deepEqual(parseQuery('NEAR(x y) ^z : "q""r').all, [['"NEAR(x"'], ['"y)"'], ['"^z"'], ['"q"'], ['"r"']]);
     assert.deepEqual(parseQuery('say "it""s"').all, [['"say"'], ['"it"'], ['"s"']]);
@@ -521,5 +532,10 @@ describe('the indexed text and the query language', () => {
     assert.deepEqual(parseQuery('😀 : * - "').all, []);
     assert.equal(parseQuery('x '.repeat(40)).truncated, true);
     assert.equal(parseQuery('x '.repeat(40)).all.length, 16);
+    // A prefix needs two letters, and a query holds four at most: the rest are plain words.
+    assert.deepEqual(parseQuery('a* 東* ab*'), { all: [['"a"'], ['"\u200b東\u200b"'], ['"ab" *']], none: [], truncated: false, prefixesIgnored: true, typed: true });
+    assert.deepEqual(parseQuery('aa* bb* -cc* dd* ee*').all, [['"aa" *'], ['"bb" *'], ['"dd" *'], ['"ee"']]);
+    assert.deepEqual(parseQuery('aa* bb* -cc* dd* ee*').none, ['"cc" *']);
+    assert.equal(parseQuery('aa* bb* cc* dd*').prefixesIgnored, false);
   });
 });

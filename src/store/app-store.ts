@@ -38,6 +38,7 @@ export class AppStore extends SqliteStore<AppSchema> {
   readonly searchEntries = this.op('search a feed', search.searchEntries);
   readonly checkSearchIndex = this.op('check the search index', search.checkSearchIndex);
   readonly rebuildSearchIndex = this.op('rebuild the search index', search.rebuildSearchIndex);
+  readonly searchIndexBytes = this.op('measure the search index', search.searchIndexBytes);
 
   // Parts and blobs
   readonly partsOfEntry = this.op('list an entry\'s parts', parts.partsOfEntry);

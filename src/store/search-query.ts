@@ -1,7 +1,8 @@
 /**
  * What a person types into the search box, as an FTS5 MATCH expression that cannot fail.
  *
- * The language: words (all must match), "quoted phrases", `word*` for a prefix, `-word` or
+ * The language: words (all must match), "quoted phrases", `word*` for a prefix (of two letters
+ * or more, four at most in a query: see MAX_PREFIX_TERMS), `-word` or
  * `-"a phrase"` to exclude, and `OR` (in capitals) between two terms. Everything else is
  * taken literally: every term becomes a quoted FTS5 string (with `"` doubled), so FTS5's own
  * syntax (NEAR, AND, NOT, ^, column filters, parentheses) is never interpreted, and a term
@@ -16,6 +17,13 @@ import { searchText } from './search-text.js';
 export const MAX_QUERY_CHARS = 500;
 /** Terms of a query that are used; the rest are ignored (and the page says so). */
 export const MAX_QUERY_TERMS = 16;
+/**
+ * Prefix terms of a query (`word*`): each one reads the postings of every word in the whole
+ * index that starts with it, so a query holds a few at most and each needs this many letters;
+ * other `*`s are ignored (and the page says so).
+ */
+export const MAX_PREFIX_TERMS = 4;
+export const MIN_PREFIX_CHARS = 2;
 
 /** The columns a person searches; the index's `feed` column is only for the store's own filter. */
 const SEARCHED_COLUMNS = '{subject sender body}';
@@ -33,6 +41,8 @@ export interface ParsedQuery {
   none: string[];
   /** Whether part of the query was ignored (too long, too many terms). */
   truncated: boolean;
+  /** Whether some `*` were ignored (too many prefixes, or too short ones). */
+  prefixesIgnored: boolean;
   /** Whether the person typed anything at all (something unsearchable then finds nothing). */
   typed: boolean;
 }
@@ -80,11 +90,16 @@ function lex(query: string): Item[] {
 /** A letter, digit or private-use character: what FTS5's unicode61 tokenizer makes words of. */
 const WORD_CHAR = /[\p{L}\p{N}\p{Co}]/u;
 
+/** The last word of a term, which a `*` makes a prefix. */
+const LAST_WORD = /[\p{L}\p{N}\p{Co}]+[^\p{L}\p{N}\p{Co}]*$/u;
+
 /** A term as a quoted FTS5 string, or undefined when it holds nothing the index could match. */
-function ftsString(text: string, prefix: boolean): string | undefined {
+function ftsString(text: string, prefix: boolean): { fts: string; prefix: boolean } | undefined {
   const indexed = searchText(text);
   if (!WORD_CHAR.test(indexed)) return undefined;
-  return `"${indexed.replace(/"/g, '""')}"${prefix ? ' *' : ''}`;
+  const last = LAST_WORD.exec(indexed)?.[0].replace(/[^\p{L}\p{N}\p{Co}]+$/u, '') ?? '';
+  const asPrefix = prefix && Array.from(last).length >= MIN_PREFIX_CHARS;
+  return { fts: `"${indexed.replace(/"/g, '""')}"${asPrefix ? ' *' : ''}`, prefix: asPrefix };
 }
 
 /** Reads a query typed by a person; never throws. */
@@ -94,19 +109,24 @@ export function parseQuery(input: string): ParsedQuery {
   const query = truncated ? chars.slice(0, MAX_QUERY_CHARS).join('') : input;
   const items: (Term | { kind: 'or' })[] = [];
   let terms = 0;
+  let prefixes = 0;
+  let prefixesIgnored = false;
   for (const item of lex(query)) {
     if (item.kind === 'or') {
       items.push(item);
       continue;
     }
-    const fts = ftsString(item.text, item.prefix);
-    if (fts === undefined) continue;
+    const allowPrefix = item.prefix && prefixes < MAX_PREFIX_TERMS;
+    const term = ftsString(item.text, allowPrefix);
+    if (term === undefined) continue;
     if (terms === MAX_QUERY_TERMS) {
       truncated = true;
       break;
     }
     terms++;
-    items.push({ fts, negated: item.negated });
+    if (term.prefix) prefixes++;
+    else if (item.prefix) prefixesIgnored = true;
+    items.push({ fts: term.fts, negated: item.negated });
   }
   const all: string[][] = [];
   const none: string[] = [];
@@ -120,7 +140,7 @@ export function parseQuery(input: string): ParsedQuery {
         truncated = true;
         continue;
       }
-      all.push([ftsString('or', false)!]);
+      all.push([ftsString('or', false)!.fts]);
     } else if (item.negated) {
       none.push(item.fts);
     } else if (k > 0 && 'kind' in items[k - 1]! && positive(items[k - 2])) {
@@ -129,7 +149,7 @@ export function parseQuery(input: string): ParsedQuery {
       all.push([item.fts]);
     }
   }
-  return { all, none, truncated, typed: input.trim() !== '' };
+  return { all, none, truncated, prefixesIgnored, typed: input.trim() !== '' };
 }
 
 /**

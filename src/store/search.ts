@@ -47,6 +47,8 @@ export interface SearchResult {
   more: boolean;
   /** Whether part of the query was ignored (too long, too many terms). */
   truncated: boolean;
+  /** Whether some `*` were taken as plain words (too many prefixes, or too short ones). */
+  prefixesIgnored: boolean;
 }
 
 /**
@@ -58,31 +60,41 @@ export async function searchEntries(db: Kysely<AppSchema>, feedId: number, reque
   const dated = request.from !== null || request.to !== null;
   const match = matchExpression(`f${feedId}`, parsed, dated && !parsed.typed);
   if (match === undefined || (request.from !== null && request.to !== null && request.from >= request.to)) {
-    return { hits: [], more: false, truncated: parsed.truncated };
+    return { hits: [], more: false, truncated: parsed.truncated, prefixesIgnored: parsed.prefixesIgnored };
   }
   const from = request.from === null ? sql`` : sql`AND e.received_at >= ${request.from}`;
   const to = request.to === null ? sql`` : sql`AND e.received_at < ${request.to}`;
-  // better-sqlite3 binds every JS number as a REAL, and FTS5 ignores a REAL in `rowid = ?`
-  // next to MATCH (it returns every match), hence the CAST below.
-  // Ranking first and highlighting only the page: snippet() reads and tokenizes a whole body,
+  // Ranking first, then highlighting only the page: snippet() reads and tokenizes a whole body,
   // and a sorted query would compute it for every match, not only the ones shown.
   const page = await sql<{ id: number }>`
     SELECT e.id FROM entries_search JOIN entries e ON e.id = entries_search.rowid
     WHERE entries_search MATCH ${match} AND e.feed_id = ${feedId} ${from} ${to}
     ORDER BY entries_search.rank, e.received_at DESC, e.id DESC
     LIMIT ${request.limit + 1} OFFSET ${request.offset}`.execute(db);
+  const ids = page.rows.slice(0, request.limit).map((r) => r.id);
+  if (ids.length === 0) return { hits: [], more: false, truncated: parsed.truncated, prefixesIgnored: parsed.prefixesIgnored };
+  // One pass over the matches that highlights the page's rows only. A `rowid = ?` per row would
+  // evaluate the whole query again for each (a prefix term expands over the index every time);
+  // the `+` keeps SQLite from handing the IN list to FTS5 as such a per-row lookup.
+  const marked = await sql<{ id: number; subject_marked: string; snippet: string }>`
+    SELECT entries_search.rowid AS id,
+      highlight(entries_search, 0, ${HIGHLIGHT_START}, ${HIGHLIGHT_END}) AS subject_marked,
+      snippet(entries_search, 2, ${HIGHLIGHT_START}, ${HIGHLIGHT_END}, '…', ${SNIPPET_TOKENS}) AS snippet
+    FROM entries_search
+    WHERE entries_search MATCH ${match} AND +entries_search.rowid IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`.execute(db);
+  const entries = await db.selectFrom('entries')
+    .select(['id', 'share_token', 'subject', 'from_name', 'from_address', 'received_at'])
+    .where('id', 'in', ids).where('feed_id', '=', feedId).execute();
+  const marks = new Map(marked.rows.map((r) => [r.id, r]));
+  const byId = new Map(entries.map((e) => [e.id, e]));
   const hits: SearchHit[] = [];
-  for (const { id } of page.rows.slice(0, request.limit)) {
-    const row = await sql<SearchHit>`
-      SELECT e.id, e.share_token, e.subject, e.from_name, e.from_address, e.received_at,
-        highlight(entries_search, 0, ${HIGHLIGHT_START}, ${HIGHLIGHT_END}) AS subject_marked,
-        snippet(entries_search, 2, ${HIGHLIGHT_START}, ${HIGHLIGHT_END}, '…', ${SNIPPET_TOKENS}) AS snippet
-      FROM entries_search JOIN entries e ON e.id = entries_search.rowid
-      WHERE entries_search MATCH ${match} AND entries_search.rowid = CAST(${id} AS INTEGER) AND e.feed_id = ${feedId}`.execute(db);
+  for (const id of ids) {
+    const entry = byId.get(id);
+    const mark = marks.get(id);
     // An entry deleted since the first query is simply not shown.
-    if (row.rows[0]) hits.push(row.rows[0]);
+    if (entry && mark) hits.push({ ...entry, subject_marked: mark.subject_marked, snippet: mark.snippet });
   }
-  return { hits, more: page.rows.length > request.limit, truncated: parsed.truncated };
+  return { hits, more: page.rows.length > request.limit, truncated: parsed.truncated, prefixesIgnored: parsed.prefixesIgnored };
 }
 
 /**
@@ -103,4 +115,12 @@ export async function checkSearchIndex(db: Kysely<AppSchema>): Promise<string | 
 /** Builds the index again from every entry (after checkSearchIndex found it out of step). */
 export async function rebuildSearchIndex(db: Kysely<AppSchema>): Promise<void> {
   await sql`INSERT INTO entries_search (entries_search) VALUES ('rebuild')`.execute(db);
+}
+
+/** Bytes the index takes in app.db (its FTS5 tables), for operators and the benchmark. */
+export async function searchIndexBytes(db: Kysely<AppSchema>): Promise<number> {
+  const { rows } = await sql<{ n: number | null }>`
+    SELECT sum(pgsize) AS n FROM dbstat
+    WHERE name IN ('entries_search_data', 'entries_search_idx', 'entries_search_docsize', 'entries_search_config')`.execute(db);
+  return Number(rows[0]?.n ?? 0);
 }

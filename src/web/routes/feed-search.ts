@@ -8,7 +8,7 @@ import { escapeHtml } from '../../mail/sanitize.js';
 import { SECRET_IN_PATH } from '../../secrets.js';
 import { HIGHLIGHT_END, HIGHLIGHT_START, type SearchHit } from '../../store/search.js';
 import { CJK_SEPARATOR } from '../../store/search-text.js';
-import { MAX_QUERY_CHARS, MAX_QUERY_TERMS } from '../../store/search-query.js';
+import { MAX_PREFIX_TERMS, MAX_QUERY_CHARS, MAX_QUERY_TERMS, MIN_PREFIX_CHARS } from '../../store/search-query.js';
 import type { Route } from '../context.js';
 import { foundOr404, sendHtml, sendJson, wantsJson } from '../http.js';
 import { html, SafeHtml } from '../views/html.js';
@@ -136,8 +136,9 @@ export const feedSearchRoute: Route = {
         offset: (page - 1) * SEARCH_PAGE_SIZE,
         limit: SEARCH_PAGE_SIZE,
       })
-      : { hits: [], more: false, truncated: false };
+      : { hits: [], more: false, truncated: false, prefixesIgnored: false };
     if (result.truncated) notes.push(`Only the first ${MAX_QUERY_CHARS} characters and ${MAX_QUERY_TERMS} terms of the query are used.`);
+    if (result.prefixesIgnored) notes.push(`A * counts for words of ${MIN_PREFIX_CHARS} letters or more, ${MAX_PREFIX_TERMS} times in a query at most; the others were searched as whole words.`);
 
     // Links to other pages of the same search, relative to this one: they carry what the URL already does.
     const pageLink = (n: number) => {
