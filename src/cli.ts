@@ -70,7 +70,7 @@ Uses the data directory from FEEDMAIL_DATA_DIR / --data-dir.
 The index follows every new, changed and deleted entry by itself, and the upgrade that
 introduced it indexed the entries stored before. Rebuild it only when "check" finds it
 out of step (after rows were edited by hand with the sqlite3 shell, say). Safe to run
-while the server is running: searches wait for the rebuild, which takes about a second
+while the server is running: writes wait for the rebuild, which takes a second or two
 per 10,000 entries.
 
 Uses the data directory from FEEDMAIL_DATA_DIR / --data-dir.
