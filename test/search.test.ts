@@ -117,6 +117,7 @@ const REVERSED = 201;
 const ZEPPELIN = (i: number) => i % 22 === 3;
 const CJK = { ja: 300, zh: 301, ko: 302 };
 const HOSTILE = 400;
+const ACCENTS = 500;
 
 function plantedWords(i: number): { subject?: string; body?: string } {
   const z = ZEPPELIN(i) ? ' A zeppelin passed over.' : '';
@@ -129,6 +130,7 @@ function plantedWords(i: number): { subject?: string; body?: string } {
     case CJK.ja: return { subject: '今週のお知らせ', body: '東京都に住んでいます。新しい図書館が開館しました。' };
     case CJK.zh: return { body: '北京大学的图书馆今天开放。' };
     case CJK.ko: return { body: '서울에서 만나요. 도서관이 열렸습니다.' };
+    case ACCENTS: return { body: 'Visite de l\'École nationale à Orléans, naïvement.' };
     case HOSTILE: return { subject: '<img src=x onerror=alert(1)> ocelot & "friends"', body: '<script>alert("ocelot")</script> & <b>bold</b> ocelot' };
     default: return z ? { body: z.trim() } : {};
   }
@@ -209,6 +211,11 @@ describe('search over a feed of 1,000 entries', () => {
     assert.deepEqual(await links('armadillo -"velvet armadillo"'), [reversed]);
     assert.deepEqual((await links('quetzalcoatl OR tangerine')).sort(), [unique, reversed].sort());
     assert.deepEqual((await links('armadi* OR quetzalcoatl')).sort(), [phrase, reversed, unique].sort());
+    // Case and accents do not matter.
+    const accents = await shareOf(ACCENTS);
+    assert.deepEqual(await links('ecole orleans'), [accents]);
+    assert.deepEqual(await links('ÉCOLE ORLÉANS'), [accents]);
+    assert.deepEqual(await links('naive*'), [accents]);
     // A lone OR, and OR next to an exclusion, are words; lowercase "or" is always a word.
     assert.deepEqual(await links('quetzalcoatl or tangerine'), []);
     // Exclusion alone lists the feed without those entries.
