@@ -4,6 +4,7 @@ import * as feeds from './feeds.js';
 import * as icons from './icons.js';
 import * as parts from './parts.js';
 import type { AppSchema } from './schema.js';
+import * as search from './search.js';
 import { SqliteStore } from './sqlite-store.js';
 
 export class AppStore extends SqliteStore<AppSchema> {
@@ -47,6 +48,12 @@ export class AppStore extends SqliteStore<AppSchema> {
   readonly sendersOfFeed = this.op('list a feed\'s senders', entries.sendersOfFeed);
   readonly senderAddressesOfFeed = this.op('list a feed\'s sender addresses', entries.senderAddressesOfFeed);
   readonly documentEntriesOfSender = this.op('read a sender\'s entries for its document', entries.documentEntriesOfSender);
+
+  // Search (the index follows entries by itself: see the migration "full-text search")
+  readonly searchEntries = this.op('search a feed', search.searchEntries);
+  readonly checkSearchIndex = this.op('check the search index', search.checkSearchIndex);
+  readonly rebuildSearchIndex = this.op('rebuild the search index', search.rebuildSearchIndex);
+  readonly searchIndexBytes = this.op('measure the search index', search.searchIndexBytes);
 
   // Parts and blobs
   readonly partsOfEntry = this.op('list an entry\'s parts', parts.partsOfEntry);

@@ -21,6 +21,16 @@ export interface OpenOptions {
    * no pragmas that write, no migrations, and every write fails.
    */
   readOnly?: boolean;
+  /**
+   * Deterministic SQL functions the schema's views and triggers call (the search index's
+   * text, see search-text.ts), registered before the migrations run.
+   */
+  functions?: SqlFunction[];
+}
+
+export interface SqlFunction {
+  name: string;
+  fn: (value: unknown) => string;
 }
 
 class ImmediateSqliteDriver extends SqliteDriver {
@@ -118,6 +128,7 @@ export function openSqlite<Schema>(file: string, migrations: Migration[], option
   } catch (err) {
     throw new Error(`store: unable to open ${file}: ${(err as Error).message}`, { cause: err });
   }
+  for (const f of options.functions ?? []) raw.function(f.name, { deterministic: true }, f.fn);
   let warnings: string[] = [];
   if (options.readOnly) {
     raw.pragma('busy_timeout = 5000');

@@ -6,6 +6,7 @@ import { systemClock, type Clock } from './clock.js';
 import { openSqlite } from './db.js';
 import { appMigrations, cacheMigrations, queueMigrations } from './migrations/index.js';
 import { QueueStore } from './queue-store.js';
+import { SEARCH_TEXT_FUNCTION, searchText } from './search-text.js';
 import type { AppSchema, CacheSchema, QueueSchema } from './schema.js';
 
 export type { AppStore } from './app-store.js';
@@ -47,6 +48,9 @@ export interface OpenStoresOptions {
   readOnly?: boolean;
 }
 
+/** The SQL functions app.db's schema calls (see search-text.ts); every connection to it needs them. */
+export const APP_FUNCTIONS = [{ name: SEARCH_TEXT_FUNCTION, fn: searchText }];
+
 /**
  * queue.db commits with synchronous=FULL because "250" depends on it. app.db does
  * too: a worker deletes a finished ingest job (durably, in queue.db) right after
@@ -55,7 +59,7 @@ export interface OpenStoresOptions {
  */
 export function openStores(dataDir: string, options: OpenStoresOptions = {}): Stores {
   const { walMaxBytes, clock = systemClock, readOnly } = options;
-  const app = new AppStore(openSqlite<AppSchema>(path.join(dataDir, 'app.db'), appMigrations, { synchronous: 'FULL', walMaxBytes, readOnly }), clock);
+  const app = new AppStore(openSqlite<AppSchema>(path.join(dataDir, 'app.db'), appMigrations, { synchronous: 'FULL', walMaxBytes, readOnly, functions: APP_FUNCTIONS }), clock);
   const queue = new QueueStore(openSqlite<QueueSchema>(path.join(dataDir, 'queue.db'), queueMigrations, { synchronous: 'FULL', walMaxBytes, readOnly }), clock);
   const cache = new CacheStore(openSqlite<CacheSchema>(path.join(dataDir, 'cache.db'), cacheMigrations, { walMaxBytes, readOnly }), clock);
   return {

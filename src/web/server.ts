@@ -10,6 +10,7 @@ import { entryBodyRoute, entryPageRoute, entryPartRoute } from './routes/entry.j
 import { feedCreateRoute } from './routes/feed-create.js';
 import { feedDocumentRoute } from './routes/feed-document.js';
 import { feedPageRoute } from './routes/feed-page.js';
+import { feedSearchRoute } from './routes/feed-search.js';
 import { healthzRoute, metricsRoute, opsPolicy, readyzRoute } from './routes/health.js';
 import { homeRoute } from './routes/home.js';
 import { domainIconRoute, feedIconRoute } from './routes/icons.js';
@@ -25,7 +26,7 @@ import { html } from './views/html.js';
 import { layout } from './views/layout.js';
 
 const ROUTES: Route[] = [
-  homeRoute, feedCreateRoute, feedDocumentRoute, feedPageRoute,
+  homeRoute, feedCreateRoute, feedDocumentRoute, feedPageRoute, feedSearchRoute,
   entryPageRoute, entryBodyRoute, entryPartRoute,
   managePageRoute, manageRenameRoute, manageDeleteRoute,
   inboundRoute, healthzRoute, readyzRoute, metricsRoute, staticRoute,
@@ -205,11 +206,11 @@ export class WebServer {
     else if (isDiskFull(err)) error = new StorageFullError({ cause: err });
     else if (isBusy(err)) {
       // Another process held a database lock past the busy timeout: worth a retry, not a 500.
-      this.deps.log.warn({ err, path: shortenTokens(req.url ?? '') }, 'web: database busy');
+      this.deps.log.warn({ err, path: loggedPath(req) }, 'web: database busy');
       error = new TemporaryFailureError('Busy, try again shortly', { cause: err });
     } else {
       this.deps.counters.errors++;
-      this.deps.log.error({ err, path: shortenTokens(req.url ?? '') }, 'web: request failed');
+      this.deps.log.error({ err, path: loggedPath(req) }, 'web: request failed');
       error = new InternalError({ cause: err });
     }
     if (res.headersSent) {
@@ -230,6 +231,11 @@ export class WebServer {
 ${error.httpStatus === 404 ? html`<p>There is nothing at this address. Check that the link was copied completely.</p>` : html`<p>${error.message}</p>`}
 <p><a href="/">Go to the start page</a></p>`), headers);
   }
+}
+
+/** A request's path for a log line: secrets shortened, and no query (a search's words stay out of logs). */
+function loggedPath(req: http.IncomingMessage): string {
+  return shortenTokens((req.url ?? '').replace(/[?#][\s\S]*$/, ''));
 }
 
 function bodyUnread(req: http.IncomingMessage): boolean {

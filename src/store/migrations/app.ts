@@ -106,4 +106,60 @@ export const appMigrations: Migration[] = [
       );
     `,
   },
+  {
+    // Full-text search (issue 10): an FTS5 index over a view, so nothing is stored twice. The
+    // view derives the indexed text with feedmail_search_text_v1 (src/store/search-text.ts,
+    // registered on every app.db connection): URLs removed, CJK characters made tokens of
+    // their own. Triggers on entries keep the index in step however a row comes, changes or
+    // goes (a feed's deletion cascades to its entries, and the triggers fire for each), and
+    // FTS5 removes a row by deriving its text again, so a body must not go (or change) while
+    // an entry still uses it. `feed` holds 'f' || feed_id, so a search reads only one feed's
+    // postings; bm25 weighs the subject above the sender above the body, `feed` not at all.
+    // The last statement indexes every entry stored before this migration.
+    name: 'full-text search',
+    sqlite: `
+      CREATE VIEW entries_search_content AS
+        SELECT e.id AS id,
+          feedmail_search_text_v1(e.subject) AS subject,
+          feedmail_search_text_v1(e.from_name || ' ' || e.from_address) AS sender,
+          feedmail_search_text_v1(coalesce(b.text, e.text)) AS body,
+          'f' || e.feed_id AS feed
+        FROM entries e LEFT JOIN bodies b ON b.hash = e.body_hash;
+      CREATE VIRTUAL TABLE entries_search USING fts5(
+        subject, sender, body, feed,
+        content = 'entries_search_content', content_rowid = 'id',
+        tokenize = 'unicode61 remove_diacritics 2'
+      );
+      INSERT INTO entries_search(entries_search, rank) VALUES ('rank', 'bm25(10.0, 4.0, 1.0, 0.0)');
+      CREATE TRIGGER entries_search_insert AFTER INSERT ON entries BEGIN
+        INSERT INTO entries_search (rowid, subject, sender, body, feed)
+          SELECT id, subject, sender, body, feed FROM entries_search_content WHERE id = new.id;
+      END;
+      CREATE TRIGGER entries_search_delete AFTER DELETE ON entries BEGIN
+        INSERT INTO entries_search (entries_search, rowid, subject, sender, body, feed) VALUES ('delete', old.id,
+          feedmail_search_text_v1(old.subject),
+          feedmail_search_text_v1(old.from_name || ' ' || old.from_address),
+          feedmail_search_text_v1(coalesce((SELECT text FROM bodies WHERE hash = old.body_hash), old.text)),
+          'f' || old.feed_id);
+      END;
+      CREATE TRIGGER entries_search_update AFTER UPDATE OF feed_id, subject, from_name, from_address, text, body_hash ON entries BEGIN
+        INSERT INTO entries_search (entries_search, rowid, subject, sender, body, feed) VALUES ('delete', old.id,
+          feedmail_search_text_v1(old.subject),
+          feedmail_search_text_v1(old.from_name || ' ' || old.from_address),
+          feedmail_search_text_v1(coalesce((SELECT text FROM bodies WHERE hash = old.body_hash), old.text)),
+          'f' || old.feed_id);
+        INSERT INTO entries_search (rowid, subject, sender, body, feed)
+          SELECT id, subject, sender, body, feed FROM entries_search_content WHERE id = new.id;
+      END;
+      CREATE TRIGGER bodies_kept_while_used BEFORE DELETE ON bodies
+        WHEN EXISTS (SELECT 1 FROM entries WHERE body_hash = old.hash) BEGIN
+        SELECT RAISE(ABORT, 'a body is deleted while an entry still uses it');
+      END;
+      CREATE TRIGGER bodies_unchanged_while_used BEFORE UPDATE OF text ON bodies
+        WHEN EXISTS (SELECT 1 FROM entries WHERE body_hash = old.hash) BEGIN
+        SELECT RAISE(ABORT, 'a body is changed while an entry uses it');
+      END;
+      INSERT INTO entries_search (entries_search) VALUES ('rebuild');
+    `,
+  },
 ];

@@ -4,6 +4,7 @@ import { SECRET_IN_PATH } from '../../secrets.js';
 import { foundOr404, sendHtml } from '../http.js';
 import type { Route } from '../context.js';
 import { shownConfirmUrl } from '../presenters.js';
+import { searchForm } from './feed-search.js';
 import { html } from '../views/html.js';
 import { confirmNotice, layout } from '../views/layout.js';
 import { SENDERS_SHOWN, sendersSection } from '../views/senders.js';
@@ -32,12 +33,13 @@ export const feedPageRoute: Route = {
 ${expiry}
 ${confirmations.map((e) => confirmNotice(shownConfirmUrl(e, feed) ?? '', e.subject))}
 <p class="meta">Subscribe in your reader: <a href="${urls.feed(feed.feed_token, 'atom')}">Atom</a> · <a href="${urls.feed(feed.feed_token, 'rss')}">RSS</a> · <a href="${urls.feed(feed.feed_token, 'json')}">JSON Feed</a></p>
+${searchForm(feed.feed_token)}
 ${entries.length === 0 ? html`<p>No mail yet. New newsletters appear here as they arrive.</p>` : html`
 <ul class="entries">
 ${entries.map((e) => html`<li><a class="subject" href="${urls.entry(e.share_token)}">${e.subject || '(no subject)'}</a>
 <span class="meta">${e.from_name || e.from_address} · ${new Date(e.received_at).toUTCString()}</span></li>`)}
 </ul>`}
 ${sendersSection(feed, senders, urls)}
-`));
+`), { 'X-Robots-Tag': 'noindex, nofollow' });
   },
 };
