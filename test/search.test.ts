@@ -14,7 +14,8 @@ import { openStores } from '../src/store/index.js';
 import { appMigrations } from '../src/store/migrations/index.js';
 import type { AppSchema } from '../src/store/schema.js';
 import { parseQuery } from '../src/store/search-query.js';
-import { searchText } from '../src/store/search-text.js';
+import { escapeHtml } from '../src/mail/sanitize.js';
+import { searchBody, searchText } from '../src/store/search-text.js';
 import { createFeed, sendRaw, startTestServer, tempDir, waitFor, type CreatedFeed, type TestServer } from './support/helpers.js';
 import { unsafeConstructs } from './support/html-safety.js';
 import { prng } from './support/mutate.js';
@@ -56,7 +57,8 @@ function newsletter(rng: () => number, i: number, extra: { subject?: string; bod
     fromName, fromAddress,
     subject: extra.subject ?? `${pick()} ${pick()} ${pick()} — issue ${i}`,
     sentAt: null,
-    html: `<div>${text.split('\n\n').map((p) => `<p>${p}</p>`).join('')}</div>`,
+    // As the sanitizer stores it: the text escaped.
+    html: `<div>${escapeHtml(text).split('\n\n').map((p) => `<p>${p}</p>`).join('')}</div>`,
     text,
     confirmUrl: null,
     note: null,
@@ -402,14 +404,26 @@ describe('the search index follows every change', () => {
       'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 8bit', '',
       '京都の美術館で新しい展示が始まりました。詳しくはhttps://example.jp/news?id=abc123をご覧ください。', '',
     ].join('\r\n'));
+    await sendRaw(srv.smtpPort, feed.address, [
+      'From: stub@example.org', `To: ${feed.address}`, 'Subject: A letter with a stub text part', 'MIME-Version: 1.0',
+      'Content-Type: multipart/alternative; boundary="b1"', '', '--b1', 'Content-Type: text/plain; charset=utf-8', '',
+      'View this email in your browser: https://example.org/v/1', '--b1', 'Content-Type: text/html; charset=utf-8', '',
+      '<p>The <i>quok</i>ka&nbsp;census &amp; more</p>', '--b1--', '',
+    ].join('\r\n'));
     const id = (await srv.app.stores.app.feedByFeedToken(tokenOf(feed)))!.id;
-    await waitFor(async () => (await srv.app.stores.app.countEntries(id)) === 3, 10_000, 'three entries');
+    await waitFor(async () => (await srv.app.stores.app.countEntries(id)) === 4, 10_000, 'four entries');
 
     const html = await searchJson(feed, { q: 'xylophonist' });
     assert.equal(html.results.length, 1);
     assert.match(html.results[0]!.snippet_html, /<mark>xylophonist<\/mark> plays tonight/);
     assert.deepEqual((await searchJson(feed, { q: 'tickets' })).results.length, 1);
     for (const q of ['trk9f8e7d6c5b4a', 'pix4455', 'click.example.net', 'color', 'abc123']) assert.deepEqual((await searchJson(feed, { q })).results, [], q);
+
+    // What the page shows is what is found: the HTML's words, not a stub text part's.
+    const stub = await searchJson(feed, { q: '"quokka census"' });
+    assert.equal(stub.results.length, 1, 'found by the words of its HTML');
+    assert.match(stub.results[0]!.snippet_html, /<mark>quokka census<\/mark> &amp; more/);
+    assert.equal((await searchJson(feed, { q: 'browser' })).results.length, 0, 'not by its stub text part');
 
     assert.equal((await searchJson(feed, { q: 'pangolin' })).results.length, 1);
     for (const q of [inbox, inbox.toUpperCase(), `${inbox}*`, inbox.slice(0, 10) + '*', tokenOf(feed), feed.address]) {
@@ -527,6 +541,18 @@ describe('the indexed text and the query language', () => {
     ];
     for (const [input, output] of cases) assert.equal(searchText(input), output, input);
     assert.equal(searchText(null), '');
+  });
+
+  it('keeps searchBody\'s output fixed: the text the HTML shows, else the stored text', () => {
+    const cases: [unknown, unknown, string][] = [
+      ['<div><p>One</p><p>T<b>w</b>o &amp; <a href="https://t.example/x">three</a></p></div>', 'stub https://v.example/1', ' One Two & three '],
+      ['<style>.a{color:red}</style><!-- [if mso] --><td>x&lt;y&#33;&#x263A;&nbsp;z</td>', '', ' x<y!\u263a z '],
+      ['', 'only text https://u.example/1', 'only text  '],
+      [null, 'plain', 'plain'],
+      ['   ', 'blank html', 'blank html'],
+      ['<p>unclosed <style>never ends', '', ' unclosed '],
+    ];
+    for (const [html, text, output] of cases) assert.equal(searchBody(html, text), output, String(html));
   });
 
   it('turns every query into quoted terms', () => {

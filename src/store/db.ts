@@ -30,7 +30,7 @@ export interface OpenOptions {
 
 export interface SqlFunction {
   name: string;
-  fn: (value: unknown) => string;
+  fn: (...values: unknown[]) => string;
 }
 
 class ImmediateSqliteDriver extends SqliteDriver {

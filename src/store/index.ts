@@ -6,7 +6,7 @@ import { systemClock, type Clock } from './clock.js';
 import { openSqlite } from './db.js';
 import { appMigrations, cacheMigrations, queueMigrations } from './migrations/index.js';
 import { QueueStore } from './queue-store.js';
-import { SEARCH_TEXT_FUNCTION, searchText } from './search-text.js';
+import { SEARCH_BODY_FUNCTION, SEARCH_TEXT_FUNCTION, searchBody, searchText } from './search-text.js';
 import type { AppSchema, CacheSchema, QueueSchema } from './schema.js';
 
 export type { AppStore } from './app-store.js';
@@ -49,7 +49,7 @@ export interface OpenStoresOptions {
 }
 
 /** The SQL functions app.db's schema calls (see search-text.ts); every connection to it needs them. */
-export const APP_FUNCTIONS = [{ name: SEARCH_TEXT_FUNCTION, fn: searchText }];
+export const APP_FUNCTIONS = [{ name: SEARCH_TEXT_FUNCTION, fn: searchText }, { name: SEARCH_BODY_FUNCTION, fn: searchBody }];
 
 /**
  * queue.db commits with synchronous=FULL because "250" depends on it. app.db does

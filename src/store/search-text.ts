@@ -15,6 +15,8 @@
 
 /** The SQL name of searchText; the version is part of the name (see above). */
 export const SEARCH_TEXT_FUNCTION = 'feedmail_search_text_v1';
+/** The SQL name of searchBody, under the same rule. */
+export const SEARCH_BODY_FUNCTION = 'feedmail_search_body_v1';
 
 /**
  * Separates CJK characters for the tokenizer and is removed again from what is shown:
@@ -57,4 +59,36 @@ const CJK = /[\u3005-\u3007\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\
 export function searchText(value: unknown): string {
   const text = typeof value === 'string' ? value : value === null || value === undefined ? '' : String(value);
   return text.replace(URLS, '\u0000').replace(BRACKETED_URL, ' ').replace(CONTROLS, ' ').replace(CJK, `${CJK_SEPARATOR}$&${CJK_SEPARATOR}`);
+}
+
+/** Elements that sit inside a word's run of text: their tags join what is on either side ("<b>W</b>ord"). */
+const INLINE_TAGS = new Set(['a', 'abbr', 'b', 'bdi', 'bdo', 'cite', 'code', 'data', 'dfn', 'em', 'font', 'i', 'kbd', 'mark', 'q', 's',
+  'samp', 'small', 'span', 'strike', 'strong', 'sub', 'sup', 'time', 'tt', 'u', 'var', 'wbr']);
+
+/** The escapes the sanitizer writes (see escapeHtml) and numeric references; anything else stays as written. */
+const ENTITY = /&(?:amp|lt|gt|quot|apos|nbsp|#(\d{1,7})|#[xX]([0-9a-fA-F]{1,6}));/g;
+const NAMED: Record<string, string> = { '&amp;': '&', '&lt;': '<', '&gt;': '>', '&quot;': '"', '&apos;': "'", '&nbsp;': ' ' };
+
+function decodeEntity(whole: string, dec: string | undefined, hex: string | undefined): string {
+  if (dec === undefined && hex === undefined) return NAMED[whole] ?? whole;
+  const code = dec !== undefined ? Number(dec) : parseInt(hex!, 16);
+  return code > 0 && code <= 0x10ffff && (code < 0xd800 || code > 0xdfff) ? String.fromCodePoint(code) : ' ';
+}
+
+/**
+ * What the index holds for an entry's body: the text its page shows. That is the sanitized
+ * HTML's text when the entry has HTML (a newsletter's text part is often a stub such as
+ * "view this email in your browser"), else the stored text; then as searchText. The HTML is
+ * the sanitizer's output, so its tags never contain a raw '>' and plain patterns find them.
+ * Fixed for ever like searchText (see the module comment).
+ */
+export function searchBody(html: unknown, text: unknown): string {
+  if (typeof html !== 'string' || html.trim() === '') return searchText(text);
+  const visible = html
+    .replace(/<style\b[^>]*>[\s\S]*?(?:<\/style>|$)/gi, ' ')
+    .replace(/<!--[\s\S]*?(?:-->|$)/g, ' ')
+    .replace(/<\/?([A-Za-z][A-Za-z0-9]*)[^>]*>/g, (_, tag: string) => (INLINE_TAGS.has(tag.toLowerCase()) ? '' : ' '))
+    .replace(ENTITY, decodeEntity)
+    .replace(/[ \t\r\n\f]+/g, ' ');
+  return searchText(visible);
 }

@@ -108,9 +108,10 @@ export const appMigrations: Migration[] = [
   },
   {
     // Full-text search (issue 10): an FTS5 index over a view, so nothing is stored twice. The
-    // view derives the indexed text with feedmail_search_text_v1 (src/store/search-text.ts,
-    // registered on every app.db connection): URLs removed, CJK characters made tokens of
-    // their own. Triggers on entries keep the index in step however a row comes, changes or
+    // view derives the indexed text with feedmail_search_text_v1 and, for the body, with
+    // feedmail_search_body_v1 (src/store/search-text.ts, registered on every app.db
+    // connection): the text a reader sees (the HTML's when there is HTML, since a text part
+    // may be a stub), URLs removed, CJK characters made tokens of their own. Triggers on entries keep the index in step however a row comes, changes or
     // goes (a feed's deletion cascades to its entries, and the triggers fire for each), and
     // FTS5 removes a row by deriving its text again, so a body must not go (or change) while
     // an entry still uses it. `feed` holds 'f' || feed_id, so a search reads only one feed's
@@ -122,7 +123,7 @@ export const appMigrations: Migration[] = [
         SELECT e.id AS id,
           feedmail_search_text_v1(e.subject) AS subject,
           feedmail_search_text_v1(e.from_name || ' ' || e.from_address) AS sender,
-          feedmail_search_text_v1(coalesce(b.text, e.text)) AS body,
+          feedmail_search_body_v1(coalesce(b.html, e.html), coalesce(b.text, e.text)) AS body,
           'f' || e.feed_id AS feed
         FROM entries e LEFT JOIN bodies b ON b.hash = e.body_hash;
       CREATE VIRTUAL TABLE entries_search USING fts5(
@@ -139,14 +140,14 @@ export const appMigrations: Migration[] = [
         INSERT INTO entries_search (entries_search, rowid, subject, sender, body, feed) VALUES ('delete', old.id,
           feedmail_search_text_v1(old.subject),
           feedmail_search_text_v1(old.from_name || ' ' || old.from_address),
-          feedmail_search_text_v1(coalesce((SELECT text FROM bodies WHERE hash = old.body_hash), old.text)),
+          coalesce((SELECT feedmail_search_body_v1(html, text) FROM bodies WHERE hash = old.body_hash), feedmail_search_body_v1(old.html, old.text)),
           'f' || old.feed_id);
       END;
-      CREATE TRIGGER entries_search_update AFTER UPDATE OF feed_id, subject, from_name, from_address, text, body_hash ON entries BEGIN
+      CREATE TRIGGER entries_search_update AFTER UPDATE OF feed_id, subject, from_name, from_address, html, text, body_hash ON entries BEGIN
         INSERT INTO entries_search (entries_search, rowid, subject, sender, body, feed) VALUES ('delete', old.id,
           feedmail_search_text_v1(old.subject),
           feedmail_search_text_v1(old.from_name || ' ' || old.from_address),
-          feedmail_search_text_v1(coalesce((SELECT text FROM bodies WHERE hash = old.body_hash), old.text)),
+          coalesce((SELECT feedmail_search_body_v1(html, text) FROM bodies WHERE hash = old.body_hash), feedmail_search_body_v1(old.html, old.text)),
           'f' || old.feed_id);
         INSERT INTO entries_search (rowid, subject, sender, body, feed)
           SELECT id, subject, sender, body, feed FROM entries_search_content WHERE id = new.id;
@@ -155,7 +156,7 @@ export const appMigrations: Migration[] = [
         WHEN EXISTS (SELECT 1 FROM entries WHERE body_hash = old.hash) BEGIN
         SELECT RAISE(ABORT, 'a body is deleted while an entry still uses it');
       END;
-      CREATE TRIGGER bodies_unchanged_while_used BEFORE UPDATE OF text ON bodies
+      CREATE TRIGGER bodies_unchanged_while_used BEFORE UPDATE OF html, text ON bodies
         WHEN EXISTS (SELECT 1 FROM entries WHERE body_hash = old.hash) BEGIN
         SELECT RAISE(ABORT, 'a body is changed while an entry uses it');
       END;
