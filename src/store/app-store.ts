@@ -3,6 +3,7 @@ import * as entries from './entries.js';
 import * as feeds from './feeds.js';
 import * as parts from './parts.js';
 import type { AppSchema } from './schema.js';
+import * as senderRules from './sender-rules.js';
 import { SqliteStore } from './sqlite-store.js';
 
 export class AppStore extends SqliteStore<AppSchema> {
@@ -20,6 +21,11 @@ export class AppStore extends SqliteStore<AppSchema> {
   readonly deleteFeed = this.op('delete a feed', feeds.deleteFeed);
   readonly deleteFeedCreationsOlderThan = this.timed('delete old feed creations', feeds.deleteFeedCreationsOlderThan);
 
+  // Sender rules (store/sender-rules.ts)
+  readonly addSenderRule = this.timed('add a sender rule', senderRules.addSenderRule);
+  readonly senderRulesOfFeed = this.op('list a feed\'s sender rules', senderRules.senderRulesOfFeed);
+  readonly removeSenderRule = this.op('remove a sender rule', senderRules.removeSenderRule);
+
   // Entries
   readonly insertEntry = this.timed('store an entry', entries.insertEntry);
   readonly replaceEntryContent = this.timed('replace an entry\'s content', entries.replaceEntryContent);
@@ -31,6 +37,7 @@ export class AppStore extends SqliteStore<AppSchema> {
   readonly countAllEntries = this.op('count all entries', entries.countAllEntries);
   readonly entriesAfter = this.op('page through entries', entries.entriesAfter);
   readonly feedBytes = this.op('measure a feed', entries.feedBytes);
+  readonly entriesOfJournalUids = this.op('find a feed\'s entries by message', entries.entriesOfJournalUids);
   readonly trimFeeds = this.timed('trim feeds', entries.trimFeeds);
 
   // Parts and blobs

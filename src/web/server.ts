@@ -14,6 +14,7 @@ import { healthzRoute, metricsRoute, opsPolicy, readyzRoute } from './routes/hea
 import { homeRoute } from './routes/home.js';
 import { inboundRoute, webhookBodyGraceMs } from './routes/inbound.js';
 import { manageDeleteRoute, managePageRoute, manageRenameRoute } from './routes/manage.js';
+import { manageAddSenderRuleRoute, manageRemoveSenderRuleRoute } from './routes/manage-intake.js';
 import { staticRoute } from './routes/static.js';
 import { Urls } from './urls.js';
 import { html } from './views/html.js';
@@ -23,6 +24,7 @@ const ROUTES: Route[] = [
   homeRoute, feedCreateRoute, feedDocumentRoute, feedPageRoute,
   entryPageRoute, entryBodyRoute, entryPartRoute,
   managePageRoute, manageRenameRoute, manageDeleteRoute,
+  manageAddSenderRuleRoute, manageRemoveSenderRuleRoute,
   inboundRoute, healthzRoute, readyzRoute, metricsRoute, staticRoute,
 ];
 

@@ -89,4 +89,18 @@ export const appMigrations: Migration[] = [
       ALTER TABLE entry_parts ADD COLUMN note TEXT;
     `,
   },
+  {
+    // A feed's sender blocklist and allowlist; they go with the feed.
+    name: 'sender rules',
+    sqlite: `
+      CREATE TABLE sender_rules (
+        id INTEGER PRIMARY KEY,
+        feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        action TEXT NOT NULL CHECK (action IN ('block', 'allow')),
+        pattern TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (feed_id, action, pattern)
+      );
+    `,
+  },
 ];

@@ -5,6 +5,7 @@ import type { Feed } from '../../store/feeds.js';
 import type { FailedIngest } from '../../store/journal.js';
 import { cleanTitle, foundOr404, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
+import { intakeParts } from './manage-intake.js';
 import { html, type SafeHtml } from '../views/html.js';
 import { confirmNotice, copyField, layout } from '../views/layout.js';
 
@@ -49,16 +50,19 @@ export const managePageRoute: Route = {
     const recent = await deps.stores.app.entrySummariesOfFeed(feed.id, 20);
     const failed = await deps.stores.queue.failedIngestsOfFeed(feed.id);
     const confirmations = recent.filter((e) => e.confirm_url);
+    const intake = await intakeParts(deps, feed, token);
     sendHtml(res, 200, layout(`Manage ${feed.title || 'feed'}`, html`
 <h1>Manage ${feed.title || 'your feed'}</h1>
 <p class="meta">${count} entr${count === 1 ? 'y' : 'ies'} · created ${new Date(feed.created_at).toUTCString()}${feed.last_fetched_at ? html` · last fetched ${new Date(feed.last_fetched_at).toUTCString()}` : ''}</p>
 ${confirmations.map((e) => confirmNotice(e.confirm_url ?? '', e.subject))}
 ${failedSection(failed)}
+${intake.notice}
 ${copyField('Email address', inboxAddress(feed, config.mailDomains), 'address')}
 ${copyField('Atom feed', urls.feed(feed.feed_token, 'atom'), 'atom')}
 ${copyField('RSS feed', urls.feed(feed.feed_token, 'rss'), 'rss')}
 ${copyField('JSON Feed', urls.feed(feed.feed_token, 'json'), 'json')}
 <p><a href="${urls.feedPage(feed.feed_token)}">Open the feed page</a></p>
+${intake.sections}
 <h2>Rename</h2>
 <form class="create" method="post" action="/manage/${token}/rename">
 <input type="text" name="title" maxlength="200" value="${feed.title}" aria-label="New name">
