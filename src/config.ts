@@ -207,6 +207,10 @@ export const SETTINGS = {
     env: 'FEEDMAIL_FEED_MAX_BYTES', flag: '--feed-max-bytes', default: '1g',
     help: 'Disk quota of one feed (entries, attachments, raw mail); a full feed defers new mail with 452 4.2.2', parse: byteSize(1024 * 1024, 1024 ** 4),
   },
+  feedMessagesPerDay: {
+    env: 'FEEDMAIL_FEED_MESSAGES_PER_DAY', flag: '--feed-messages-per-day', default: '200',
+    help: 'Messages one feed takes in a rolling 24 hours (counted per hour); past it new mail is deferred with 452 4.2.2 (0 turns the limit off)', parse: integer(0, 1000000),
+  },
   feedKeepEntries: {
     env: 'FEEDMAIL_FEED_KEEP_ENTRIES', flag: '--feed-keep-entries', default: '500',
     help: 'Entries kept per feed; older ones are trimmed by a recurring task', parse: integer(1, 100000),

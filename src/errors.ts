@@ -53,10 +53,36 @@ export class StorageFullError extends FeedmailError {
   }
 }
 
-/** The feed holds as many bytes as its quota allows: the sender should retry once the owner made room. */
+/**
+ * The feed is at one of its limits: the sender should retry later. This class is the
+ * storage quota (the owner has to make room); FeedDailyLimitError the messages per day.
+ */
 export class FeedFullError extends FeedmailError {
+  constructor(message = 'This feed is full (over its storage quota); try again later', code = 'feed_full') {
+    super(code, message, 507, { code: 452, enhanced: '4.2.2' });
+  }
+}
+
+/**
+ * The feed took FEEDMAIL_FEED_MESSAGES_PER_DAY messages in the last 24 hours: a retry
+ * succeeds once the oldest of them ages out. A FeedFullError, so every transport defers it
+ * the same way (SMTP 452 4.2.2, webhooks 507 with Retry-After).
+ */
+export class FeedDailyLimitError extends FeedFullError {
+  constructor(limit: number) {
+    super(`This feed has taken its limit of ${limit} messages in 24 hours; try again later`, 'feed_daily_limit');
+  }
+}
+
+/**
+ * The owner of the feed does not take mail from this sender (a block rule matched the
+ * envelope sender or the From: header, or the feed has an allowlist the sender is not on).
+ * "Do not retry" on every transport, as UnknownRecipientError: SMTP 550 5.7.1, HTTP 422.
+ * The text names no rule: the sender learns only that this feed refuses its mail.
+ */
+export class SenderBlockedError extends FeedmailError {
   constructor() {
-    super('feed_full', 'This feed is full (over its storage quota); try again later', 507, { code: 452, enhanced: '4.2.2' });
+    super('sender_blocked', 'Delivery not authorized: the owner of this feed does not accept mail from this sender', 422, { code: 550, enhanced: '5.7.1' });
   }
 }
 

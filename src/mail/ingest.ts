@@ -3,21 +3,27 @@
  *   1. receiveMessage: a transport (mail/smtp.ts, a webhook provider served by
  *      web/routes/inbound.ts) hands over the raw bytes and their recipients;
  *      recipients are resolved to feeds (SMTP resolves each at RCPT TO with
- *      resolveRecipient, to refuse it on its own) and de-duplicated;
+ *      resolveRecipient, to refuse it on its own) and de-duplicated, and those whose
+ *      feed refuses the sender (mail/sender-rules.ts) or is at a limit are dropped;
  *   2. the raw bytes are journaled together with an ingest job, durably: only
  *      then may the sender hear "250" / 2xx;
  *   3. later, a worker processes the message once and stores one entry per feed,
  *      idempotently (one entry per journal row and feed): ingestJournalRow, run as the
  *      `ingest` task by jobs/tasks/ingest.ts.
  */
-import { FeedFullError, isDiskFull, StorageFullError, TemporaryFailureError, UnknownRecipientError } from '../errors.js';
+import {
+  FeedDailyLimitError, FeedFullError, isDiskFull, SenderBlockedError, StorageFullError, TemporaryFailureError, UnknownRecipientError,
+} from '../errors.js';
 import type { Logger } from '../log.js';
 import { hashContent, type ContentHashes } from '../store/entries.js';
 import type { SpaceGuard } from '../ops/storage-guard.js';
 import type { Feed } from '../store/feeds.js';
 import type { AppStore, QueueStore, Stores } from '../store/index.js';
 import type { JournalInput, JournalRow } from '../store/journal.js';
+import { recordRefusal, shownFacts } from './deliveries.js';
+import { readHead, type MessageHead } from './head.js';
 import type { ProcessPool } from './process-pool.js';
+import { senderVerdict, type SenderAddress } from './sender-rules.js';
 import type { ProcessedForRecipients } from './process.js';
 
 /** A feed's email address, as shown to its owner: the inverse of feedForAddress. */
@@ -39,6 +45,8 @@ export interface RecipientLimits {
   mailDomains: string[];
   /** A feed holding this many bytes or more takes no new mail until it has room again. */
   feedMaxBytes: number;
+  /** Messages a feed takes in a rolling 24 hours (counted per hour); 0: no limit. */
+  feedMessagesPerDay: number;
 }
 
 /** What receiving needs; SmtpDeps and WebDeps both fit it as they are. */
@@ -59,17 +67,86 @@ export interface ReceiveCounters {
   accepted: number;
   /** Messages that could not be journaled: the sender was told to retry. */
   tempFailed: number;
+  /** Recipients refused ("do not retry") because their feed's sender rules refuse the sender. */
+  blocked: number;
+  /** Recipients deferred because their feed is over its storage quota. */
+  feedFull: number;
+  /** Recipients deferred because their feed took FEEDMAIL_FEED_MESSAGES_PER_DAY messages in 24 hours. */
+  overDailyLimit: number;
 }
 
 /**
- * The feed an address delivers to, checked as SMTP's RCPT TO and the webhooks
- * need it: throws UnknownRecipientError (550 / 422, "do not retry") or FeedFullError
- * (452 4.2.2 / 507, retry later) when the message must not be taken for it.
+ * What is known of a message when one of its recipients is checked: at RCPT TO the
+ * envelope sender only; once the message is there, its head (From:, Subject:) and size.
  */
-export async function resolveRecipient(deps: Pick<ReceiveDeps, 'config' | 'stores'>, address: string): Promise<Feed> {
+export interface SenderFacts {
+  /** The envelope sender, '' when there is none. */
+  mailFrom: string;
+  head?: MessageHead;
+  size?: number;
+}
+
+/** The feed an address names, or UnknownRecipientError (550 5.1.1 / 422, "do not retry"). */
+async function feedOfRecipient(deps: Pick<ReceiveDeps, 'config' | 'stores'>, address: string): Promise<Feed> {
   const feed = await feedForAddress(deps.stores.app, address, deps.config.mailDomains);
   if (!feed) throw new UnknownRecipientError();
-  if (await deps.stores.app.feedBytes(feed.id) >= deps.config.feedMaxBytes) throw new FeedFullError();
+  return feed;
+}
+
+function sizeText(bytes: number): string {
+  const mib = bytes / 1024 ** 2;
+  return mib >= 1024 ? `${(mib / 1024).toFixed(mib % 1024 === 0 ? 0 : 1)} GB` : `${mib.toFixed(mib % 1 === 0 ? 0 : 1)} MB`;
+}
+
+/**
+ * Refuses the message for this feed when the feed's sender rules refuse its sender
+ * (SenderBlockedError), or when `limits` and the feed is at one of its limits
+ * (FeedFullError, FeedDailyLimitError): counts the refusal and lists it in the feed's
+ * recent deliveries first. `feeds`: every recipient feed known so far, whose secrets the
+ * listed text must not show.
+ */
+async function admit(deps: Pick<ReceiveDeps, 'config' | 'stores' | 'log' | 'counters'>, feed: Feed, facts: SenderFacts, limits: boolean, feeds: Feed[]): Promise<void> {
+  const shown = { sender: facts.head?.from[0] ?? facts.mailFrom, subject: facts.head?.subject ?? null, size: facts.size ?? null };
+  const rules = await deps.stores.app.senderRulesOfFeed(feed.id);
+  if (rules.length > 0) {
+    const addresses: SenderAddress[] = [
+      { address: facts.mailFrom.trim().toLowerCase(), where: 'envelope sender' },
+      ...(facts.head?.from ?? []).map((address) => ({ address, where: 'From: header' as const })),
+    ];
+    const verdict = senderVerdict(rules, addresses, facts.head !== undefined);
+    if (verdict.refused) {
+      if (deps.counters) deps.counters.blocked++;
+      await recordRefusal(deps, feed, { ...shown, outcome: 'blocked', detail: verdict.reason }, feeds);
+      throw new SenderBlockedError();
+    }
+  }
+  if (!limits) return;
+  const { feedMaxBytes, feedMessagesPerDay } = deps.config;
+  if (await deps.stores.app.feedBytes(feed.id) >= feedMaxBytes) {
+    if (deps.counters) deps.counters.feedFull++;
+    await recordRefusal(deps, feed, { ...shown, outcome: 'over_limit', detail: `over the storage quota of ${sizeText(feedMaxBytes)}` }, feeds);
+    throw new FeedFullError();
+  }
+  if (feedMessagesPerDay > 0 && (await deps.stores.queue.messagesInWindow(feed.id)).messages >= feedMessagesPerDay) {
+    if (deps.counters) deps.counters.overDailyLimit++;
+    await recordRefusal(deps, feed, { ...shown, outcome: 'over_limit', detail: `over the limit of ${feedMessagesPerDay} messages in 24 hours` }, feeds);
+    throw new FeedDailyLimitError(feedMessagesPerDay);
+  }
+}
+
+/**
+ * The feed an address delivers to, checked as SMTP's RCPT TO and the webhooks need it:
+ * throws UnknownRecipientError (550 5.1.1 / 422, "do not retry"), SenderBlockedError
+ * (550 5.7.1 / 422, "do not retry") when a block rule matches what is known of the sender
+ * yet, or FeedFullError / FeedDailyLimitError (452 4.2.2 / 507, retry later) when the
+ * message must not be taken for it. The counts are read here, before the message: mail
+ * that passed this check is journaled whatever arrives meanwhile, so parallel deliveries
+ * can take a feed past its messages per day by as many as had passed it, and never lose
+ * one that was acknowledged.
+ */
+export async function resolveRecipient(deps: Pick<ReceiveDeps, 'config' | 'stores' | 'log' | 'counters'>, address: string, facts: SenderFacts = { mailFrom: '' }): Promise<Feed> {
+  const feed = await feedOfRecipient(deps, address);
+  await admit(deps, feed, facts, true, [feed]);
   return feed;
 }
 
@@ -78,7 +155,8 @@ export interface Recipient {
   address: string;
   /**
    * The feed it resolved to, when the transport resolved it already (SMTP does, at
-   * RCPT TO, so each recipient gets its own reply): it is not looked up again.
+   * RCPT TO, so each recipient gets its own reply): its limits are not checked again,
+   * only its sender rules against the message's From: header.
    */
   feedId?: number;
 }
@@ -100,46 +178,72 @@ export interface ReceivedMessage {
   feedIds: number[];
   /** Addresses that are no feed here (webhooks list them as `rejected`). */
   unknown: string[];
-  /** Addresses whose feed is over its quota (webhooks list them as `deferred`). */
+  /** Addresses whose feed refuses the sender (webhooks list them as `rejected` too). */
+  blocked: string[];
+  /** Addresses whose feed is at a limit (webhooks list them as `deferred`). */
   full: string[];
 }
 
 /**
- * Takes a message from any transport: resolves and de-duplicates its recipients,
- * journals it, wakes the runner, counts and logs it. Resolves once the message
- * is durable, so the transport may acknowledge it. Rejects, with nothing
- * journaled, with UnknownRecipientError when no recipient is a feed, FeedFullError
- * when the ones that are are all full, StorageFullError or TemporaryFailureError
- * when the journal could not be written (the sender should retry).
+ * Takes a message from any transport: resolves and de-duplicates its recipients, drops
+ * those whose feed refuses the sender (its envelope sender or From: header; the refusal
+ * is listed in that feed's recent deliveries, nothing is stored for it), journals it for
+ * the others, wakes the runner, counts and logs it. Resolves once the message is durable,
+ * so the transport may acknowledge it. Rejects, with nothing journaled, with
+ * UnknownRecipientError when no recipient is a feed, SenderBlockedError when every feed
+ * refuses the sender, FeedFullError when the ones left are all at a limit (whichever
+ * applies first: a full feed may take the message later), StorageFullError or
+ * TemporaryFailureError when the journal could not be written (the sender should retry).
  */
 export async function receiveMessage(deps: ReceiveDeps, message: InboundMessage): Promise<ReceivedMessage> {
-  const feedIds = new Set<number>();
+  const head = readHead(message.raw);
+  const facts: SenderFacts = { mailFrom: message.mailFrom, head, size: message.raw.length };
+  // Every recipient's feed first: what is listed for one feed must not show another's secrets.
+  const recipients: { address: string; feed: Feed; checked: boolean }[] = [];
   const unknown: string[] = [];
-  const full: string[] = [];
   for (const recipient of message.recipients) {
-    if (recipient.feedId !== undefined) {
-      feedIds.add(recipient.feedId);
-      continue;
-    }
-    try {
-      feedIds.add((await resolveRecipient(deps, recipient.address)).id);
-    } catch (err) {
-      if (err instanceof UnknownRecipientError) unknown.push(recipient.address);
-      else if (err instanceof FeedFullError) full.push(recipient.address);
-      else throw err;
-    }
+    const feed = recipient.feedId !== undefined
+      ? await deps.stores.app.feedById(recipient.feedId)
+      : await feedForAddress(deps.stores.app, recipient.address, deps.config.mailDomains);
+    // A feed deleted since RCPT TO is no feed any more.
+    if (!feed) unknown.push(recipient.address);
+    else if (!recipients.some((r) => r.feed.id === feed.id)) recipients.push({ address: recipient.address, feed, checked: recipient.feedId !== undefined });
   }
-  if (feedIds.size === 0) {
-    if (full.length > 0) throw new FeedFullError();
-    throw new UnknownRecipientError('No recipient is a feed here; do not retry');
+  const feeds = recipients.map((r) => r.feed);
+  const admitted: Feed[] = [];
+  const blocked: string[] = [];
+  const full: string[] = [];
+  let limit: FeedFullError | undefined;
+  for (const { address, feed, checked } of recipients) {
+    try {
+      await admit(deps, feed, facts, !checked, feeds);
+      admitted.push(feed);
+    } catch (err) {
+      if (err instanceof SenderBlockedError) blocked.push(address);
+      else if (err instanceof FeedFullError) {
+        full.push(address);
+        limit ??= err;
+      } else throw err;
+    }
   }
 
   const { source, sessionId } = message;
   // Fixed keys, the same for every transport; no address, which would carry a feed's inbox secret.
-  const logged = { source, sessionId, bytes: message.raw.length, feeds: feedIds.size, unknown: unknown.length, full: full.length };
+  const logged = { source, sessionId, bytes: message.raw.length, feeds: admitted.length, unknown: unknown.length, blocked: blocked.length, full: full.length };
+  if (admitted.length === 0) {
+    if (limit) throw limit;
+    if (blocked.length > 0) {
+      deps.log.info(logged, 'mail: message refused, every recipient feed refuses its sender');
+      throw new SenderBlockedError();
+    }
+    throw new UnknownRecipientError('No recipient is a feed here; do not retry');
+  }
+
+  const feedIds = admitted.map((f) => f.id);
+  const { sender, subject } = shownFacts(feeds, { sender: head.from[0] ?? message.mailFrom, subject: head.subject, size: null });
   let journalId: number;
   try {
-    journalId = await journal(deps.stores.queue, { source, mailFrom: message.mailFrom, feedIds: [...feedIds], raw: message.raw }, deps.space);
+    journalId = await journal(deps.stores.queue, { source, mailFrom: message.mailFrom, feedIds, raw: message.raw, delivery: { sender, subject } }, deps.space);
   } catch (err) {
     if (deps.counters) deps.counters.tempFailed++;
     deps.log.error({ err, ...logged }, 'mail: unable to journal message');
@@ -148,7 +252,7 @@ export async function receiveMessage(deps: ReceiveDeps, message: InboundMessage)
   if (deps.counters) deps.counters.accepted++;
   deps.log.info({ journalId, ...logged }, 'mail: message accepted');
   deps.onAccepted?.();
-  return { journalId, feedIds: [...feedIds], unknown, full };
+  return { journalId, feedIds, unknown, blocked, full };
 }
 
 /**

@@ -1,7 +1,9 @@
 /**
  * The SMTP server: one hook per protocol phase. Recipients are checked at
- * RCPT TO, the size while DATA streams in, and "250" is sent only after the
- * message is journaled (see mail/ingest.ts).
+ * RCPT TO (their feed, its limits, its block rules on the envelope sender), the
+ * size while DATA streams in, the feeds' sender rules on the From: header at the
+ * end of DATA, and "250" is sent only after the message is journaled (see
+ * mail/ingest.ts).
  *
  * What one sender can take is bounded: connections per client network (fewer
  * once the server is near its global cap), the time a session may spend
@@ -15,8 +17,8 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMT
 import { clientNetwork } from '../client-network.js';
 import type { Config } from '../config.js';
 import {
-  FeedFullError, FeedmailError, InsufficientResourcesError, MessageTooLargeError, SessionTimeoutError, ShuttingDownError, smtpAcceptedText, smtpReplyOf, StorageFullError,
-  TemporaryFailureError, TooManyConnectionsError, UnknownRecipientError,
+  FeedFullError, FeedmailError, InsufficientResourcesError, MessageTooLargeError, SenderBlockedError, SessionTimeoutError, ShuttingDownError, smtpAcceptedText, smtpReplyOf,
+  StorageFullError, TemporaryFailureError, TooManyConnectionsError, UnknownRecipientError,
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Stores } from '../store/index.js';
@@ -191,15 +193,16 @@ export class FeedmailSmtpServer {
 
   private async onRcptTo(address: FeedRecipient, session: SMTPServerSession, cb: (err?: Error) => void): Promise<void> {
     try {
-      address.feedId = (await resolveRecipient(this.deps, address.address)).id;
+      // The envelope sender is known now: a block rule on it refuses here; the From: header waits for DATA.
+      const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+      address.feedId = (await resolveRecipient(this.#receiving, address.address, { mailFrom })).id;
       cb();
     } catch (err) {
       if (err instanceof FeedmailError) {
+        // resolveRecipient counted the blocked and deferred ones (and listed them for the feed's owner).
         if (err instanceof UnknownRecipientError) this.#counters.rejectedRecipients++;
-        else if (err instanceof FeedFullError) {
-          this.#counters.feedFull++;
-          this.deps.log.info({ sessionId: session.id }, 'smtp: recipient deferred, its feed is full');
-        }
+        else if (err instanceof SenderBlockedError) this.deps.log.info({ sessionId: session.id }, 'smtp: recipient refused, its feed refuses the sender');
+        else if (err instanceof FeedFullError) this.deps.log.info({ sessionId: session.id, code: err.code }, 'smtp: recipient deferred, its feed is at a limit');
         return cb(smtpReplyOf(err));
       }
       this.deps.log.error({ err, sessionId: session.id }, 'smtp: recipient lookup failed');

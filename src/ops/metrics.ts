@@ -14,6 +14,10 @@ export interface SmtpCounters {
   rejectedRecipients: number;
   /** Recipients deferred with 452 4.2.2 because their feed is over its quota. */
   feedFull: number;
+  /** Recipients refused with 550 5.7.1 by their feed's sender rules (at RCPT TO, or at the end of DATA by the From: header). */
+  blocked: number;
+  /** Recipients deferred with 452 4.2.2 because their feed took its messages per day. */
+  overDailyLimit: number;
   /** Messages refused with 552. */
   tooLarge: number;
   /** Transactions deferred with 4xx. */
@@ -42,8 +46,11 @@ export interface HttpCounters {
   errors: number;
   /** Connections closed on accept because their client network held its share already. */
   networkConnectionsRefused: number;
-  /** Webhook deliveries journaled (2xx), and those that could not be (the relay was told to retry). */
-  webhook: { accepted: number; tempFailed: number };
+  /**
+   * Webhook deliveries journaled (2xx), and those that could not be (the relay was told to retry);
+   * recipients refused by their feed's sender rules, and deferred at their feed's quota or messages per day.
+   */
+  webhook: { accepted: number; tempFailed: number; blocked: number; feedFull: number; overDailyLimit: number };
 }
 
 export interface JobCounters {
@@ -76,10 +83,10 @@ export interface Counters {
 export function createCounters(): Counters {
   return {
     smtp: {
-      accepted: 0, rejectedRecipients: 0, feedFull: 0, tooLarge: 0, tempFailed: 0, inflightBytes: 0, inflightBytesPeak: 0,
+      accepted: 0, rejectedRecipients: 0, feedFull: 0, blocked: 0, overDailyLimit: 0, tooLarge: 0, tempFailed: 0, inflightBytes: 0, inflightBytesPeak: 0,
       dataBytes: 0, inflightRefused: 0, dataDeadlineExceeded: 0, dataTooSlow: 0, messageStartTimedOut: 0, networkConnectionsRefused: 0,
     },
-    http: { requests: 0, errors: 0, networkConnectionsRefused: 0, webhook: { accepted: 0, tempFailed: 0 } },
+    http: { requests: 0, errors: 0, networkConnectionsRefused: 0, webhook: { accepted: 0, tempFailed: 0, blocked: 0, feedFull: 0, overDailyLimit: 0 } },
     jobs: { succeeded: 0, retried: 0, failed: 0 },
     process: { processed: 0, timedOut: 0, threads: () => 0, waiting: () => 0 },
   };
@@ -137,6 +144,8 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
     metric('feedmail_smtp_message_start_timeouts_total', 'counter', 'Sessions closed with 421 for not starting a message in time', smtp.messageStartTimedOut);
     metric('feedmail_smtp_network_connections_refused_total', 'counter', 'Connections refused because their network holds too many', smtp.networkConnectionsRefused);
     metric('feedmail_smtp_recipients_feed_full_total', 'counter', 'Recipients deferred with 452 4.2.2 because their feed is full', smtp.feedFull);
+    metric('feedmail_smtp_recipients_blocked_total', 'counter', 'Recipients refused with 550 5.7.1 by their feed\'s sender rules', smtp.blocked);
+    metric('feedmail_smtp_recipients_daily_limit_total', 'counter', 'Recipients deferred with 452 4.2.2 because their feed took its messages per day', smtp.overDailyLimit);
   }
   // /metrics is served by the web role, so its counters are always there.
   metric('feedmail_http_requests_total', 'counter', 'HTTP requests', http.requests);
@@ -144,5 +153,8 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
   metric('feedmail_http_network_connections_refused_total', 'counter', 'Connections closed because their network holds too many', http.networkConnectionsRefused);
   metric('feedmail_webhook_messages_accepted_total', 'counter', 'Webhook deliveries journaled and acknowledged', http.webhook.accepted);
   metric('feedmail_webhook_messages_tempfailed_total', 'counter', 'Webhook deliveries that could not be journaled (the relay retries)', http.webhook.tempFailed);
+  metric('feedmail_webhook_recipients_blocked_total', 'counter', 'Webhook recipients refused by their feed\'s sender rules', http.webhook.blocked);
+  metric('feedmail_webhook_recipients_feed_full_total', 'counter', 'Webhook recipients deferred because their feed is full', http.webhook.feedFull);
+  metric('feedmail_webhook_recipients_daily_limit_total', 'counter', 'Webhook recipients deferred because their feed took its messages per day', http.webhook.overDailyLimit);
   return `${lines.join('\n')}\n`;
 }

@@ -5,6 +5,7 @@ import * as icons from './icons.js';
 import * as parts from './parts.js';
 import type { AppSchema } from './schema.js';
 import * as search from './search.js';
+import * as senderRules from './sender-rules.js';
 import { SqliteStore } from './sqlite-store.js';
 
 export class AppStore extends SqliteStore<AppSchema> {
@@ -29,6 +30,11 @@ export class AppStore extends SqliteStore<AppSchema> {
   readonly feedIcon = this.op('read a feed\'s icon', icons.feedIcon);
   readonly feedIconTag = this.op('find a feed\'s icon', icons.feedIconTag);
 
+  // Sender rules (store/sender-rules.ts)
+  readonly addSenderRule = this.timed('add a sender rule', senderRules.addSenderRule);
+  readonly senderRulesOfFeed = this.op('list a feed\'s sender rules', senderRules.senderRulesOfFeed);
+  readonly removeSenderRule = this.op('remove a sender rule', senderRules.removeSenderRule);
+
   // Entries
   readonly insertEntry = this.timed('store an entry', entries.insertEntry);
   readonly replaceEntryContent = this.timed('replace an entry\'s content', entries.replaceEntryContent);
@@ -41,6 +47,7 @@ export class AppStore extends SqliteStore<AppSchema> {
   readonly countAllEntries = this.op('count all entries', entries.countAllEntries);
   readonly entriesAfter = this.op('page through entries', entries.entriesAfter);
   readonly feedBytes = this.op('measure a feed', entries.feedBytes);
+  readonly entriesOfJournalUids = this.op('find a feed\'s entries by message', entries.entriesOfJournalUids);
   readonly trimFeeds = this.timed('trim feeds', entries.trimFeeds);
   readonly trimFeed = this.timed('trim a feed', entries.trimFeed);
   /** Deletes an entry from app.db only; Stores.removeEntry also forgets its raw mail. */

@@ -385,3 +385,9 @@ export async function trimFeeds(db: Kysely<AppSchema>, now: number, keep: number
 export async function trimFeed(db: Kysely<AppSchema>, now: number, feedId: number, keep: number): Promise<number> {
   return db.transaction().execute((trx) => trimOne(trx, now, feedId, keep));
 }
+
+/** The feed's entries made from these journal rows (by their uid), for its recent deliveries: which accepted messages are in the feed. */
+export async function entriesOfJournalUids(db: Kysely<AppSchema>, feedId: number, journalUids: string[]): Promise<{ journal_uid: string; share_token: string }[]> {
+  if (journalUids.length === 0) return [];
+  return db.selectFrom('entries').select(['journal_uid', 'share_token']).where('feed_id', '=', feedId).where('journal_uid', 'in', journalUids).execute();
+}

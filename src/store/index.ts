@@ -23,7 +23,8 @@ export interface Stores {
   cache: CacheStore;
   /**
    * Deletes a feed with what it holds in every database: its entries, the bodies and
-   * parts no other feed shares, the raw mail sent to it alone and its cached documents.
+   * parts no other feed shares, its sender rules, the raw mail sent to it alone, its
+   * recent deliveries and its cached documents.
    */
   removeFeed(feedId: number): Promise<void>;
   /**
@@ -70,6 +71,7 @@ export function openStores(dataDir: string, options: OpenStoresOptions = {}): St
     async removeFeed(feedId) {
       await app.deleteFeed(feedId);
       await queue.deleteJournalOfFeed(feedId);
+      await queue.deleteDeliveriesOfFeed(feedId);
       await cache.deleteCachedFeed(feedId);
     },
     async removeEntry(feedId, entryId) {

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { InvalidJobPayloadError } from '../errors.js';
 import { sql, type Kysely } from 'kysely';
+import { recordAccepted, type DeliveryFacts } from './deliveries.js';
 import { enqueueJob } from './jobs.js';
 import type { JournalTable, QueueSchema } from './schema.js';
 
@@ -13,6 +14,8 @@ export interface JournalInput {
   feedIds: number[];
   raw: Buffer;
   receivedAt?: number;
+  /** The message as its feeds' owners see it in their recent deliveries (store/deliveries.ts); none: no row. */
+  delivery?: Omit<DeliveryFacts, 'size'>;
 }
 
 /**
@@ -47,6 +50,8 @@ const CHUNK_BYTES = 1024 * 1024;
  * of 25 MB would hold every other sender and request for a quarter of a second),
  * and then counts only once the journal row and job that name it are committed.
  * Pieces left by a write that failed or died are deleted by `deleteJournalOlderThan`.
+ * The same transaction counts the message against its feeds' messages per day and lists
+ * it in their recent deliveries (store/deliveries.ts).
  */
 export async function journalMessage(db: Kysely<QueueSchema>, now: number, input: JournalInput): Promise<number> {
   const uid = randomBytes(16).toString('hex');
@@ -77,7 +82,9 @@ export async function journalMessage(db: Kysely<QueueSchema>, now: number, input
       raw: chunked ? Buffer.alloc(0) : input.raw,
     }).returning('id').executeTakeFirstOrThrow();
     const fairKey = `feeds:${[...input.feedIds].sort((a, b) => a - b).join(',')}`;
-    await enqueueJob(trx, now, { task: INGEST_TASK, payload: { journalId: row.id } satisfies IngestPayload, priority: INGEST_PRIORITY, fairKey });
+    const jobId = await enqueueJob(trx, now, { task: INGEST_TASK, payload: { journalId: row.id } satisfies IngestPayload, priority: INGEST_PRIORITY, fairKey });
+    // Counted against each feed's messages per day, and listed in its recent deliveries, with the message itself.
+    await recordAccepted(trx, now, input.feedIds, uid, jobId ?? null, input.delivery && { ...input.delivery, size: input.raw.length });
     return row.id;
   });
 }

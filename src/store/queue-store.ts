@@ -1,4 +1,5 @@
-/** queue.db behind one object: the inbound journal, the job queue, recurring slots and webhook replays. */
+/** queue.db behind one object: the inbound journal, recent deliveries, the job queue, recurring slots and webhook replays. */
+import * as deliveries from './deliveries.js';
 import * as jobs from './jobs.js';
 import * as journal from './journal.js';
 import type { QueueSchema } from './schema.js';
@@ -14,6 +15,13 @@ export class QueueStore extends SqliteStore<QueueSchema> {
   readonly deleteJournalOfFeed = this.op('delete a feed\'s journal rows', journal.deleteJournalOfFeed);
   readonly deleteJournalOfEntry = this.op('delete a deleted entry\'s journal row', journal.deleteJournalOfEntry);
   readonly failedIngestsOfFeed = this.op('list a feed\'s failed messages', journal.failedIngestsOfFeed);
+
+  // Recent deliveries and messages per day (store/deliveries.ts)
+  readonly recordRefusal = this.timed('record a refused delivery', deliveries.recordRefusal);
+  readonly deliveriesOfFeed = this.op('list a feed\'s recent deliveries', deliveries.deliveriesOfFeed);
+  readonly messagesInWindow = this.timed('count a feed\'s messages of the last 24 hours', deliveries.messagesInWindow);
+  readonly deleteDeliveriesOfFeed = this.op('delete a feed\'s deliveries', deliveries.deleteDeliveriesOfFeed);
+  readonly pruneIntakeRecords = this.timed('delete old deliveries and counts', deliveries.pruneIntakeRecords);
 
   // Jobs
   readonly enqueueJob = this.timed('enqueue a job', jobs.enqueueJob);

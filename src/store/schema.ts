@@ -85,7 +85,20 @@ export interface FeedCreationsTable {
   created_at: number;
 }
 
+export type SenderRuleAction = 'block' | 'allow';
+
+/** A feed's sender rules: an address (`someone@example.com`) or a domain with its subdomains (`example.com`). */
+export interface SenderRulesTable {
+  id: Generated<number>;
+  feed_id: number;
+  action: SenderRuleAction;
+  /** Lowercase; an address when it holds '@', else a domain (IDNs in their ASCII form). */
+  pattern: string;
+  created_at: number;
+}
+
 export interface AppSchema {
+  sender_rules: SenderRulesTable;
   feeds: FeedsTable;
   entries: EntriesTable;
   bodies: BodiesTable;
@@ -147,7 +160,41 @@ export interface WebhookDeliveriesTable {
   expires_at: number;
 }
 
+/** What became of a message sent to a feed: journaled for it, or refused (by a sender rule, or at a limit). */
+export type DeliveryOutcome = 'accepted' | 'blocked' | 'over_limit';
+
+/** A feed's recent deliveries, as its owner sees them on the manage page (the newest per feed only). */
+export interface DeliveriesTable {
+  id: Generated<number>;
+  feed_id: number;
+  /** When it arrived; for refusals folded together, when the latest of them did. */
+  at: number;
+  /** The From: address, or the envelope sender when that is all that is known; the feeds' secrets redacted. */
+  sender: string;
+  /** Null when the message was refused before its text was sent (at RCPT TO). */
+  subject: string | null;
+  size: number | null;
+  outcome: DeliveryOutcome;
+  /** Which rule or limit refused it; '' when accepted. */
+  detail: string;
+  /** Accepted: its journal row (entries remember it) and ingest job (whose state says pending or failed). */
+  journal_uid: string | null;
+  job_id: number | null;
+  /** Refusals of the same sender for the same reason within a while are folded into one row. */
+  count: Generated<number>;
+}
+
+/** Messages journaled per feed and hour: what FEEDMAIL_FEED_MESSAGES_PER_DAY counts. */
+export interface IntakeCountsTable {
+  feed_id: number;
+  /** Hours since the epoch (UTC). */
+  hour: number;
+  messages: number;
+}
+
 export interface QueueSchema {
+  deliveries: DeliveriesTable;
+  intake_counts: IntakeCountsTable;
   journal: JournalTable;
   journal_chunks: JournalChunksTable;
   jobs: JobsTable;

@@ -20,6 +20,7 @@ import { manageEntryDeleteConfirmRoute, manageEntryDeleteRoute } from './routes/
 import { manageRotateAddressRoute, manageRotateFeedUrlRoute } from './routes/manage-secrets.js';
 import { manageIconDeleteRoute, manageIconRoute, manageSettingsRoute } from './routes/manage-settings.js';
 import { senderFeedRoute } from './routes/sender-feed.js';
+import { manageAddSenderRuleRoute, manageRemoveSenderRuleRoute } from './routes/manage-intake.js';
 import { staticRoute } from './routes/static.js';
 import { Urls } from './urls.js';
 import { html } from './views/html.js';
@@ -29,6 +30,7 @@ const ROUTES: Route[] = [
   homeRoute, feedCreateRoute, feedDocumentRoute, feedPageRoute, feedSearchRoute,
   entryPageRoute, entryBodyRoute, entryPartRoute,
   managePageRoute, manageRenameRoute, manageDeleteRoute,
+  manageAddSenderRuleRoute, manageRemoveSenderRuleRoute,
   inboundRoute, healthzRoute, readyzRoute, metricsRoute, staticRoute,
   // Issue 10: manage actions, per-sender feeds and icons.
   manageEntryDeleteConfirmRoute, manageEntryDeleteRoute, manageRotateAddressRoute, manageRotateFeedUrlRoute,

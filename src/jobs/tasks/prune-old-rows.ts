@@ -1,7 +1,9 @@
 /**
  * Deletes the rows that are only kept for a while: raw mail past the journal retention
  * (FEEDMAIL_JOURNAL_RETENTION_DAYS, never a row an ingest job still needs), the slots of
- * recurring tasks, and the records of feed creations that the per-client limit counts.
+ * recurring tasks, the records of feed creations that the per-client limit counts, feeds'
+ * recent deliveries after DELIVERIES_KEPT_MS and the hourly message counts the
+ * messages-per-day window no longer reads.
  */
 import type { TaskDefinition } from '../task.js';
 import { DAY, HOUR, type TaskDeps } from './deps.js';
@@ -19,6 +21,11 @@ export const PRUNE_OLD_ROWS_FORMER_NAME = 'drop-old-journal';
 const RECURRING_SLOTS_KEPT_MS = 7 * DAY;
 /** The creation limit counts the last hour (store/feeds.ts:createFeed); older rows are never counted again. */
 const FEED_CREATIONS_KEPT_MS = 2 * HOUR;
+/**
+ * A feed's recent deliveries are its newest 100 (each write trims); this also forgets those
+ * of a quiet feed after a while, and any row a delivery racing its feed's deletion left.
+ */
+export const DELIVERIES_KEPT_MS = 90 * DAY;
 
 export function pruneOldRowsTask({ stores, config, log }: TaskDeps): TaskDefinition {
   return {
@@ -28,6 +35,7 @@ export function pruneOldRowsTask({ stores, config, log }: TaskDeps): TaskDefinit
       const n = await stores.queue.deleteJournalOlderThan(config.journalRetentionDays * DAY);
       await stores.queue.deleteRecurringRunsOlderThan(RECURRING_SLOTS_KEPT_MS);
       await stores.app.deleteFeedCreationsOlderThan(FEED_CREATIONS_KEPT_MS);
+      await stores.queue.pruneIntakeRecords(DELIVERIES_KEPT_MS);
       if (n) log.info({ deleted: n }, 'maintenance: dropped old journal rows');
     },
   };

@@ -59,8 +59,9 @@ export interface ParsedDelivery {
  * the delivery answered `acceptedStatus`.
  *
  * A refusal is answered with the status its class in src/errors.ts carries, the
- * one table of statuses: unknown recipients 422 ("do not retry"), full feeds 507,
- * a full disk 503 with Retry-After, a bad signature 401. Throw only those classes;
+ * one table of statuses: unknown recipients and blocked senders 422 ("do not
+ * retry"), feeds at a limit 507, a full disk 503 with Retry-After, a bad
+ * signature 401. Throw only those classes;
  * a sender that reads "do not retry" from another status gets it from `statusFor`.
  */
 export interface WebhookProvider<Signed extends SignedRequest = SignedRequest> {

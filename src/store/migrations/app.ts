@@ -111,7 +111,8 @@ export const appMigrations: Migration[] = [
     // view derives the indexed text with feedmail_search_text_v1 and, for the body, with
     // feedmail_search_body_v1 (src/store/search-text.ts, registered on every app.db
     // connection): the text a reader sees (the HTML's when there is HTML, since a text part
-    // may be a stub), URLs removed, CJK characters made tokens of their own. Triggers on entries keep the index in step however a row comes, changes or
+    // may be a stub), URLs removed, CJK characters made tokens of their own. Triggers on
+    // entries keep the index in step however a row comes, changes or
     // goes (a feed's deletion cascades to its entries, and the triggers fire for each), and
     // FTS5 removes a row by deriving its text again, so a body must not go (or change) while
     // an entry still uses it. `feed` holds 'f' || feed_id, so a search reads only one feed's
@@ -161,6 +162,20 @@ export const appMigrations: Migration[] = [
         SELECT RAISE(ABORT, 'a body is changed while an entry uses it');
       END;
       INSERT INTO entries_search (entries_search) VALUES ('rebuild');
+    `,
+  },
+  {
+    // A feed's sender blocklist and allowlist; they go with the feed.
+    name: 'sender rules',
+    sqlite: `
+      CREATE TABLE sender_rules (
+        id INTEGER PRIMARY KEY,
+        feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        action TEXT NOT NULL CHECK (action IN ('block', 'allow')),
+        pattern TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (feed_id, action, pattern)
+      );
     `,
   },
 ];

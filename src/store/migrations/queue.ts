@@ -82,4 +82,35 @@ export const queueMigrations: Migration[] = [
       CREATE INDEX journal_chunks_by_time ON journal_chunks (created_at);
     `,
   },
+  {
+    // What each feed's owner sees of the mail sent to it (accepted or refused, the newest
+    // rows per feed only), and what the messages-per-day limit counts. Both live here, beside
+    // the journal: an accepted message's row and count are written in its journal
+    // transaction, and whether it is still pending or failed is its ingest job's state.
+    name: 'recent deliveries, messages per feed and hour',
+    sqlite: `
+      CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        feed_id INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        sender TEXT NOT NULL DEFAULT '',
+        subject TEXT,
+        size INTEGER,
+        outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'blocked', 'over_limit')),
+        detail TEXT NOT NULL DEFAULT '',
+        journal_uid TEXT,
+        job_id INTEGER,
+        count INTEGER NOT NULL DEFAULT 1
+      );
+      CREATE INDEX deliveries_by_feed ON deliveries (feed_id, at);
+      CREATE INDEX deliveries_by_time ON deliveries (at);
+      CREATE TABLE intake_counts (
+        feed_id INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        messages INTEGER NOT NULL,
+        PRIMARY KEY (feed_id, hour)
+      ) WITHOUT ROWID;
+      CREATE INDEX intake_counts_by_hour ON intake_counts (hour);
+    `,
+  },
 ];

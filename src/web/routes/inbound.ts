@@ -14,9 +14,10 @@
  * computed as it arrives (401 if it does not match; 408, closing the
  * connection, if it arrives below the minimum rate), and the answer is as a
  * provider webhook's should be: 2xx once the message is journaled (never
- * before), 422 "do not retry" when no recipient is a feed, 507 with
- * Retry-After when every recipient feed is full, 503 with Retry-After when the
- * disk is.
+ * before), 422 "do not retry" when no recipient is a feed or every recipient
+ * feed refuses the sender, 507 with Retry-After when every recipient feed is at
+ * a limit (its storage quota or its messages per day), 503 with Retry-After when
+ * the disk is full.
  */
 import type { IncomingMessage } from 'node:http';
 import {
@@ -106,7 +107,8 @@ export const inboundRoute: Route = {
         deps.log.error({ err, journalId }, 'webhook: unable to remember the delivery; a replay of it within the window would be accepted');
       }
     }
-    sendJson(res, provider.acceptedStatus, { accepted: true, id: journalId, rejected: received.unknown, deferred: received.full });
+    // Recipients whose feed refuses the sender are final like unknown ones: "rejected".
+    sendJson(res, provider.acceptedStatus, { accepted: true, id: journalId, rejected: [...received.unknown, ...received.blocked], deferred: received.full });
   },
 };
 

@@ -9,6 +9,7 @@ import type { Feed } from '../../store/feeds.js';
 import type { FailedIngest } from '../../store/journal.js';
 import { cleanTitle, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
+import { intakeParts } from './manage-intake.js';
 import { html, type SafeHtml } from '../views/html.js';
 import { confirmNotice, copyField, layout } from '../views/layout.js';
 import { feedForManage as feedFor } from './manage-common.js';
@@ -79,13 +80,16 @@ export const managePageRoute: Route = {
     const failed = await deps.stores.queue.failedIngestsOfFeed(feed.id);
     const icon = await deps.stores.app.feedIconTag(feed.id);
     const confirmations = recent.filter((e) => e.confirm_url);
+    const intake = await intakeParts(deps, feed, token);
     sendHtml(res, 200, layout(`Manage ${feed.title || 'feed'}`, html`
 <h1>Manage ${feed.title || 'your feed'}</h1>
 <p class="meta">${count} entr${count === 1 ? 'y' : 'ies'} · created ${new Date(feed.created_at).toUTCString()}${feed.last_fetched_at ? html` · last fetched ${new Date(feed.last_fetched_at).toUTCString()}` : ''}</p>
 ${confirmations.map((e) => confirmNotice(e.confirm_url ?? '', e.subject))}
 ${failedSection(failed)}
+${intake.notice}
 ${linksSection(deps, feed)}
 ${await entriesSection(deps, feed, token, url)}
+${intake.sections}
 ${renameSection(feed, token)}
 ${entryLimitsSection(deps, feed, token)}
 ${iconSection(deps, feed, token, icon)}
