@@ -6,10 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from './support/browser.js';
 import { sendRaw, startTestServer, type TestServer, waitFor } from './support/helpers.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const STEP_TIMEOUT = 15_000;
 
 function message(from: string, to: string, subject: string, body: string): string {
@@ -23,11 +23,7 @@ describe('an owner in a browser without JavaScript', { timeout: 180_000 }, () =>
 
   before(async () => {
     server = await startTestServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
     // A phone's width: every flow must work there too.
     const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 390, height: 844 }, serviceWorkers: 'block' });
     context.setDefaultTimeout(STEP_TIMEOUT);

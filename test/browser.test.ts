@@ -10,10 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Frame, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Frame, type Page } from 'playwright-core';
+import { launchChromium } from './support/browser.js';
 import { createFeed, fixture, readFeed, sendRaw, startTestServer, type CreatedFeed, type FeedItemView, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ATTACKER = 'attacker.invalid';
 const HOSTILE = fs.readdirSync(new URL('./fixtures/', import.meta.url)).filter((f) => /^hostile-.*\.eml$/.test(f)).sort();
 // Written where test output goes; the copies in docs/screenshots are updated by hand.
@@ -92,11 +92,7 @@ describe('in a real browser (Chromium)', { timeout: 240_000 }, () => {
     server = await startTestServer();
     origin = new URL(server.base).origin;
     // launch() gives every run a fresh temporary profile of its own.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -8,13 +8,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
-import { chromium, type Browser, type Frame } from 'playwright-core';
+import { type Browser, type Frame } from 'playwright-core';
+import { launchChromium } from './support/browser.js';
 import { scopeCss } from '../src/mail/forwarded.js';
 import { processMessage, redactForRecipients, type ProcessedMessage, type ProcessOptions } from '../src/mail/process.js';
 import { createFeed, fixture, sendRaw, startTestServer, waitForEntries, type FeedItemView, type TestServer } from './support/helpers.js';
 import { unsafeConstructs } from './support/html-safety.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OPTIONS: ProcessOptions = { maxPartBytes: 10_000_000, keepTrackingPixels: false };
 /** The made-up inbox the fidelity templates are addressed to (test/fixtures/README.md). */
 const INBOX = { inboxToken: 'k7q2m4xap3w5tgr6n2b4v7c3zd', feedToken: 'f3edtokqz5ya2wm4nrx6bc7ejh' };
@@ -119,7 +119,7 @@ describe('fidelity (class 8): a twice-forwarded newsletter in Chromium', { timeo
     const info = await sendRaw(server.smtpPort, feed.address, fixture('real-forward-twice-styled.eml'));
     assert.match(info.response, /^250 /);
     [entry] = (await waitForEntries(feed.feeds.json, 'json', 1, 10_000)) as [FeedItemView];
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'], timeout: 30_000 });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, serviceWorkers: 'block' });
     const origin = new URL(server.base).origin;
     await context.route('**/*', async (route) => {

@@ -8,12 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Frame } from 'playwright-core';
+import { type Browser, type BrowserContext, type Frame } from 'playwright-core';
+import { launchChromium } from './support/browser.js';
 import { sanitizeNewsletterHtml } from '../src/mail/sanitize.js';
 import { htmlForFeedReaders, pageBackground } from '../src/web/presenters.js';
 import { createFeed, fixture, sendRaw, startTestServer, waitForEntries, type FeedItemView, type TestServer } from './support/helpers.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 900 };
 const STRIP = { keepTrackingPixels: false };
@@ -111,11 +111,7 @@ describe('fidelity: real templates in Chromium', { timeout: 180_000 }, () => {
 
   before(async () => {
     server = await startTestServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
     for (const name of ['fidelity-cerberus-hybrid.eml', 'fidelity-mailchimp-boxed.eml', 'fidelity-bewelcome-style-comment.eml', 'fidelity-shopizer-quirks.eml']) {
       const feed = await createFeed(server.base, name);
       const info = await sendRaw(server.smtpPort, feed.address, fixture(name));

@@ -301,6 +301,11 @@ describe('per-feed entry numbers', () => {
     const keep = await post(`${manageOf(feed)}/settings`, { document_entries: '2', keep_entries: '3' }, { json: true });
     assert.deepEqual(await keep.json(), { documentEntries: 2, keepEntries: 3, effective: { documentEntries: 2, keepEntries: 3 }, trimmed: 1 });
     assert.equal(await countOnManagePage(feed), 3);
+    // Scripts may send numbers as JSON numbers.
+    const asJson = await fetch(`${server.base}${manageOf(feed)}/settings`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, body: JSON.stringify({ document_entries: 2, keep_entries: 3 }),
+    });
+    assert.deepEqual(((await asJson.json()) as { effective: unknown }).effective, { documentEntries: 2, keepEntries: 3 });
 
     // The recurring trim task keeps this feed's number while other feeds keep the instance's.
     const other = await createFeed(server.base);

@@ -179,6 +179,57 @@ describe('sender rules', () => {
     assert.match(metrics, /^feedmail_webhook_recipients_blocked_total [1-9]\d*$/m);
   });
 
+  it('cannot be passed by padding, encoding or hiding the From: address', async () => {
+    const feed = await createFeed(server.base, 'evasion');
+    await addRule(feed.manage, 'block', 'blocked.example');
+    const many = Array.from({ length: 40 }, (_, i) => `friend${i}@ok.example`);
+    const padding = Array.from({ length: 75 }, (_, i) => `X-Pad-${i}: ${'p'.repeat(880)}`).join('\r\n');
+    for (const [label, raw] of [
+      ['a 5,000-character display name', message({ From: `"${'A'.repeat(5000)}" <x@blocked.example>`, Subject: 'long name' })],
+      ['a comment past 4,096 characters', message({ From: `x@blocked.example (${'c'.repeat(5000)})`, Subject: 'long comment' })],
+      ['66 KB of headers before From:', `${padding}\r\n${message({ From: 'x@blocked.example', Subject: 'padded' })}`],
+      ['an encoded word in the domain', message({ From: 'x@=?utf-8?q?blocked?=.example', Subject: 'encoded' })],
+      ['a NUL in the domain', message({ From: 'x@bloc\u0000ked.example', Subject: 'nul' })],
+      ['the 41st address of the From: list', message({ From: [...many, 'x@blocked.example'].join(', '), Subject: 'many' })],
+    ] as const) {
+      const r = await sendOne(server.smtpPort, 'bounce@esp.example', feed.address, raw);
+      assert.match(r.data ?? '', /^550 5\.7\.1 /, label);
+    }
+    assert.equal(await entriesOf(feed.address), 0);
+  });
+
+  it('refuses a header too long to read to its end when the feed has rules', async () => {
+    const feed = await createFeed(server.base, 'too long');
+    await addRule(feed.manage, 'block', 'blocked.example');
+    const padding = Array.from({ length: 1300 }, (_, i) => `X-Pad-${i}: ${'p'.repeat(900)}`).join('\r\n');
+    const r = await sendOne(server.smtpPort, 'bounce@esp.example', feed.address, `${padding}\r\n${message({ From: 'x@blocked.example', Subject: 'past the bound' })}`);
+    assert.match(r.data ?? '', /^550 5\.7\.1 /);
+    const [row] = await server.app.stores.queue.deliveriesOfFeed(await feedIdOf(server, feed.address));
+    assert.equal(row?.outcome, 'blocked');
+    assert.match(row?.detail ?? '', /too long to check the sender/);
+    assert.equal(await entriesOf(feed.address), 0);
+  });
+
+  it('applies a rule added after a message was accepted but before it was processed: listed as blocked, not stored', async () => {
+    // Web and SMTP only: the message waits in the journal while the owner adds the rule.
+    const intake = await startTestServer({ webhookSecret: WEBHOOK_SECRET }, { web: true, smtp: true, jobs: false });
+    let worker: TestServer | undefined;
+    try {
+      const feed = await createFeed(intake.base, 'late rule');
+      const r = await sendOne(intake.smtpPort, 'bounce@esp.example', feed.address, message({ From: 'News <news@later.example>', Subject: 'accepted first' }));
+      assert.match(r.data ?? '', /^250 /);
+      await addRule(feed.manage, 'block', 'later.example');
+      await intake.stop();
+      worker = await startTestServer({ dataDir: intake.dataDir, webhookSecret: WEBHOOK_SECRET });
+      const id = await feedIdOf(worker, feed.address);
+      const blocked = await waitFor(async () => (await worker!.app.stores.queue.deliveriesOfFeed(id)).find((d) => d.outcome === 'blocked'), 10_000, 'the refusal listed');
+      assert.match(blocked.detail, /later\.example.*found when the message was processed/);
+      assert.equal(await worker.app.stores.app.countEntries(id), 0, 'nothing stored');
+    } finally {
+      await worker?.stop();
+    }
+  });
+
   it('validates rules on the manage page, lists them and removes them', async () => {
     const feed = await createFeed(server.base, 'forms');
     const id = await feedIdOf(server, feed.address);
@@ -268,11 +319,12 @@ describe('reading the sender from a message', () => {
     assert.equal(readHead(Buffer.from('Subject: \u202eevil\u0007 \r\n\tfolded\n\n')).subject, 'evil folded');
   });
 
-  it('never throws and reads no further than the first 64 KiB, whatever the header', () => {
-    const huge = Buffer.from(`Subject: ${'x'.repeat(200_000)}\r\nFrom: late@late.example\r\n\r\n`);
+  it('never throws and reads no further than the first MiB, whatever the header', () => {
+    const huge = Buffer.from(`Subject: ${'x'.repeat(1_100_000)}\r\nFrom: late@late.example\r\n\r\n`);
     const h = readHead(huge);
     assert.deepEqual(h.from, [], 'the From: past the bound is not read');
     assert.equal(h.subject, null, 'a header cut by the bound is not read');
+    assert.deepEqual(readHead(Buffer.from(`Subject: ${'x'.repeat(200_000)}\r\nFrom: late@late.example\r\n\r\n`)).from, ['late@late.example']);
     const long = readHead(Buffer.from(`Subject: ${'y'.repeat(10_000)}\r\n\r\n`));
     assert.equal([...long.subject!].length, 200);
     for (const raw of [Buffer.alloc(0), Buffer.from('\r\n\r\n'), Buffer.from(':::\n: x\nFrom:\nFrom: <>\nFrom: @\nFrom: a@\nSubject:'), Buffer.from([0xff, 0xfe, 0x00, 0x0a, 0x3a]),
@@ -285,6 +337,7 @@ describe('reading the sender from a message', () => {
   it('parses typed rules and decides senders as documented', () => {
     assert.deepEqual(parseSenderPattern(' News@Example.com '), { pattern: 'news@example.com' });
     assert.ok('problem' in parseSenderPattern('http://example.com'));
+    for (const typed of ['example.com', '@example.com', '*@example.com', '*.Example.COM.']) assert.deepEqual(parseSenderPattern(typed), { pattern: 'example.com' }, typed);
     const rules = [{ action: 'block' as const, pattern: 'example.com' }, { action: 'allow' as const, pattern: 'ok.example' }];
     const at = (address: string, where: 'envelope sender' | 'From: header' = 'From: header') => ({ address, where });
     assert.equal(senderVerdict(rules, [at('x@mail.example.com', 'envelope sender')], false).refused, true);

@@ -7,12 +7,17 @@
  */
 import iconv from 'iconv-lite';
 
-/** Bytes of a message looked at for its header; what lies past them is never read. */
-export const HEAD_MAX_BYTES = 64 * 1024;
+/**
+ * Bytes of a message looked at for its header; what lies past them is never read. Large,
+ * so that padding (long display names, comments, many headers) cannot push a From: address
+ * out of sight of the sender rules; a header longer still is judged again when the message
+ * is processed, by the parser that makes the entry (see ingest.ts).
+ */
+export const HEAD_MAX_BYTES = 1024 * 1024;
 /** From: addresses kept, all From: headers together. */
-const MAX_FROM_ADDRESSES = 20;
-/** Characters of a header value looked at (a longer Subject or From is cut there first). */
-const MAX_VALUE_CHARS = 4096;
+const MAX_FROM_ADDRESSES = 1000;
+/** Characters of a header value looked at: all of it, within the header's bound. */
+const MAX_VALUE_CHARS = HEAD_MAX_BYTES;
 /** Characters of the subject kept. */
 export const SUBJECT_MAX_CHARS = 200;
 /** An address longer than this is no address (RFC 5321's path limit). */
@@ -23,13 +28,15 @@ export interface MessageHead {
   from: string[];
   /** Decoded, one line, at most SUBJECT_MAX_CHARS characters; null when there is no Subject: header. */
   subject: string | null;
+  /** The header runs past HEAD_MAX_BYTES, so what lies past the bound was not read. */
+  cut: boolean;
 }
 
 export function readHead(raw: Buffer): MessageHead {
   try {
     return headOf(raw);
   } catch {
-    return { from: [], subject: null };
+    return { from: [], subject: null, cut: true };
   }
 }
 
@@ -43,7 +50,8 @@ function headOf(raw: Buffer): MessageHead {
     if (at !== -1 && at < end) end = at;
   }
   // Cut short by the bound: the last line may be incomplete, so it is not read.
-  if (end === text.length && raw.length > HEAD_MAX_BYTES) end = Math.max(0, text.lastIndexOf('\n'));
+  const cut = end === text.length && raw.length > HEAD_MAX_BYTES;
+  if (cut) end = Math.max(0, text.lastIndexOf('\n'));
   const from: string[] = [];
   let subject: string | null = null;
   let name = '';
@@ -65,7 +73,7 @@ function headOf(raw: Buffer): MessageHead {
     value = colon > 0 ? l.slice(colon + 1) : '';
   }
   take();
-  return { from, subject };
+  return { from, subject, cut };
 }
 
 /** A latin1 string of header bytes as text: UTF-8 when the bytes are valid UTF-8 (SMTPUTF8 mail), else as they are. */
@@ -144,8 +152,10 @@ export function addressesOf(value: string): string[] {
   const candidates = angled.length > 0 ? angled : plain.split(/[\s,;:<>]+/);
   const out: string[] = [];
   for (const c of candidates) {
-    // A source route (<@relay:user@host>) is not part of the address.
-    const address = c.replace(/^.*:/, '').trim().toLowerCase();
+    // A source route (<@relay:user@host>) is not part of the address. Encoded words have no
+    // place in an address, but mail clients write them there (an IDN as x@=?utf-8?q?b=C3=BCcher?=.de)
+    // and parsers decode them, so they are decoded here too; control characters are dropped as parsers do.
+    const address = decodeWords(c.replace(/^.*:/, '')).replace(/[\u0000-\u001f\u007f]/g, '').trim().toLowerCase();
     const at = address.lastIndexOf('@');
     if (at <= 0 || at === address.length - 1 || address.length > MAX_ADDRESS_CHARS || /\s/.test(address)) continue;
     if (!out.includes(address)) out.push(address);

@@ -23,7 +23,7 @@ import type { JournalInput, JournalRow } from '../store/journal.js';
 import { recordRefusal, shownFacts } from './deliveries.js';
 import { readHead, type MessageHead } from './head.js';
 import type { ProcessPool } from './process-pool.js';
-import { senderVerdict, type SenderAddress } from './sender-rules.js';
+import { senderVerdict, type SenderAddress, type SenderVerdict } from './sender-rules.js';
 import type { ProcessedForRecipients } from './process.js';
 
 /** A feed's email address, as shown to its owner: the inverse of feedForAddress. */
@@ -113,7 +113,11 @@ async function admit(deps: Pick<ReceiveDeps, 'config' | 'stores' | 'log' | 'coun
       { address: facts.mailFrom.trim().toLowerCase(), where: 'envelope sender' },
       ...(facts.head?.from ?? []).map((address) => ({ address, where: 'From: header' as const })),
     ];
-    const verdict = senderVerdict(rules, addresses, facts.head !== undefined);
+    // A header too long to read to its end may hide a From: address further on (the parser
+    // that makes entries stops at the same bound): a feed with rules does not take it.
+    const verdict: SenderVerdict = facts.head?.cut
+      ? { refused: true, reason: 'the header is too long to check the sender' }
+      : senderVerdict(rules, addresses, facts.head !== undefined);
     if (verdict.refused) {
       if (deps.counters) deps.counters.blocked++;
       await recordRefusal(deps, feed, { ...shown, outcome: 'blocked', detail: verdict.reason }, feeds);
@@ -325,6 +329,7 @@ async function storeForFeeds(deps: IngestDeps, feeds: Feed[], row: JournalRow, p
     // SQLite calls complete synchronously, so without this the stores for all recipients
     // would run as one long turn of the event loop.
     if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+    if (await refusedOnProcessing(deps, feed, feeds, row, processed, journalId)) continue;
     const content = { ...processed, confirmUrl: processed.confirmUrls[i] ?? null };
     const entry = await deps.app.insertEntry(feed.id, row.uid, row.received_at, row.raw, content, hashes);
     if (entry) {
@@ -333,4 +338,29 @@ async function storeForFeeds(deps: IngestDeps, feeds: Feed[], row: JournalRow, p
     }
   }
   return stored;
+}
+
+/**
+ * The feed's sender rules once more, on the whole message: intake decided before its "250"
+ * with its own bounded header reader (head.ts), and the parser that makes the entry reads
+ * every address however the header was padded, folded or encoded. A sender the rules refuse
+ * is not stored for the feed; it is listed as blocked in the feed's recent deliveries, so
+ * nothing accepted disappears unseen.
+ */
+async function refusedOnProcessing(deps: IngestDeps, feed: Feed, feeds: Feed[], row: JournalRow, processed: ProcessedForRecipients, journalId: number): Promise<boolean> {
+  const rules = await deps.app.senderRulesOfFeed(feed.id);
+  if (rules.length === 0) return false;
+  const fromHeader = [processed.fromAddress, ...readHead(row.raw).from].map((a) => a.trim().toLowerCase());
+  const addresses: SenderAddress[] = [
+    { address: row.mail_from.trim().toLowerCase(), where: 'envelope sender' },
+    ...fromHeader.map((address) => ({ address, where: 'From: header' as const })),
+  ];
+  const verdict = senderVerdict(rules, addresses, true);
+  if (!verdict.refused) return false;
+  await recordRefusal({ stores: { queue: deps.queue }, log: deps.log }, feed, {
+    sender: processed.fromAddress || row.mail_from, subject: processed.subject, size: row.raw.length,
+    outcome: 'blocked', detail: `${verdict.reason}, found when the message was processed`,
+  }, feeds);
+  deps.log.info({ feedId: feed.id, journalId }, 'ingest: not stored, the feed refuses the sender');
+  return true;
 }

@@ -38,13 +38,13 @@ export function normalizeDomain(input: string): string | null {
 
 /**
  * A rule as typed on the manage page: `someone@example.com` (that address), or
- * `example.com`, `@example.com`, `*.example.com` (that domain and its subdomains).
+ * `example.com`, `@example.com`, `*@example.com`, `*.example.com` (that domain and its subdomains).
  */
 export function parseSenderPattern(input: string): { pattern: string } | { problem: string } {
   const typed = input.trim().toLowerCase();
   if (typed === '') return { problem: 'Type an email address (news@example.com) or a domain (example.com).' };
   if (typed.length > 254) return { problem: 'That is longer than any email address or domain can be.' };
-  const rest = typed.startsWith('*.') ? typed.slice(2) : typed.startsWith('@') ? typed.slice(1) : typed;
+  const rest = typed.startsWith('*.') || typed.startsWith('*@') ? typed.slice(2) : typed.startsWith('@') ? typed.slice(1) : typed;
   const at = rest.lastIndexOf('@');
   if (at === -1) {
     const domain = normalizeDomain(rest);

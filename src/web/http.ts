@@ -88,7 +88,9 @@ export async function readFields(req: IncomingMessage): Promise<Record<string, s
       throw new BadRequestError('The request body is not valid JSON');
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new BadRequestError('Expected a JSON object');
-    return fieldsOf(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    // Numbers and booleans as a form would send them ({"keep_entries": 5} is "5"); objects and arrays are no field.
+    return fieldsOf(Object.entries(parsed).flatMap(([k, v]): [string, string][] =>
+      (typeof v === 'string' ? [[k, v]] : typeof v === 'number' || typeof v === 'boolean' ? [[k, String(v)]] : [])));
   }
   return fieldsOf(new URLSearchParams(body));
 }

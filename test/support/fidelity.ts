@@ -25,7 +25,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
 import { simpleParser, type Attachment } from 'mailparser';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { launchChromium } from './browser.js';
 import { repairMime } from '../../src/mail/mime-repair.js';
 import { createFeed, sendRaw, startTestServer, waitForEntries, type TestServer } from './helpers.js';
 
@@ -66,7 +67,6 @@ interface PageFacts {
 /** tsx keeps function names with a `__name` helper that the page does not have; evaluated functions need it. */
 const NAME_SHIM = 'globalThis.__name = globalThis.__name || ((f) => f)';
 
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
 /** A PNG of one colour, written by hand so that no image library is needed. */
 export function solidPng(width: number, height: number, rgb: [number, number, number]): Buffer {
@@ -201,7 +201,7 @@ export class FidelityHarness {
   static async start(): Promise<FidelityHarness> {
     const server = await startTestServer();
     try {
-      const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS, timeout: 30_000 });
+      const browser = await launchChromium();
       const comparer = await (await browser.newContext({ serviceWorkers: 'block' })).newPage();
       await comparer.route('**/*', (route) => route.abort('blockedbyclient'));
       await comparer.evaluate(NAME_SHIM);
