@@ -82,6 +82,8 @@ interface JsonResults {
   next: string | null;
   previous: string | null;
   notes: string[];
+  from: string | null;
+  to: string | null;
 }
 
 function searchUrl(feed: CreatedFeed, params: Record<string, string>): string {
@@ -237,7 +239,13 @@ describe('search over a feed of 1,000 entries', () => {
     const expected = Array.from({ length: 1000 }, (_, i) => i).filter((i) => ZEPPELIN(i) && START + i * STEP >= Date.UTC(2026, 1, 1) && START + i * STEP < Date.UTC(2026, 3, 1));
     const dated = await searchJson(feed, { q: 'zeppelin', from: '2026-02-01', to: '2026-03-31' });
     assert.equal(dated.results.length, expected.length);
-    assert.deepEqual((await searchJson(feed, { q: 'zeppelin', from: '2026-04-01', to: '2026-03-31' })).results, []);
+    const reversed = await searchJson(feed, { q: 'zeppelin', from: '2026-04-01', to: '2026-03-31' });
+    assert.deepEqual(reversed.results, []);
+    assert.match(reversed.notes.join(' '), /first day is after the last/);
+    const early = await searchJson(feed, { q: 'zeppelin', from: '0001-01-01', to: 'someday' });
+    assert.equal(early.results.length, 20, 'a full first page of every zeppelin entry');
+    assert.equal(early.from, '0001-01-01', 'the year 1 is a date');
+    assert.equal(early.to, null, 'what is not a date is not echoed as one');
     assert.deepEqual((await searchJson(feed, { q: 'quetzalcoatl', to: '2026-01-05' })).results, []);
     assert.equal((await searchJson(feed, { q: 'quetzalcoatl', from: '2026-01-05' })).results.length, 1);
 

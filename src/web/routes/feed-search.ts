@@ -47,9 +47,11 @@ function parseDay(value: string): number | null | undefined {
   if (value === '') return null;
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
   if (!m) return undefined;
-  const t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
-  // Date.UTC rolls 2024-02-31 over into March; a day that does not exist is not a date.
-  return new Date(t).toISOString().slice(0, 10) === value ? t : undefined;
+  // setUTCFullYear, not Date.UTC, which reads the years 0-99 as 1900-1999.
+  const d = new Date(0);
+  d.setUTCFullYear(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+  // A day that does not exist (2024-02-31) rolls over into the next month: it is not a date.
+  return d.toISOString().slice(0, 10) === value ? d.getTime() : undefined;
 }
 
 /** Characters of a snippet shown before its first match, and from it on. */
@@ -127,6 +129,7 @@ export const feedSearchRoute: Route = {
     const notes: string[] = [];
     if (from === undefined) notes.push(`"${values.from}" is not a date (YYYY-MM-DD); it is ignored.`);
     if (to === undefined) notes.push(`"${values.to}" is not a date (YYYY-MM-DD); it is ignored.`);
+    if (typeof from === 'number' && typeof to === 'number' && from > to) notes.push('The first day is after the last, so no day is in between.');
     const asked = values.q.trim() !== '' || typeof from === 'number' || typeof to === 'number';
     const result = asked
       ? await deps.stores.app.searchEntries(feed.id, {
@@ -156,8 +159,9 @@ export const feedSearchRoute: Route = {
     if (wantsJson(req)) {
       return sendJson(res, 200, {
         query: values.q,
-        from: values.from || null,
-        to: values.to || null,
+        // The days searched: what was typed when it is a date.
+        from: typeof from === 'number' ? values.from : null,
+        to: typeof to === 'number' ? values.to : null,
         page,
         notes,
         results: result.hits.map((h) => ({
