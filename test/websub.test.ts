@@ -12,6 +12,7 @@ import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { senderKey } from '../src/feeds/senders.js';
 import { isRefusedAddress } from '../src/net/safe-fetch.js';
 import { createFeed, startTestServer, waitFor, type TestServer } from './support/helpers.js';
 import { feedIdOf, message, sendOne } from './support/intake.js';
@@ -149,6 +150,69 @@ describe('WebSub hub', () => {
       await waitFor(() => noJobsOf(server, 'websub-deliver'), 10000, 'deliveries finished');
       assert.equal(sub.requests.length, before);
     } finally {
+      await sub.close();
+    }
+  });
+
+  it('delivers a per-sender topic only that sender\'s entries', async () => {
+    const sub = await startSubscriber();
+    try {
+      const feed = await createFeed(server.base, 'senders');
+      const id = await feedIdOf(server, feed.address);
+      await sendOne(server.smtpPort, 'letters@news.example', feed.address, mail('From letters'));
+      await waitFor(async () => (await server.app.stores.app.countEntries(id)) === 1, 5000, 'first entry');
+      const topic = `${feed.feeds.atom.slice(0, -'.atom'.length)}/senders/${senderKey(id, 'letters@news.example')}.rss`;
+      assert.equal((await fetch(topic)).status, 200);
+      assert.equal((await hubRequest(server.base, { 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': sub.callback() })).status, 202);
+      await waitFor(async () => (await server.app.stores.app.websubSubscriptionsOfFeed(id)).length === 1, 5000, 'subscribed');
+      await sendOne(server.smtpPort, 'other@else.example', feed.address, message({ From: 'other@else.example', Subject: 'From someone else' }));
+      await waitFor(async () => (await server.app.stores.app.countEntries(id)) === 2, 5000, 'second entry');
+      await waitFor(() => noJobsOf(server, 'ingest'), 5000, 'ingest finished');
+      assert.equal(sub.requests.filter((r) => r.method === 'POST').length, 0);
+      await sendOne(server.smtpPort, 'letters@news.example', feed.address, mail('Letters again'));
+      const delivery = await waitFor(async () => sub.requests.find((r) => r.method === 'POST'), 10000, 'a delivery');
+      assert.match(String(delivery.headers['content-type']), /^application\/rss\+xml/);
+      assert.ok(delivery.body.toString().includes('Letters again'));
+      assert.ok(!delivery.body.toString().includes('From someone else'));
+      assert.ok(String(delivery.headers.link).includes(`<${topic}>; rel="self"`));
+    } finally {
+      await sub.close();
+    }
+  });
+
+  it('ends subscriptions when the feed URL is rotated, without sending the new URL', async () => {
+    const sub = await startSubscriber();
+    try {
+      const feed = await createFeed(server.base, 'rotated');
+      const id = await feedIdOf(server, feed.address);
+      await hubRequest(server.base, { 'hub.mode': 'subscribe', 'hub.topic': feed.feeds.atom, 'hub.callback': sub.callback() });
+      await waitFor(async () => (await server.app.stores.app.websubSubscriptionsOfFeed(id)).length === 1, 5000, 'subscribed');
+      await server.app.stores.app.rotateFeedToken(id);
+      await sendOne(server.smtpPort, 'letters@news.example', feed.address, mail('After rotation'));
+      await waitFor(async () => (await server.app.stores.app.websubSubscriptionsOfFeed(id)).length === 0, 10000, 'subscription ended');
+      assert.equal(sub.requests.filter((r) => r.method === 'POST').length, 0);
+    } finally {
+      await sub.close();
+    }
+  });
+
+  it('checks the callback\'s address again on every delivery', async () => {
+    const sub = await startSubscriber();
+    const config = server.app.config;
+    try {
+      const feed = await createFeed(server.base, 'rechecked');
+      const id = await feedIdOf(server, feed.address);
+      await hubRequest(server.base, { 'hub.mode': 'subscribe', 'hub.topic': feed.feeds.atom, 'hub.callback': sub.callback() });
+      await waitFor(async () => (await server.app.stores.app.websubSubscriptionsOfFeed(id)).length === 1, 5000, 'subscribed');
+      // As if the callback's host now resolved to a private address: the delivery must not be made.
+      config.websubAllowPrivate = false;
+      await sendOne(server.smtpPort, 'letters@news.example', feed.address, mail('Not for loopback'));
+      await waitFor(async () => (await server.app.stores.app.countEntries(id)) === 1, 5000, 'entry stored');
+      await waitFor(() => noJobsOf(server, 'ingest'), 5000, 'ingest finished');
+      await waitFor(() => noJobsOf(server, 'websub-deliver'), 10000, 'delivery job finished');
+      assert.equal(sub.requests.filter((r) => r.method === 'POST').length, 0);
+    } finally {
+      config.websubAllowPrivate = true;
       await sub.close();
     }
   });
