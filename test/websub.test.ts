@@ -25,8 +25,9 @@ interface Received {
 }
 
 /** A WebSub subscriber: answers verification GETs (echoing the challenge, or not) and records every request. */
-async function startSubscriber(opts: { echo: 'right' | 'wrong' } = { echo: 'right' }) {
+async function startSubscriber(opts: { echo?: 'right' | 'wrong'; failPosts?: number } = {}) {
   const requests: Received[] = [];
+  let failPosts = opts.failPosts ?? 0;
   const srv = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -36,7 +37,11 @@ async function startSubscriber(opts: { echo: 'right' | 'wrong' } = { echo: 'righ
       if (req.method === 'GET') {
         const challenge = url.searchParams.get('hub.challenge') ?? '';
         res.writeHead(200, { 'Content-Type': 'text/plain' });
-        res.end(opts.echo === 'right' ? challenge : `${challenge}x`);
+        res.end(opts.echo !== 'wrong' ? challenge : `${challenge}x`);
+      } else if (failPosts > 0) {
+        failPosts--;
+        res.writeHead(503);
+        res.end();
       } else {
         res.writeHead(204);
         res.end();
@@ -213,6 +218,23 @@ describe('WebSub hub', () => {
       assert.equal(sub.requests.filter((r) => r.method === 'POST').length, 0);
     } finally {
       config.websubAllowPrivate = true;
+      await sub.close();
+    }
+  });
+
+  it('retries a delivery the callback failed', async () => {
+    const sub = await startSubscriber({ failPosts: 1 });
+    try {
+      const feed = await createFeed(server.base, 'retried');
+      const id = await feedIdOf(server, feed.address);
+      await hubRequest(server.base, { 'hub.mode': 'subscribe', 'hub.topic': feed.feeds.atom, 'hub.callback': sub.callback(), 'hub.secret': 's' });
+      await waitFor(async () => (await server.app.stores.app.websubSubscriptionsOfFeed(id)).length === 1, 5000, 'subscribed');
+      await sendOne(server.smtpPort, 'letters@news.example', feed.address, mail('Retried'));
+      await waitFor(async () => sub.requests.filter((r) => r.method === 'POST').length === 2, 20000, 'a second attempt');
+      const [first, second] = sub.requests.filter((r) => r.method === 'POST');
+      assert.deepEqual(second!.body, first!.body);
+      assert.equal(second!.headers['x-hub-signature'], `sha256=${createHmac('sha256', 's').update(second!.body).digest('hex')}`);
+    } finally {
       await sub.close();
     }
   });

@@ -11,6 +11,8 @@ import { RefusedAddressError, safeFetch } from '../../net/safe-fetch.js';
 import { CONTENT_TYPE_OF, renderFeedDocument, type Format, type RenderContext } from '../../web/routes/feed-document.js';
 import { Urls } from '../../web/urls.js';
 import { selectionOf } from '../../web/websub-topic.js';
+import type { Logger } from '../../log.js';
+import type { Job } from '../../store/jobs.js';
 import type { TaskDefinition } from '../task.js';
 import type { TaskDeps } from './deps.js';
 
@@ -21,8 +23,8 @@ export const WEBSUB_DELIVER_TASK = 'websub-deliver';
 const TIMEOUT_MS = 10_000;
 /** What is read of a subscriber's answer: a challenge is short, a delivery's answer is ignored. */
 const ANSWER_MAX_BYTES = 64 * 1024;
-/** A delivery is retried for about an hour with backoff, then given up. */
-export const DELIVERY_MAX_ATTEMPTS = 8;
+/** A delivery is retried with backoff (2 s, doubling, with jitter) for about a quarter of an hour, then given up. */
+export const DELIVERY_MAX_ATTEMPTS = 10;
 
 export interface VerifyPayload {
   mode: 'subscribe' | 'unsubscribe';
@@ -105,13 +107,22 @@ export function websubVerifyTask({ stores, config, log }: TaskDeps): TaskDefinit
   };
 }
 
+/**
+ * A failed delivery: thrown, so the runner retries it later, but on the last attempt only
+ * logged, so a subscriber that went away leaves no failed job for each entry behind.
+ */
+function failed(job: Job, log: Logger, feedId: number, message: string): void {
+  if (job.attempts + 1 < job.max_attempts) throw new Error(message);
+  log.warn({ feedId, jobId: job.id, attempts: job.attempts + 1 }, `${message}; given up`);
+}
+
 /** POSTs a subscription's topic, as GET renders it now, to its callback; retried with backoff on failure. */
 export function websubDeliverTask({ stores, config, log }: TaskDeps): TaskDefinition {
   return {
     name: WEBSUB_DELIVER_TASK,
     backoffBaseMs: 2_000,
-    backoffMaxMs: 15 * 60_000,
-    handler: async (payload) => {
+    backoffMaxMs: 5 * 60_000,
+    handler: async (payload, { job }) => {
       const { subscriptionId } = parseDeliver(payload);
       const sub = await stores.app.websubSubscriptionById(subscriptionId);
       if (!sub || sub.lease_expires_at <= stores.app.clock.now()) return;
@@ -140,14 +151,14 @@ export function websubDeliverTask({ stores, config, log }: TaskDeps): TaskDefini
           log.info({ feedId: feed.id, subscriptionId: sub.id }, 'websub: not delivered, the callback now resolves to a refused address');
           return;
         }
-        throw new Error(`websub: delivery to subscription ${sub.id} failed: ${(err as Error).message}`);
+        return failed(job, log, feed.id, `websub: delivery to subscription ${sub.id} failed: ${(err as Error).message}`);
       }
       if (answer.status === 410) {
         // "Gone": the subscriber asks for no more deliveries.
         await stores.app.deleteWebsubSubscriptionById(sub.id);
         return;
       }
-      if (answer.status < 200 || answer.status > 299) throw new Error(`websub: subscription ${sub.id}'s callback answered ${answer.status}`);
+      if (answer.status < 200 || answer.status > 299) failed(job, log, feed.id, `websub: subscription ${sub.id}'s callback answered ${answer.status}`);
     },
   };
 }
