@@ -62,12 +62,22 @@ function parseDeliver(p: unknown): DeliverPayload {
   return v as DeliverPayload;
 }
 
+/**
+ * A failed request: thrown, so the runner retries it later, but on the last attempt only
+ * logged, so a subscriber that went away leaves no failed job for each entry behind (and
+ * no failed verification that would hold the idempotency key of a later, identical request).
+ */
+function failed(job: Job, log: Logger, feedId: number, message: string): void {
+  if (job.attempts + 1 < job.max_attempts) throw new Error(message);
+  log.warn({ feedId, jobId: job.id, attempts: job.attempts + 1 }, `${message}; given up`);
+}
+
 /** hub.challenge is sent to the callback; only a subscriber that echoes it is (un)subscribed. */
 export function websubVerifyTask({ stores, config, log }: TaskDeps): TaskDefinition {
   return {
     name: WEBSUB_VERIFY_TASK,
     backoffBaseMs: 5_000,
-    handler: async (payload) => {
+    handler: async (payload, { job }) => {
       const p = parseVerify(payload);
       const feed = await stores.app.feedById(p.feedId);
       // A feed deleted, or its URL rotated, since the request: the topic is gone.
@@ -86,7 +96,7 @@ export function websubVerifyTask({ stores, config, log }: TaskDeps): TaskDefinit
           log.info({ feedId: feed.id }, 'websub: intent not verified, the callback resolves to a refused address');
           return;
         }
-        throw new Error(`websub: the callback could not be reached to verify intent: ${(err as Error).message}`);
+        return failed(job, log, feed.id, `websub: the callback could not be reached to verify intent: ${(err as Error).message}`);
       }
       if (answer.status < 200 || answer.status > 299 || answer.body.toString('utf8') !== challenge) {
         log.info({ feedId: feed.id, mode: p.mode, status: answer.status }, 'websub: intent not verified, the callback did not echo the challenge');
@@ -105,15 +115,6 @@ export function websubVerifyTask({ stores, config, log }: TaskDeps): TaskDefinit
       else log.info({ feedId: feed.id }, 'websub: subscription verified but the feed has as many as allowed; not stored');
     },
   };
-}
-
-/**
- * A failed delivery: thrown, so the runner retries it later, but on the last attempt only
- * logged, so a subscriber that went away leaves no failed job for each entry behind.
- */
-function failed(job: Job, log: Logger, feedId: number, message: string): void {
-  if (job.attempts + 1 < job.max_attempts) throw new Error(message);
-  log.warn({ feedId, jobId: job.id, attempts: job.attempts + 1 }, `${message}; given up`);
 }
 
 /** POSTs a subscription's topic, as GET renders it now, to its callback; retried with backoff on failure. */

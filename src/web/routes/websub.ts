@@ -5,6 +5,7 @@
  * in a queued job (jobs/tasks/websub.ts) before anything is stored or delivered.
  * A machine endpoint: errors are answered as JSON, and other sites may post to it.
  */
+import { createHash } from 'node:crypto';
 import { BadRequestError, NotFoundError, WebsubSubscriptionsFullError } from '../../errors.js';
 import { checkedAddress, RefusedAddressError } from '../../net/safe-fetch.js';
 import { WEBSUB_VERIFY_TASK, type VerifyPayload } from '../../jobs/tasks/websub.js';
@@ -72,7 +73,9 @@ export const websubRoute: Route = {
       mode, feedId: feed.id, feedToken: feed.feed_token, topic, base: urls.base, format: parsed.format, senderKey: parsed.senderKey,
       callback: callback.href, secret: secret === undefined || secret === '' ? null : secret, leaseSeconds,
     };
-    await stores.queue.enqueueJob({ task: WEBSUB_VERIFY_TASK, payload, maxAttempts: 3 });
+    // The same request repeated while its verification waits makes no second one.
+    const key = createHash('sha256').update(JSON.stringify([mode, feed.id, topic, callback.href])).digest('hex');
+    await stores.queue.enqueueJob({ task: WEBSUB_VERIFY_TASK, payload, maxAttempts: 3, idempotencyKey: `websub-verify:${key}` });
     deps.onAccepted();
     sendText(res, 202, 'Accepted: the hub will verify the request with the callback\n');
   },
