@@ -279,6 +279,26 @@ export const SETTINGS = {
     env: 'FEEDMAIL_TRUSTED_PROXIES', flag: '--trusted-proxies', default: '',
     help: 'Comma-separated proxy addresses whose X-Forwarded-For is believed', parse: trustedProxies,
   },
+  websubLeaseDefaultSeconds: {
+    env: 'FEEDMAIL_WEBSUB_LEASE_DEFAULT_SECONDS', flag: '--websub-lease-default-seconds', default: '864000',
+    help: 'WebSub lease given to a subscriber that asks for none (seconds)', parse: integer(60, 365 * 86400),
+  },
+  websubLeaseMinSeconds: {
+    env: 'FEEDMAIL_WEBSUB_LEASE_MIN_SECONDS', flag: '--websub-lease-min-seconds', default: '3600',
+    help: 'Shortest WebSub lease; shorter requests get this (seconds)', parse: integer(60, 365 * 86400),
+  },
+  websubLeaseMaxSeconds: {
+    env: 'FEEDMAIL_WEBSUB_LEASE_MAX_SECONDS', flag: '--websub-lease-max-seconds', default: '2592000',
+    help: 'Longest WebSub lease; longer requests get this (seconds)', parse: integer(60, 365 * 86400),
+  },
+  websubMaxSubscriptionsPerFeed: {
+    env: 'FEEDMAIL_WEBSUB_MAX_SUBSCRIPTIONS_PER_FEED', flag: '--websub-max-subscriptions-per-feed', default: '20',
+    help: 'WebSub subscriptions one feed may have (all its topics); 0 turns the hub off', parse: integer(0, 10000),
+  },
+  websubAllowPrivate: {
+    env: 'FEEDMAIL_WEBSUB_ALLOW_PRIVATE', flag: '--websub-allow-private', default: 'false',
+    help: 'Let WebSub callbacks be loopback, private or link-local addresses (tests, private networks)', parse: bool,
+  },
   logLevel: {
     env: 'FEEDMAIL_LOG_LEVEL', flag: '--log-level', default: 'info',
     help: 'fatal, error, warn, info, debug, trace or silent', parse: logLevel,
@@ -334,6 +354,10 @@ const CROSS_SETTING_RULES: ((c: Partial<Record<keyof Config, unknown>>) => strin
   ({ feedMaxEntries: shown, feedKeepEntries: kept }) =>
     typeof shown === 'number' && typeof kept === 'number' && shown > kept
       ? `FEEDMAIL_FEED_MAX_ENTRIES (${shown}) must not exceed FEEDMAIL_FEED_KEEP_ENTRIES (${kept}): a feed document cannot show entries that are no longer kept`
+      : null,
+  ({ websubLeaseMinSeconds: min, websubLeaseDefaultSeconds: def, websubLeaseMaxSeconds: max }) =>
+    typeof min === 'number' && typeof def === 'number' && typeof max === 'number' && !(min <= def && def <= max)
+      ? `FEEDMAIL_WEBSUB_LEASE_MIN_SECONDS (${min}) <= FEEDMAIL_WEBSUB_LEASE_DEFAULT_SECONDS (${def}) <= FEEDMAIL_WEBSUB_LEASE_MAX_SECONDS (${max}) must hold`
       : null,
   // One network could otherwise be allowed more connections than the server takes at all.
   ({ smtpMaxClientsPerAddress: perNetwork, smtpMaxClients: total }) =>

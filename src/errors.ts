@@ -271,3 +271,10 @@ export function isDiskFull(err: unknown): boolean {
   }
   return false;
 }
+
+/** A feed with as many WebSub subscriptions as FEEDMAIL_WEBSUB_MAX_SUBSCRIPTIONS_PER_FEED allows. */
+export class WebsubSubscriptionsFullError extends FeedmailError {
+  constructor() {
+    super('websub_full', 'This feed has as many WebSub subscriptions as this server allows', 403);
+  }
+}

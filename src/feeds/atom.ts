@@ -8,7 +8,7 @@ export const atomFormat: FeedFormat = {
 <title type="text">${x(feed.title)}</title>
 <link rel="self" type="application/atom+xml" href="${x(feed.atomUrl)}"/>
 <link rel="alternate" type="text/html" href="${x(feed.pageUrl)}"/>
-<updated>${feed.updated.toISOString()}</updated>
+${feed.hubUrl ? `<link rel="hub" href="${x(feed.hubUrl)}"/>\n` : ''}<updated>${feed.updated.toISOString()}</updated>
 <generator>feedmail</generator>
 ${feed.icon ? `<icon>${x(feed.icon.url)}</icon>\n<logo>${x(feed.icon.url)}</logo>\n` : ''}`,
   entry: (e) => {

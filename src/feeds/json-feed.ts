@@ -9,6 +9,7 @@ export const jsonFeedFormat: FeedFormat = {
       title: feed.title,
       home_page_url: feed.pageUrl,
       feed_url: feed.jsonUrl,
+      ...(feed.hubUrl ? { hubs: [{ type: 'WebSub', url: feed.hubUrl }] } : {}),
       ...(feed.icon ? { icon: feed.icon.url, favicon: feed.icon.url } : {}),
     }, null, 2);
     return `${top.slice(0, -2)},\n  "items": [`;

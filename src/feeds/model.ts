@@ -20,6 +20,8 @@ export interface FeedDocumentHead {
   rssUrl: string;
   jsonUrl: string;
   updated: Date;
+  /** The WebSub hub that pushes this document to its subscribers (web/routes/websub.ts). */
+  hubUrl?: string;
   /** The feed's icon, always served by feedmail itself: readers never fetch anything from a sender. */
   icon?: { url: string; type: string };
 }

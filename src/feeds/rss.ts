@@ -15,7 +15,7 @@ export const rssFormat: FeedFormat = {
 <link>${x(feed.pageUrl)}</link>
 <description>${x(`Newsletters received by ${feed.title}`)}</description>
 <atom:link rel="self" type="application/rss+xml" href="${x(feed.rssUrl)}"/>
-<lastBuildDate>${feed.updated.toUTCString()}</lastBuildDate>
+${feed.hubUrl ? `<atom:link rel="hub" href="${x(feed.hubUrl)}"/>\n` : ''}<lastBuildDate>${feed.updated.toUTCString()}</lastBuildDate>
 <generator>feedmail</generator>
 ${rssImage(feed)}`,
   entry: (e) => {

@@ -22,6 +22,8 @@ import type { AppStore, QueueStore, Stores } from '../store/index.js';
 import type { JournalInput, JournalRow } from '../store/journal.js';
 import { recordRefusal, shownFacts } from './deliveries.js';
 import { readHead, type MessageHead } from './head.js';
+import { senderKey } from '../feeds/senders.js';
+import { DELIVERY_MAX_ATTEMPTS, WEBSUB_DELIVER_TASK } from '../jobs/tasks/websub.js';
 import type { ProcessPool } from './process-pool.js';
 import { senderVerdict, type SenderAddress, type SenderVerdict } from './sender-rules.js';
 import type { ProcessedForRecipients } from './process.js';
@@ -335,9 +337,32 @@ async function storeForFeeds(deps: IngestDeps, feeds: Feed[], row: JournalRow, p
     if (entry) {
       stored++;
       deps.log.info({ feedId: feed.id, entryId: entry.id, journalId, note: entry.note ?? undefined }, 'ingest: entry stored');
+      await enqueueWebsubDeliveries(deps, feed, { id: entry.id, from_address: content.fromAddress });
     }
   }
   return stored;
+}
+
+/**
+ * One delivery job per live WebSub subscription whose topic the entry changed (the whole
+ * feed, or its sender's). A failure here is logged, not thrown: the entry is stored, and
+ * retrying the ingest would not store it again.
+ */
+async function enqueueWebsubDeliveries(deps: IngestDeps, feed: Feed, entry: { id: number; from_address: string }): Promise<void> {
+  try {
+    const subs = await deps.app.liveWebsubSubscriptionsOfFeed(feed.id);
+    if (subs.length === 0) return;
+    const key = senderKey(feed.id, entry.from_address);
+    for (const sub of subs) {
+      if (sub.sender_key !== null && sub.sender_key !== key) continue;
+      await deps.queue.enqueueJob({
+        task: WEBSUB_DELIVER_TASK, payload: { subscriptionId: sub.id, entryId: entry.id },
+        maxAttempts: DELIVERY_MAX_ATTEMPTS, idempotencyKey: `websub:${sub.id}:${entry.id}`,
+      });
+    }
+  } catch (err) {
+    deps.log.warn({ err, feedId: feed.id, entryId: entry.id }, 'ingest: unable to enqueue WebSub deliveries');
+  }
 }
 
 /**

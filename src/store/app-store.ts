@@ -7,6 +7,7 @@ import type { AppSchema } from './schema.js';
 import * as search from './search.js';
 import * as senderRules from './sender-rules.js';
 import { SqliteStore } from './sqlite-store.js';
+import * as websub from './websub.js';
 
 export class AppStore extends SqliteStore<AppSchema> {
   // Feeds
@@ -68,6 +69,18 @@ export class AppStore extends SqliteStore<AppSchema> {
   readonly partOfEntry = this.op('find an entry\'s part', parts.partOfEntry);
   readonly blobByHash = this.op('read a blob', parts.blobByHash);
   readonly deleteOrphanBlobs = this.op('delete unused blobs', parts.deleteOrphanBlobs);
+
+  // WebSub subscriptions (store/websub.ts)
+  readonly countWebsubSubscriptions = this.timed('count a feed\'s WebSub subscriptions', websub.countWebsubSubscriptions);
+  readonly websubSubscriptionExists = this.timed('find a WebSub subscription', websub.websubSubscriptionExists);
+  readonly upsertWebsubSubscription = this.timed('store a WebSub subscription', websub.upsertWebsubSubscription);
+  readonly deleteWebsubSubscription = this.timed('delete a WebSub subscription', websub.deleteWebsubSubscription);
+  readonly deleteWebsubSubscriptionById = this.timed('delete a WebSub subscription', websub.deleteWebsubSubscriptionById);
+  readonly liveWebsubSubscriptionsOfFeed = this.timed('list a feed\'s WebSub subscriptions', websub.liveWebsubSubscriptionsOfFeed);
+  readonly hasLiveWebsubSubscriptions = this.timed('find a feed\'s WebSub subscriptions', websub.hasLiveWebsubSubscriptions);
+  readonly websubSubscriptionById = this.timed('read a WebSub subscription', websub.websubSubscriptionById);
+  readonly websubSubscriptionsOfFeed = this.timed('list a feed\'s WebSub subscriptions', websub.websubSubscriptionsOfFeed);
+  readonly deleteExpiredWebsubSubscriptions = this.timed('delete expired WebSub subscriptions', websub.deleteExpiredWebsubSubscriptions);
 
   /** How many feeds, entries, bodies and blobs app.db holds (for operators, benchmarks and tests). */
   readonly rowCounts = this.op('count rows', entries.rowCounts);

@@ -97,7 +97,26 @@ export interface SenderRulesTable {
   created_at: number;
 }
 
+export interface WebsubSubscriptionsTable {
+  id: Generated<number>;
+  feed_id: number;
+  /** The feed URL secret the topic carried when the subscription was verified. */
+  feed_token: string;
+  topic: string;
+  /** The public base URL the topic was made of, so a worker without a web server renders the same links. */
+  base: string;
+  format: 'atom' | 'rss' | 'json';
+  /** Set for a per-sender topic. */
+  sender_key: string | null;
+  callback: string;
+  secret: string | null;
+  lease_expires_at: number;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface AppSchema {
+  websub_subscriptions: WebsubSubscriptionsTable;
   sender_rules: SenderRulesTable;
   feeds: FeedsTable;
   entries: EntriesTable;

@@ -306,6 +306,7 @@ export function feedDocumentHead(feed: Feed, urls: Urls): FeedDocumentHead {
     rssUrl: urls.feed(feed.feed_token, 'rss'),
     jsonUrl: urls.feed(feed.feed_token, 'json'),
     updated: new Date(feed.updated_at),
+    hubUrl: urls.websubHub(),
   };
 }
 

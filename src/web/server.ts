@@ -23,6 +23,7 @@ import { senderFeedRoute } from './routes/sender-feed.js';
 import { manageAddSenderRuleRoute, manageRemoveSenderRuleRoute } from './routes/manage-intake.js';
 import { staticRoute } from './routes/static.js';
 import { Urls } from './urls.js';
+import { websubRoute } from './routes/websub.js';
 import { html } from './views/html.js';
 import { layout } from './views/layout.js';
 
@@ -36,6 +37,8 @@ const ROUTES: Route[] = [
   manageEntryDeleteConfirmRoute, manageEntryDeleteRoute, manageRotateAddressRoute, manageRotateFeedUrlRoute,
   manageSettingsRoute, manageIconRoute, manageIconDeleteRoute,
   senderFeedRoute, feedIconRoute, domainIconRoute,
+  // Issue 11: the WebSub hub.
+  websubRoute,
 ];
 
 /**

@@ -17,6 +17,10 @@ export class Urls {
   domainIcon(domain: string): string {
     return `${this.base}/icons/${domain}.png`;
   }
+  /** The WebSub hub every feed document names (web/routes/websub.ts). */
+  websubHub(): string {
+    return `${this.base}/websub`;
+  }
   feedPage(feedToken: string): string {
     return `${this.base}/feeds/${feedToken}`;
   }

@@ -10,6 +10,7 @@ import { PRUNE_OLD_ROWS_FORMER_NAME, pruneOldRowsTask } from './prune-old-rows.j
 import { reclaimSpaceTask } from './reclaim-space.js';
 import { trimCacheTask } from './trim-cache.js';
 import { trimFeedsTask } from './trim-feeds.js';
+import { websubDeliverTask, websubVerifyTask } from './websub.js';
 
 export type { TaskDeps } from './deps.js';
 
@@ -26,5 +27,7 @@ export function allTasks(deps: TaskDeps): TaskDefinition[] {
     checkpointWalTask(deps),
     reclaimSpaceTask(deps),
     optimizeTask(deps),
+    websubVerifyTask(deps),
+    websubDeliverTask(deps),
   ];
 }

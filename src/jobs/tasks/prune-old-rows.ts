@@ -3,7 +3,7 @@
  * (FEEDMAIL_JOURNAL_RETENTION_DAYS, never a row an ingest job still needs), the slots of
  * recurring tasks, the records of feed creations that the per-client limit counts, feeds'
  * recent deliveries after DELIVERIES_KEPT_MS and the hourly message counts the
- * messages-per-day window no longer reads.
+ * messages-per-day window no longer reads, and WebSub subscriptions whose lease ran out.
  */
 import type { TaskDefinition } from '../task.js';
 import { DAY, HOUR, type TaskDeps } from './deps.js';
@@ -36,6 +36,7 @@ export function pruneOldRowsTask({ stores, config, log }: TaskDeps): TaskDefinit
       await stores.queue.deleteRecurringRunsOlderThan(RECURRING_SLOTS_KEPT_MS);
       await stores.app.deleteFeedCreationsOlderThan(FEED_CREATIONS_KEPT_MS);
       await stores.queue.pruneIntakeRecords(DELIVERIES_KEPT_MS);
+      await stores.app.deleteExpiredWebsubSubscriptions();
       if (n) log.info({ deleted: n }, 'maintenance: dropped old journal rows');
     },
   };

@@ -178,4 +178,27 @@ export const appMigrations: Migration[] = [
       );
     `,
   },
+  {
+    // WebSub subscriptions to a feed's documents; they go with the feed. feed_token is the
+    // feed URL secret the topic named: a rotated URL ends them (see store/websub.ts).
+    name: 'websub subscriptions',
+    sqlite: `
+      CREATE TABLE websub_subscriptions (
+        id INTEGER PRIMARY KEY,
+        feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        feed_token TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        base TEXT NOT NULL,
+        format TEXT NOT NULL CHECK (format IN ('atom', 'rss', 'json')),
+        sender_key TEXT,
+        callback TEXT NOT NULL,
+        secret TEXT,
+        lease_expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (feed_id, topic, callback)
+      );
+      CREATE INDEX websub_subscriptions_lease ON websub_subscriptions (lease_expires_at);
+    `,
+  },
 ];

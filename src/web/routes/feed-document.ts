@@ -25,7 +25,7 @@ import type { Feed } from '../../store/feeds.js';
 import { cacheKey } from '../../store/index.js';
 import type { EntryPart } from '../../store/parts.js';
 import { foundOr404 } from '../http.js';
-import type { RequestContext, Route } from '../context.js';
+import type { RequestContext, Route, WebDeps } from '../context.js';
 import { feedDocumentEntry, feedDocumentHead } from '../presenters.js';
 import { feedIconRef } from './icons.js';
 
@@ -44,7 +44,7 @@ const CONTENT_TYPES: Record<Format, string> = {
 const FORMATS: Record<Format, FeedFormat> = { atom: atomFormat, rss: rssFormat, json: jsonFeedFormat };
 
 /** Bumped when rendering changes, so cached documents of older code are not served. */
-const RENDER_GENERATION = 3;
+const RENDER_GENERATION = 4;
 
 /**
  * Which of a feed's entries a document carries, and what the document says of itself.
@@ -54,10 +54,17 @@ export interface EntrySelection {
   /** Names the selection in cache keys, ETags and shared work: `all`, or e.g. `sender-<key>`. */
   tag: string;
   /** The document's head: its id, title, own URLs and icon (`entries`: what it carries, newest first). */
-  head(ctx: RequestContext, feed: Feed, entries: DocumentEntry[]): Promise<FeedDocumentHead>;
+  head(ctx: RenderContext, feed: Feed, entries: DocumentEntry[]): Promise<FeedDocumentHead>;
   /** The newest `limit` entries, bodies cut as documentEntriesOfFeed does. */
-  entries(ctx: RequestContext, feed: Feed, limit: number, maxHtmlBytes: number): Promise<DocumentEntry[]>;
+  entries(ctx: RenderContext, feed: Feed, limit: number, maxHtmlBytes: number): Promise<DocumentEntry[]>;
 }
+
+/** What rendering a document needs: a request's context, or a job's (jobs/tasks/websub.ts). */
+export interface RenderContext {
+  deps: Pick<WebDeps, 'stores' | 'config' | 'urls'>;
+}
+
+export const CONTENT_TYPE_OF: Readonly<Record<Format, string>> = CONTENT_TYPES;
 
 /** The whole feed. */
 export const wholeFeed: EntrySelection = {
@@ -123,7 +130,7 @@ function once<T>(scope: object, key: string, work: () => Promise<T>): Promise<T>
 }
 
 /** Reading the entries is the one step that cannot yield (SQLite reads synchronously), so it is shared too. */
-function documentSource(ctx: RequestContext, feed: Feed, selection: EntrySelection): Promise<DocumentSource> {
+function documentSource(ctx: RenderContext, feed: Feed, selection: EntrySelection): Promise<DocumentSource> {
   const { stores, config } = ctx.deps;
   return once(stores.app, `entries:${feed.id}:v${feed.version}:${selection.tag}`, async () => {
     // A body with more characters than the entry bound has more bytes too: it is never read whole.
@@ -141,7 +148,12 @@ function documentSource(ctx: RequestContext, feed: Feed, selection: EntrySelecti
  * bounds. The newest entry is always included; the next one that would take the
  * document past its bound ends it, so a document never has gaps.
  */
-async function renderFeed(ctx: RequestContext, feed: Feed, selection: EntrySelection, format: Format): Promise<Buffer> {
+/** The plain (unencoded) document, rendered as GET renders it; shared with concurrent GETs of the same version. */
+export function renderFeedDocument(ctx: RenderContext, feed: Feed, selection: EntrySelection, format: Format): Promise<Buffer> {
+  return once(ctx.deps.stores.app, `plain:${feed.id}:v${feed.version}:${selection.tag}:${format}:${ctx.deps.urls.base}`, () => renderFeed(ctx, feed, selection, format));
+}
+
+async function renderFeed(ctx: RenderContext, feed: Feed, selection: EntrySelection, format: Format): Promise<Buffer> {
   const { urls, config } = ctx.deps;
   const fmt = FORMATS[format];
   const entryMax = config.feedEntryMaxBytes;

@@ -9,9 +9,9 @@ import { senderDomain, senderKey, SENDER_KEY_IN_PATH } from '../../feeds/senders
 import { SECRET_IN_PATH } from '../../secrets.js';
 import type { Feed } from '../../store/feeds.js';
 import { foundOr404 } from '../http.js';
-import type { RequestContext, Route } from '../context.js';
+import type { Route } from '../context.js';
 import { feedDocumentHead } from '../presenters.js';
-import { serveFeedDocument, type EntrySelection, type Format } from './feed-document.js';
+import { serveFeedDocument, type EntrySelection, type Format, type RenderContext } from './feed-document.js';
 import { domainIconRef, feedIconRef } from './icons.js';
 
 /** The addresses behind a feed's sender keys, per feed version, for the last few hundred feeds read. */
@@ -19,7 +19,7 @@ const byKeyCache = new WeakMap<object, Map<number, { version: number; byKey: Map
 const FEEDS_REMEMBERED = 256;
 
 /** The sender address a key names in this feed, or undefined when no entry of the feed has it. */
-export async function senderAddressOf(ctx: RequestContext, feed: Feed, key: string): Promise<string | undefined> {
+export async function senderAddressOf(ctx: RenderContext, feed: Feed, key: string): Promise<string | undefined> {
   const app = ctx.deps.stores.app;
   let feeds = byKeyCache.get(app);
   if (!feeds) byKeyCache.set(app, feeds = new Map());
