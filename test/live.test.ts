@@ -8,7 +8,11 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
+import { allTasks } from '../src/jobs/tasks/index.js';
+import { createLogger } from '../src/log.js';
+import { ProcessPool } from '../src/mail/process-pool.js';
 import { launchChromium } from './support/browser.js';
+import { TestClock } from './support/clock.js';
 import { createFeed, sendRaw, startTestServer, waitFor, type CreatedFeed, type TestServer } from './support/helpers.js';
 
 function message(to: string, subject: string): string {
@@ -221,6 +225,46 @@ describe('live updates when another process stores the entry', { timeout: 180_00
       assert.equal(web.app.runner, null, 'the web instance runs no jobs');
     } finally {
       await page.close();
+    }
+  });
+});
+
+describe('live-update bounds and upkeep', { timeout: 60_000 }, () => {
+  it('caps the streams of one client network below its share of connections', async () => {
+    // 40 connections: a network may hold 8 of them, and 4 streams.
+    const server = await startTestServer({ httpMaxConnections: '40' });
+    try {
+      const feed = await createFeed(server.base);
+      const open = Array.from({ length: 4 }, () => openStream(eventsUrl(feed)));
+      await Promise.all(open.map((s) => s.ready));
+      assert.deepEqual(open.map((s) => s.status), [200, 200, 200, 200]);
+      const refused = await fetch(eventsUrl(feed));
+      assert.equal(refused.status, 503);
+      assert.match(await refused.text(), /your network/);
+      assert.ok(Number(refused.headers.get('retry-after')) > 0);
+      // The network's pages still load.
+      assert.equal((await fetch(feed.page)).status, 200);
+      for (const s of open) s.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('prunes notifications older than a day in the maintenance task', async () => {
+    const DAY = 86_400_000;
+    const clock = new TestClock();
+    const server = await startTestServer({}, { web: true, smtp: true, jobs: false }, { clock });
+    const processor = new ProcessPool({ maxPartBytes: 1e7, keepTrackingPixels: false }, 5000);
+    try {
+      const queue = server.app.stores.queue;
+      await clock.at(-2 * DAY, () => queue.recordNotification(7, 1));
+      const recent = await queue.recordNotification(7, 2);
+      const prune = allTasks({ stores: server.app.stores, config: server.app.config, processor, log: createLogger('silent') }).find((t) => t.name === 'prune-old-rows')!;
+      await prune.handler({}, { job: {} as never, signal: new AbortController().signal });
+      assert.deepEqual((await queue.notificationsOfFeedAfter(7, 0, 10)).map((n) => n.id), [recent]);
+    } finally {
+      await processor.close();
+      await server.stop();
     }
   });
 });
