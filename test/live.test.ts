@@ -182,6 +182,19 @@ describe('live updates of feed pages', { timeout: 180_000 }, () => {
     assert.equal((await fetch(eventsUrl(gone))).status, 404);
   });
 
+  it('ends a stream opened with a feed URL that was rotated since, sending it nothing new', async () => {
+    const feed = await createFeed(server.base);
+    const stream = openStream(eventsUrl(feed));
+    await stream.ready;
+    assert.equal(stream.status, 200);
+    const row = await server.app.stores.app.feedByFeedToken(new URL(feed.page).pathname.split('/')[2]!);
+    await server.app.stores.app.rotateFeedToken(row!.id);
+    await sendRaw(server.smtpPort, feed.address, message(feed.address, 'After the rotation'));
+    await waitFor(async () => stream.ended, 10_000, 'the stream to end');
+    assert.deepEqual(stream.events, []);
+    assert.equal((await fetch(eventsUrl(feed))).status, 404);
+  });
+
   it('ends open streams on shutdown without delaying it', async () => {
     const other = await startTestServer();
     const feed = await createFeed(other.base);
