@@ -6,7 +6,8 @@
   const url = list && list.dataset.events;
   if (!url || typeof EventSource !== 'function') return;
   const status = document.getElementById('live-status');
-  const seen = new Set();
+  // Entries the page already lists (the stream may repeat those stored while the page loaded).
+  const seen = new Set(Array.from(list.querySelectorAll('a.subject'), (a) => a.href));
   const source = new EventSource(url);
   source.addEventListener('entry', (event) => {
     let entry;
@@ -15,16 +16,15 @@
     } catch {
       return;
     }
-    if (!entry || typeof entry.url !== 'string' || seen.has(entry.url)) return;
-    // Only links to our own entry pages.
+    if (!entry || typeof entry.url !== 'string') return;
     let href;
     try {
       href = new URL(entry.url, location.href);
     } catch {
       return;
     }
-    if (href.protocol !== 'http:' && href.protocol !== 'https:') return;
-    seen.add(entry.url);
+    if ((href.protocol !== 'http:' && href.protocol !== 'https:') || seen.has(href.href)) return;
+    seen.add(href.href);
     const item = document.createElement('li');
     item.className = 'live-new';
     const link = document.createElement('a');

@@ -161,6 +161,24 @@ describe('live updates of feed pages', { timeout: 180_000 }, () => {
     again.close();
   });
 
+  it('sends a page that just loaded what was stored since it was rendered (?since=)', async () => {
+    const feed = await createFeed(server.base);
+    const rendered = Date.now();
+    await sendRaw(server.smtpPort, feed.address, message(feed.address, 'While the page loaded'));
+    await waitFor(async () => (await fetch(feed.feeds.json).then((r) => r.json()) as { items: unknown[] }).items.length === 1, 10_000, 'the entry stored');
+    const late = openStream(`${eventsUrl(feed)}?since=${rendered}`);
+    await late.ready;
+    await waitFor(async () => late.events.length >= 1, 10_000, 'the event of the entry stored while loading');
+    assert.equal((JSON.parse(late.events[0]!.data!) as { subject: string }).subject, 'While the page loaded');
+    late.close();
+    // Without it, a new stream hears only of what comes next.
+    const fresh = openStream(eventsUrl(feed));
+    await fresh.ready;
+    await new Promise((r) => setTimeout(r, 600));
+    assert.deepEqual(fresh.events, []);
+    fresh.close();
+  });
+
   it('refuses streams past the cap with 503 and Retry-After, and 404 for an unknown or deleted feed', async () => {
     await waitFor(async () => (await metric(server.base, 'feedmail_live_streams')) === 0, 10_000, 'no open stream');
     const feed = await createFeed(server.base);

@@ -36,6 +36,12 @@ export async function notificationsOfFeedAfter(db: Kysely<QueueSchema>, feedId: 
     .where('feed_id', '=', feedId).where('id', '>', afterId).orderBy('id', 'asc').limit(limit).execute();
 }
 
+/** One feed's notifications recorded at or after `since` (ms), oldest first: what a page that just loaded may have missed. */
+export async function notificationsOfFeedSince(db: Kysely<QueueSchema>, feedId: number, since: number, limit: number): Promise<Notification[]> {
+  return db.selectFrom('notifications').select(['id', 'feed_id', 'entry_id'])
+    .where('feed_id', '=', feedId).where('created_at', '>=', since).orderBy('id', 'asc').limit(limit).execute();
+}
+
 /** Deletes notifications older than `ageMs`; returns how many. */
 export async function deleteNotificationsOlderThan(db: Kysely<QueueSchema>, now: number, ageMs: number): Promise<number> {
   const r = await db.deleteFrom('notifications').where('created_at', '<', now - ageMs).executeTakeFirst();

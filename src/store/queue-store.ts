@@ -51,5 +51,6 @@ export class QueueStore extends SqliteStore<QueueSchema> {
   readonly lastNotificationId = this.op('read the newest notification id', notifications.lastNotificationId);
   readonly notificationsAfter = this.op('read new notifications', notifications.notificationsAfter);
   readonly notificationsOfFeedAfter = this.op('read a feed\'s missed notifications', notifications.notificationsOfFeedAfter);
+  readonly notificationsOfFeedSince = this.op('read a feed\'s recent notifications', notifications.notificationsOfFeedSince);
   readonly deleteNotificationsOlderThan = this.timed('delete old notifications', notifications.deleteNotificationsOlderThan);
 }

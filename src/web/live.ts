@@ -48,8 +48,11 @@ interface Subscriber {
 }
 
 export interface LiveStream {
-  /** Sends what the feed missed after `lastEventId` (if any), then lets the poller's events through. */
-  start(lastEventId: number | undefined): Promise<void>;
+  /**
+   * Sends what the feed missed — after `lastEventId` (a reconnection), or else since `since`
+   * (ms; a page that just loaded) — then lets the poller's events through.
+   */
+  start(lastEventId: number | undefined, since?: number): Promise<void>;
   /** Gives the slot back (the client went away); idempotent. */
   release(): void;
 }
@@ -104,7 +107,7 @@ export class LiveHub {
     this.o.counters.openStreams = this.#count;
     this.#heartbeat ??= setInterval(() => this.#beat(), this.o.heartbeatMs ?? HEARTBEAT_MS).unref();
     return {
-      start: async (lastEventId) => this.#start(sub, lastEventId),
+      start: async (lastEventId, since) => this.#start(sub, lastEventId, since),
       release: () => this.#release(sub),
     };
   }
@@ -121,7 +124,7 @@ export class LiveHub {
     this.#idle();
   }
 
-  async #start(sub: Subscriber, lastEventId: number | undefined): Promise<void> {
+  async #start(sub: Subscriber, lastEventId: number | undefined, since: number | undefined): Promise<void> {
     try {
       if (this.#last < 0) {
         // The first stream of a quiet process: where the poller starts is the newest notification now.
@@ -129,8 +132,10 @@ export class LiveHub {
         this.o.counters.polls++;
         if (this.#last < 0 && this.#count > 0) this.#last = last;
       }
-      if (lastEventId !== undefined && !sub.closed) {
-        const missed = await this.o.stores.queue.notificationsOfFeedAfter(sub.feedId, lastEventId, BACKLOG_MAX + 1);
+      if ((lastEventId !== undefined || since !== undefined) && !sub.closed) {
+        const missed = lastEventId !== undefined
+          ? await this.o.stores.queue.notificationsOfFeedAfter(sub.feedId, lastEventId, BACKLOG_MAX + 1)
+          : await this.o.stores.queue.notificationsOfFeedSince(sub.feedId, since!, BACKLOG_MAX + 1);
         this.o.counters.polls++;
         // Only the newest BACKLOG_MAX: a page that was away longer gets those, and reloads for the rest.
         for (const n of missed.slice(-BACKLOG_MAX)) {
@@ -138,7 +143,7 @@ export class LiveHub {
           if (entry) this.#send(sub, n.id, entry);
           sub.lastSent = Math.max(sub.lastSent, n.id);
         }
-        sub.lastSent = Math.max(sub.lastSent, lastEventId);
+        sub.lastSent = Math.max(sub.lastSent, lastEventId ?? 0);
       }
     } finally {
       const waiting = sub.buffer ?? [];

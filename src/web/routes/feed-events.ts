@@ -16,7 +16,7 @@ const RETRY_MS = 3000;
 export const feedEventsRoute: Route = {
   method: 'GET',
   path: new RegExp(String.raw`^/feeds/${SECRET_IN_PATH}/events$`, 'i'),
-  handler: async ({ req, res, params, client, deps }) => {
+  handler: async ({ req, res, url, params, client, deps }) => {
     const feed = foundOr404(await deps.stores.app.feedByFeedToken(params[0]!));
     const live = deps.live;
     if (!live?.enabled) throw new NotFoundError();
@@ -48,13 +48,26 @@ export const feedEventsRoute: Route = {
     }
     res.write(`retry: ${RETRY_MS}\n\n`);
     try {
-      await stream.start(lastEventId(req.headers['last-event-id']));
+      await stream.start(lastEventId(req.headers['last-event-id']), since(url, deps.stores.app.clock.now()));
     } catch (err) {
       deps.log.warn({ err }, 'live: unable to start a stream');
       res.end();
     }
   },
 };
+
+/** How far back `?since=` may reach: it covers a page's load, not history. */
+const SINCE_MAX_MS = 5 * 60_000;
+
+/**
+ * `?since=<ms>`: the feed page's render time, so an entry stored while the page loaded is
+ * sent too (the page skips entries it already lists). Clamped to the last few minutes.
+ */
+function since(url: URL, now: number): number | undefined {
+  const v = url.searchParams.get('since');
+  if (v === null || !/^\d{1,15}$/.test(v)) return undefined;
+  return Math.max(Number(v), now - SINCE_MAX_MS);
+}
 
 /** The id a reconnecting EventSource sends; anything but a plain number is ignored. */
 function lastEventId(header: string | string[] | undefined): number | undefined {

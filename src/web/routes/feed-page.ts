@@ -37,7 +37,7 @@ ${confirmations.map((e) => confirmNotice(shownConfirmUrl(e, feed) ?? '', e.subje
 ${searchForm(feed.feed_token)}
 ${entries.length === 0 ? html`<p id="no-mail">No mail yet. New newsletters appear here as they arrive.</p>` : html``}
 <p id="live-status" class="meta" role="status" aria-live="polite"></p>
-<ul class="entries" id="entries"${live ? html` data-events="/feeds/${feed.feed_token}/events"` : html``}${entries.length === 0 ? html` hidden` : html``}>
+<ul class="entries" id="entries"${live ? html` data-events="/feeds/${feed.feed_token}/events?since=${String(deps.stores.app.clock.now() - 2000)}"` : html``}${entries.length === 0 ? html` hidden` : html``}>
 ${entries.map((e) => html`<li><a class="subject" href="${urls.entry(e.share_token)}">${e.subject || '(no subject)'}</a>
 <span class="meta">${e.from_name || e.from_address} · ${new Date(e.received_at).toUTCString()}</span></li>`)}
 </ul>
