@@ -19,7 +19,8 @@ import { readiness } from './ops/readiness.js';
 import { openStores, type Clock, type Stores } from './store/index.js';
 import { INGEST_PRIORITY } from './store/journal.js';
 import { publicBaseUrl } from './web/urls.js';
-import { WebServer } from './web/server.js';
+import { LiveHub } from './web/live.js';
+import { connectionsPerNetwork, WebServer } from './web/server.js';
 
 export interface Roles {
   web: boolean;
@@ -94,8 +95,13 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
     }
     if (roles.web) {
       const running = { smtp: roles.smtp, jobs: runner !== null };
+      // A network's streams may take half of its connections, so its pages still load.
+      const live = new LiveHub({
+        stores, counters: counters.live, log, maxStreams: config.sseMaxStreams,
+        maxStreamsPerNetwork: Math.max(1, Math.floor(connectionsPerNetwork(config.httpMaxConnections) / 2)),
+      });
       web = new WebServer({
-        config, stores, log, counters: counters.http, space: disk, onAccepted,
+        config, stores, log, counters: counters.http, space: disk, onAccepted, live,
         metrics: () => renderMetrics({ stores, counters, running, eventLoop }),
         readiness: () => readiness(stores, disk, config.minFreeBytes),
       });

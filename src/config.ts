@@ -271,6 +271,10 @@ export const SETTINGS = {
     env: 'FEEDMAIL_HTTP_MAX_CONNECTIONS', flag: '--http-max-connections', default: '1000',
     help: 'Simultaneous HTTP connections; more are refused', parse: integer(1, 1000000),
   },
+  sseMaxStreams: {
+    env: 'FEEDMAIL_SSE_MAX_STREAMS', flag: '--sse-max-streams', default: '1000',
+    help: 'Live-update streams (server-sent events) open at once; more get 503 with Retry-After (0 turns live updates off)', parse: integer(0, 1000000),
+  },
   opsAllow: {
     env: 'FEEDMAIL_OPS_ALLOW', flag: '--ops-allow', default: '',
     help: 'Who may read /metrics and /readyz: addresses, CIDR ranges and token:<secret>, comma-separated (empty: everyone)', parse: opsAllow, secret: true,

@@ -278,3 +278,13 @@ export class WebsubSubscriptionsFullError extends FeedmailError {
     super('websub_full', 'This feed has as many WebSub subscriptions as this server allows', 403);
   }
 }
+
+/** Issue 11: the live-update streams are at their cap (all of them, or those of the client's network). */
+export class LiveStreamsBusyError extends FeedmailError {
+  readonly retryAfterSeconds = 30;
+  constructor(yourNetwork = false) {
+    super('live_streams_busy', yourNetwork
+      ? 'Too many live-update streams are open from your network; the page still works, reload it to see new mail'
+      : 'Too many live-update streams are open right now; the page still works, reload it to see new mail', 503);
+  }
+}

@@ -221,7 +221,8 @@ describe('in a real browser (Chromium)', { timeout: 240_000 }, () => {
         const subjects = await page.locator('ul.entries a.subject').allTextContents();
         assert.deepEqual(subjects, [entry.title || '(no subject)'], 'the subject shows as text');
         const top = await page.evaluate(auditDocument);
-        assert.deepEqual(top.scripts, ['/static/copy.js']);
+        // Our own scripts only: the copy buttons, and the live updates of the list (issue 11).
+        assert.deepEqual(top.scripts, ['/static/copy.js', '/static/live.js']);
         assert.deepEqual(top.handlers, []);
         assert.deepEqual(top.embeds, []);
       });

@@ -338,6 +338,8 @@ async function storeForFeeds(deps: IngestDeps, feeds: Feed[], row: JournalRow, p
       stored++;
       deps.log.info({ feedId: feed.id, entryId: entry.id, journalId, note: entry.note ?? undefined }, 'ingest: entry stored');
       await enqueueWebsubDeliveries(deps, feed, { id: entry.id, from_address: content.fromAddress });
+      // Open pages of the feed hear of it (web/live.ts); the entry is stored whether or not this is.
+      await deps.queue.recordNotification(feed.id, entry.id).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'ingest: unable to notify live pages'));
     }
   }
   return stored;

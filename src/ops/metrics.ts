@@ -72,9 +72,22 @@ export interface ProcessCounters {
   waiting: () => number;
 }
 
+/** Live updates over server-sent events (web/live.ts). */
+export interface LiveCounters {
+  /** Gauge: streams open now. */
+  openStreams: number;
+  /** Entry events written to streams (a backlog sent on reconnection included). */
+  eventsSent: number;
+  /** Streams refused with 503 at the global or per-network cap. */
+  refused: number;
+  /** Queries of queue.db's notifications by the poller: flat while no stream is open. */
+  polls: number;
+}
+
 /** Everything the roles of one process count, one section per role. */
 export interface Counters {
   smtp: SmtpCounters;
+  live: LiveCounters;
   http: HttpCounters;
   jobs: JobCounters;
   process: ProcessCounters;
@@ -87,6 +100,7 @@ export function createCounters(): Counters {
       dataBytes: 0, inflightRefused: 0, dataDeadlineExceeded: 0, dataTooSlow: 0, messageStartTimedOut: 0, networkConnectionsRefused: 0,
     },
     http: { requests: 0, errors: 0, networkConnectionsRefused: 0, webhook: { accepted: 0, tempFailed: 0, blocked: 0, feedFull: 0, overDailyLimit: 0 } },
+    live: { openStreams: 0, eventsSent: 0, refused: 0, polls: 0 },
     jobs: { succeeded: 0, retried: 0, failed: 0 },
     process: { processed: 0, timedOut: 0, threads: () => 0, waiting: () => 0 },
   };
@@ -156,5 +170,10 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
   metric('feedmail_webhook_recipients_blocked_total', 'counter', 'Webhook recipients refused by their feed\'s sender rules', http.webhook.blocked);
   metric('feedmail_webhook_recipients_feed_full_total', 'counter', 'Webhook recipients deferred because their feed is full', http.webhook.feedFull);
   metric('feedmail_webhook_recipients_daily_limit_total', 'counter', 'Webhook recipients deferred because their feed took its messages per day', http.webhook.overDailyLimit);
+  const { live } = s.counters;
+  metric('feedmail_live_streams', 'gauge', 'Live-update streams (server-sent events) open now', live.openStreams);
+  metric('feedmail_live_events_sent_total', 'counter', 'Entry events sent to live-update streams', live.eventsSent);
+  metric('feedmail_live_streams_refused_total', 'counter', 'Live-update streams refused at the global or per-network cap', live.refused);
+  metric('feedmail_live_polls_total', 'counter', 'Reads of new entry notifications (none while no stream is open)', live.polls);
   return `${lines.join('\n')}\n`;
 }

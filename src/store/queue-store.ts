@@ -2,6 +2,7 @@
 import * as deliveries from './deliveries.js';
 import * as jobs from './jobs.js';
 import * as journal from './journal.js';
+import * as notifications from './notifications.js';
 import type { QueueSchema } from './schema.js';
 import { SqliteStore } from './sqlite-store.js';
 import * as replays from './webhook-replays.js';
@@ -44,4 +45,12 @@ export class QueueStore extends SqliteStore<QueueSchema> {
   // Webhook replays
   readonly deliveryAccepted = this.timed('look up a webhook delivery', replays.deliveryAccepted);
   readonly recordDelivery = this.timed('record a webhook delivery', replays.recordDelivery);
+
+  // Entry notifications for live pages (issue 11, web/live.ts)
+  readonly recordNotification = this.timed('record an entry notification', notifications.recordNotification);
+  readonly lastNotificationId = this.op('read the newest notification id', notifications.lastNotificationId);
+  readonly notificationsAfter = this.op('read new notifications', notifications.notificationsAfter);
+  readonly notificationsOfFeedAfter = this.op('read a feed\'s missed notifications', notifications.notificationsOfFeedAfter);
+  readonly notificationsOfFeedSince = this.op('read a feed\'s recent notifications', notifications.notificationsOfFeedSince);
+  readonly deleteNotificationsOlderThan = this.timed('delete old notifications', notifications.deleteNotificationsOlderThan);
 }

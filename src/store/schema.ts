@@ -211,8 +211,17 @@ export interface IntakeCountsTable {
   messages: number;
 }
 
+/** An entry was stored: what open feed pages hear about (issue 11, web/live.ts). */
+export interface NotificationsTable {
+  id: Generated<number>;
+  feed_id: number;
+  entry_id: number;
+  created_at: number;
+}
+
 export interface QueueSchema {
   deliveries: DeliveriesTable;
+  notifications: NotificationsTable;
   intake_counts: IntakeCountsTable;
   journal: JournalTable;
   journal_chunks: JournalChunksTable;

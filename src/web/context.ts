@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import type { HttpCounters } from '../ops/metrics.js';
 import type { SpaceGuard } from '../ops/storage-guard.js';
 import type { Stores } from '../store/index.js';
+import type { LiveHub } from './live.js';
 import type { Urls } from './urls.js';
 
 export interface WebDeps {
@@ -22,6 +23,8 @@ export interface WebDeps {
   space: SpaceGuard;
   /** Called after a message is journaled, to wake the local job runner. */
   onAccepted: () => void;
+  /** Live updates of feed pages (issue 11); without it, /events answers 404. */
+  live?: LiveHub;
 }
 
 export interface RequestContext {

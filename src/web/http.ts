@@ -9,6 +9,8 @@ export const PAGE_CSP = [
   "style-src 'self'",
   "img-src 'self'",
   "frame-src 'self'",
+  // The feed page's live updates (static/live.js) read /feeds/<secret>/events.
+  "connect-src 'self'",
   "form-action 'self'",
   "base-uri 'none'",
   "frame-ancestors 'none'",

@@ -9,6 +9,7 @@ import { clientAddress, crossSiteRefusal, normalizeIp, sendHtml, sendJson, sendT
 import { entryBodyRoute, entryPageRoute, entryPartRoute } from './routes/entry.js';
 import { feedCreateRoute } from './routes/feed-create.js';
 import { feedDocumentRoute } from './routes/feed-document.js';
+import { feedEventsRoute } from './routes/feed-events.js';
 import { feedPageRoute } from './routes/feed-page.js';
 import { feedSearchRoute } from './routes/feed-search.js';
 import { healthzRoute, metricsRoute, opsPolicy, readyzRoute } from './routes/health.js';
@@ -39,6 +40,8 @@ const ROUTES: Route[] = [
   senderFeedRoute, feedIconRoute, domainIconRoute,
   // Issue 11: the WebSub hub.
   websubRoute,
+  // Issue 11: live updates.
+  feedEventsRoute,
 ];
 
 /**
@@ -152,6 +155,8 @@ export class WebServer {
 
   /** Stops accepting connections and lets in-flight requests finish. */
   async close(): Promise<void> {
+    // Live-update streams never finish on their own: they end now, so they do not hold the close.
+    this.deps.live?.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();

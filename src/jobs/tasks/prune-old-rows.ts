@@ -3,7 +3,8 @@
  * (FEEDMAIL_JOURNAL_RETENTION_DAYS, never a row an ingest job still needs), the slots of
  * recurring tasks, the records of feed creations that the per-client limit counts, feeds'
  * recent deliveries after DELIVERIES_KEPT_MS and the hourly message counts the
- * messages-per-day window no longer reads, and WebSub subscriptions whose lease ran out.
+ * messages-per-day window no longer reads, WebSub subscriptions whose lease ran out, and the
+ * live pages' entry notifications after a day.
  */
 import type { TaskDefinition } from '../task.js';
 import { DAY, HOUR, type TaskDeps } from './deps.js';
@@ -27,6 +28,9 @@ const FEED_CREATIONS_KEPT_MS = 2 * HOUR;
  */
 export const DELIVERIES_KEPT_MS = 90 * DAY;
 
+/** Live pages that reconnect are sent what they missed from these rows (web/live.ts); a day is plenty. */
+export const NOTIFICATIONS_KEPT_MS = DAY;
+
 export function pruneOldRowsTask({ stores, config, log }: TaskDeps): TaskDefinition {
   return {
     name: 'prune-old-rows',
@@ -37,6 +41,7 @@ export function pruneOldRowsTask({ stores, config, log }: TaskDeps): TaskDefinit
       await stores.app.deleteFeedCreationsOlderThan(FEED_CREATIONS_KEPT_MS);
       await stores.queue.pruneIntakeRecords(DELIVERIES_KEPT_MS);
       await stores.app.deleteExpiredWebsubSubscriptions();
+      await stores.queue.deleteNotificationsOlderThan(NOTIFICATIONS_KEPT_MS);
       if (n) log.info({ deleted: n }, 'maintenance: dropped old journal rows');
     },
   };

@@ -113,4 +113,20 @@ export const queueMigrations: Migration[] = [
       CREATE INDEX intake_counts_by_hour ON intake_counts (hour);
     `,
   },
+  {
+    // Issue 11: live updates. One row per entry stored, written by whichever process stored it;
+    // every web process polls the newest ids (only while it has a stream open) and tells the
+    // open pages of that feed. Rows are only kept for a while (jobs/tasks/prune-old-rows.ts).
+    name: 'entry notifications',
+    sqlite: `
+      CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        feed_id INTEGER NOT NULL,
+        entry_id INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX notifications_by_feed ON notifications (feed_id, id);
+      CREATE INDEX notifications_by_time ON notifications (created_at);
+    `,
+  },
 ];

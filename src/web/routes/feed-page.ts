@@ -19,6 +19,7 @@ export const feedPageRoute: Route = {
     const entries = await deps.stores.app.entrySummariesOfFeed(feed.id, entryLimits(feed, deps.config).documentEntries);
     const senders = await deps.stores.app.sendersOfFeed(feed.id, SENDERS_SHOWN);
     const { urls, config } = deps;
+    const live = deps.live?.enabled === true;
     const confirmations = entries.filter((e) => e.confirm_url && deps.stores.app.clock.now() - e.received_at < 14 * DAY);
     let expiry = html``;
     if (config.feedExpireDays > 0) {
@@ -34,11 +35,13 @@ ${expiry}
 ${confirmations.map((e) => confirmNotice(shownConfirmUrl(e, feed) ?? '', e.subject))}
 <p class="meta">Subscribe in your reader: <a href="${urls.feed(feed.feed_token, 'atom')}">Atom</a> · <a href="${urls.feed(feed.feed_token, 'rss')}">RSS</a> · <a href="${urls.feed(feed.feed_token, 'json')}">JSON Feed</a></p>
 ${searchForm(feed.feed_token)}
-${entries.length === 0 ? html`<p>No mail yet. New newsletters appear here as they arrive.</p>` : html`
-<ul class="entries">
+${entries.length === 0 ? html`<p id="no-mail">No mail yet. New newsletters appear here as they arrive.</p>` : html``}
+<p id="live-status" class="meta" role="status" aria-live="polite"></p>
+<ul class="entries" id="entries"${live ? html` data-events="/feeds/${feed.feed_token}/events?since=${String(deps.stores.app.clock.now() - 2000)}"` : html``}${entries.length === 0 ? html` hidden` : html``}>
 ${entries.map((e) => html`<li><a class="subject" href="${urls.entry(e.share_token)}">${e.subject || '(no subject)'}</a>
 <span class="meta">${e.from_name || e.from_address} · ${new Date(e.received_at).toUTCString()}</span></li>`)}
-</ul>`}
+</ul>
+${live ? html`<script src="/static/live.js" defer></script>` : html``}
 ${sendersSection(feed, senders, urls)}
 `), { 'X-Robots-Tag': 'noindex, nofollow' });
   },
