@@ -129,6 +129,35 @@ describe('my feeds, kept in the browser', { timeout: 120_000 }, () => {
     }
   });
 
+  it('links the manage page only when the user kept its link, and says when a feed is gone', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    try {
+      for (const title of ['Kept manage link', 'Deleted later']) {
+        await page.goto(`${server.base}/`);
+        await page.fill('input[name=title]', title);
+        await Promise.all([page.waitForURL(`${server.base}/feeds`), page.click('button[type=submit]')]);
+        await page.waitForSelector('#my-feed:not([hidden])');
+        if (title === 'Kept manage link') await page.check('#remember-manage');
+      }
+      const manage = await page.inputValue('#manage');
+      const token = new URL(await page.inputValue('#atom')).pathname.split('/')[2]!.replace(/\.atom$/, '');
+      const row = await server.app.stores.app.feedByFeedToken(token);
+      await server.app.stores.app.deleteFeed(row!.id);
+      await page.goto(`${server.base}/`);
+      // Newest first.
+      assert.deepEqual(await page.locator('#my-feeds li a.subject').allTextContents(), ['Deleted later', 'Kept manage link']);
+      await page.waitForSelector('#my-feeds li:first-child .latest >> text=no longer exists');
+      assert.equal(await page.locator('#my-feeds li:first-child a:text-is("Manage")').count(), 0);
+      const kept = page.locator('#my-feeds li:nth-child(2) a:text-is("Manage")');
+      assert.equal(await kept.count(), 1);
+      assert.notEqual(await kept.getAttribute('href'), manage, 'each feed keeps its own manage link');
+      assert.match(await kept.getAttribute('href') ?? '', /\/manage\/[a-z2-7]+$/);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('shows no list and loads nothing without JavaScript', async () => {
     const context = await browser.newContext({ javaScriptEnabled: false });
     const page = await context.newPage();
