@@ -45,7 +45,12 @@ ${copyField('JSON Feed', result.feeds.json, 'json')}
 </details>
 <p>Bookmark the manage link: it is the only way to rename or delete this feed, and it is shown only now.</p>
 ${copyField('Manage link', result.manage, 'manage')}
+<div id="my-feed" class="notice" data-title="${feed.title}" data-page="${result.page}" data-atom="${result.feeds.atom}" data-json="${result.feeds.json}" hidden>
+<p>This browser now lists this feed under “My feeds” on the <a href="/">home page</a> (kept in this browser only, never sent to the server; it does not keep the email address).</p>
+<label><input type="checkbox" id="remember-manage"> Also keep the manage link in this browser (anyone using this browser could then manage the feed)</label>
+</div>
 <p><a href="${result.page}">Open the feed page</a></p>
+<script src="/static/my-feeds.js" defer></script>
 `));
   },
 };

@@ -15,6 +15,13 @@ export const homeRoute: Route = {
 <button type="submit" class="big">Create feed</button>
 </form>
 <p class="hint">You get three secret links: the address (for newsletters), the feed (for your reader) and a manage link (for you). Keep them private.</p>
+<section id="my-feeds" class="my-feeds" aria-labelledby="my-feeds-title" hidden>
+<h2 id="my-feeds-title">My feeds</h2>
+<p class="hint">The feeds created in this browser. The list is kept in this browser only and never sent to the server.</p>
+<ul class="entries"></ul>
+<p><button type="button" class="export">Export OPML</button></p>
+</section>
+<script src="/static/my-feeds.js" defer></script>
 `, { robots: true }), { 'Cache-Control': 'public, max-age=300' });
   },
 };
