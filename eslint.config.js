@@ -15,6 +15,6 @@ export default tseslint.config(
   },
   {
     files: ['static/**/*.js'],
-    languageOptions: { globals: { document: 'readonly', navigator: 'readonly', setTimeout: 'readonly', EventSource: 'readonly', location: 'readonly' } },
+    languageOptions: { globals: { document: 'readonly', navigator: 'readonly', setTimeout: 'readonly', EventSource: 'readonly', location: 'readonly', localStorage: 'readonly', fetch: 'readonly', Blob: 'readonly', window: 'readonly' } },
   },
 );
