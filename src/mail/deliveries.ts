@@ -30,9 +30,14 @@ function cut(s: string, max: number): string {
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
+type FeedSecrets = Pick<Feed, 'inbox_token' | 'feed_token'>;
+
+function redactorOf(feeds: FeedSecrets[]): (text: string) => string {
+  return redactor(feeds.map((f) => ({ inboxToken: f.inbox_token, feedToken: f.feed_token })));
+}
+
 /** The facts of a message with every given feed's secrets removed, bounded. */
-export function shownFacts(feeds: Pick<Feed, 'inbox_token' | 'feed_token'>[], facts: DeliveryFacts): DeliveryFacts {
-  const redact = redactor(feeds.map((f) => ({ inboxToken: f.inbox_token, feedToken: f.feed_token })));
+export function shownFacts(feeds: FeedSecrets[], facts: DeliveryFacts, redact = redactorOf(feeds)): DeliveryFacts {
   return {
     sender: cut(redact(facts.sender), SENDER_MAX_CHARS),
     subject: facts.subject === null ? null : redact(facts.subject),
@@ -58,15 +63,15 @@ export async function recordRefusal(
   deps: { stores: { queue: QueueStore }; log: Logger },
   feed: Pick<Feed, 'id' | 'inbox_token' | 'feed_token'>,
   refusal: Omit<Refusal, 'feedId'>,
-  feeds: Pick<Feed, 'inbox_token' | 'feed_token'>[] = [feed],
+  feeds: FeedSecrets[] = [feed],
 ): Promise<void> {
   const { queue } = deps.stores;
   try {
     if (!mayRecord(queue, feed.id)) return;
-    const redact = redactor(feeds.map((f) => ({ inboxToken: f.inbox_token, feedToken: f.feed_token })));
+    const redact = redactorOf(feeds);
     await queue.recordRefusal({
       ...refusal,
-      ...shownFacts(feeds, refusal),
+      ...shownFacts(feeds, refusal, redact),
       feedId: feed.id,
       detail: cut(redact(refusal.detail), DETAIL_MAX_CHARS),
     });

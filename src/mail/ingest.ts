@@ -111,10 +111,7 @@ async function admit(deps: Pick<ReceiveDeps, 'config' | 'stores' | 'log' | 'coun
   const shown = { sender: facts.head?.from[0] ?? facts.mailFrom, subject: facts.head?.subject ?? null, size: facts.size ?? null };
   const rules = await deps.stores.app.senderRulesOfFeed(feed.id);
   if (rules.length > 0) {
-    const addresses: SenderAddress[] = [
-      { address: facts.mailFrom.trim().toLowerCase(), where: 'envelope sender' },
-      ...(facts.head?.from ?? []).map((address) => ({ address, where: 'From: header' as const })),
-    ];
+    const addresses = senderAddresses(facts.mailFrom, facts.head?.from ?? []);
     // A header too long to read to its end may hide a From: address further on (the parser
     // that makes entries stops at the same bound): a feed with rules does not take it.
     const verdict: SenderVerdict = facts.head?.cut
@@ -327,11 +324,14 @@ const LARGE_ENTRY_BYTES = 1024 * 1024;
 
 async function storeForFeeds(deps: IngestDeps, feeds: Feed[], row: JournalRow, processed: ProcessedForRecipients, hashes: ContentHashes, journalId: number): Promise<number> {
   let stored = 0;
+  // The sender's addresses, read once for every feed that has sender rules (most have none).
+  let senders: SenderAddress[] | undefined;
+  const sendersOf = () => (senders ??= senderAddresses(row.mail_from, [processed.fromAddress, ...readHead(row.raw).from]));
   for (const [i, feed] of feeds.entries()) {
     // SQLite calls complete synchronously, so without this the stores for all recipients
     // would run as one long turn of the event loop.
     if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-    if (await refusedOnProcessing(deps, feed, feeds, row, processed, journalId)) continue;
+    if (await refusedOnProcessing(deps, feed, feeds, row, processed, sendersOf, journalId)) continue;
     const content = { ...processed, confirmUrl: processed.confirmUrls[i] ?? null };
     const entry = await deps.app.insertEntry(feed.id, row.uid, row.received_at, row.raw, content, hashes);
     if (entry) {
@@ -374,15 +374,12 @@ async function enqueueWebsubDeliveries(deps: IngestDeps, feed: Feed, entry: { id
  * is not stored for the feed; it is listed as blocked in the feed's recent deliveries, so
  * nothing accepted disappears unseen.
  */
-async function refusedOnProcessing(deps: IngestDeps, feed: Feed, feeds: Feed[], row: JournalRow, processed: ProcessedForRecipients, journalId: number): Promise<boolean> {
+async function refusedOnProcessing(
+  deps: IngestDeps, feed: Feed, feeds: Feed[], row: JournalRow, processed: ProcessedForRecipients, sendersOf: () => SenderAddress[], journalId: number,
+): Promise<boolean> {
   const rules = await deps.app.senderRulesOfFeed(feed.id);
   if (rules.length === 0) return false;
-  const fromHeader = [processed.fromAddress, ...readHead(row.raw).from].map((a) => a.trim().toLowerCase());
-  const addresses: SenderAddress[] = [
-    { address: row.mail_from.trim().toLowerCase(), where: 'envelope sender' },
-    ...fromHeader.map((address) => ({ address, where: 'From: header' as const })),
-  ];
-  const verdict = senderVerdict(rules, addresses, true);
+  const verdict = senderVerdict(rules, sendersOf(), true);
   if (!verdict.refused) return false;
   await recordRefusal({ stores: { queue: deps.queue }, log: deps.log }, feed, {
     sender: processed.fromAddress || row.mail_from, subject: processed.subject, size: row.raw.length,
@@ -390,4 +387,12 @@ async function refusedOnProcessing(deps: IngestDeps, feed: Feed, feeds: Feed[], 
   }, feeds);
   deps.log.info({ feedId: feed.id, journalId }, 'ingest: not stored, the feed refuses the sender');
   return true;
+}
+
+/** A sender's addresses as the sender rules match them: the envelope sender and the From: addresses. */
+function senderAddresses(mailFrom: string, from: string[]): SenderAddress[] {
+  return [
+    { address: mailFrom.trim().toLowerCase(), where: 'envelope sender' },
+    ...from.map((address) => ({ address: address.trim().toLowerCase(), where: 'From: header' as const })),
+  ];
 }

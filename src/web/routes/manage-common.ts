@@ -6,6 +6,14 @@ import type { WebDeps } from '../context.js';
 import { html } from '../views/html.js';
 import { layout } from '../views/layout.js';
 
+/** A size as the manage pages show it. */
+export function sizeText(bytes: number): string {
+  if (bytes < 1024) return `${bytes} bytes`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+  return `${(bytes / 1024 ** 3).toFixed(1)} GB`;
+}
+
 /** The feed a manage secret names, or the 404 every unknown secret gets. */
 export async function feedForManage(deps: WebDeps, token: string): Promise<Feed> {
   return foundOr404(await deps.stores.app.feedByManageToken(token));

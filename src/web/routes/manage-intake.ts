@@ -11,17 +11,11 @@ import { SECRET_IN_PATH } from '../../secrets.js';
 import type { Delivery } from '../../store/deliveries.js';
 import type { Feed } from '../../store/feeds.js';
 import type { SenderRule } from '../../store/sender-rules.js';
-import { foundOr404, readFields, sendHtml, sendJson, wantsJson } from '../http.js';
+import { readFields, sendHtml, sendJson, wantsJson } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
 import { html, type SafeHtml } from '../views/html.js';
 import { layout } from '../views/layout.js';
-
-function sizeText(bytes: number): string {
-  if (bytes < 1024) return `${bytes} bytes`;
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
-  return `${(bytes / 1024 ** 3).toFixed(1)} GB`;
-}
+import { backToManage, feedForManage, managePath, sizeText } from './manage-common.js';
 
 /** `2026-01-31 14:05 UTC`: short enough for a phone, unambiguous everywhere. */
 function timeText(ms: number): string {
@@ -73,7 +67,7 @@ ${deliveriesSection(deliveries, entries, deps)}`,
 function ruleList(rules: SenderRule[], token: string, none: string): SafeHtml {
   if (rules.length === 0) return html`<p class="meta">${none}</p>`;
   return html`<ul class="entries rules">
-${rules.map((r) => html`<li><form method="post" action="/manage/${token}/sender-rules/remove" class="rule">
+${rules.map((r) => html`<li><form method="post" action="${managePath(token, '/sender-rules/remove')}" class="rule">
 <input type="hidden" name="id" value="${r.id}"><code>${r.pattern}</code> <span class="meta">${r.pattern.includes('@') ? 'address' : 'domain and subdomains'}</span>
 <button type="submit" class="secondary">Remove</button>
 </form></li>`)}
@@ -89,7 +83,7 @@ function rulesSection(rules: SenderRule[], token: string): SafeHtml {
 ${ruleList(blocks, token, 'No sender is blocked.')}
 <h3>Allowed</h3>
 ${ruleList(allows, token, 'No allowlist: every sender that is not blocked gets through.')}
-<form class="create" method="post" action="/manage/${token}/sender-rules">
+<form class="create" method="post" action="${managePath(token, '/sender-rules')}">
 <select name="action" aria-label="Block or allow"><option value="block">Block</option><option value="allow">Allow only</option></select>
 <input type="text" name="pattern" maxlength="254" required placeholder="news@example.com or example.com" aria-label="Address or domain">
 <button type="submit" class="secondary">Add rule</button>
@@ -122,27 +116,19 @@ ${outcomeOf(d, entries, deps)}
 </ul>`}`;
 }
 
-function manageUrl(token: string, anchor: string): string {
-  return `/manage/${token.toLowerCase()}#${anchor}`;
-}
-
 /** A form that cannot be done: a page that says why and leads back, or JSON for scripts. */
 function refuse(req: IncomingMessage, res: ServerResponse, token: string, message: string): void {
   if (wantsJson(req)) return sendJson(res, 400, { error: { code: 'bad_request', message } });
-  sendHtml(res, 400, layout('Not changed', html`<h1>Not changed</h1><p>${message}</p><p><a href="${manageUrl(token, 'senders')}">Back</a></p>`));
+  sendHtml(res, 400, layout('Not changed', html`<h1>Not changed</h1><p>${message}</p><p><a href="${managePath(token, '#senders')}">Back</a></p>`));
 }
 
-function backTo(res: ServerResponse, token: string, anchor: string): void {
-  res.writeHead(303, { Location: manageUrl(token, anchor), 'Cache-Control': 'no-store' });
-  res.end();
-}
 
 export const manageAddSenderRuleRoute: Route = {
   method: 'POST',
   path: new RegExp(String.raw`^/manage/${SECRET_IN_PATH}/sender-rules$`, 'i'),
   handler: async ({ req, res, params, deps }) => {
     const token = params[0]!;
-    const feed = foundOr404(await deps.stores.app.feedByManageToken(token));
+    const feed = await feedForManage(deps, token);
     const fields = await readFields(req);
     const action = fields.action === 'block' || fields.action === 'allow' ? fields.action : null;
     if (!action) return refuse(req, res, token, 'Choose whether to block or allow the sender.');
@@ -152,7 +138,7 @@ export const manageAddSenderRuleRoute: Route = {
     if (result === 'too_many') return refuse(req, res, token, `A feed can have at most ${MAX_SENDER_RULES} sender rules; remove some first.`);
     if (result === 'added') deps.log.info({ feedId: feed.id, action }, 'web: sender rule added');
     if (wantsJson(req)) return sendJson(res, result === 'added' ? 201 : 200, { action, pattern: parsed.pattern, added: result === 'added' });
-    backTo(res, token, 'senders');
+    backToManage(res, token, '', '#senders');
   },
 };
 
@@ -161,7 +147,7 @@ export const manageRemoveSenderRuleRoute: Route = {
   path: new RegExp(String.raw`^/manage/${SECRET_IN_PATH}/sender-rules/remove$`, 'i'),
   handler: async ({ req, res, params, deps }) => {
     const token = params[0]!;
-    const feed = foundOr404(await deps.stores.app.feedByManageToken(token));
+    const feed = await feedForManage(deps, token);
     const fields = await readFields(req);
     const id = /^\d{1,15}$/.test(fields.id ?? '') ? Number(fields.id) : null;
     if (id === null) return refuse(req, res, token, 'No rule was named.');
@@ -169,6 +155,6 @@ export const manageRemoveSenderRuleRoute: Route = {
     const removed = await deps.stores.app.removeSenderRule(feed.id, id);
     if (removed) deps.log.info({ feedId: feed.id }, 'web: sender rule removed');
     if (wantsJson(req)) return sendJson(res, 200, { removed });
-    backTo(res, token, 'senders');
+    backToManage(res, token, '', '#senders');
   },
 };

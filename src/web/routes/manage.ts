@@ -12,16 +12,10 @@ import type { Route, WebDeps } from '../context.js';
 import { intakeParts } from './manage-intake.js';
 import { html, type SafeHtml } from '../views/html.js';
 import { confirmNotice, copyField, layout } from '../views/layout.js';
-import { feedForManage as feedFor } from './manage-common.js';
+import { feedForManage as feedFor, sizeText } from './manage-common.js';
 import { entriesSection } from './manage-entries.js';
 import { rotateSection } from './manage-secrets.js';
 import { entryLimitsSection, iconSection } from './manage-settings.js';
-
-function sizeText(bytes: number): string {
-  if (bytes < 1024) return `${bytes} bytes`;
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
-}
 
 /**
  * Mail that was accepted but never became an entry: the owner would otherwise
