@@ -21,12 +21,19 @@ export interface WebhookRequest {
 export interface SignedRequest {
   /** Takes each body chunk as it arrives, so the signature is computed while the body streams in, not over a second copy. */
   update(chunk: Buffer): void;
-  /** Called after the last chunk: throws BadSignatureError unless the signature matches the body. */
-  verify(): void;
+  /**
+   * Called after the last chunk with the whole body: throws BadSignatureError
+   * unless the signature matches the body. A provider whose signature travels in
+   * the body (Mailgun's form fields, an SNS envelope) verifies it here, and may
+   * set `replay` here.
+   */
+  verify(body: Buffer): void;
   /**
    * Identifies this delivery in the replay table (`webhook_deliveries`, in queue.db) until
    * `expiresAt` (ms): the same signed request again is refused with 409 by every process.
-   * Leave it out only for a provider whose requests carry nothing unique.
+   * Known from the headers, it is checked before the body is read; set by `verify`,
+   * it is checked right after. Leave it out only for a provider whose requests carry
+   * nothing unique.
    */
   replay?: { signature: string; expiresAt: number };
   /** The recipients, when the request names them outside its body (raw's `?to=`): counted before the body is read. */

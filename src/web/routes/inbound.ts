@@ -77,15 +77,18 @@ export const inboundRoute: Route = {
     // Recipients named outside the body (raw's ?to=) are counted before reading it.
     if (signed.recipients) checkRecipientCount(signed.recipients, config.smtpMaxRecipients);
     const queue = deps.stores.queue;
+    const replayCheckedEarly = signed.replay !== undefined;
     if (signed.replay && await queue.deliveryAccepted(signed.replay.signature)) throw new ReplayedDeliveryError();
 
     const body = await readBodyInSlot(deps, client, async () => {
       // The server left "Expect: 100-continue" to us: the headers passed, so ask for the body.
       if (/100-continue/i.test(header(req.headers.expect) ?? '')) res.writeContinue();
       const read = await readSignedBody(req, signed, config.maxMessageBytes, webhookBodyGraceMs.get(deps) ?? WEBHOOK_BODY_GRACE_MS);
-      signed.verify();
+      signed.verify(read);
       return read;
     });
+    // A provider that signs inside the body (Mailgun's token) names its replay key only now.
+    if (!replayCheckedEarly && signed.replay && await queue.deliveryAccepted(signed.replay.signature)) throw new ReplayedDeliveryError();
     const delivery = provider.parse(body, signed);
     checkRecipientCount(delivery.recipients, config.smtpMaxRecipients); // whatever the provider, as SMTP's maxRecipients
 
