@@ -8,7 +8,7 @@ import { createSign, generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { mailgunSignature } from '../src/mail/webhooks/mailgun.js';
 import { INGEST_TASK } from '../src/store/journal.js';
-import { createFeed, readFeed, startTestServer, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
+import { createFeed, type CreatedFeed, readFeed, startTestServer, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
 
 const POSTMARK = 'postmark-user:postmark-password-0123456789';
 const SENDGRID = 'sendgrid-user:sendgrid-password-0123456789';
@@ -17,6 +17,8 @@ const { privateKey: sendgridPrivate, publicKey: sendgridPublic } = generateKeyPa
 /** As SendGrid's console shows the verification key: base64 DER SubjectPublicKeyInfo. */
 const SENDGRID_KEY = sendgridPublic.export({ format: 'der', type: 'spki' }).toString('base64');
 
+/** A feed's entries once it has one; generous, since the machine running the tests may be busy. */
+const entriesOf = (feed: CreatedFeed) => waitForEntries(feed.feeds.json, 'json', 1, 30_000);
 const basic = (credentials: string) => `Basic ${Buffer.from(credentials).toString('base64')}`;
 const now = () => Math.floor(Date.now() / 1000);
 
@@ -210,7 +212,7 @@ describe('provider webhooks: Postmark, Mailgun, SendGrid', () => {
   const ingestIdle = () => waitFor(async () => {
     const stats = await server.app.stores.queue.queueStats(INGEST_TASK);
     return stats.ready + stats.claimed === 0;
-  }, 10_000, 'ingest to finish');
+  }, 30_000, 'ingest to finish');
   /** Sends a request, asserts its status and that nothing was journaled for it; returns the error code answered. */
   const refused = async (request: () => Promise<Response>, status: number, what: string) => {
     const before = await journaled();
@@ -227,7 +229,7 @@ describe('provider webhooks: Postmark, Mailgun, SendGrid', () => {
       const body = JSON.stringify(postmarkPayload(feed.address, 'postmark raw', { raw: true }));
       const first = await postPostmark(server.base, body);
       assert.equal(first.status, 200, await first.text());
-      const [entry] = await waitForEntries(feed.feeds.json, 'json');
+      const [entry] = await entriesOf(feed);
       assert.equal(entry!.title, 'postmark raw');
       assert.equal(entry!.author, 'Weekly News');
       assert.equal((await postPostmark(server.base, body)).status, 200, 'the retry is acknowledged');
@@ -239,7 +241,7 @@ describe('provider webhooks: Postmark, Mailgun, SendGrid', () => {
       const feed = await createFeed(server.base);
       const body = JSON.stringify(postmarkPayload(feed.address, 'postmark parsed'));
       assert.equal((await postPostmark(server.base, body)).status, 200);
-      const [entry] = await waitForEntries(feed.feeds.json, 'json');
+      const [entry] = await entriesOf(feed);
       assert.equal(entry!.title, 'postmark parsed');
       assert.equal(entry!.author, 'Weekly News');
       assert.match(entry!.html, /<b>postmark parsed<\/b>/);
@@ -271,7 +273,7 @@ describe('provider webhooks: Postmark, Mailgun, SendGrid', () => {
       const form = multipart(mailgunForm(feed.address, 'mailgun mime', { mime: true }));
       const first = await postForm(server.base, 'mailgun-mime', form);
       assert.equal(first.status, 200, await first.text());
-      const [entry] = await waitForEntries(feed.feeds.json, 'json');
+      const [entry] = await entriesOf(feed);
       assert.equal(entry!.title, 'mailgun mime');
       const again = await refused(() => postForm(server.base, 'mailgun-mime', form), 406, 'the replayed token');
       assert.equal(again, 'replayed_delivery');
@@ -283,12 +285,28 @@ describe('provider webhooks: Postmark, Mailgun, SendGrid', () => {
       const feed = await createFeed(server.base);
       const res = await postForm(server.base, 'mailgun', multipart(mailgunForm(feed.address, 'mailgun parsed')));
       assert.equal(res.status, 200, await res.text());
-      const [entry] = await waitForEntries(feed.feeds.json, 'json');
+      const [entry] = await entriesOf(feed);
       assert.equal(entry!.title, 'mailgun parsed');
       assert.equal(entry!.author, 'Weekly News');
       assert.match(entry!.html, /<b>mailgun parsed<\/b>/);
       assert.doesNotMatch(entry!.html, /cid:/);
       assert.ok(entry!.enclosures.some((e) => e.type === 'text/plain'));
+    });
+
+    it('takes the same fields urlencoded (a message without attachments) and a non-ASCII file name', async () => {
+      const feed = await createFeed(server.base);
+      const fields = mailgunForm(feed.address, 'mailgun urlencoded', { mime: true });
+      const body = Buffer.from(new URLSearchParams(fields.map((p) => [p.name, String(p.value)])).toString());
+      const res = await postForm(server.base, 'mailgun-mime', { body, contentType: 'application/x-www-form-urlencoded' });
+      assert.equal(res.status, 200, await res.text());
+      assert.equal((await entriesOf(feed))[0]!.title, 'mailgun urlencoded');
+      const other = await createFeed(server.base);
+      const parts = mailgunForm(other.address, 'mailgun café').map((p) => (p.name === 'attachment-2' ? { ...p, filename: 'numéro.txt' } : p));
+      assert.equal((await postForm(server.base, 'mailgun', multipart(parts))).status, 200);
+      const [entry] = await entriesOf(other);
+      assert.equal(entry!.title, 'mailgun café');
+      const page = await (await fetch(entry!.link)).text();
+      assert.match(page, /numéro\.txt/, 'the file name as sent');
     });
 
     it('refuses a changed signature or token, a 10-minute-old timestamp, another key (401) and an unknown recipient (406)', async () => {
@@ -327,7 +345,7 @@ describe('provider webhooks: Postmark, Mailgun, SendGrid', () => {
       const headers = { ...sendgridSignature(form.body), Authorization: basic(SENDGRID) };
       const first = await postSendgrid(server.base, form, headers);
       assert.equal(first.status, 200, await first.text());
-      const [entry] = await waitForEntries(feed.feeds.json, 'json');
+      const [entry] = await entriesOf(feed);
       assert.equal(entry!.title, 'sendgrid raw');
       assert.equal((await postSendgrid(server.base, form, headers)).status, 200);
       await ingestIdle();
@@ -338,7 +356,7 @@ describe('provider webhooks: Postmark, Mailgun, SendGrid', () => {
       const feed = await createFeed(server.base);
       const res = await postSendgrid(server.base, multipart(sendgridForm(feed.address, 'sendgrid parsed')));
       assert.equal(res.status, 200, await res.text());
-      const [entry] = await waitForEntries(feed.feeds.json, 'json');
+      const [entry] = await entriesOf(feed);
       assert.equal(entry!.title, 'sendgrid parsed');
       assert.match(entry!.html, /<b>sendgrid parsed<\/b>\. Café/);
       assert.doesNotMatch(entry!.html, /cid:/);
@@ -375,6 +393,28 @@ describe('provider webhooks: Postmark, Mailgun, SendGrid', () => {
       const oversize = multipart([...sendgridForm(feed.address, 'x'), { name: 'attachment3', value: Buffer.alloc(100_000), filename: 'big.bin' }]);
       await refused(() => postSendgrid(server.base, oversize), 413, 'oversize');
     });
+  });
+
+  it('authenticates SendGrid by credentials alone, or by signature alone, when only one is set', async () => {
+    const byCredentials = await startTestServer({ sendgridCredentials: SENDGRID });
+    const bySignature = await startTestServer({ sendgridPublicKey: SENDGRID_KEY });
+    try {
+      const feed = await createFeed(byCredentials.base);
+      const form = multipart(sendgridForm(feed.address, 'credentials only', { raw: true }));
+      const accepted = await postSendgrid(byCredentials.base, form, { Authorization: basic(SENDGRID) });
+      assert.equal(accepted.status, 200);
+      assert.equal(((await accepted.json()) as { accepted?: boolean }).accepted, true, 'journaled, not refused');
+      assert.equal((await postSendgrid(byCredentials.base, form, { Authorization: basic(`${SENDGRID}x`) })).status, 401);
+      await entriesOf(feed);
+      const signed = await createFeed(bySignature.base);
+      const signedForm = multipart(sendgridForm(signed.address, 'signature only', { raw: true }));
+      assert.equal((await postSendgrid(bySignature.base, signedForm, sendgridSignature(signedForm.body))).status, 200);
+      assert.equal((await postSendgrid(bySignature.base, signedForm, { Authorization: basic(SENDGRID) })).status, 401);
+      await entriesOf(signed);
+    } finally {
+      await byCredentials.stop();
+      await bySignature.stop();
+    }
   });
 
   it('answers 404 for every provider that is not configured', async () => {

@@ -41,7 +41,7 @@ export function readForm(body: Buffer, headers: IncomingHttpHeaders): Promise<Fo
     let parser: busboy.Busboy;
     try {
       // fieldSize and fileSize: the whole body is already within FEEDMAIL_MAX_MESSAGE_BYTES.
-      parser = busboy({ headers, limits: { ...LIMITS, fieldSize: body.length, fileSize: body.length }, defCharset: 'latin1' });
+      parser = busboy({ headers, limits: { ...LIMITS, fieldSize: body.length, fileSize: body.length }, defCharset: 'latin1', defParamCharset: 'utf8' });
     } catch (err) {
       reject(bad((err as Error).message));
       return;

@@ -130,8 +130,9 @@ export const sendgridProvider: WebhookProvider<SendgridSignedRequest, SendgridSe
     if (secret.credentials) checkBasicAuth(request.headers, secret.credentials);
     const { publicKey } = secret;
     if (!publicKey) return { headers: request.headers, update: () => undefined, verify: () => undefined };
-    const signature = header(request.headers[SIGNATURE_HEADER]) ?? '';
-    const timestamp = header(request.headers[TIMESTAMP_HEADER]) ?? '';
+    // Node joins a repeated header of this kind into one string, which the patterns below refuse.
+    const signature = String(request.headers[SIGNATURE_HEADER] ?? '');
+    const timestamp = String(request.headers[TIMESTAMP_HEADER] ?? '');
     if (!/^[A-Za-z0-9+/]{40,200}={0,2}$/.test(signature)) throw new BadSignatureError(`missing or malformed ${SIGNATURE_HEADER}`);
     if (!/^\d{1,12}$/.test(timestamp)) throw new BadSignatureError(`missing or malformed ${TIMESTAMP_HEADER}`);
     const verifier = createVerify('sha256').update(timestamp);
@@ -148,7 +149,3 @@ export const sendgridProvider: WebhookProvider<SendgridSignedRequest, SendgridSe
   // SendGrid stops retrying on 2xx only: "do not retry" is said with 200 and nothing stored.
   statusFor: (error) => (error.httpStatus === 422 ? 200 : undefined),
 };
-
-function header(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
