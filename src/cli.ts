@@ -32,6 +32,7 @@ const COMMAND_HELP: Record<string, string> = {
 Serves the web pages and feeds over HTTP, receives mail over SMTP and runs the
 background jobs, all in one process. Stop it with Ctrl+C or SIGTERM: it stops
 accepting new mail (421), finishes requests and jobs in flight, then exits.
+SIGHUP reads the STARTTLS certificate and key (FEEDMAIL_SMTP_TLS_CERT/KEY) again.
 
 ${settingsHelp()}
 `,
@@ -108,6 +109,7 @@ async function serve(config: Config, log: Logger, roles: { web: boolean; smtp: b
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  if (roles.smtp) process.on('SIGHUP', () => app.reloadCertificates());
 }
 
 async function jobsCommand(config: Config, args: string[]): Promise<void> {
