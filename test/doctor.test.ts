@@ -93,6 +93,20 @@ describe('feedmail doctor', () => {
     }
   });
 
+  test('run as root on a stopped server, the files it leaves belong to the databases\' owner', { skip: process.getuid?.() !== 0 && 'not running as root' }, async () => {
+    const server = await startTestServer({ dataDir: tempDir('feedmail-doctor-') });
+    await server.stop();
+    // The server's own user (nobody here) owns the data; a stopped server leaves no -wal or -shm.
+    // The doctor's read creates them, and SQLite gives them to the database's owner when run as root.
+    const nobody = 65534;
+    for (const f of fs.readdirSync(server.dataDir)) fs.chownSync(path.join(server.dataDir, f), nobody, nobody);
+    await doctor(server.dataDir);
+    for (const f of fs.readdirSync(server.dataDir)) {
+      const s = fs.statSync(path.join(server.dataDir, f));
+      assert.deepEqual([f, s.uid, s.gid], [f, nobody, nobody]);
+    }
+  });
+
   test('a directory without data is reported as such and not created', async () => {
     const dataDir = path.join(tempDir('feedmail-doctor-'), 'not-yet');
     const { code, stdout } = await doctor(dataDir);
