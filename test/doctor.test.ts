@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,15 +15,16 @@ import { mountOf } from '../src/ops/storage-guard.js';
 import type { DoctorReport } from '../src/ops/doctor.js';
 import { createFeed, sendRaw, startTestServer, tempDir, waitForEntries } from './support/helpers.js';
 
+const run = promisify(execFile);
 const TMPFS_DIR = '/dev/shm';
 const onTmpfs = mountOf(TMPFS_DIR)?.fsType === 'tmpfs';
 const testDirOnDisk = !['tmpfs', 'ramfs', 'overlay'].includes(mountOf(os.tmpdir())?.fsType ?? '');
 
 /** Runs `feedmail doctor` (without blocking the event loop: the server under test runs in this process). */
-function doctor(dataDir: string, ...args: string[]): Promise<{ code: number; stdout: string }> {
+function doctor(dataDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'doctor', ...args], {
-      env: { ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_LOG_LEVEL: 'silent', FEEDMAIL_BACKUP_TO: '' },
+      env: { ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_LOG_LEVEL: 'silent', FEEDMAIL_BACKUP_TO: '', ...env },
       encoding: 'utf8', timeout: 30_000,
     }, (err, stdout) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout }));
   });
@@ -60,9 +62,10 @@ describe('feedmail doctor', () => {
       for (const db of ['app.db', 'queue.db', 'cache.db']) assert.match(stdout, new RegExp(`ok\\s+${db.replace('.', '\\.')}\\s+journal mode wal, .*WAL`));
       assert.match(stdout, /ok\s+jobs\s+\d+ waiting, \d+ running, 0 failed/);
       assert.match(stdout, /note\s+backups\s+not configured/);
+      assert.match(stdout, /note\s+SMTP TLS\s+STARTTLS is off/);
       assert.match(stdout, /No problems found/);
 
-      const json = await doctor(server.dataDir, '--json');
+      const json = await doctor(server.dataDir, ['--json']);
       assert.equal(json.code, 0);
       const report = JSON.parse(json.stdout) as DoctorReport;
       assert.equal(report.healthy, true);
@@ -105,6 +108,25 @@ describe('feedmail doctor', () => {
       const s = fs.statSync(path.join(server.dataDir, f));
       assert.deepEqual([f, s.uid, s.gid], [f, nobody, nobody]);
     }
+  });
+
+  test('a STARTTLS certificate that does not load, or is about to expire, is reported', async () => {
+    const dir = tempDir('feedmail-doctor-tls-');
+    const make = async (name: string) => {
+      const cert = path.join(dir, `${name}.crt`);
+      const key = path.join(dir, `${name}.key`);
+      await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=mx.example.com', '-days', '1', '-keyout', key, '-out', cert]);
+      return { cert, key };
+    };
+    const [a, b] = [await make('a'), await make('b')];
+    const dataDir = path.join(dir, 'data');
+    const mismatched = await doctor(dataDir, [], { FEEDMAIL_SMTP_TLS_CERT: a.cert, FEEDMAIL_SMTP_TLS_KEY: b.key });
+    assert.equal(mismatched.code, 1);
+    assert.match(mismatched.stdout, /PROBLEM\s+SMTP TLS\s+the certificate and key do not load/);
+    const expiring = await doctor(dataDir, [], { FEEDMAIL_SMTP_TLS_CERT: a.cert, FEEDMAIL_SMTP_TLS_KEY: a.key });
+    assert.equal(expiring.code, 1);
+    assert.match(expiring.stdout, /PROBLEM\s+SMTP TLS\s+STARTTLS with .*: 0 day\(s\) left/);
+    assert.match(expiring.stdout, /Renewal looks stuck/);
   });
 
   test('a directory without data is reported as such and not created', async () => {

@@ -150,7 +150,10 @@ export class FeedmailSmtpServer {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
         this.server.off('error', reject);
-        this.tls?.watch();
+        if (this.tls) {
+          this.tls.watch();
+          this.deps.log.info({ fingerprint256: this.tls.current.fingerprint256, validTo: this.tls.current.validTo.toISOString() }, 'smtp: STARTTLS offered');
+        }
         resolve(this.server.server.address() as AddressInfo);
       });
     });

@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import { messageWithCauses } from '../errors.js';
+import { loadTlsCredentials } from '../mail/smtp-tls.js';
 import { openStores, sqliteVersion, type Stores } from '../store/index.js';
 import { sizeText } from '../web/routes/manage-common.js';
 import { MAX_QUEUE_LAG_MS } from './readiness.js';
@@ -125,6 +126,32 @@ async function queueCheck(stores: Stores): Promise<DoctorCheck> {
   }
 }
 
+/** A certificate with less time than this left should have been renewed by now (ACME clients renew at 30 days). */
+const CERT_RENEWAL_OVERDUE_MS = 14 * 86_400_000;
+
+/** The STARTTLS pair, when configured: that it loads as the server would load it, and how long it lasts. */
+function tlsCheck(config: Config, now = Date.now()): DoctorCheck {
+  if (config.smtpTlsCert === '') {
+    return { name: 'SMTP TLS', status: 'note', detail: 'STARTTLS is off', fix: 'Set FEEDMAIL_SMTP_TLS_CERT and FEEDMAIL_SMTP_TLS_KEY so senders can deliver over TLS (see docs/deploy.md).' };
+  }
+  let validTo: Date;
+  try {
+    ({ validTo } = loadTlsCredentials({ certFile: config.smtpTlsCert, keyFile: config.smtpTlsKey }));
+  } catch (err) {
+    return {
+      name: 'SMTP TLS', status: 'problem', detail: `the certificate and key do not load: ${(err as Error).message}`,
+      fix: `Check that ${config.smtpTlsCert} and ${config.smtpTlsKey} are readable by feedmail's user, are PEM, and that the key belongs to the certificate.`,
+    };
+  }
+  const left = validTo.getTime() - now;
+  const detail = `STARTTLS with ${config.smtpTlsCert}, valid until ${validTo.toISOString()}`;
+  if (left <= 0) return { name: 'SMTP TLS', status: 'problem', detail: `${detail}: expired`, fix: 'Renew the certificate; feedmail picks up the new files by itself.' };
+  if (left < CERT_RENEWAL_OVERDUE_MS) {
+    return { name: 'SMTP TLS', status: 'problem', detail: `${detail}: ${Math.floor(left / 86_400_000)} day(s) left`, fix: 'Renewal looks stuck: check your ACME client (e.g. "certbot renew --dry-run") and its deploy hook; feedmail picks up the new files by itself.' };
+  }
+  return { name: 'SMTP TLS', status: 'ok', detail };
+}
+
 /**
  * The last backup. The one place backups report to the doctor: it says whether they are
  * configured (FEEDMAIL_BACKUP_TO) and, once the backup task records its last success,
@@ -179,6 +206,7 @@ export async function diagnose(config: Config, env: NodeJS.ProcessEnv = process.
       }
     }
   }
+  checks.push(tlsCheck(config));
   checks.push(backupCheck(env));
   return { dataDir, healthy: checks.every((c) => c.status !== 'problem'), checks };
 }
