@@ -153,9 +153,10 @@ function tlsCheck(config: Config, now = Date.now()): DoctorCheck {
 }
 
 /**
- * The last backup. The one place backups report to the doctor: it says whether they are
- * configured (FEEDMAIL_BACKUP_TO) and, once the backup task records its last success,
- * should judge its age here (a problem when older than twice FEEDMAIL_BACKUP_EVERY).
+ * The last backup: the one place the doctor learns about backups. It reads whether they
+ * are configured (FEEDMAIL_BACKUP_TO); the time of the last successful backup, and the
+ * judgement of its age (older than twice FEEDMAIL_BACKUP_EVERY is a problem, as for
+ * /readyz), belong here too.
  */
 export function backupCheck(env: NodeJS.ProcessEnv): DoctorCheck {
   const target = (env.FEEDMAIL_BACKUP_TO ?? '').trim();
