@@ -207,6 +207,36 @@ describe('pages in a real browser', () => {
     });
   });
 
+  describe('keyboard and share', () => {
+    it('the first Tab reaches the skip link, which moves focus to the main content', async () => {
+      const page = await newPage({ width: 390, scheme: 'light' });
+      await page.goto(feed.page, { waitUntil: 'load' });
+      await page.keyboard.press('Tab');
+      assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+      const shown = await page.evaluate(() => document.activeElement!.getBoundingClientRect().top >= 0);
+      assert.ok(shown, 'the focused skip link is on screen');
+      await page.keyboard.press('Enter');
+      assert.equal(await page.evaluate(() => document.activeElement?.id), 'main');
+      await page.keyboard.press('Tab');
+      // The next stop is inside the main content, not the header.
+      assert.equal(await page.evaluate(() => document.activeElement?.closest('main') !== null), true);
+    });
+
+    it('the share button copies the entry link and says so', async () => {
+      const entry = entries[0]!;
+      const page = await newPage({ width: 390, scheme: 'dark' });
+      await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+      await page.goto(entry.link, { waitUntil: 'load' });
+      const button = page.locator('button[data-copy="share-link"]');
+      await button.waitFor({ state: 'visible' });
+      assert.equal(await button.textContent(), 'Copy link');
+      await button.click();
+      await page.waitForFunction(() => document.getElementById('share-link-status')?.textContent === 'Copied to the clipboard.');
+      assert.equal(await page.getAttribute('#share-link-status', 'aria-live'), 'polite');
+      assert.equal(await page.evaluate(() => navigator.clipboard.readText()), entry.link);
+    });
+  });
+
   describe('the body frame keeps its origin but runs nothing', () => {
     it('a script smuggled into the message runs neither in the frame nor in the page', async () => {
       const entry = entries[0]!;
