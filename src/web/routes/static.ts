@@ -1,4 +1,4 @@
-/** The static files our pages use (CSS, the copy-button script, the feed page's live updates, and the home page's list of this browser's feeds, the entry page's frame sizing). */
+/** The static files our pages use (CSS, the copy-button script, the feed page's live updates, the home page's list of this browser's feeds, and the entry page's frame sizing). */
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NotFoundError } from '../../errors.js';
