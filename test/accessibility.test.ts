@@ -70,41 +70,42 @@ describe('pages in a real browser', () => {
     return frame;
   }
 
+  /** Each page: how to open it in a fresh page. */
+  const pages: [string, (page: Page) => Promise<void>][] = [
+    ['home', async (page) => { await page.goto(`${origin}/`); }],
+    ['created feed', async (page) => {
+      await page.goto(`${origin}/`);
+      await page.fill('input[name=title]', 'Accessible feed');
+      await Promise.all([page.waitForURL(`${origin}/feeds`), page.click('form.create button[type=submit]')]);
+    }],
+    ['home with my feeds', async (page) => {
+      await page.goto(`${origin}/`);
+      await page.fill('input[name=title]', 'Remembered feed');
+      await Promise.all([page.waitForURL(`${origin}/feeds`), page.click('form.create button[type=submit]')]);
+      await page.goto(`${origin}/`);
+      await page.waitForSelector('#my-feeds:not([hidden]) li');
+    }],
+    ['feed page', async (page) => { await page.goto(feed.page); }],
+    ['entry page', async (page) => {
+      await page.goto(entries.at(-1)!.link);
+      await bodyFrame(page).waitForLoadState('load');
+    }],
+    ['search results', async (page) => {
+      await page.goto(`${feed.page}/search?q=kotlin`);
+      assert.ok(await page.locator('ol.results li').count() > 0, 'the search finds the newsletter');
+    }],
+    ['manage page', async (page) => { await page.goto(feed.manage); }],
+    ['entry deletion page', async (page) => {
+      await page.goto(feed.manage);
+      await Promise.all([page.waitForURL(/\/delete/), page.click('#entries a:has-text("Delete")')]);
+    }],
+    ['not found', async (page) => {
+      const res = await page.goto(`${origin}/feeds/${'0'.repeat(32)}`);
+      assert.equal(res?.status(), 404);
+    }],
+  ];
+
   describe('axe-core finds no serious or critical violation', () => {
-    /** Each page: how to open it in a fresh page. */
-    const pages: [string, (page: Page) => Promise<void>][] = [
-      ['home', async (page) => { await page.goto(`${origin}/`); }],
-      ['created feed', async (page) => {
-        await page.goto(`${origin}/`);
-        await page.fill('input[name=title]', 'Accessible feed');
-        await Promise.all([page.waitForURL(`${origin}/feeds`), page.click('form.create button[type=submit]')]);
-      }],
-      ['home with my feeds', async (page) => {
-        await page.goto(`${origin}/`);
-        await page.fill('input[name=title]', 'Remembered feed');
-        await Promise.all([page.waitForURL(`${origin}/feeds`), page.click('form.create button[type=submit]')]);
-        await page.goto(`${origin}/`);
-        await page.waitForSelector('#my-feeds:not([hidden]) li');
-      }],
-      ['feed page', async (page) => { await page.goto(feed.page); }],
-      ['entry page', async (page) => {
-        await page.goto(entries.at(-1)!.link);
-        await bodyFrame(page).waitForLoadState('load');
-      }],
-      ['search results', async (page) => {
-        await page.goto(`${feed.page}/search?q=kotlin`);
-        assert.ok(await page.locator('ol.results li').count() > 0, 'the search finds the newsletter');
-      }],
-      ['manage page', async (page) => { await page.goto(feed.manage); }],
-      ['entry deletion page', async (page) => {
-        await page.goto(feed.manage);
-        await Promise.all([page.waitForURL(/\/delete/), page.click('#entries a:has-text("Delete")')]);
-      }],
-      ['not found', async (page) => {
-        const res = await page.goto(`${origin}/feeds/${'0'.repeat(32)}`);
-        assert.equal(res?.status(), 404);
-      }],
-    ];
     for (const [name, open] of pages) {
       for (const width of WIDTHS) {
         for (const scheme of SCHEMES) {
@@ -128,6 +129,17 @@ describe('pages in a real browser', () => {
           });
         }
       }
+    }
+  });
+
+  it('no page scrolls sideways at 360 px', async () => {
+    for (const [name, open] of pages) {
+      const page = await newPage({ width: 360, scheme: 'light' });
+      await open(page);
+      await page.waitForLoadState('load');
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `${name} at 360 px: the page is ${overflow} px wider than the window`);
+      await page.context().close();
     }
   });
 
