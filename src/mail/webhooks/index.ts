@@ -1,5 +1,6 @@
 /** The webhook providers, each served at `POST /inbound/<name>`; a new provider is one file here and one line below. */
+import { cloudflareProvider } from './cloudflare.js';
 import type { WebhookProvider } from './provider.js';
 import { rawProvider } from './raw.js';
 
-export const webhookProviders: readonly WebhookProvider[] = [rawProvider];
+export const webhookProviders: readonly WebhookProvider[] = [rawProvider, cloudflareProvider];
