@@ -2,5 +2,6 @@
 import { cloudflareProvider } from './cloudflare.js';
 import type { WebhookProvider } from './provider.js';
 import { rawProvider } from './raw.js';
+import { sesProvider } from './ses.js';
 
-export const webhookProviders: readonly WebhookProvider[] = [rawProvider, cloudflareProvider];
+export const webhookProviders: readonly WebhookProvider[] = [rawProvider, cloudflareProvider, sesProvider];
