@@ -5,7 +5,7 @@ import { loadConfig, settingsHelp, splitFlags, type Config } from './config.js';
 import { startApp, preflight } from './app.js';
 import { ConfigError, StartupError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
-import { DELIVER_HELP, EX_CONFIG, runDeliver } from './commands/deliver.js';
+import { DELIVER_HELP, EX_TEMPFAIL, runDeliver } from './commands/deliver.js';
 import { processPoolFor } from './mail/process-pool.js';
 import { reprocessEntries } from './mail/reprocess.js';
 import { openStores } from './store/index.js';
@@ -215,8 +215,8 @@ async function main(argv: string[]): Promise<void> {
     rest = split.rest;
     config = loadConfig(process.env, split.flags);
   } catch (err) {
-    // A mail server keeps a message whose delivery command reports EX_CONFIG, and tries again.
-    if (err instanceof ConfigError) fail(`${err.message}\nRun "feedmail ${command} --help" for the settings and what they allow.`, command === 'deliver' ? EX_CONFIG : 2);
+    // A mail server keeps a message whose delivery command exits EX_TEMPFAIL, and tries again once the settings are fixed.
+    if (err instanceof ConfigError) fail(`${err.message}\nRun "feedmail ${command} --help" for the settings and what they allow.`, command === 'deliver' ? EX_TEMPFAIL : 2);
     throw err;
   }
   const log = createLogger(config.logLevel);

@@ -28,7 +28,6 @@ export const EX_DATAERR = 65;
 export const EX_NOUSER = 67;
 export const EX_TEMPFAIL = 75;
 export const EX_NOPERM = 77;
-export const EX_CONFIG = 78;
 
 export const DELIVER_HELP = `Usage: feedmail deliver [--to <address>]... [--from <address>] [settings] < message.eml
 
@@ -39,7 +38,7 @@ FEEDMAIL_MAIL_DOMAINS) as "feedmail serve" uses them.
 
   --to <address>    A recipient (repeatable). Without it, the message's Delivered-To
                     addresses are used, else its X-Original-To, else its To:
-  --from <address>  The envelope sender (else the message's Return-Path, else none)
+  --from <address>  The envelope sender; empty for none (else the message's Return-Path)
 
 Exit status (sysexits.h, which mail servers read):
   0   journaled: the entry appears once a "feedmail serve" or "feedmail worker" on the
@@ -50,8 +49,8 @@ Exit status (sysexits.h, which mail servers read):
   67  no recipient is a feed here (do not retry)
   77  every recipient feed refuses the sender (do not retry)
   75  try again later: the disk is below FEEDMAIL_MIN_FREE_BYTES, the database is busy,
-      or the feeds are at a limit; nothing was stored
-  78  the settings are invalid
+      the feeds are at a limit, or the settings or data directory are wrong (so the
+      mail server keeps the message while you fix them); nothing was stored
 `;
 
 interface DeliverOptions {
@@ -67,7 +66,8 @@ function parseOptions(args: string[]): DeliverOptions | string {
     const name = eq > 0 ? arg.slice(0, eq) : arg;
     if (name !== '--to' && name !== '--from') return `unknown option "${arg}"`;
     const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
-    if (!value) return `${name} needs an address`;
+    // An empty sender is the null sender of bounces (Postfix passes `--from=${sender}` as `--from=`).
+    if (value === undefined || (value === '' && name === '--to')) return `${name} needs an address`;
     if (name === '--to') options.to.push(value);
     else options.from = value;
   }
@@ -103,7 +103,7 @@ export async function runDeliver(config: Config, log: Logger, args: string[], in
   } catch (err) {
     if (!(err instanceof StartupError)) throw err;
     say(err.message);
-    return EX_CONFIG;
+    return EX_TEMPFAIL;
   }
   const raw = await readInput(input, config.maxMessageBytes);
   if (raw === undefined) {
