@@ -188,7 +188,7 @@ describe('Amazon SES via SNS webhook', () => {
     assert.equal((await readFeed(feed.feeds.json, 'json')).length, 0);
   });
 
-  it('answers an unknown recipient with 200 and stores nothing (SNS would retry anything else)', async () => {
+  it('answers an unknown recipient with 200 (do not retry) and stores nothing', async () => {
     const res = await post(server.base, notification(['nobody@localhost'], 'to nobody'));
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'unknown_recipient');

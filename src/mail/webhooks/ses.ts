@@ -263,6 +263,7 @@ export const sesProvider: WebhookProvider<SesSignedRequest> = {
     return { recipients, raw, mailFrom: notification.mail?.source };
   },
   acceptedStatus: 200,
-  // SNS reads only a 2xx as "delivered, stop": "do not retry" (no such feed, sender refused) is a 200 with nothing stored (logged).
+  // SNS retries only 5xx answers and timeouts (https://docs.aws.amazon.com/sns/latest/dg/SendMessageToHttp.prepare.html);
+  // "do not retry" (no such feed, sender refused) is answered 200, nothing stored and the reason logged, as for the other non-4xx providers.
   statusFor: (error) => (error.httpStatus === 422 ? 200 : undefined),
 };
