@@ -6,6 +6,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import { createPublicKey } from 'node:crypto';
 
 import { ConfigError } from './errors.js';
 
@@ -130,6 +131,36 @@ function opsAllow(raw: string): string[] {
 
 function trustedProxies(raw: string): string[] {
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** Issue 12: HTTP Basic credentials a provider's webhook URL carries, `user:password`; '' turns it off. */
+function basicCredentials(raw: string): string {
+  const v = raw.trim();
+  if (v === '') return '';
+  const colon = v.indexOf(':');
+  if (colon <= 0 || v.length - colon - 1 < 16) throw new Error('must be user:password with a password of at least 16 characters (e.g. from `openssl rand -hex 16`), or empty to turn the endpoint off');
+  if (!/^[\x21-\x7e]+$/.test(v)) throw new Error('must be printable ASCII without spaces (it goes into a URL)');
+  return v;
+}
+
+/** Issue 12: Mailgun's HTTP webhook signing key, as its control panel shows it. */
+function signingKey(raw: string): string {
+  const v = raw.trim();
+  if (v !== '' && !/^[\x21-\x7e]{16,}$/.test(v)) throw new Error('must be the HTTP webhook signing key from Mailgun (at least 16 printable characters), or empty to turn the endpoint off');
+  return v;
+}
+
+/** Issue 12: an ECDSA P-256 public key as SendGrid shows it (base64 DER SubjectPublicKeyInfo), or PEM. */
+function ecPublicKey(raw: string): string {
+  const v = raw.trim();
+  if (v === '') return '';
+  try {
+    const key = v.includes('BEGIN PUBLIC KEY') ? createPublicKey(v) : createPublicKey({ key: Buffer.from(v, 'base64'), format: 'der', type: 'spki' });
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new Error('not P-256');
+  } catch {
+    throw new Error('must be the ECDSA P-256 verification key SendGrid shows (base64), or empty');
+  }
+  return v;
 }
 
 /** The settings table. Order here is the order in `--help`. */
@@ -315,6 +346,26 @@ export const SETTINGS = {
   logLevel: {
     env: 'FEEDMAIL_LOG_LEVEL', flag: '--log-level', default: 'info',
     help: 'fatal, error, warn, info, debug, trace or silent', parse: logLevel,
+  },
+  postmarkCredentials: {
+    env: 'FEEDMAIL_POSTMARK_CREDENTIALS', flag: '--postmark-credentials', default: '',
+    help: 'user:password that Postmark sends (in its inbound webhook URL) to POST /inbound/postmark (empty turns the endpoint off)', parse: basicCredentials, secret: true,
+  },
+  mailgunSigningKey: {
+    env: 'FEEDMAIL_MAILGUN_SIGNING_KEY', flag: '--mailgun-signing-key', default: '',
+    help: 'Mailgun HTTP webhook signing key, checking POST /inbound/mailgun and /inbound/mailgun-mime (empty turns them off)', parse: signingKey, secret: true,
+  },
+  mailgunMaxAge: {
+    env: 'FEEDMAIL_MAILGUN_MAX_AGE', flag: '--mailgun-max-age', default: '300',
+    help: 'Seconds a Mailgun signature stays valid after its timestamp; older deliveries are refused with 401', parse: integer(30, 86400),
+  },
+  sendgridCredentials: {
+    env: 'FEEDMAIL_SENDGRID_CREDENTIALS', flag: '--sendgrid-credentials', default: '',
+    help: 'user:password that SendGrid Inbound Parse sends (in its destination URL) to POST /inbound/sendgrid', parse: basicCredentials, secret: true,
+  },
+  sendgridPublicKey: {
+    env: 'FEEDMAIL_SENDGRID_PUBLIC_KEY', flag: '--sendgrid-public-key', default: '',
+    help: 'SendGrid Inbound Parse signature verification key (base64); with the credentials, both are required (one or the other turns POST /inbound/sendgrid on)', parse: ecPublicKey,
   },
   sesTopicArn: {
     env: 'FEEDMAIL_SES_TOPIC_ARN', flag: '--ses-topic-arn', default: '',

@@ -26,7 +26,7 @@ export interface SignedRequest {
    * Called after the last chunk with the whole body: throws BadSignatureError
    * unless the signature matches the body. A provider whose signature travels in
    * the body (Mailgun's form fields, an SNS envelope) verifies it here, and may
-   * set `replay` here. It may return a promise (SNS fetches its signing certificate).
+   * set `replay` here. May be async (a form read with busboy, SNS's certificate fetch).
    */
   verify(body: Buffer): void | Promise<void>;
   /**
@@ -78,20 +78,23 @@ export interface ParsedDelivery {
  * signature 401. Throw only those classes;
  * a sender that reads "do not retry" from another status gets it from `statusFor`.
  */
-export interface WebhookProvider<Signed extends SignedRequest = SignedRequest> {
+export interface WebhookProvider<Signed extends SignedRequest = SignedRequest, Secret = string> {
   /** The path segment: served at `POST /inbound/<name>`, journaled as `webhook:<name>`. Lowercase letters, digits and '-'. */
   readonly name: string;
-  /** The secret its deliveries are authenticated with; '' turns the endpoint off (404). */
-  secret(config: Config): string;
+  /**
+   * The secret its deliveries are authenticated with, as the provider needs it (a key,
+   * credentials, a key and a time window); '' or undefined turns the endpoint off (404).
+   */
+  secret(config: Config): Secret | '' | undefined;
   /**
    * Authenticates a delivery as far as its headers allow, before any of the body is
    * read: throws BadSignatureError (401) for a missing, malformed or stale signature.
    * `now` is the server's clock in ms.
    */
-  checkHeaders(request: WebhookRequest, secret: string, now: number, context: WebhookContext): Signed;
+  checkHeaders(request: WebhookRequest, secret: Secret, now: number, context: WebhookContext): Signed;
   /**
    * Turns the verified body into recipients and raw MIME; throws BadRequestError for a body it cannot read.
-   * Null (or a promise of it): an authenticated request that carries no mail (SNS's subscription
+   * May be async. Null: an authenticated request that carries no mail (SNS's subscription
    * handshake), answered `acceptedStatus` with nothing stored.
    */
   parse(body: Buffer, signed: Signed): ParsedDelivery | null | Promise<ParsedDelivery | null>;

@@ -21,7 +21,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import {
-  BodyIncompleteError, BodyTooSlowError, MessageTooLargeError, NotFoundError, RecipientsError, ReplayedDeliveryError, UnknownRecipientError, WebhookBusyError,
+  BodyIncompleteError, BodyTooSlowError, MessageTooLargeError, NotFoundError, RecipientsError, ReplayedDeliveryError, UnknownRecipientError,
+  WebhookBusyError,
 } from '../../errors.js';
 import { receiveMessage } from '../../mail/ingest.js';
 import { clientNetwork } from '../../client-network.js';
@@ -97,14 +98,15 @@ export const inboundRoute: Route = {
     }
     checkRecipientCount(delivery.recipients, config.smtpMaxRecipients); // whatever the provider, as SMTP's maxRecipients
 
+    const source = `webhook:${provider.name}` as const;
     const received = await receiveMessage({ ...deps, counters: deps.counters.webhook }, {
-      source: `webhook:${provider.name}`,
+      source,
       mailFrom: delivery.mailFrom ?? '',
       recipients: delivery.recipients.map((address) => ({ address })),
       raw: delivery.raw,
     }).catch((err: unknown) => {
-      // A provider may answer this with a 2xx (SNS stops retrying only then): the log says why nothing was stored.
-      if (err instanceof UnknownRecipientError) deps.log.info({ provider: provider.name, recipients: delivery.recipients.length }, 'webhook: no recipient is a feed here; nothing stored');
+      // A provider may say "do not retry" with a 2xx (statusFor): the log keeps why nothing was stored.
+      if (err instanceof UnknownRecipientError) deps.log.info({ source, code: err.code }, 'webhook: delivery refused, nothing stored');
       throw err;
     });
     const { journalId } = received;
