@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { loadConfig, settingsHelp, splitFlags, type Config } from './config.js';
 import { startApp, preflight } from './app.js';
 import { ConfigError, StartupError } from './errors.js';
+import { DOCTOR_HELP, runDoctor } from './commands/doctor.js';
 import { createLogger, type Logger } from './log.js';
 import { DELIVER_HELP, EX_TEMPFAIL, runDeliver } from './commands/deliver.js';
 import { processPoolFor } from './mail/process-pool.js';
@@ -20,6 +21,7 @@ Commands:
   jobs         List failed jobs, retry them or discard them
   reprocess    Reprocess every stored entry from its raw message (after the sanitizer improved)
   search-index Check the full-text search index against the entries, or rebuild it
+  doctor       Check the data directory, databases, queue and backups, and say what to fix
   deliver      Journal one message read on standard input (for a mail server on the same host)
   help         Show this help
 
@@ -34,6 +36,7 @@ const COMMAND_HELP: Record<string, string> = {
 Serves the web pages and feeds over HTTP, receives mail over SMTP and runs the
 background jobs, all in one process. Stop it with Ctrl+C or SIGTERM: it stops
 accepting new mail (421), finishes requests and jobs in flight, then exits.
+SIGHUP reads the STARTTLS certificate and key (FEEDMAIL_SMTP_TLS_CERT/KEY) again.
 
 ${settingsHelp()}
 `,
@@ -77,6 +80,7 @@ per 10,000 entries.
 
 Uses the data directory from FEEDMAIL_DATA_DIR / --data-dir.
 `,
+  doctor: DOCTOR_HELP,
   deliver: DELIVER_HELP,
 };
 
@@ -111,6 +115,7 @@ async function serve(config: Config, log: Logger, roles: { web: boolean; smtp: b
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  if (roles.smtp) process.on('SIGHUP', () => app.reloadCertificates());
 }
 
 async function jobsCommand(config: Config, args: string[]): Promise<void> {
@@ -220,13 +225,14 @@ async function main(argv: string[]): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
-  if (command !== 'jobs' && command !== 'search-index' && command !== 'deliver' && rest.length > 0) fail(`unknown option "${rest[0]}"; run "feedmail ${command} --help"`, 2);
+  if (command !== 'jobs' && command !== 'search-index' && command !== 'doctor' && command !== 'deliver' && rest.length > 0) fail(`unknown option "${rest[0]}"; run "feedmail ${command} --help"`, 2);
   try {
     if (command === 'serve') await serve(config, log, { web: true, smtp: true, jobs: true });
     else if (command === 'worker') await serve(config, log, { web: false, smtp: false, jobs: true });
     else if (command === 'jobs') await jobsCommand(config, rest);
     else if (command === 'reprocess') await reprocess(config, log);
     else if (command === 'search-index') await searchIndexCommand(config, rest);
+    else if (command === 'doctor') await runDoctor(config, rest);
     else if (command === 'deliver') process.exitCode = await runDeliver(config, log, rest);
   } catch (err) {
     if (err instanceof StartupError) fail(err.message);

@@ -129,6 +129,12 @@ function opsAllow(raw: string): string[] {
   return list;
 }
 
+/** A file path, made absolute; empty stays empty (the feature is off). */
+function optionalPath(raw: string): string {
+  const v = raw.trim();
+  return v === '' ? '' : path.resolve(v);
+}
+
 function trustedProxies(raw: string): string[] {
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
 }
@@ -367,6 +373,15 @@ export const SETTINGS = {
     env: 'FEEDMAIL_SENDGRID_PUBLIC_KEY', flag: '--sendgrid-public-key', default: '',
     help: 'SendGrid Inbound Parse signature verification key (base64); with the credentials, both are required (one or the other turns POST /inbound/sendgrid on)', parse: ecPublicKey,
   },
+  smtpTlsCert: {
+    env: 'FEEDMAIL_SMTP_TLS_CERT', flag: '--smtp-tls-cert', default: '',
+    help: 'PEM certificate (chain) file for STARTTLS on the SMTP server, e.g. the one your ACME client renews; reloaded when it changes (needs --smtp-tls-key; empty: no STARTTLS)',
+    parse: optionalPath,
+  },
+  smtpTlsKey: {
+    env: 'FEEDMAIL_SMTP_TLS_KEY', flag: '--smtp-tls-key', default: '',
+    help: 'PEM private key file of --smtp-tls-cert', parse: optionalPath,
+  },
   sesTopicArn: {
     env: 'FEEDMAIL_SES_TOPIC_ARN', flag: '--ses-topic-arn', default: '',
     help: 'The Amazon SNS topic ARN whose SES notifications POST /inbound/ses takes (empty turns the endpoint off)', parse: snsTopicArn,
@@ -439,6 +454,11 @@ const CROSS_SETTING_RULES: ((c: Partial<Record<keyof Config, unknown>>) => strin
   ({ smtpMaxClientsPerAddress: perNetwork, smtpMaxClients: total }) =>
     typeof perNetwork === 'number' && typeof total === 'number' && perNetwork > total
       ? `FEEDMAIL_SMTP_MAX_CLIENTS_PER_ADDRESS (${perNetwork}) must not exceed FEEDMAIL_SMTP_MAX_CLIENTS (${total})`
+      : null,
+  // A certificate without its key (or the other way round) is a half-done setup, not "off".
+  ({ smtpTlsCert: cert, smtpTlsKey: key }) =>
+    typeof cert === 'string' && typeof key === 'string' && (cert === '') !== (key === '')
+      ? 'FEEDMAIL_SMTP_TLS_CERT and FEEDMAIL_SMTP_TLS_KEY go together: set both (PEM files) to offer STARTTLS, or neither to leave it off'
       : null,
 ];
 
