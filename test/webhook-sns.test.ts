@@ -123,6 +123,21 @@ describe('Amazon SES via SNS webhook', () => {
     assert.match(items[0]!.html, /café/);
   });
 
+  it('verifies a Notification without a Subject (signed without the field), and acknowledges SES\'s setup notification without storing', async () => {
+    const feed = await createFeed(server.base);
+    const { Subject: _subject, ...withSubject } = notification([feed.address], 'no subject field');
+    const res = await post(server.base, signed({ ...withSubject, Signature: '' }));
+    assert.equal(res.status, 200);
+    assert.equal((await waitForEntries(feed.feeds.json, 'json'))[0]!.title, 'no subject field');
+    const setup = signed({
+      Type: 'Notification', MessageId: 'setup-1', TopicArn: TOPIC, Timestamp: new Date().toISOString(),
+      Message: JSON.stringify({ notificationType: 'Received', mail: { messageId: 'AMAZON_SES_SETUP_NOTIFICATION', destination: [feed.address] }, receipt: { recipients: [feed.address] } }),
+    });
+    const ack = await post(server.base, setup);
+    assert.equal(ack.status, 200);
+    assert.deepEqual(await ack.json(), { accepted: true, stored: false });
+  });
+
   it('refuses a changed byte in the message or the signature, a wrong version, and another key (401), storing nothing', async () => {
     const feed = await createFeed(server.base);
     const good = notification([feed.address], 'tampered');
