@@ -188,6 +188,9 @@ describe('Amazon SES via SNS webhook', () => {
       const allowed = 'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-other.pem';
       assert.equal((await post(server.base, notification([feed.address], 'uncached', { certUrl: allowed }))).status, 503);
       assert.deepEqual(fetched, [allowed]);
+      // A URL whose fetch just failed is not fetched again at once.
+      assert.equal((await post(server.base, notification([feed.address], 'uncached again', { certUrl: allowed }))).status, 503);
+      assert.deepEqual(fetched, [allowed]);
       assert.equal((await readFeed(feed.feeds.json, 'json')).length, 0);
     } finally {
       await new Promise((r) => local.close(r));

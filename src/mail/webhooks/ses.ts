@@ -132,6 +132,12 @@ let fetcher: SnsFetcher = fetchOverHttps;
 /** Signing keys by certificate URL, oldest first; and the fetches under way, so a burst fetches once. */
 const certificates = new Map<string, { key: KeyObject; validTo: number }>();
 const fetching = new Map<string, Promise<{ key: KeyObject; validTo: number }>>();
+/**
+ * Certificate URLs whose fetch failed, until when they are not tried again: requests naming
+ * made-up URLs on SNS's host cannot make feedmail fetch the same one over and over.
+ */
+const failedFetches = new Map<string, number>();
+const FAILED_FETCH_PAUSE_MS = 60_000;
 
 function keyOf(pem: Buffer | string): { key: KeyObject; validTo: number } {
   const cert = new X509Certificate(pem);
@@ -147,6 +153,8 @@ function remember(url: string, entry: { key: KeyObject; validTo: number }): void
 async function signingKey(url: string, now: number): Promise<KeyObject> {
   const cached = certificates.get(url);
   if (cached && cached.validTo > now) return cached.key;
+  const retryAt = failedFetches.get(url);
+  if (retryAt !== undefined && retryAt > now) throw new TemporaryFailureError('Unable to fetch the SNS signing certificate, try again later');
   let pending = fetching.get(url);
   if (!pending) {
     pending = fetcher(url, CERTIFICATE_MAX_BYTES).then(keyOf).finally(() => fetching.delete(url));
@@ -156,7 +164,9 @@ async function signingKey(url: string, now: number): Promise<KeyObject> {
   try {
     entry = await pending;
   } catch (err) {
-    // SNS retries a delivery that failed this way; by then the certificate may be reachable.
+    failedFetches.set(url, now + FAILED_FETCH_PAUSE_MS);
+    while (failedFetches.size > 4 * CERTIFICATE_CACHE_SIZE) failedFetches.delete(failedFetches.keys().next().value!);
+    // SNS retries a delivery that failed this way (5xx) for up to an hour; by then the certificate may be reachable.
     throw new TemporaryFailureError('Unable to fetch the SNS signing certificate, try again later', { cause: err });
   }
   if (!(entry.validTo > now)) throw new BadSignatureError('the SNS signing certificate has expired');
