@@ -6,6 +6,7 @@ import { startApp, preflight } from './app.js';
 import { ConfigError, StartupError } from './errors.js';
 import { DOCTOR_HELP, runDoctor } from './commands/doctor.js';
 import { createLogger, type Logger } from './log.js';
+import { DELIVER_HELP, EX_TEMPFAIL, runDeliver } from './commands/deliver.js';
 import { processPoolFor } from './mail/process-pool.js';
 import { reprocessEntries } from './mail/reprocess.js';
 import { openStores } from './store/index.js';
@@ -21,6 +22,7 @@ Commands:
   reprocess    Reprocess every stored entry from its raw message (after the sanitizer improved)
   search-index Check the full-text search index against the entries, or rebuild it
   doctor       Check the data directory, databases, queue and backups, and say what to fix
+  deliver      Journal one message read on standard input (for a mail server on the same host)
   help         Show this help
 
 Run "feedmail <command> --help" for the options of a command.
@@ -79,6 +81,7 @@ per 10,000 entries.
 Uses the data directory from FEEDMAIL_DATA_DIR / --data-dir.
 `,
   doctor: DOCTOR_HELP,
+  deliver: DELIVER_HELP,
 };
 
 /** The version in package.json, one level above both src/ and dist/. */
@@ -217,11 +220,12 @@ async function main(argv: string[]): Promise<void> {
     rest = split.rest;
     config = loadConfig(process.env, split.flags);
   } catch (err) {
-    if (err instanceof ConfigError) fail(`${err.message}\nRun "feedmail ${command} --help" for the settings and what they allow.`, 2);
+    // A mail server keeps a message whose delivery command exits EX_TEMPFAIL, and tries again once the settings are fixed.
+    if (err instanceof ConfigError) fail(`${err.message}\nRun "feedmail ${command} --help" for the settings and what they allow.`, command === 'deliver' ? EX_TEMPFAIL : 2);
     throw err;
   }
   const log = createLogger(config.logLevel);
-  if (command !== 'jobs' && command !== 'search-index' && command !== 'doctor' && rest.length > 0) fail(`unknown option "${rest[0]}"; run "feedmail ${command} --help"`, 2);
+  if (command !== 'jobs' && command !== 'search-index' && command !== 'doctor' && command !== 'deliver' && rest.length > 0) fail(`unknown option "${rest[0]}"; run "feedmail ${command} --help"`, 2);
   try {
     if (command === 'serve') await serve(config, log, { web: true, smtp: true, jobs: true });
     else if (command === 'worker') await serve(config, log, { web: false, smtp: false, jobs: true });
@@ -229,6 +233,7 @@ async function main(argv: string[]): Promise<void> {
     else if (command === 'reprocess') await reprocess(config, log);
     else if (command === 'search-index') await searchIndexCommand(config, rest);
     else if (command === 'doctor') await runDoctor(config, rest);
+    else if (command === 'deliver') process.exitCode = await runDeliver(config, log, rest);
   } catch (err) {
     if (err instanceof StartupError) fail(err.message);
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {

@@ -96,6 +96,15 @@ function webhookSecret(raw: string): string {
   return v;
 }
 
+/** An SNS topic ARN, e.g. arn:aws:sns:us-east-1:123456789012:feedmail-inbound, or empty. */
+function snsTopicArn(raw: string): string {
+  const v = raw.trim();
+  if (v !== '' && !/^arn:aws(?:-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(?:\.fifo)?$/.test(v)) {
+    throw new Error('must be an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:feedmail-inbound, or empty to turn the endpoint off');
+  }
+  return v;
+}
+
 /** A number of threads; `auto` is one per core the process may use. */
 function threads(raw: string): number {
   const v = raw.trim().toLowerCase();
@@ -372,6 +381,18 @@ export const SETTINGS = {
   smtpTlsKey: {
     env: 'FEEDMAIL_SMTP_TLS_KEY', flag: '--smtp-tls-key', default: '',
     help: 'PEM private key file of --smtp-tls-cert', parse: optionalPath,
+  },
+  sesTopicArn: {
+    env: 'FEEDMAIL_SES_TOPIC_ARN', flag: '--ses-topic-arn', default: '',
+    help: 'The Amazon SNS topic ARN whose SES notifications POST /inbound/ses takes (empty turns the endpoint off)', parse: snsTopicArn,
+  },
+  sesAutoConfirm: {
+    env: 'FEEDMAIL_SES_AUTO_CONFIRM', flag: '--ses-auto-confirm', default: 'false',
+    help: 'Confirm the SNS subscription of that topic by fetching its SubscribeURL (otherwise the URL is logged for you to open)', parse: bool,
+  },
+  cloudflareSecret: {
+    env: 'FEEDMAIL_CLOUDFLARE_SECRET', flag: '--cloudflare-secret', default: '',
+    help: 'Shared secret the Cloudflare Email Worker (docs/cloudflare-worker.js) signs POST /inbound/cloudflare with (empty turns the endpoint off)', parse: webhookSecret, secret: true,
   },
 } satisfies Record<string, Setting<unknown>>;
 

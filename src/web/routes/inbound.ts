@@ -73,7 +73,7 @@ export const inboundRoute: Route = {
     const secret = provider?.secret(deps.config);
     if (!provider || !secret) throw new NotFoundError();
     const { config } = deps;
-    const signed = provider.checkHeaders({ method: req.method ?? 'POST', target: req.url ?? '', url, headers: req.headers }, secret, deps.stores.queue.clock.now());
+    const signed = provider.checkHeaders({ method: req.method ?? 'POST', target: req.url ?? '', url, headers: req.headers }, secret, deps.stores.queue.clock.now(), deps);
     if (Number(req.headers['content-length'] ?? 0) > config.maxMessageBytes) throw new MessageTooLargeError(config.maxMessageBytes);
     // Recipients named outside the body (raw's ?to=) are counted before reading it.
     if (signed.recipients) checkRecipientCount(signed.recipients, config.smtpMaxRecipients);
@@ -91,6 +91,11 @@ export const inboundRoute: Route = {
     // A provider that signs inside the body (Mailgun's token) names its replay key only now.
     if (!replayCheckedEarly && signed.replay && await queue.deliveryAccepted(signed.replay.signature)) throw new ReplayedDeliveryError();
     const delivery = await provider.parse(body, signed);
+    if (!delivery) {
+      // Authenticated, and no mail in it (SNS's subscription handshake): nothing to journal.
+      sendJson(res, provider.acceptedStatus, { accepted: true, stored: false });
+      return;
+    }
     checkRecipientCount(delivery.recipients, config.smtpMaxRecipients); // whatever the provider, as SMTP's maxRecipients
 
     const source = `webhook:${provider.name}` as const;
