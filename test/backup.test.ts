@@ -348,6 +348,13 @@ describe('feedmail backup and restore', () => {
     assert.deepEqual(await listSnapshots(target), []);
   });
 
+  it('says in one line when the S3 store refuses, without credentials', async () => {
+    const r = await cli(['backup', '--to', 's3://no-such-bucket/feedmail'], tempDir());
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /feedmail: backup failed: the S3 store answered 404 \(NoSuchBucket: /);
+    assert.ok(!r.stderr.includes('S3RVER'), 'no credentials in the message');
+  });
+
   it('writes a litestream.yml for app.db and queue.db without credentials', async () => {
     const dataDir = tempDir();
     const out = path.join(tempDir(), 'litestream.yml');

@@ -2,7 +2,8 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { openTarget } from '../ops/backup-target.js';
-import { listSnapshots, readManifest, snapshotTime, takeSnapshot, verifySnapshot, type Verification } from '../ops/backup.js';
+import { DiskSpace } from '../ops/storage-guard.js';
+import { BackupSpaceError, listSnapshots, readManifest, snapshotTime, takeSnapshot, verifySnapshot, type Verification } from '../ops/backup.js';
 import { openStores } from '../store/index.js';
 import { sizeText } from '../web/routes/manage-common.js';
 import { createProgress, followSteps } from './progress.js';
@@ -59,7 +60,33 @@ export function printVerification(v: Verification, out: NodeJS.WritableStream = 
   for (const p of v.problems) out.write(`  PROBLEM ${p}\n`);
 }
 
+/**
+ * A storage failure said in one line instead of a stack: what an S3 store answered (the
+ * SDK's errors carry a name, a message and the HTTP status), or an endpoint that cannot be
+ * reached. Undefined for anything else.
+ */
+export function storageProblem(err: unknown): string | undefined {
+  if (err instanceof BackupSpaceError) return err.message;
+  const e = err as { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+  if (e?.$metadata?.httpStatusCode !== undefined) return `the S3 store answered ${e.$metadata.httpStatusCode} (${e.name}: ${e.message}); check the bucket, FEEDMAIL_S3_* and the credentials`;
+  if (e?.$metadata !== undefined) return `cannot reach the S3 store (${e.message}); check FEEDMAIL_S3_ENDPOINT`;
+  if (e?.code === 'ECONNREFUSED' || e?.code === 'ENOTFOUND' || e?.code === 'ETIMEDOUT') return `cannot reach the storage (${e.code}: ${e.message}); check FEEDMAIL_S3_ENDPOINT`;
+  if (e?.code === 'EACCES' || e?.code === 'ENOSPC' || e?.code === 'EROFS') return `cannot write there (${e.code}: ${e.message})`;
+  return undefined;
+}
+
 export async function runBackup(config: Config, log: Logger, argv: string[]): Promise<number> {
+  try {
+    return await backupCommand(config, log, argv);
+  } catch (err) {
+    const problem = storageProblem(err);
+    if (!problem) throw err;
+    process.stderr.write(`feedmail: backup failed: ${problem}\n`);
+    return 1;
+  }
+}
+
+async function backupCommand(config: Config, log: Logger, argv: string[]): Promise<number> {
   const args = [...argv];
   const to = takeOption(args, '--to');
   const action = args[0] && !args[0].startsWith('--') ? args.shift()! : 'create';
@@ -112,7 +139,7 @@ export async function runBackup(config: Config, log: Logger, argv: string[]): Pr
   const progress = createProgress({ unit: 'bytes' });
   try {
     const started = Date.now();
-    const r = await takeSnapshot(stores, target, stores.queue.clock.now(), followSteps(progress));
+    const r = await takeSnapshot(stores, target, stores.queue.clock.now(), followSteps(progress), new DiskSpace(config.dataDir, config.minFreeBytes));
     progress.stop();
     await stores.queue.recordBackup({ snapshot: r.snapshot, target: target.description, bytes: r.bytes });
     log.info({ snapshot: r.snapshot, target: target.description, bytes: r.bytes }, 'backup: snapshot stored');

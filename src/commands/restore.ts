@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { openTarget } from '../ops/backup-target.js';
 import { BACKED_UP, restoreSnapshot, RestoreRefusedError, snapshotTime } from '../ops/backup.js';
-import { printVerification, takeOption, UsageError } from './backup.js';
+import { printVerification, storageProblem, takeOption, UsageError } from './backup.js';
 import { createProgress, followSteps } from './progress.js';
 
 export const RESTORE_HELP = `Usage: feedmail restore --from <dir | s3://bucket/prefix> [--at <time>] [--only app.db|queue.db] [settings]
@@ -68,6 +68,9 @@ export async function runRestore(config: Config, log: Logger, argv: string[]): P
       process.stderr.write(`feedmail: restore refused: ${err.message}\n`);
       return 1;
     }
-    throw err;
+    const problem = storageProblem(err);
+    if (!problem) throw err;
+    process.stderr.write(`feedmail: restore failed, nothing was changed: ${problem}\n`);
+    return 1;
   }
 }

@@ -14,10 +14,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import { APP_FUNCTIONS, type Stores } from '../store/index.js';
+import type { Stores } from '../store/index.js';
 import { holdDataDirExclusive, inspectDatabaseFile, sqliteVersion, type CopyProgress } from '../store/backup.js';
-import type { SqlFunction } from '../store/db.js';
 import { MANIFEST, type BackupTarget } from './backup-target.js';
+import type { SpaceGuard } from './storage-guard.js';
 
 /**
  * The databases a snapshot holds, in the order they are copied: queue.db first. A worker
@@ -26,10 +26,7 @@ import { MANIFEST, type BackupTarget } from './backup-target.js';
  * copied app.db, and a job still pending in the copy runs again after a restore (ingest is
  * idempotent). The other order could lose a message processed between the two copies.
  */
-export const BACKED_UP: { name: 'app.db' | 'queue.db'; functions: SqlFunction[] }[] = [
-  { name: 'queue.db', functions: [] },
-  { name: 'app.db', functions: APP_FUNCTIONS },
-];
+export const BACKED_UP: { name: 'app.db' | 'queue.db' }[] = [{ name: 'queue.db' }, { name: 'app.db' }];
 
 /** Files moved aside by a restore besides the restored ones: cache.db is rebuilt from the restored app.db. */
 const ALSO_SET_ASIDE = ['cache.db'];
@@ -138,6 +135,9 @@ async function hashFile(file: string, onBytes?: (bytes: number) => void): Promis
   return { sha256: hash.digest('hex'), bytes };
 }
 
+/** The data directory has no room for a backup's temporary copy without going below FEEDMAIL_MIN_FREE_BYTES. */
+export class BackupSpaceError extends Error {}
+
 export interface SnapshotResult {
   snapshot: string;
   manifest: Manifest;
@@ -149,20 +149,27 @@ export interface SnapshotResult {
  * Takes a snapshot of app.db and queue.db while the server may be running and stores it in
  * `target`. Each copy is checked (integrity_check) and counted before it is uploaded.
  */
-export async function takeSnapshot(stores: Pick<Stores, 'dataDir' | 'app' | 'queue'>, target: BackupTarget, now: number, onProgress?: ProgressListener): Promise<SnapshotResult> {
+export async function takeSnapshot(stores: Pick<Stores, 'dataDir' | 'app' | 'queue'>, target: BackupTarget, now: number, onProgress?: ProgressListener, space?: SpaceGuard): Promise<SnapshotResult> {
   const snapshot = snapshotName(now);
   if (await target.getText(`${snapshot}/${MANIFEST}`) !== undefined) throw new Error(`backup: a snapshot named ${snapshot} already exists in ${target.description}`);
   const work = workDir(stores.dataDir, 'backup');
   try {
     const files: ManifestFile[] = [];
-    for (const { name, functions } of BACKED_UP) {
+    for (const { name } of BACKED_UP) {
       const store = name === 'app.db' ? stores.app : stores.queue;
       const copy = path.join(work, name);
-      await store.copyTo(copy, (p: CopyProgress) => onProgress?.({ step: `copy ${name}`, done: p.doneBytes, total: p.totalBytes }));
-      const inspection = inspectDatabaseFile(copy, functions);
-      if (inspection.integrity.join() !== 'ok') throw new Error(`backup: the copy of ${name} fails integrity_check: ${inspection.integrity.slice(0, 5).join('; ')}`);
+      // The copy is made in the data directory: it must not take the room mail needs (FEEDMAIL_MIN_FREE_BYTES).
+      const release = space ? space.reserve(store.fileBytes()) : () => undefined;
+      if (!release) throw new BackupSpaceError(`not enough free disk space in ${stores.dataDir} for the temporary copy of ${name} (${store.fileBytes()} bytes) above FEEDMAIL_MIN_FREE_BYTES`);
+      try {
+        await store.copyTo(copy, (p: CopyProgress) => onProgress?.({ step: `copy ${name}`, done: p.doneBytes, total: p.totalBytes }));
+      } finally {
+        release();
+      }
       const size = fs.statSync(copy).size;
       onProgress?.({ step: `copy ${name}`, done: size, total: size });
+      const inspection = await inspectDatabaseFile(copy);
+      if (inspection.integrity.join() !== 'ok') throw new Error(`backup: the copy of ${name} fails integrity_check: ${inspection.integrity.slice(0, 5).join('; ')}`);
       const gz = `${copy}.gz`;
       const h = await transformFile(copy, gz, createGzip({ level: 6 }), (done) => onProgress?.({ step: `compress ${name}`, done, total: size }));
       await fs.promises.rm(copy);
@@ -239,8 +246,7 @@ export async function verifySnapshotInto(target: BackupTarget, snapshot: string,
     if (!manifest.files.some((f) => f.name === name)) problems.push(`${name}: missing from the manifest`);
   }
   for (const f of manifest.files) {
-    const spec = BACKED_UP.find((b) => b.name === f.name);
-    if (!spec) {
+    if (!BACKED_UP.some((b) => b.name === f.name)) {
       problems.push(`${f.name}: not a database feedmail backs up`);
       continue;
     }
@@ -271,7 +277,7 @@ export async function verifySnapshotInto(target: BackupTarget, snapshot: string,
     } finally {
       await fs.promises.rm(gz, { force: true });
     }
-    const inspection = inspectDatabaseFile(db, spec.functions);
+    const inspection = await inspectDatabaseFile(db);
     if (inspection.integrity.join() !== 'ok') {
       problems.push(`${f.name}: integrity_check failed: ${inspection.integrity.slice(0, 5).join('; ')}`);
       continue;

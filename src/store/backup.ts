@@ -5,11 +5,12 @@
  * data directory's lock that keeps a restore and a running server apart.
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import type { QueueSchema } from './schema.js';
-import type { SqlFunction } from './db.js';
 
 export interface CopyProgress {
   doneBytes: number;
@@ -55,30 +56,40 @@ export interface FileInspection {
 }
 
 /**
- * Opens a database file nobody else uses (a snapshot copy), runs PRAGMA integrity_check and
- * counts its rows. `functions`: the SQL functions its schema calls (app.db's search index).
+ * What runs in the inspecting thread (plain CommonJS, so it needs no loader): opens the file,
+ * runs PRAGMA integrity_check and counts the rows of every ordinary table (virtual tables
+ * are counted through their shadow tables).
  */
-export function inspectDatabaseFile(file: string, functions: SqlFunction[] = []): FileInspection {
-  let db: Database.Database;
-  try {
-    db = new Database(file, { fileMustExist: true });
-  } catch (err) {
-    return { integrity: [`unable to open: ${(err as Error).message}`], rowCounts: {} };
-  }
-  try {
-    for (const f of functions) db.function(f.name, { deterministic: true }, f.fn);
-    const integrity = (db.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check);
-    const tables = db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name`).all() as { name: string }[];
-    const rowCounts: Record<string, number> = {};
-    for (const { name } of tables) {
-      rowCounts[name] = Number((db.prepare(`SELECT count(*) AS n FROM "${name.replace(/"/g, '""')}"`).get() as { n: number }).n);
-    }
-    return { integrity, rowCounts };
-  } catch (err) {
-    return { integrity: [(err as Error).message], rowCounts: {} };
-  } finally {
-    db.close();
-  }
+const INSPECT_THREAD = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+let db;
+try {
+  db = new Database(workerData.file, { fileMustExist: true });
+  const integrity = db.pragma('integrity_check').map((r) => r.integrity_check);
+  const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name").all();
+  const rowCounts = {};
+  for (const { name } of tables) rowCounts[name] = Number(db.prepare('SELECT count(*) AS n FROM "' + name.replace(/"/g, '""') + '"').get().n);
+  parentPort.postMessage({ integrity, rowCounts });
+} catch (err) {
+  parentPort.postMessage({ integrity: [String(err && err.message || err)], rowCounts: {} });
+} finally {
+  if (db) db.close();
+}
+`;
+
+/**
+ * Checks a database file nobody else uses (a snapshot copy): PRAGMA integrity_check and the
+ * row counts. It runs in a thread of its own, because on a large file it takes seconds and
+ * the scheduled backup runs inside the server.
+ */
+export function inspectDatabaseFile(file: string): Promise<FileInspection> {
+  return new Promise((resolve) => {
+    const worker = new Worker(INSPECT_THREAD, { eval: true, workerData: { file, driver: createRequire(import.meta.url).resolve('better-sqlite3') } });
+    worker.once('message', (r: FileInspection) => resolve(r));
+    worker.once('error', (err) => resolve({ integrity: [`unable to check: ${err.message}`], rowCounts: {} }));
+    worker.once('exit', (code) => resolve({ integrity: [`the checking thread exited (${code})`], rowCounts: {} }));
+  });
 }
 
 /** The SQLite library version feedmail runs with. */

@@ -10,7 +10,7 @@ import type { TaskDeps } from './deps.js';
 
 export const BACKUP_TASK = 'backup';
 
-export function backupTask({ stores, config, log }: TaskDeps): TaskDefinition | undefined {
+export function backupTask({ stores, config, log, space }: TaskDeps): TaskDefinition | undefined {
   if (!config.backupTo) return undefined;
   return {
     name: BACKUP_TASK,
@@ -18,7 +18,7 @@ export function backupTask({ stores, config, log }: TaskDeps): TaskDefinition | 
     backoffBaseMs: 60_000,
     handler: async () => {
       const target = openTarget(config.backupTo, config);
-      const r = await takeSnapshot(stores, target, stores.queue.clock.now());
+      const r = await takeSnapshot(stores, target, stores.queue.clock.now(), undefined, space);
       await stores.queue.recordBackup({ snapshot: r.snapshot, target: target.description, bytes: r.bytes });
       log.info({ snapshot: r.snapshot, target: target.description, bytes: r.bytes }, 'backup: snapshot stored');
       const removed = await pruneSnapshots(target, config.backupKeepHourly, config.backupKeepDaily);
