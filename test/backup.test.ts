@@ -249,6 +249,13 @@ describe('feedmail backup and restore', () => {
       assert.match(bad.stdout, /queue\.db: ok/);
       assert.match(bad.stdout, /is damaged: do not restore it/);
 
+      // A manifest that is not one: the snapshot cannot be checked, so it is refused too.
+      fs.writeFileSync(path.join(damagedDir, snapshot, 'manifest.json'), '{"format": 1, "files": [');
+      const unreadable = await cli(['backup', 'verify', '--to', damagedDir], dataDir);
+      assert.equal(unreadable.code, 1, unreadable.stdout);
+      assert.match(unreadable.stdout, /PROBLEM .*manifest\.json is not valid JSON/);
+      fs.cpSync(path.join(snapDir, snapshot, 'manifest.json'), path.join(damagedDir, snapshot, 'manifest.json'));
+
       await server.stop();
       stopped = true;
       const appDb = createHash('sha256').update(fs.readFileSync(path.join(dataDir, 'app.db'))).digest('hex');

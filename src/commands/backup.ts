@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { openTarget } from '../ops/backup-target.js';
 import { DiskSpace } from '../ops/storage-guard.js';
-import { BackupSpaceError, listSnapshots, readManifest, snapshotTime, takeSnapshot, verifySnapshot, type Verification } from '../ops/backup.js';
+import { BackupSpaceError, DamagedSnapshotError, listSnapshots, readManifest, snapshotTime, takeSnapshot, verifySnapshot, type Verification } from '../ops/backup.js';
 import { openStores } from '../store/index.js';
 import { sizeText } from '../web/routes/manage-common.js';
 import { createProgress, followSteps } from './progress.js';
@@ -122,6 +122,10 @@ async function backupCommand(config: Config, log: Logger, argv: string[]): Promi
     let v: Verification;
     try {
       v = await verifySnapshot(config.dataDir, target, snapshot, followSteps(progress));
+    } catch (err) {
+      if (!(err instanceof DamagedSnapshotError)) throw err;
+      process.stdout.write(`  PROBLEM ${err.message}\nSnapshot ${snapshot} cannot be verified: do not restore it.\n`);
+      return 1;
     } finally {
       progress.stop();
     }

@@ -204,23 +204,26 @@ export async function pickSnapshot(target: BackupTarget, at = Number.POSITIVE_IN
   return (await listSnapshots(target)).filter((n) => snapshotTime(n)! <= at).at(-1);
 }
 
+/** A snapshot whose manifest is missing, unreadable or not feedmail's. */
+export class DamagedSnapshotError extends Error {}
+
 function parseManifest(text: string, snapshot: string): Manifest {
   let m: Manifest;
   try {
     m = JSON.parse(text) as Manifest;
   } catch {
-    throw new Error(`${snapshot}/${MANIFEST} is not valid JSON`);
+    throw new DamagedSnapshotError(`${snapshot}/${MANIFEST} is not valid JSON`);
   }
   const fileOk = (f: ManifestFile) => f && typeof f.name === 'string' && typeof f.object === 'string' && /^[\w.-]+$/.test(f.object)
     && Number.isSafeInteger(f.size) && Number.isSafeInteger(f.compressedSize) && /^[0-9a-f]{64}$/.test(f.sha256) && /^[0-9a-f]{64}$/.test(f.compressedSha256)
     && typeof f.rowCounts === 'object';
-  if (m?.format !== 1 || !Array.isArray(m.files) || !m.files.every(fileOk)) throw new Error(`${snapshot}/${MANIFEST} is not a feedmail manifest (format 1)`);
+  if (m?.format !== 1 || !Array.isArray(m.files) || !m.files.every(fileOk)) throw new DamagedSnapshotError(`${snapshot}/${MANIFEST} is not a feedmail manifest (format 1)`);
   return m;
 }
 
 export async function readManifest(target: BackupTarget, snapshot: string): Promise<Manifest> {
   const text = await target.getText(`${snapshot}/${MANIFEST}`);
-  if (text === undefined) throw new Error(`no complete snapshot named ${snapshot} in ${target.description}`);
+  if (text === undefined) throw new DamagedSnapshotError(`no complete snapshot named ${snapshot} in ${target.description}`);
   return parseManifest(text, snapshot);
 }
 
@@ -343,9 +346,11 @@ export async function restoreSnapshot(dataDir: string, target: BackupTarget, opt
     }
     const work = workDir(dataDir, 'restore');
     try {
-      const verification = await verifySnapshotInto(target, snapshot, work, options.onProgress);
+      const verification = await verifySnapshotInto(target, snapshot, work, options.onProgress).catch((err: unknown) => {
+        throw err instanceof DamagedSnapshotError ? new RestoreRefusedError(`snapshot ${snapshot} cannot be restored; nothing was changed: ${err.message}\nRestore an earlier snapshot with --at <snapshot> (see "feedmail backup list").`) : err;
+      });
       if (verification.problems.length > 0) {
-        throw new RestoreRefusedError(`snapshot ${snapshot} failed verification; nothing was changed:\n  ${verification.problems.join('\n  ')}`);
+        throw new RestoreRefusedError(`snapshot ${snapshot} failed verification; nothing was changed:\n  ${verification.problems.join('\n  ')}\nRestore an earlier snapshot with --at <snapshot> (see "feedmail backup list").`);
       }
       // A new directory each time: a second restore must not overwrite what the first set aside.
       const stem = path.join(dataDir, `pre-restore-${snapshotName(options.now ?? Date.now())}`);
