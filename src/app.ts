@@ -17,6 +17,7 @@ import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
 import { createCounters, renderMetrics, type Counters } from './ops/metrics.js';
 import { readiness } from './ops/readiness.js';
 import { openStores, type Clock, type Stores } from './store/index.js';
+import { holdDataDirShared } from './store/backup.js';
 import { INGEST_PRIORITY } from './store/journal.js';
 import { publicBaseUrl } from './web/urls.js';
 import { LiveHub } from './web/live.js';
@@ -66,8 +67,18 @@ export interface StartOptions {
 
 export async function startApp(config: Config, log: Logger, roles: Roles, { extraTasks = [], clock }: StartOptions = {}): Promise<App> {
   preflight(config);
-  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes, clock });
+  // Held while this process runs, so `feedmail restore` refuses to run beside it (store/backup.ts).
+  const dirLock = holdDataDirShared(config.dataDir);
+  if (!dirLock) throw new StartupError(`refusing to start: "feedmail restore" is restoring ${config.dataDir}; start again once it finished`);
+  let stores: Stores;
+  try {
+    stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes, clock });
+  } catch (err) {
+    dirLock.release();
+    throw err;
+  }
   const counters = createCounters();
+  const startedAt = stores.queue.clock.now();
   const processor = processPoolFor(config, counters.process);
   for (const h of [stores.app, stores.queue, stores.cache]) for (const warning of h.warnings) log.warn(warning);
   const disk = new DiskSpace(config.dataDir, config.minFreeBytes);
@@ -92,6 +103,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
       eventLoop.disable();
       await processor.close();
       await stores.close();
+      dirLock.release();
     },
   };
 
@@ -110,7 +122,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
       web = new WebServer({
         config, stores, log, counters: counters.http, space: disk, onAccepted, live,
         metrics: () => renderMetrics({ stores, counters, running, eventLoop }),
-        readiness: () => readiness(stores, disk, config.minFreeBytes),
+        readiness: () => readiness(stores, disk, config.minFreeBytes, config.backupTo ? { everyMs: config.backupEveryMs, since: startedAt } : undefined),
       });
       // With port 0 the real port is known only once bound; every link is made from it.
       app.http = await web.listen(config.httpPort, config.httpHost, (bound) => publicBaseUrl(config.baseUrl, config.httpHost, bound.port));

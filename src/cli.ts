@@ -10,6 +10,10 @@ import { DELIVER_HELP, EX_TEMPFAIL, runDeliver } from './commands/deliver.js';
 import { processPoolFor } from './mail/process-pool.js';
 import { reprocessEntries } from './mail/reprocess.js';
 import { openStores } from './store/index.js';
+import { BACKUP_HELP, runBackup, UsageError } from './commands/backup.js';
+import { LITESTREAM_CONFIG_HELP, runLitestreamConfig } from './commands/litestream-config.js';
+import { REPLAY_HELP, runReplay } from './commands/replay.js';
+import { RESTORE_HELP, runRestore } from './commands/restore.js';
 
 const USAGE = `feedmail: newsletters in, feeds out
 
@@ -23,6 +27,10 @@ Commands:
   search-index Check the full-text search index against the entries, or rebuild it
   doctor       Check the data directory, databases, queue and backups, and say what to fix
   deliver      Journal one message read on standard input (for a mail server on the same host)
+  backup       Take a snapshot of the databases (to a directory or S3), list or verify snapshots
+  restore      Restore the newest snapshot (at or before a time) into the data directory
+  replay       Store again the journaled mail received since a time (after a restore)
+  litestream-config  Write a litestream.yml for continuous replication with Litestream
   help         Show this help
 
 Run "feedmail <command> --help" for the options of a command.
@@ -82,6 +90,10 @@ Uses the data directory from FEEDMAIL_DATA_DIR / --data-dir.
 `,
   doctor: DOCTOR_HELP,
   deliver: DELIVER_HELP,
+  backup: BACKUP_HELP,
+  restore: RESTORE_HELP,
+  replay: REPLAY_HELP,
+  'litestream-config': LITESTREAM_CONFIG_HELP,
 };
 
 /** The version in package.json, one level above both src/ and dist/. */
@@ -225,7 +237,7 @@ async function main(argv: string[]): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
-  if (command !== 'jobs' && command !== 'search-index' && command !== 'doctor' && command !== 'deliver' && rest.length > 0) fail(`unknown option "${rest[0]}"; run "feedmail ${command} --help"`, 2);
+  if (!['jobs', 'search-index', 'doctor', 'deliver', 'backup', 'restore', 'replay', 'litestream-config'].includes(command) && rest.length > 0) fail(`unknown option "${rest[0]}"; run "feedmail ${command} --help"`, 2);
   try {
     if (command === 'serve') await serve(config, log, { web: true, smtp: true, jobs: true });
     else if (command === 'worker') await serve(config, log, { web: false, smtp: false, jobs: true });
@@ -234,7 +246,12 @@ async function main(argv: string[]): Promise<void> {
     else if (command === 'search-index') await searchIndexCommand(config, rest);
     else if (command === 'doctor') await runDoctor(config, rest);
     else if (command === 'deliver') process.exitCode = await runDeliver(config, log, rest);
+    else if (command === 'backup') process.exitCode = await runBackup(config, log, rest);
+    else if (command === 'restore') process.exitCode = await runRestore(config, log, rest);
+    else if (command === 'replay') process.exitCode = await runReplay(config, log, rest);
+    else if (command === 'litestream-config') process.exitCode = await runLitestreamConfig(config, rest);
   } catch (err) {
+    if (err instanceof UsageError) fail(err.message, 2);
     if (err instanceof StartupError) fail(err.message);
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       fail(`${(err as Error).message}: another program uses that port; choose another with FEEDMAIL_HTTP_PORT / FEEDMAIL_SMTP_PORT`);

@@ -169,6 +169,41 @@ function ecPublicKey(raw: string): string {
   return v;
 }
 
+/** Where backups go: a directory, or s3://bucket[/prefix] (issue 13, ops/backup.ts); empty: none. */
+function backupTarget(raw: string): string {
+  const v = raw.trim();
+  if (v === '') return '';
+  if (v.startsWith('s3://')) {
+    if (!/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^?#]*)?$/.test(v)) throw new Error('must be s3://bucket or s3://bucket/prefix, with a valid bucket name');
+    return v.replace(/\/+$/, '');
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) throw new Error('must be a directory or an s3://bucket/prefix URL');
+  return path.resolve(v);
+}
+
+/** A period such as 30m, 1h, 6h or 1d (at least a minute). */
+function period(raw: string): number {
+  const m = /^(\d+)\s*(m|min|h|d)$/i.exec(raw.trim());
+  const allowed = 'must be a period such as 30m, 1h, 6h or 1d, from 1m to 30d';
+  if (!m) throw new Error(allowed);
+  const unit = m[2]!.toLowerCase();
+  const ms = Number(m[1]) * (unit === 'd' ? 86_400_000 : unit === 'h' ? 3_600_000 : 60_000);
+  if (ms < 60_000 || ms > 30 * 86_400_000) throw new Error(allowed);
+  return ms;
+}
+
+function optionalUrl(raw: string): string {
+  const v = raw.trim();
+  if (v === '') return '';
+  try {
+    const u = new URL(v);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('protocol');
+  } catch {
+    throw new Error('must be an http(s) URL such as https://s3.eu-central-1.amazonaws.com or http://127.0.0.1:9000, or empty for AWS');
+  }
+  return v.replace(/\/+$/, '');
+}
+
 /** The settings table. Order here is the order in `--help`. */
 export const SETTINGS = {
   dataDir: {
@@ -393,6 +428,46 @@ export const SETTINGS = {
   cloudflareSecret: {
     env: 'FEEDMAIL_CLOUDFLARE_SECRET', flag: '--cloudflare-secret', default: '',
     help: 'Shared secret the Cloudflare Email Worker (docs/cloudflare-worker.js) signs POST /inbound/cloudflare with (empty turns the endpoint off)', parse: webhookSecret, secret: true,
+  },
+  backupTo: {
+    env: 'FEEDMAIL_BACKUP_TO', flag: '--backup-to', default: '',
+    help: 'Take scheduled backups to this directory or s3://bucket/prefix (empty: no scheduled backups)', parse: backupTarget,
+  },
+  backupEveryMs: {
+    env: 'FEEDMAIL_BACKUP_EVERY', flag: '--backup-every', default: '1h',
+    help: 'Time between scheduled backups (30m, 1h, 1d); /readyz turns unready when the last one is twice as old', parse: period,
+  },
+  backupKeepHourly: {
+    env: 'FEEDMAIL_BACKUP_KEEP_HOURLY', flag: '--backup-keep-hourly', default: '24',
+    help: 'Scheduled backups keep the newest snapshot of each of this many hours', parse: integer(0, 100000),
+  },
+  backupKeepDaily: {
+    env: 'FEEDMAIL_BACKUP_KEEP_DAILY', flag: '--backup-keep-daily', default: '14',
+    help: 'Scheduled backups also keep the newest snapshot of each of this many days (UTC)', parse: integer(0, 100000),
+  },
+  s3Endpoint: {
+    env: 'FEEDMAIL_S3_ENDPOINT', flag: '--s3-endpoint', default: '',
+    help: 'S3-compatible endpoint for s3:// backups (empty: AWS S3)', parse: optionalUrl,
+  },
+  s3Region: {
+    env: 'FEEDMAIL_S3_REGION', flag: '--s3-region', default: 'us-east-1',
+    help: 'Region of the S3 bucket', parse: (raw: string) => raw.trim() || 'us-east-1',
+  },
+  s3AccessKeyId: {
+    env: 'FEEDMAIL_S3_ACCESS_KEY_ID', flag: '--s3-access-key-id', default: '',
+    help: 'Access key id for s3:// backups (empty: the AWS SDK\'s usual sources, e.g. AWS_ACCESS_KEY_ID or an instance role)', parse: (raw: string) => raw.trim(),
+  },
+  s3SecretAccessKey: {
+    env: 'FEEDMAIL_S3_SECRET_ACCESS_KEY', flag: '--s3-secret-access-key', default: '',
+    help: 'Secret access key for s3:// backups', parse: (raw: string) => raw.trim(), secret: true,
+  },
+  s3ForcePathStyle: {
+    env: 'FEEDMAIL_S3_FORCE_PATH_STYLE', flag: '--s3-force-path-style', default: 'false',
+    help: 'Address buckets as <endpoint>/<bucket> instead of <bucket>.<endpoint> (MinIO, most self-hosted stores)', parse: bool,
+  },
+  litestream: {
+    env: 'FEEDMAIL_LITESTREAM', flag: '--litestream', default: 'false',
+    help: 'Litestream replicates app.db and queue.db: feedmail leaves WAL truncation to it (no TRUNCATE checkpoints of its own)', parse: bool,
   },
 } satisfies Record<string, Setting<unknown>>;
 

@@ -2,7 +2,8 @@
  * What /readyz answers: whether this process can do its job now. Not ready when
  * the databases cannot be written, the disk is below its free-space minimum (new
  * mail is deferred), or the oldest due job has waited too long (the runners are
- * stuck or too few).
+ * stuck or too few). With scheduled backups configured (issue 13), also when the last
+ * successful backup is older than twice the schedule.
  */
 import { messageWithCauses } from '../errors.js';
 import type { Stores } from '../store/index.js';
@@ -17,7 +18,13 @@ export interface Readiness {
   checks: Record<string, string>;
 }
 
-export async function readiness(stores: Stores, disk: DiskSpace, minFreeBytes: number): Promise<Readiness> {
+/** Scheduled backups, when configured: their period, and when this process started (the age of "none yet"). */
+export interface BackupSchedule {
+  everyMs: number;
+  since: number;
+}
+
+export async function readiness(stores: Stores, disk: DiskSpace, minFreeBytes: number, backups?: BackupSchedule): Promise<Readiness> {
   const checks: Record<string, string> = {};
   let ok = true;
   try {
@@ -37,5 +44,17 @@ export async function readiness(stores: Stores, disk: DiskSpace, minFreeBytes: n
   const q = await stores.queue.queueStats();
   checks.queue = `${q.ready} ready, ${q.claimed} running, ${q.failed} failed, oldest waiting ${Math.round(q.oldestReadyAgeMs / 1000)} s`;
   if (q.oldestReadyAgeMs > MAX_QUEUE_LAG_MS) ok = false;
+  if (backups) {
+    const now = stores.queue.clock.now();
+    const last = await stores.queue.lastBackup();
+    const age = now - (last?.finishedAt ?? backups.since);
+    checks.backup = last
+      ? `last ${last.snapshot}, ${Math.round(age / 1000)} s ago`
+      : `none yet (backups are configured; this process started ${Math.round(age / 1000)} s ago)`;
+    if (age > 2 * backups.everyMs) {
+      ok = false;
+      checks.backup += ` (older than twice FEEDMAIL_BACKUP_EVERY: backups are failing; see "feedmail jobs list")`;
+    }
+  }
   return { ok, checks };
 }

@@ -1,4 +1,5 @@
 /** queue.db behind one object: the inbound journal, recent deliveries, the job queue, recurring slots and webhook replays. */
+import * as backups from './backup.js';
 import * as deliveries from './deliveries.js';
 import * as jobs from './jobs.js';
 import * as journal from './journal.js';
@@ -53,4 +54,8 @@ export class QueueStore extends SqliteStore<QueueSchema> {
   readonly notificationsOfFeedAfter = this.op('read a feed\'s missed notifications', notifications.notificationsOfFeedAfter);
   readonly notificationsOfFeedSince = this.op('read a feed\'s recent notifications', notifications.notificationsOfFeedSince);
   readonly deleteNotificationsOlderThan = this.timed('delete old notifications', notifications.deleteNotificationsOlderThan);
+
+  // Backups (issue 13, ops/backup.ts)
+  readonly recordBackup = this.timed('record a backup', backups.recordBackup);
+  readonly lastBackup = this.op('read the last backup', backups.lastBackup);
 }

@@ -219,7 +219,17 @@ export interface NotificationsTable {
   created_at: number;
 }
 
+/** A successful backup (issue 13, ops/backup.ts); `target` is where it went, without credentials. */
+export interface BackupRunsTable {
+  id: Generated<number>;
+  finished_at: number;
+  snapshot: string;
+  target: string;
+  bytes: number;
+}
+
 export interface QueueSchema {
+  backup_runs: BackupRunsTable;
   deliveries: DeliveriesTable;
   notifications: NotificationsTable;
   intake_counts: IntakeCountsTable;

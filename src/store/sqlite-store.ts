@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Kysely } from 'kysely';
 import { FeedmailError, StoreError } from '../errors.js';
 import type { Clock } from './clock.js';
+import { copyDatabase, type CopyProgress } from './backup.js';
 import { checkpointPassive, checkpointTruncate, checkWritable, freePageBytes, optimize, reclaimFreePages, walBytes, type SqliteHandle } from './db.js';
 
 /** Fewer free bytes than this inside a database are left for it to reuse. */
@@ -110,6 +111,18 @@ export abstract class SqliteStore<Schema> {
   fileBytes(): number {
     const sqlite = this.#handle.sqlite;
     return (sqlite.pragma('page_count', { simple: true }) as number) * (sqlite.pragma('page_size', { simple: true }) as number);
+  }
+
+  /**
+   * Writes one consistent copy of this database into `file` while other connections and
+   * processes keep writing (SQLite's online backup; see store/backup.ts).
+   */
+  async copyTo(file: string, onProgress?: (p: CopyProgress) => void): Promise<void> {
+    try {
+      await copyDatabase(this.#handle.sqlite, file, onProgress);
+    } catch (err) {
+      throw this.#wrap('copy the database', err);
+    }
   }
 
   close(): Promise<void> {

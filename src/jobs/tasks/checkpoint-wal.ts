@@ -1,4 +1,7 @@
-/** Checkpoints with TRUNCATE every database whose WAL grew past FEEDMAIL_WAL_MAX_BYTES. */
+/**
+ * Checkpoints with TRUNCATE every database whose WAL grew past FEEDMAIL_WAL_MAX_BYTES.
+ * Not under Litestream (FEEDMAIL_LITESTREAM), which manages the WAL itself (docs/operations.md).
+ */
 import type { Logger } from '../../log.js';
 import type { Stores } from '../../store/index.js';
 import type { TaskDefinition } from '../task.js';
@@ -9,6 +12,7 @@ export function checkpointWalTask({ stores, config, log }: TaskDeps): TaskDefini
     name: 'checkpoint-wal',
     everyMs: MINUTE,
     handler: async () => {
+      if (config.litestream) return;
       await checkpointLargeWals(stores, config.walMaxBytes, log);
     },
   };

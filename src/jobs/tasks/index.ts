@@ -1,5 +1,6 @@
 /** Every task feedmail runs: the ingest job and the recurring maintenance tasks, one file each. */
 import type { TaskDefinition } from '../task.js';
+import { backupTask } from './backup.js';
 import { checkpointWalTask } from './checkpoint-wal.js';
 import { deleteOrphanPartsTask } from './delete-orphan-parts.js';
 import type { TaskDeps } from './deps.js';
@@ -29,5 +30,6 @@ export function allTasks(deps: TaskDeps): TaskDefinition[] {
     optimizeTask(deps),
     websubVerifyTask(deps),
     websubDeliverTask(deps),
+    ...[backupTask(deps)].filter((t) => t !== undefined),
   ];
 }

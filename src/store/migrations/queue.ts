@@ -129,4 +129,19 @@ export const queueMigrations: Migration[] = [
       CREATE INDEX notifications_by_time ON notifications (created_at);
     `,
   },
+  {
+    // Issue 13: each successful backup (feedmail backup, or the scheduled task), so /readyz and
+    // operators can tell how old the newest one is. Written after the snapshot's manifest.
+    name: 'backup runs',
+    sqlite: `
+      CREATE TABLE backup_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        finished_at INTEGER NOT NULL,
+        snapshot TEXT NOT NULL,
+        target TEXT NOT NULL,
+        bytes INTEGER NOT NULL
+      );
+      CREATE INDEX backup_runs_by_time ON backup_runs (finished_at);
+    `,
+  },
 ];
