@@ -158,20 +158,49 @@ function tlsCheck(config: Config, now = Date.now()): DoctorCheck {
  * judgement of its age (older than twice FEEDMAIL_BACKUP_EVERY is a problem, as for
  * /readyz), belong here too.
  */
-export function backupCheck(env: NodeJS.ProcessEnv): DoctorCheck {
-  const target = (env.FEEDMAIL_BACKUP_TO ?? '').trim();
+export async function backupCheck(config: Config, stores: Stores | undefined, now = Date.now()): Promise<DoctorCheck> {
+  const target = config.backupTo;
   if (target === '') {
     return {
       name: 'backups', status: 'note', detail: 'not configured',
-      fix: 'Set FEEDMAIL_BACKUP_TO (a directory or s3://bucket/prefix) for scheduled snapshots, or replicate with Litestream; see docs/deploy.md.',
+      fix: 'Set FEEDMAIL_BACKUP_TO (a directory or s3://bucket/prefix) for scheduled snapshots, or replicate with Litestream; see docs/operations.md.',
     };
   }
   // Only the kind of target is shown: an address may carry credentials.
   const kind = target.startsWith('s3://') ? 'S3' : 'a directory';
-  return { name: 'backups', status: 'note', detail: `configured (to ${kind}); the time of the last successful backup is not recorded by this version` };
+  let last: Awaited<ReturnType<Stores['queue']['lastBackup']>>;
+  try {
+    last = await stores?.queue.lastBackup();
+  } catch {
+    // A queue.db from before backups were recorded (the server migrates it at its next start).
+    last = undefined;
+  }
+  const every = sizeOfDuration(config.backupEveryMs);
+  if (!last) {
+    return {
+      name: 'backups', status: 'problem', detail: `configured (to ${kind}, every ${every}), but no backup has succeeded yet`,
+      fix: 'Check the server log for "backup" errors, or take one now with "feedmail backup --to <target>".',
+    };
+  }
+  const age = now - last.finishedAt;
+  const detail = `last ${new Date(last.finishedAt).toISOString()} (${sizeOfDuration(age)} ago, ${sizeText(last.bytes)}), every ${every} to ${kind}`;
+  // The same bound as /readyz: twice the schedule.
+  if (age > 2 * config.backupEveryMs) {
+    return { name: 'backups', status: 'problem', detail, fix: 'Scheduled backups are failing or the server is not running: check the log for "backup" errors and run "feedmail backup verify".' };
+  }
+  return { name: 'backups', status: 'ok', detail };
 }
 
-export async function diagnose(config: Config, env: NodeJS.ProcessEnv = process.env): Promise<DoctorReport> {
+/** 90 s, 25 min, 3.5 h, 2.0 d: a duration as an operator reads it. */
+function sizeOfDuration(ms: number): string {
+  const s = ms / 1000;
+  if (s < 120) return `${Math.round(s)} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172800) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} d`;
+}
+
+export async function diagnose(config: Config): Promise<DoctorReport> {
   const dataDir = config.dataDir;
   const existing = nearestExisting(dataDir);
   const checks: DoctorCheck[] = [];
@@ -184,6 +213,8 @@ export async function diagnose(config: Config, env: NodeJS.ProcessEnv = process.
   checks.push({ name: 'SQLite', status: 'ok', detail: `version ${sqliteVersion()}` });
 
   const present = DATABASES.filter((f) => fs.existsSync(path.join(dataDir, f)));
+  // Read from queue.db when it can be opened.
+  let backup: DoctorCheck | undefined;
   if (present.length === 0) {
     checks.push({ name: 'databases', status: 'note', detail: 'no data yet: the first "feedmail serve" creates app.db, queue.db and cache.db' });
   } else if (present.length < DATABASES.length) {
@@ -202,13 +233,14 @@ export async function diagnose(config: Config, env: NodeJS.ProcessEnv = process.
     if (stores) {
       try {
         checks.push(...await databaseChecks(config, stores), await queueCheck(stores));
+        backup = await backupCheck(config, stores);
       } finally {
         await stores.close();
       }
     }
   }
+  checks.push(backup ?? await backupCheck(config, undefined));
   checks.push(tlsCheck(config));
-  checks.push(backupCheck(env));
   return { dataDir, healthy: checks.every((c) => c.status !== 'problem'), checks };
 }
 
