@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /** Subcommands. Parses arguments and hands over; the work lives in app.ts and the modules it wires. */
+import cluster from 'node:cluster';
 import fs from 'node:fs';
 import { loadConfig, settingsHelp, splitFlags, type Config } from './config.js';
 import { startApp, preflight } from './app.js';
 import { ConfigError, StartupError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
+import { joinCluster, runPrimary } from './ops/cluster.js';
 import { processPoolFor } from './mail/process-pool.js';
 import { reprocessEntries } from './mail/reprocess.js';
 import { openStores } from './store/index.js';
@@ -32,6 +34,10 @@ const COMMAND_HELP: Record<string, string> = {
 Serves the web pages and feeds over HTTP, receives mail over SMTP and runs the
 background jobs, all in one process. Stop it with Ctrl+C or SIGTERM: it stops
 accepting new mail (421), finishes requests and jobs in flight, then exits.
+
+With --processes N (2 or more) a primary process holds the ports and runs N worker
+processes; "kill -HUP <primary pid>" replaces them one at a time without dropping
+a request or a message, and a worker that dies is restarted.
 
 ${settingsHelp()}
 `,
@@ -96,6 +102,8 @@ async function serve(config: Config, log: Logger, roles: { web: boolean; smtp: b
   process.stderr.write(roles.web
     ? `feedmail is running: open ${config.baseUrl || `http://${config.httpHost}:${app.http?.port}`}/ to create a feed; SMTP on ${app.smtp?.address}:${app.smtp?.port}\n`
     : `feedmail worker is running on ${config.dataDir}\n`);
+  // A worker of `serve --processes N` tells its primary it is ready, and drains when told to.
+  joinCluster(app, log);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -218,7 +226,8 @@ async function main(argv: string[]): Promise<void> {
   const log = createLogger(config.logLevel);
   if (command !== 'jobs' && command !== 'search-index' && rest.length > 0) fail(`unknown option "${rest[0]}"; run "feedmail ${command} --help"`, 2);
   try {
-    if (command === 'serve') await serve(config, log, { web: true, smtp: true, jobs: true });
+    if (command === 'serve' && config.processes > 1 && cluster.isPrimary) await runPrimary(config, log);
+    else if (command === 'serve') await serve(config, log, { web: true, smtp: true, jobs: true });
     else if (command === 'worker') await serve(config, log, { web: false, smtp: false, jobs: true });
     else if (command === 'jobs') await jobsCommand(config, rest);
     else if (command === 'reprocess') await reprocess(config, log);

@@ -307,6 +307,10 @@ export const SETTINGS = {
     env: 'FEEDMAIL_LOG_LEVEL', flag: '--log-level', default: 'info',
     help: 'fatal, error, warn, info, debug, trace or silent', parse: logLevel,
   },
+  processes: {
+    env: 'FEEDMAIL_PROCESSES', flag: '--processes', default: '1',
+    help: '"serve" only: worker processes sharing the HTTP and SMTP ports (2 or more: SIGHUP restarts them one at a time without dropping requests)', parse: integer(1, 64),
+  },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;
