@@ -44,6 +44,12 @@ export interface App {
   counters: Counters;
   http?: AddressInfo;
   smtp?: AddressInfo;
+  /**
+   * Reads the SMTP STARTTLS certificate and key again (what SIGHUP does in a single
+   * process); false when the new pair does not load and the old one stays in use.
+   * Does nothing (true) when this process has no SMTP server or no TLS configured.
+   */
+  reloadCertificates(): boolean;
   /** `graceful`: a worker leaving a rolling restart lets open connections finish their work (ops/cluster.ts). */
   stop(options?: { graceful?: boolean }): Promise<void>;
 }
@@ -88,6 +94,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
   let web: WebServer | null = null;
   const app: App = {
     config, stores, runner, counters,
+    reloadCertificates: () => smtp?.tls?.reload('reload requested') ?? true,
     async stop({ graceful = false } = {}) {
       // New work stops while running jobs finish or are handed back; then the files close.
       await Promise.all([smtp?.close(graceful ? GRACEFUL_SMTP_CLOSE_MS : 0), web?.close(graceful ? GRACEFUL_HTTP_CLOSE_MS : 0), runner?.stop()]);

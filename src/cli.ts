@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import { loadConfig, settingsHelp, splitFlags, type Config } from './config.js';
 import { startApp, preflight } from './app.js';
 import { ConfigError, StartupError } from './errors.js';
+import { DOCTOR_HELP, runDoctor } from './commands/doctor.js';
 import { createLogger, type Logger } from './log.js';
+import { DELIVER_HELP, EX_TEMPFAIL, runDeliver } from './commands/deliver.js';
 import { joinCluster, runPrimary } from './ops/cluster.js';
 import { processPoolFor } from './mail/process-pool.js';
 import { reprocessEntries } from './mail/reprocess.js';
@@ -21,6 +23,8 @@ Commands:
   jobs         List failed jobs, retry them or discard them
   reprocess    Reprocess every stored entry from its raw message (after the sanitizer improved)
   search-index Check the full-text search index against the entries, or rebuild it
+  doctor       Check the data directory, databases, queue and backups, and say what to fix
+  deliver      Journal one message read on standard input (for a mail server on the same host)
   help         Show this help
 
 Run "feedmail <command> --help" for the options of a command.
@@ -34,10 +38,12 @@ const COMMAND_HELP: Record<string, string> = {
 Serves the web pages and feeds over HTTP, receives mail over SMTP and runs the
 background jobs, all in one process. Stop it with Ctrl+C or SIGTERM: it stops
 accepting new mail (421), finishes requests and jobs in flight, then exits.
+SIGHUP reads the STARTTLS certificate and key (FEEDMAIL_SMTP_TLS_CERT/KEY) again.
 
 With --processes N (2 or more) a primary process holds the ports and runs N worker
 processes; "kill -HUP <primary pid>" replaces them one at a time without dropping
-a request or a message, and a worker that dies is restarted.
+a request or a message (each new worker reads the STARTTLS certificate and key
+afresh), and a worker that dies is restarted.
 
 ${settingsHelp()}
 `,
@@ -81,6 +87,8 @@ per 10,000 entries.
 
 Uses the data directory from FEEDMAIL_DATA_DIR / --data-dir.
 `,
+  doctor: DOCTOR_HELP,
+  deliver: DELIVER_HELP,
 };
 
 /** The version in package.json, one level above both src/ and dist/. */
@@ -116,6 +124,7 @@ async function serve(config: Config, log: Logger, roles: { web: boolean; smtp: b
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  if (roles.smtp) process.on('SIGHUP', () => app.reloadCertificates());
 }
 
 async function jobsCommand(config: Config, args: string[]): Promise<void> {
@@ -220,11 +229,12 @@ async function main(argv: string[]): Promise<void> {
     rest = split.rest;
     config = loadConfig(process.env, split.flags);
   } catch (err) {
-    if (err instanceof ConfigError) fail(`${err.message}\nRun "feedmail ${command} --help" for the settings and what they allow.`, 2);
+    // A mail server keeps a message whose delivery command exits EX_TEMPFAIL, and tries again once the settings are fixed.
+    if (err instanceof ConfigError) fail(`${err.message}\nRun "feedmail ${command} --help" for the settings and what they allow.`, command === 'deliver' ? EX_TEMPFAIL : 2);
     throw err;
   }
   const log = createLogger(config.logLevel);
-  if (command !== 'jobs' && command !== 'search-index' && rest.length > 0) fail(`unknown option "${rest[0]}"; run "feedmail ${command} --help"`, 2);
+  if (command !== 'jobs' && command !== 'search-index' && command !== 'doctor' && command !== 'deliver' && rest.length > 0) fail(`unknown option "${rest[0]}"; run "feedmail ${command} --help"`, 2);
   try {
     if (command === 'serve' && config.processes > 1 && cluster.isPrimary) await runPrimary(config, log);
     else if (command === 'serve') await serve(config, log, { web: true, smtp: true, jobs: true });
@@ -232,6 +242,8 @@ async function main(argv: string[]): Promise<void> {
     else if (command === 'jobs') await jobsCommand(config, rest);
     else if (command === 'reprocess') await reprocess(config, log);
     else if (command === 'search-index') await searchIndexCommand(config, rest);
+    else if (command === 'doctor') await runDoctor(config, rest);
+    else if (command === 'deliver') process.exitCode = await runDeliver(config, log, rest);
   } catch (err) {
     if (err instanceof StartupError) fail(err.message);
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {

@@ -6,6 +6,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import { createPublicKey } from 'node:crypto';
 
 import { ConfigError } from './errors.js';
 
@@ -95,6 +96,15 @@ function webhookSecret(raw: string): string {
   return v;
 }
 
+/** An SNS topic ARN, e.g. arn:aws:sns:us-east-1:123456789012:feedmail-inbound, or empty. */
+function snsTopicArn(raw: string): string {
+  const v = raw.trim();
+  if (v !== '' && !/^arn:aws(?:-cn|-us-gov)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(?:\.fifo)?$/.test(v)) {
+    throw new Error('must be an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:feedmail-inbound, or empty to turn the endpoint off');
+  }
+  return v;
+}
+
 /** A number of threads; `auto` is one per core the process may use. */
 function threads(raw: string): number {
   const v = raw.trim().toLowerCase();
@@ -119,8 +129,44 @@ function opsAllow(raw: string): string[] {
   return list;
 }
 
+/** A file path, made absolute; empty stays empty (the feature is off). */
+function optionalPath(raw: string): string {
+  const v = raw.trim();
+  return v === '' ? '' : path.resolve(v);
+}
+
 function trustedProxies(raw: string): string[] {
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** Issue 12: HTTP Basic credentials a provider's webhook URL carries, `user:password`; '' turns it off. */
+function basicCredentials(raw: string): string {
+  const v = raw.trim();
+  if (v === '') return '';
+  const colon = v.indexOf(':');
+  if (colon <= 0 || v.length - colon - 1 < 16) throw new Error('must be user:password with a password of at least 16 characters (e.g. from `openssl rand -hex 16`), or empty to turn the endpoint off');
+  if (!/^[\x21-\x7e]+$/.test(v)) throw new Error('must be printable ASCII without spaces (it goes into a URL)');
+  return v;
+}
+
+/** Issue 12: Mailgun's HTTP webhook signing key, as its control panel shows it. */
+function signingKey(raw: string): string {
+  const v = raw.trim();
+  if (v !== '' && !/^[\x21-\x7e]{16,}$/.test(v)) throw new Error('must be the HTTP webhook signing key from Mailgun (at least 16 printable characters), or empty to turn the endpoint off');
+  return v;
+}
+
+/** Issue 12: an ECDSA P-256 public key as SendGrid shows it (base64 DER SubjectPublicKeyInfo), or PEM. */
+function ecPublicKey(raw: string): string {
+  const v = raw.trim();
+  if (v === '') return '';
+  try {
+    const key = v.includes('BEGIN PUBLIC KEY') ? createPublicKey(v) : createPublicKey({ key: Buffer.from(v, 'base64'), format: 'der', type: 'spki' });
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new Error('not P-256');
+  } catch {
+    throw new Error('must be the ECDSA P-256 verification key SendGrid shows (base64), or empty');
+  }
+  return v;
 }
 
 /** The settings table. Order here is the order in `--help`. */
@@ -307,6 +353,47 @@ export const SETTINGS = {
     env: 'FEEDMAIL_LOG_LEVEL', flag: '--log-level', default: 'info',
     help: 'fatal, error, warn, info, debug, trace or silent', parse: logLevel,
   },
+  postmarkCredentials: {
+    env: 'FEEDMAIL_POSTMARK_CREDENTIALS', flag: '--postmark-credentials', default: '',
+    help: 'user:password that Postmark sends (in its inbound webhook URL) to POST /inbound/postmark (empty turns the endpoint off)', parse: basicCredentials, secret: true,
+  },
+  mailgunSigningKey: {
+    env: 'FEEDMAIL_MAILGUN_SIGNING_KEY', flag: '--mailgun-signing-key', default: '',
+    help: 'Mailgun HTTP webhook signing key, checking POST /inbound/mailgun and /inbound/mailgun-mime (empty turns them off)', parse: signingKey, secret: true,
+  },
+  mailgunMaxAge: {
+    env: 'FEEDMAIL_MAILGUN_MAX_AGE', flag: '--mailgun-max-age', default: '300',
+    help: 'Seconds a Mailgun signature stays valid after its timestamp; older deliveries are refused with 401', parse: integer(30, 86400),
+  },
+  sendgridCredentials: {
+    env: 'FEEDMAIL_SENDGRID_CREDENTIALS', flag: '--sendgrid-credentials', default: '',
+    help: 'user:password that SendGrid Inbound Parse sends (in its destination URL) to POST /inbound/sendgrid', parse: basicCredentials, secret: true,
+  },
+  sendgridPublicKey: {
+    env: 'FEEDMAIL_SENDGRID_PUBLIC_KEY', flag: '--sendgrid-public-key', default: '',
+    help: 'SendGrid Inbound Parse signature verification key (base64); with the credentials, both are required (one or the other turns POST /inbound/sendgrid on)', parse: ecPublicKey,
+  },
+  smtpTlsCert: {
+    env: 'FEEDMAIL_SMTP_TLS_CERT', flag: '--smtp-tls-cert', default: '',
+    help: 'PEM certificate (chain) file for STARTTLS on the SMTP server, e.g. the one your ACME client renews; reloaded when it changes (needs --smtp-tls-key; empty: no STARTTLS)',
+    parse: optionalPath,
+  },
+  smtpTlsKey: {
+    env: 'FEEDMAIL_SMTP_TLS_KEY', flag: '--smtp-tls-key', default: '',
+    help: 'PEM private key file of --smtp-tls-cert', parse: optionalPath,
+  },
+  sesTopicArn: {
+    env: 'FEEDMAIL_SES_TOPIC_ARN', flag: '--ses-topic-arn', default: '',
+    help: 'The Amazon SNS topic ARN whose SES notifications POST /inbound/ses takes (empty turns the endpoint off)', parse: snsTopicArn,
+  },
+  sesAutoConfirm: {
+    env: 'FEEDMAIL_SES_AUTO_CONFIRM', flag: '--ses-auto-confirm', default: 'false',
+    help: 'Confirm the SNS subscription of that topic by fetching its SubscribeURL (otherwise the URL is logged for you to open)', parse: bool,
+  },
+  cloudflareSecret: {
+    env: 'FEEDMAIL_CLOUDFLARE_SECRET', flag: '--cloudflare-secret', default: '',
+    help: 'Shared secret the Cloudflare Email Worker (docs/cloudflare-worker.js) signs POST /inbound/cloudflare with (empty turns the endpoint off)', parse: webhookSecret, secret: true,
+  },
   processes: {
     env: 'FEEDMAIL_PROCESSES', flag: '--processes', default: '1',
     help: '"serve" only: worker processes sharing the HTTP and SMTP ports (2 or more: SIGHUP restarts them one at a time without dropping requests)', parse: integer(1, 64),
@@ -371,6 +458,11 @@ const CROSS_SETTING_RULES: ((c: Partial<Record<keyof Config, unknown>>) => strin
   ({ smtpMaxClientsPerAddress: perNetwork, smtpMaxClients: total }) =>
     typeof perNetwork === 'number' && typeof total === 'number' && perNetwork > total
       ? `FEEDMAIL_SMTP_MAX_CLIENTS_PER_ADDRESS (${perNetwork}) must not exceed FEEDMAIL_SMTP_MAX_CLIENTS (${total})`
+      : null,
+  // A certificate without its key (or the other way round) is a half-done setup, not "off".
+  ({ smtpTlsCert: cert, smtpTlsKey: key }) =>
+    typeof cert === 'string' && typeof key === 'string' && (cert === '') !== (key === '')
+      ? 'FEEDMAIL_SMTP_TLS_CERT and FEEDMAIL_SMTP_TLS_KEY go together: set both (PEM files) to offer STARTTLS, or neither to leave it off'
       : null,
 ];
 

@@ -199,7 +199,7 @@ describe('in a real browser (Chromium)', { timeout: 240_000 }, () => {
         assertCleanDom(await body.evaluate(auditDocument), `${name} body frame`);
         // Our page itself: only our own script and our own body frame.
         const top = await page.evaluate(auditDocument);
-        assert.deepEqual(top.scripts, [`/static/copy.js`]);
+        assert.deepEqual(top.scripts, ['/static/copy.js', '/static/frame.js']);
         assert.deepEqual(top.handlers, []);
         assert.deepEqual(top.embeds, [`iframe ${entry.link}/body`]);
         assert.equal(await page.title(), entry.title || '(no subject)', 'the subject is text, not markup');

@@ -98,12 +98,13 @@ describe('from one button to a feed entry', () => {
     assert.match(page, /<iframe[^>]*sandbox=/);
     const body = await fetch(`${entry!.link}/body`);
     assert.ok((await body.text()).includes('<b>bold</b>'));
-    // The body document runs in a sandbox that allows popups (links) and nothing else: no scripts, no own origin.
+    // The body document runs in a sandbox that allows popups (links) and keeps its origin (so that the
+    // entry page's own script can size the frame), and nothing else: no scripts, no forms.
     const sandbox = /(?:^|;\s*)sandbox((?:\s+[\w-]+)*)\s*(?:;|$)/.exec(body.headers.get('content-security-policy') ?? '');
     assert.ok(sandbox, 'the body CSP has a sandbox directive');
-    assert.deepEqual(sandbox[1]!.trim().split(/\s+/).sort(), ['allow-popups', 'allow-popups-to-escape-sandbox']);
+    assert.deepEqual(sandbox[1]!.trim().split(/\s+/).sort(), ['allow-popups', 'allow-popups-to-escape-sandbox', 'allow-same-origin']);
     const frameSandbox = /<iframe[^>]*\ssandbox="([^"]*)"/.exec(page);
-    assert.deepEqual(frameSandbox?.[1]!.trim().split(/\s+/).sort(), ['allow-popups', 'allow-popups-to-escape-sandbox']);
+    assert.deepEqual(frameSandbox?.[1]!.trim().split(/\s+/).sort(), ['allow-popups', 'allow-popups-to-escape-sandbox', 'allow-same-origin']);
   });
 
   it('delivers plus-addressed and differently cased mail to the same feed', async () => {

@@ -165,8 +165,8 @@ export interface Recipient {
 }
 
 export interface InboundMessage {
-  /** Which transport it came by, kept in the journal: `smtp`, or `webhook:<provider>`. */
-  source: 'smtp' | `webhook:${string}`;
+  /** Which transport it came by, kept in the journal: `smtp`, `deliver` (the command), or `webhook:<provider>`. */
+  source: 'smtp' | 'deliver' | `webhook:${string}`;
   /** The envelope sender, '' when the transport has none. */
   mailFrom: string;
   recipients: Recipient[];

@@ -11,6 +11,10 @@
  * together (past the cap a message is read to its end, dropped and deferred
  * with 451), and the time DATA may take (an absolute deadline and a minimum
  * average rate, each closing with 421).
+ *
+ * STARTTLS is offered when a certificate and key are configured (see
+ * smtp-tls.ts for how they are reloaded); without them the server is plain
+ * text only, as it always was.
  */
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
@@ -18,13 +22,14 @@ import { clientNetwork } from '../client-network.js';
 import type { Config } from '../config.js';
 import {
   FeedFullError, FeedmailError, InsufficientResourcesError, MessageTooLargeError, SenderBlockedError, SessionTimeoutError, ShuttingDownError, smtpAcceptedText, smtpReplyOf,
-  StorageFullError, TemporaryFailureError, TooManyConnectionsError, UnknownRecipientError,
+  StartupError, StorageFullError, TemporaryFailureError, TooManyConnectionsError, UnknownRecipientError,
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Stores } from '../store/index.js';
 import type { SmtpCounters } from '../ops/metrics.js';
 import type { SpaceGuard } from '../ops/storage-guard.js';
 import { receiveMessage, resolveRecipient, type ReceiveDeps, type Recipient } from './ingest.js';
+import { CertificateReloader, TLS_MIN_VERSION } from './smtp-tls.js';
 
 /**
  * How long DATA runs before the minimum rate is enforced: a message's first
@@ -90,16 +95,33 @@ export class FeedmailSmtpServer {
   /** How DATA hands a message on: the one receive path, counting into this server's counters. */
   readonly #receiving: ReceiveDeps;
 
+  /** The STARTTLS certificate and key, kept in step with their files; null when TLS is not configured. */
+  readonly tls: CertificateReloader | null = null;
+
   constructor(private readonly deps: SmtpDeps) {
     const { config } = deps;
     this.#counters = deps.counters;
     this.#receiving = { ...deps, counters: this.#counters };
+    let starttls = {};
+    if (config.smtpTlsCert !== '') {
+      // Read before the server exists: a pair that does not load stops the start.
+      try {
+        this.tls = new CertificateReloader({ certFile: config.smtpTlsCert, keyFile: config.smtpTlsKey },
+          ({ key, cert }) => this.server.updateSecureContext({ key, cert }), deps.log);
+      } catch (err) {
+        throw new StartupError(`unable to load the STARTTLS certificate ${config.smtpTlsCert} and key ${config.smtpTlsKey} `
+          + `(FEEDMAIL_SMTP_TLS_CERT, FEEDMAIL_SMTP_TLS_KEY): ${(err as Error).message}`);
+      }
+      const { key, cert } = this.tls.current;
+      starttls = { secure: false, hideSTARTTLS: false, key, cert, minVersion: TLS_MIN_VERSION };
+    }
     this.server = new SMTPServer({
+      ...starttls,
       name: config.mailDomains[0],
       banner: 'feedmail',
       size: config.maxMessageBytes,
       authOptional: true,
-      disabledCommands: ['AUTH', 'STARTTLS'],
+      disabledCommands: this.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
       hideENHANCEDSTATUSCODES: true,
       maxClients: config.smtpMaxClients,
       maxRecipients: config.smtpMaxRecipients,
@@ -128,6 +150,10 @@ export class FeedmailSmtpServer {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
         this.server.off('error', reject);
+        if (this.tls) {
+          this.tls.watch();
+          this.deps.log.info({ fingerprint256: this.tls.current.fingerprint256, validTo: this.tls.current.validTo.toISOString() }, 'smtp: STARTTLS offered');
+        }
         resolve(this.server.server.address() as AddressInfo);
       });
     });
@@ -148,6 +174,7 @@ export class FeedmailSmtpServer {
       clearTimeout(timer);
     }
     this.#draining = true;
+    this.tls?.stop();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 

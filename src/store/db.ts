@@ -229,3 +229,13 @@ export async function reclaimFreePages<S>(db: Kysely<S>, raw: Database.Database,
 export async function checkWritable<S>(db: Kysely<S>): Promise<void> {
   await db.transaction().execute(async () => undefined);
 }
+
+/** The SQLite library better-sqlite3 was built with (e.g. "3.50.4"). */
+export function sqliteVersion(): string {
+  const raw = new Database(':memory:');
+  try {
+    return String(raw.prepare('SELECT sqlite_version()').pluck().get());
+  } finally {
+    raw.close();
+  }
+}

@@ -14,6 +14,7 @@ export type { CacheStore } from './cache-store.js';
 export type { Clock } from './clock.js';
 export type { QueueStore } from './queue-store.js';
 export { cacheKey } from './cache.js';
+export { sqliteVersion } from './db.js';
 
 export interface Stores {
   dataDir: string;

@@ -19,6 +19,8 @@ export const PAGE_CSP = [
 /**
  * The message body document, shown only inside a sandboxed iframe: no script
  * at all, inline styles and remote images allowed because newsletters need them.
+ * The sandbox keeps the document's origin (allow-same-origin, never allow-scripts) so
+ * that the entry page's own script (static/frame.js) can read its height and size the frame.
  */
 export const BODY_CSP = [
   "default-src 'none'",
@@ -28,7 +30,7 @@ export const BODY_CSP = [
   "form-action 'none'",
   "base-uri 'none'",
   "frame-ancestors 'self'",
-  'sandbox allow-popups allow-popups-to-escape-sandbox',
+  'sandbox allow-same-origin allow-popups allow-popups-to-escape-sandbox',
 ].join('; ');
 
 export function setSecurityHeaders(res: ServerResponse, csp = PAGE_CSP): void {

@@ -2,6 +2,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Config } from '../../config.js';
 import type { FeedmailError } from '../../errors.js';
+import type { Logger } from '../../log.js';
 
 /** A delivery as a provider sees it before one byte of its body is read. */
 export interface WebhookRequest {
@@ -25,9 +26,9 @@ export interface SignedRequest {
    * Called after the last chunk with the whole body: throws BadSignatureError
    * unless the signature matches the body. A provider whose signature travels in
    * the body (Mailgun's form fields, an SNS envelope) verifies it here, and may
-   * set `replay` here.
+   * set `replay` here. May be async (a form read with busboy, SNS's certificate fetch).
    */
-  verify(body: Buffer): void;
+  verify(body: Buffer): void | Promise<void>;
   /**
    * Identifies this delivery in the replay table (`webhook_deliveries`, in queue.db) until
    * `expiresAt` (ms): the same signed request again is refused with 409 by every process.
@@ -38,6 +39,12 @@ export interface SignedRequest {
   replay?: { signature: string; expiresAt: number };
   /** The recipients, when the request names them outside its body (raw's `?to=`): counted before the body is read. */
   recipients?: string[];
+}
+
+/** What a provider may use besides its secret: the other settings (SNS's auto-confirm) and the log. */
+export interface WebhookContext {
+  config: Config;
+  log: Logger;
 }
 
 /** A delivery's body, authenticated, turned into what every transport hands over. */
@@ -71,19 +78,26 @@ export interface ParsedDelivery {
  * signature 401. Throw only those classes;
  * a sender that reads "do not retry" from another status gets it from `statusFor`.
  */
-export interface WebhookProvider<Signed extends SignedRequest = SignedRequest> {
+export interface WebhookProvider<Signed extends SignedRequest = SignedRequest, Secret = string> {
   /** The path segment: served at `POST /inbound/<name>`, journaled as `webhook:<name>`. Lowercase letters, digits and '-'. */
   readonly name: string;
-  /** The secret its deliveries are authenticated with; '' turns the endpoint off (404). */
-  secret(config: Config): string;
+  /**
+   * The secret its deliveries are authenticated with, as the provider needs it (a key,
+   * credentials, a key and a time window); '' or undefined turns the endpoint off (404).
+   */
+  secret(config: Config): Secret | '' | undefined;
   /**
    * Authenticates a delivery as far as its headers allow, before any of the body is
    * read: throws BadSignatureError (401) for a missing, malformed or stale signature.
    * `now` is the server's clock in ms.
    */
-  checkHeaders(request: WebhookRequest, secret: string, now: number): Signed;
-  /** Turns the verified body into recipients and raw MIME; throws BadRequestError for a body it cannot read. */
-  parse(body: Buffer, signed: Signed): ParsedDelivery;
+  checkHeaders(request: WebhookRequest, secret: Secret, now: number, context: WebhookContext): Signed;
+  /**
+   * Turns the verified body into recipients and raw MIME; throws BadRequestError for a body it cannot read.
+   * May be async. Null: an authenticated request that carries no mail (SNS's subscription
+   * handshake), answered `acceptedStatus` with nothing stored.
+   */
+  parse(body: Buffer, signed: Signed): ParsedDelivery | null | Promise<ParsedDelivery | null>;
   /** The status of a delivery whose message is journaled (raw: 202). */
   readonly acceptedStatus: number;
   /**

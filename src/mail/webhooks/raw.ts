@@ -89,6 +89,7 @@ export const rawProvider: WebhookProvider<RawSignedRequest> = {
   acceptedStatus: 202,
 };
 
-function header(v: string | string[] | undefined): string | undefined {
+/** A request header's value; the first when sent more than once. */
+export function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }

@@ -2,7 +2,8 @@
  * The shareable entry view. GET /e/<share-secret> is our page (strict CSP, no
  * inline anything); the message itself is GET /e/<share-secret>/body, a
  * separate document with its own CSP, shown only in a sandboxed iframe; parts
- * are GET /e/<share-secret>/parts/<n>/<name>.
+ * are GET /e/<share-secret>/parts/<n>/<name>. The frame keeps its origin but runs no
+ * script; our static/frame.js sizes it to the message, so the page scrolls as one.
  */
 import { SECRET_IN_PATH } from '../../secrets.js';
 import { NotFoundError } from '../../errors.js';
@@ -11,7 +12,7 @@ import { BODY_CSP, foundOr404, sendHtml, setSecurityHeaders } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
 import { bodyDocument, publishedAt, resolveCids, shownConfirmUrl } from '../presenters.js';
 import { html } from '../views/html.js';
-import { confirmNotice, layout } from '../views/layout.js';
+import { confirmNotice, copyField, layout } from '../views/layout.js';
 
 async function entryFor(deps: WebDeps, token: string): Promise<Entry> {
   return foundOr404(await deps.stores.app.entryByShareToken(token));
@@ -28,21 +29,29 @@ export const entryPageRoute: Route = {
     const attachments = parts.filter((p) => !p.inline);
     const confirm = shownConfirmUrl(entry, feed);
     const { urls } = deps;
+    const when = new Date(publishedAt(entry));
     sendHtml(res, 200, layout(entry.subject || '(no subject)', html`
-<article>
+<article class="entry">
+<header class="entry-head">
 <h1>${entry.subject || '(no subject)'}</h1>
-<p class="meta">From ${entry.from_name ? html`${entry.from_name} ` : ''}${entry.from_address ? html`&lt;${entry.from_address}&gt;` : ''}
-· ${new Date(publishedAt(entry)).toUTCString()}</p>
+<p class="meta"><span class="from">From ${entry.from_name ? html`<strong>${entry.from_name}</strong> ` : ''}${entry.from_address ? html`&lt;${entry.from_address}&gt;` : ''}</span>
+<span class="sep" aria-hidden="true">·</span> <time datetime="${when.toISOString()}">${when.toUTCString()}</time></p>
+</header>
 ${confirm ? confirmNotice(confirm) : ''}
 ${entry.note ? html`<p class="notice">${entry.note}</p>` : ''}
-<iframe class="message" title="Message" src="${urls.entryBody(entry.share_token)}" sandbox="allow-popups allow-popups-to-escape-sandbox" referrerpolicy="no-referrer" loading="eager"></iframe>
+<iframe class="message" title="Message: ${entry.subject || '(no subject)'}" src="${urls.entryBody(entry.share_token)}" sandbox="allow-same-origin allow-popups allow-popups-to-escape-sandbox" referrerpolicy="no-referrer" loading="eager"></iframe>
 <p class="meta"><a href="${urls.entryBody(entry.share_token)}" target="_blank" rel="noopener noreferrer">Open the message on its own</a></p>
-${attachments.length ? html`<h2>Attachments</h2><ul class="attachments">${attachments.map((p) => p.note
+${attachments.length ? html`<section class="attachments" aria-labelledby="attachments-title"><h2 id="attachments-title">Attachments</h2><ul class="attachments">${attachments.map((p) => p.note
     ? html`<li>${p.filename} <span class="meta">${p.content_type}, ${p.size} bytes. ${p.note}</span></li>`
     : p.blob_hash
       ? html`<li><a href="${urls.part(entry.share_token, p.idx, p.filename)}" download>${p.filename}</a> <span class="meta">${p.content_type}, ${p.size} bytes</span></li>`
-      : html`<li>${p.filename} <span class="meta">${p.size} bytes, too large to keep</span></li>`)}</ul>` : ''}
+      : html`<li>${p.filename} <span class="meta">${p.size} bytes, too large to keep</span></li>`)}</ul></section>` : ''}
+<section class="share" aria-label="Share">
+${copyField('Link to this entry', urls.entry(entry.share_token), 'share-link', 'Copy link')}
+<p class="hint">Anyone with this link can read this entry, and only this entry.</p>
+</section>
 </article>
+<script src="/static/frame.js" defer></script>
 `), { 'Cache-Control': 'private, no-cache' });
   },
 };

@@ -35,21 +35,30 @@ export const feedCreateRoute: Route = {
     if (wantsJson(req)) return sendJson(res, 201, result);
     sendHtml(res, 201, layout('Your new feed', html`
 <h1>Your feed${feed.title ? html`: ${feed.title}` : ''} is ready</h1>
+<section class="step" aria-labelledby="step-address">
+<h2 id="step-address"><span class="step-number" aria-hidden="true">1</span> Subscribe to newsletters</h2>
 <p>Subscribe to newsletters with this address:</p>
 ${copyField('Email address', address, 'address')}
+</section>
+<section class="step" aria-labelledby="step-feed">
+<h2 id="step-feed"><span class="step-number" aria-hidden="true">2</span> Read them in your feed reader</h2>
 <p>Add this feed to your feed reader:</p>
 ${copyField('Atom feed', result.feeds.atom, 'atom')}
 <details><summary>RSS and JSON Feed</summary>
 ${copyField('RSS feed', result.feeds.rss, 'rss')}
 ${copyField('JSON Feed', result.feeds.json, 'json')}
 </details>
+</section>
+<section class="step" aria-labelledby="step-manage">
+<h2 id="step-manage"><span class="step-number" aria-hidden="true">3</span> Keep the manage link</h2>
 <p>Bookmark the manage link: it is the only way to rename or delete this feed, and it is shown only now.</p>
 ${copyField('Manage link', result.manage, 'manage')}
+</section>
 <div id="my-feed" class="notice" data-title="${feed.title}" data-page="${result.page}" data-atom="${result.feeds.atom}" data-json="${result.feeds.json}" hidden>
 <p>This browser now lists this feed under “My feeds” on the <a href="/">home page</a> (kept in this browser only, never sent to the server; it does not keep the email address).</p>
 <label><input type="checkbox" id="remember-manage"> Also keep the manage link in this browser (anyone using this browser could then manage the feed)</label>
 </div>
-<p><a href="${result.page}">Open the feed page</a></p>
+<p><a class="button" href="${result.page}">Open the feed page</a></p>
 <script src="/static/my-feeds.js" defer></script>
 `));
   },

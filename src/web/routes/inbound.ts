@@ -21,7 +21,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import {
-  BodyIncompleteError, BodyTooSlowError, MessageTooLargeError, NotFoundError, RecipientsError, ReplayedDeliveryError, WebhookBusyError,
+  BodyIncompleteError, BodyTooSlowError, MessageTooLargeError, NotFoundError, RecipientsError, ReplayedDeliveryError, UnknownRecipientError,
+  WebhookBusyError,
 } from '../../errors.js';
 import { receiveMessage } from '../../mail/ingest.js';
 import { clientNetwork } from '../../client-network.js';
@@ -72,7 +73,7 @@ export const inboundRoute: Route = {
     const secret = provider?.secret(deps.config);
     if (!provider || !secret) throw new NotFoundError();
     const { config } = deps;
-    const signed = provider.checkHeaders({ method: req.method ?? 'POST', target: req.url ?? '', url, headers: req.headers }, secret, deps.stores.queue.clock.now());
+    const signed = provider.checkHeaders({ method: req.method ?? 'POST', target: req.url ?? '', url, headers: req.headers }, secret, deps.stores.queue.clock.now(), deps);
     if (Number(req.headers['content-length'] ?? 0) > config.maxMessageBytes) throw new MessageTooLargeError(config.maxMessageBytes);
     // Recipients named outside the body (raw's ?to=) are counted before reading it.
     if (signed.recipients) checkRecipientCount(signed.recipients, config.smtpMaxRecipients);
@@ -84,19 +85,29 @@ export const inboundRoute: Route = {
       // The server left "Expect: 100-continue" to us: the headers passed, so ask for the body.
       if (/100-continue/i.test(header(req.headers.expect) ?? '')) res.writeContinue();
       const read = await readSignedBody(req, signed, config.maxMessageBytes, webhookBodyGraceMs.get(deps) ?? WEBHOOK_BODY_GRACE_MS);
-      signed.verify(read);
+      await signed.verify(read);
       return read;
     });
     // A provider that signs inside the body (Mailgun's token) names its replay key only now.
     if (!replayCheckedEarly && signed.replay && await queue.deliveryAccepted(signed.replay.signature)) throw new ReplayedDeliveryError();
-    const delivery = provider.parse(body, signed);
+    const delivery = await provider.parse(body, signed);
+    if (!delivery) {
+      // Authenticated, and no mail in it (SNS's subscription handshake): nothing to journal.
+      sendJson(res, provider.acceptedStatus, { accepted: true, stored: false });
+      return;
+    }
     checkRecipientCount(delivery.recipients, config.smtpMaxRecipients); // whatever the provider, as SMTP's maxRecipients
 
+    const source = `webhook:${provider.name}` as const;
     const received = await receiveMessage({ ...deps, counters: deps.counters.webhook }, {
-      source: `webhook:${provider.name}`,
+      source,
       mailFrom: delivery.mailFrom ?? '',
       recipients: delivery.recipients.map((address) => ({ address })),
       raw: delivery.raw,
+    }).catch((err: unknown) => {
+      // A provider may say "do not retry" with a 2xx (statusFor): the log keeps why nothing was stored.
+      if (err instanceof UnknownRecipientError) deps.log.info({ source, code: err.code }, 'webhook: delivery refused, nothing stored');
+      throw err;
     });
     const { journalId } = received;
     // Recorded only now: a failed journal write leaves the sender free to retry the same request.

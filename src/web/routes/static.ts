@@ -1,4 +1,4 @@
-/** The static files our pages use (CSS, the copy-button script, the feed page's live updates, and the home page's list of this browser's feeds). */
+/** The static files our pages use (CSS, the copy-button script, the feed page's live updates, the home page's list of this browser's feeds, and the entry page's frame sizing). */
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NotFoundError } from '../../errors.js';
@@ -6,7 +6,7 @@ import type { Route } from '../context.js';
 
 const STATIC_DIR = fileURLToPath(new URL('../../../static/', import.meta.url));
 // A Map, not an object literal: a name from the URL must never find an inherited property (`constructor`, `__proto__`).
-const FILES = new Map([['style.css', 'text/css; charset=utf-8'], ['copy.js', 'text/javascript; charset=utf-8'], ['live.js', 'text/javascript; charset=utf-8'], ['my-feeds.js', 'text/javascript; charset=utf-8']]);
+const FILES = new Map([['style.css', 'text/css; charset=utf-8'], ['copy.js', 'text/javascript; charset=utf-8'], ['live.js', 'text/javascript; charset=utf-8'], ['my-feeds.js', 'text/javascript; charset=utf-8'], ['frame.js', 'text/javascript; charset=utf-8']]);
 const cache = new Map<string, Buffer>();
 
 export const staticRoute: Route = {

@@ -14,20 +14,27 @@ ${options.robots ? '' : html`<meta name="robots" content="noindex, nofollow">`}
 <script src="/static/copy.js" defer></script>
 </head>
 <body>
-<header class="site"><a href="/">feedmail</a></header>
-<main>
+<a class="skip-link" href="#main">Skip to content</a>
+<header class="site"><nav aria-label="feedmail"><a class="brand" href="/">feedmail</a></nav></header>
+<main id="main" tabindex="-1">
 ${body}
 </main>
+<footer class="site"><p>feedmail turns newsletters into feeds. No account, no tracking: the links are the keys, keep them private.</p></footer>
 </body>
 </html>
 `.value;
 }
 
-/** A read-only field with a copy button (the button needs JavaScript; the field works without). */
-export function copyField(label: string, value: string, id: string): SafeHtml {
+/**
+ * A read-only field with a copy button: static/copy.js shows the button where the clipboard
+ * can be used and says in the status line (read out by screen readers) that it copied; without
+ * JavaScript the field is there to select and copy.
+ */
+export function copyField(label: string, value: string, id: string, buttonLabel = 'Copy'): SafeHtml {
   return html`<div class="copy">
 <label for="${id}">${label}</label>
-<div class="copy-row"><input id="${id}" type="text" readonly value="${value}"><button type="button" class="copy-button" data-copy="${id}" hidden>Copy</button></div>
+<div class="copy-row"><input id="${id}" type="text" readonly value="${value}"><button type="button" class="copy-button" data-copy="${id}" hidden>${buttonLabel}</button></div>
+<p class="copy-status" id="${id}-status" role="status" aria-live="polite"></p>
 </div>`;
 }
 
