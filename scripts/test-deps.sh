@@ -2,9 +2,10 @@
 # Installs what `npm test` needs besides the npm packages in package.json, so that the
 # README's one test command passes on a fresh Debian machine: Debian's Chromium (the
 # browser tests drive it through playwright-core), python3-feedparser (a real feed
-# reader reads our feeds) and python3-prometheus-client (a real parser reads /metrics). Run by `npm test` (pretest) and by .ci/run. A no-op when all
-# is present; when something is missing and cannot be installed (no root, no passwordless
-# sudo, no apt-get), it fails saying exactly what to install.
+# reader reads our feeds) and python3-prometheus-client (a real parser reads /metrics).
+# Run by `npm test` (pretest) and by .ci/run. A no-op when all is present; when something
+# is missing and cannot be installed (no root, no passwordless sudo, no apt-get), it fails
+# saying exactly what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
