@@ -14,7 +14,8 @@ import { processPoolFor } from './mail/process-pool.js';
 import { FeedmailSmtpServer } from './mail/smtp.js';
 import { StartupError } from './errors.js';
 import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
-import { createCounters, renderMetrics, type Counters } from './ops/metrics.js';
+import { createCounters, createMetricsRegistry, type Counters } from './ops/metrics.js';
+import { clusterWorkerMetrics } from './ops/cluster.js';
 import { readiness } from './ops/readiness.js';
 import { openStores, type Clock, type Stores } from './store/index.js';
 import { holdDataDirShared } from './store/backup.js';
@@ -22,6 +23,13 @@ import { INGEST_PRIORITY } from './store/journal.js';
 import { publicBaseUrl } from './web/urls.js';
 import { LiveHub } from './web/live.js';
 import { connectionsPerNetwork, WebServer } from './web/server.js';
+
+/**
+ * How long a gracefully stopping process lets open connections carry on: busy HTTP keep-alive
+ * connections (see WebServer.close) and SMTP sessions (see FeedmailSmtpServer.close).
+ */
+const GRACEFUL_HTTP_CLOSE_MS = 2_000;
+const GRACEFUL_SMTP_CLOSE_MS = 5_000;
 
 export interface Roles {
   web: boolean;
@@ -43,7 +51,8 @@ export interface App {
    * Does nothing (true) when this process has no SMTP server or no TLS configured.
    */
   reloadCertificates(): boolean;
-  stop(): Promise<void>;
+  /** `graceful`: a worker leaving a rolling restart lets open connections finish their work (ops/cluster.ts). */
+  stop(options?: { graceful?: boolean }): Promise<void>;
 }
 
 
@@ -87,7 +96,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
       'disk: free space is below FEEDMAIL_MIN_FREE_BYTES; mail will be deferred with 452 until space is freed or the minimum lowered');
   }
   const runner = roles.jobs && config.workerConcurrency > 0
-    ? new JobRunner({ queue: stores.queue, tasks: [...allTasks({ stores, config, processor, log, space: disk }), ...extraTasks], concurrency: config.workerConcurrency, log, reserveOneSlotForPriority: INGEST_PRIORITY, counters: counters.jobs })
+    ? new JobRunner({ queue: stores.queue, tasks: [...allTasks({ stores, config, processor, log, space: disk, counters: counters.jobs }), ...extraTasks], concurrency: config.workerConcurrency, log, reserveOneSlotForPriority: INGEST_PRIORITY, counters: counters.jobs })
     : null;
   const onAccepted = () => runner?.notify();
   const eventLoop = monitorEventLoopDelay({ resolution: 10 });
@@ -97,9 +106,9 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
   const app: App = {
     config, stores, runner, counters,
     reloadCertificates: () => smtp?.tls?.reload('reload requested') ?? true,
-    async stop() {
+    async stop({ graceful = false } = {}) {
       // New work stops while running jobs finish or are handed back; then the files close.
-      await Promise.all([smtp?.close(), web?.close(), runner?.stop()]);
+      await Promise.all([smtp?.close(graceful ? GRACEFUL_SMTP_CLOSE_MS : 0), web?.close(graceful ? GRACEFUL_HTTP_CLOSE_MS : 0), runner?.stop()]);
       eventLoop.disable();
       await processor.close();
       await stores.close();
@@ -113,7 +122,9 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
       app.smtp = await smtp.listen(config.smtpPort, config.smtpHost);
     }
     if (roles.web) {
-      const running = { smtp: roles.smtp, jobs: runner !== null };
+      const registry = createMetricsRegistry({ stores, counters, running: { smtp: roles.smtp, jobs: runner !== null }, eventLoop });
+      // A worker of `serve --processes N` answers with the counters of all workers, summed by the primary.
+      const metrics = clusterWorkerMetrics(registry) ?? (() => registry.metrics());
       // A network's streams may take half of its connections, so its pages still load.
       const live = new LiveHub({
         stores, counters: counters.live, log, maxStreams: config.sseMaxStreams,
@@ -121,7 +132,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
       });
       web = new WebServer({
         config, stores, log, counters: counters.http, space: disk, onAccepted, live,
-        metrics: () => renderMetrics({ stores, counters, running, eventLoop }),
+        metrics,
         readiness: () => readiness(stores, disk, config.minFreeBytes, config.backupTo ? { everyMs: config.backupEveryMs, since: startedAt } : undefined),
       });
       // With port 0 the real port is known only once bound; every link is made from it.

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** Subcommands. Parses arguments and hands over; the work lives in app.ts and the modules it wires. */
+import cluster from 'node:cluster';
 import fs from 'node:fs';
 import { loadConfig, settingsHelp, splitFlags, type Config } from './config.js';
 import { startApp, preflight } from './app.js';
@@ -7,6 +8,7 @@ import { ConfigError, StartupError } from './errors.js';
 import { DOCTOR_HELP, runDoctor } from './commands/doctor.js';
 import { createLogger, type Logger } from './log.js';
 import { DELIVER_HELP, EX_TEMPFAIL, runDeliver } from './commands/deliver.js';
+import { joinCluster, runPrimary } from './ops/cluster.js';
 import { processPoolFor } from './mail/process-pool.js';
 import { reprocessEntries } from './mail/reprocess.js';
 import { openStores } from './store/index.js';
@@ -45,6 +47,11 @@ Serves the web pages and feeds over HTTP, receives mail over SMTP and runs the
 background jobs, all in one process. Stop it with Ctrl+C or SIGTERM: it stops
 accepting new mail (421), finishes requests and jobs in flight, then exits.
 SIGHUP reads the STARTTLS certificate and key (FEEDMAIL_SMTP_TLS_CERT/KEY) again.
+
+With --processes N (2 or more) a primary process holds the ports and runs N worker
+processes; "kill -HUP <primary pid>" replaces them one at a time without dropping
+a request or a message (each new worker reads the STARTTLS certificate and key
+afresh), and a worker that dies is restarted.
 
 ${settingsHelp()}
 `,
@@ -115,6 +122,8 @@ async function serve(config: Config, log: Logger, roles: { web: boolean; smtp: b
   process.stderr.write(roles.web
     ? `feedmail is running: open ${config.baseUrl || `http://${config.httpHost}:${app.http?.port}`}/ to create a feed; SMTP on ${app.smtp?.address}:${app.smtp?.port}\n`
     : `feedmail worker is running on ${config.dataDir}\n`);
+  // A worker of `serve --processes N` tells its primary it is ready, and drains when told to.
+  joinCluster(app, log);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -239,7 +248,8 @@ async function main(argv: string[]): Promise<void> {
   const log = createLogger(config.logLevel);
   if (!['jobs', 'search-index', 'doctor', 'deliver', 'backup', 'restore', 'replay', 'litestream-config'].includes(command) && rest.length > 0) fail(`unknown option "${rest[0]}"; run "feedmail ${command} --help"`, 2);
   try {
-    if (command === 'serve') await serve(config, log, { web: true, smtp: true, jobs: true });
+    if (command === 'serve' && config.processes > 1 && cluster.isPrimary) await runPrimary(config, log);
+    else if (command === 'serve') await serve(config, log, { web: true, smtp: true, jobs: true });
     else if (command === 'worker') await serve(config, log, { web: false, smtp: false, jobs: true });
     else if (command === 'jobs') await jobsCommand(config, rest);
     else if (command === 'reprocess') await reprocess(config, log);

@@ -469,6 +469,10 @@ export const SETTINGS = {
     env: 'FEEDMAIL_LITESTREAM', flag: '--litestream', default: 'false',
     help: 'Litestream replicates app.db and queue.db: feedmail leaves WAL truncation to it (no TRUNCATE checkpoints of its own)', parse: bool,
   },
+  processes: {
+    env: 'FEEDMAIL_PROCESSES', flag: '--processes', default: '1',
+    help: '"serve" only: worker processes sharing the HTTP and SMTP ports (2 or more: SIGHUP restarts them one at a time without dropping requests)', parse: integer(1, 64),
+  },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;

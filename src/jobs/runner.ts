@@ -140,6 +140,7 @@ export class JobRunner {
     const { log, queue } = this.options;
     const task = this.#tasks.get(job.task)!;
     const started = Date.now();
+    const timer = this.#counters.duration.startTimer({ task: job.task });
     try {
       if (job.reclaims >= MAX_RECLAIMS) {
         // Its process died every time it ran this job (a crash, not an error): stop trying.
@@ -173,6 +174,8 @@ export class JobRunner {
       if (retry) this.#counters.retried++;
       else this.#counters.failed++;
       log.warn({ jobId: job.id, task: job.task, attempt, retryInMs: retry ? delay : undefined, err }, retry ? 'jobs: failed, will retry' : 'jobs: failed for good');
+    } finally {
+      timer();
     }
   }
 

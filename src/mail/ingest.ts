@@ -285,6 +285,8 @@ export interface IngestDeps {
   log: Logger;
   /** The data directory's free space; asked again right before storing. */
   space?: SpaceGuard;
+  /** Told the seconds from the message's journaling (just before its 250) to its stored entries, for /metrics. */
+  observeMailToEntry?: (seconds: number) => void;
 }
 
 /** Handler of the `ingest` job. Safe to run more than once for the same journal row. */
@@ -313,6 +315,8 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
   try {
     const stored = await storeForFeeds(deps, feeds, row, processed, hashes, journalId);
     if (hashes.bytes > LARGE_ENTRY_BYTES) await deps.app.checkpointPassive();
+    // received_at was taken by the same clock as every row's time, just before the 250.
+    if (stored > 0) deps.observeMailToEntry?.(Math.max(0, deps.queue.clock.now() - row.received_at) / 1000);
     return { stored };
   } finally {
     release();

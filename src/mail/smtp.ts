@@ -159,8 +159,20 @@ export class FeedmailSmtpServer {
     });
   }
 
-  /** Refuses new transactions with 421 and closes the listener; sessions in DATA finish. */
-  async close(): Promise<void> {
+  /**
+   * Refuses new transactions with 421 and closes the listener; sessions in DATA finish.
+   * With `graceMs` (a worker leaving a rolling restart, whose port the other workers keep
+   * serving) the listener closes first and open sessions carry on as usual for up to
+   * graceMs: smtp-server's own close would answer their next command with 421.
+   */
+  async close(graceMs = 0): Promise<void> {
+    if (graceMs > 0) {
+      // net's close calls back once every connection is gone.
+      const drained = new Promise<void>((resolve) => this.server.server.close(() => resolve()));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([drained, new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); })]);
+      clearTimeout(timer);
+    }
     this.#draining = true;
     this.tls?.stop();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -264,6 +276,9 @@ export class FeedmailSmtpServer {
     const cb = (err?: Error | null, message?: string) => {
       if (replied) return;
       replied = true;
+      const code = (err as { responseCode?: number } | null | undefined)?.responseCode ?? (err ? 451 : 250);
+      const outcome = code < 400 ? 'accepted' : code < 500 ? 'deferred' : 'rejected';
+      this.#counters.transactionDuration.observe({ outcome }, (Date.now() - startedAt) / 1000);
       reply(err, message);
     };
 

@@ -1,10 +1,13 @@
 /**
- * /metrics in Prometheus text format, read from the counters the roles push into
- * (created once by the composition root) and from the stores. This module knows
- * nothing of the roles themselves: SMTP, web, the job runner and the process pool
- * each get their own section of the counters and keep it up to date.
+ * /metrics in Prometheus text format (prom-client), read from the counters the roles push
+ * into (created once by the composition root) and from the stores. This module knows
+ * nothing of the roles themselves: SMTP, web, the job runner and the process pool each get
+ * their own section of the counters and keep it up to date; the histograms are part of
+ * those sections. With `serve --processes N` each worker has its own counters and the
+ * primary sums them (ops/cluster.ts); gauges read from the shared databases are not summed.
  */
 import type { IntervalHistogram } from 'node:perf_hooks';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 import type { Stores } from '../store/index.js';
 
 export interface SmtpCounters {
@@ -38,6 +41,8 @@ export interface SmtpCounters {
   messageStartTimedOut: number;
   /** Connections refused with 421 because their network held its share of connections. */
   networkConnectionsRefused: number;
+  /** Seconds from the start of DATA to the reply, by outcome: accepted (250), deferred (4xx), rejected (5xx). */
+  transactionDuration: Histogram<'outcome'>;
 }
 
 export interface HttpCounters {
@@ -51,6 +56,8 @@ export interface HttpCounters {
    * recipients refused by their feed's sender rules, and deferred at their feed's quota or messages per day.
    */
   webhook: { accepted: number; tempFailed: number; blocked: number; feedFull: number; overDailyLimit: number };
+  /** Seconds to answer, by the route's pattern (never the path: paths carry secrets) and status. */
+  requestDuration: Histogram<'route' | 'status'>;
 }
 
 export interface JobCounters {
@@ -60,6 +67,10 @@ export interface JobCounters {
   retried: number;
   /** Jobs that failed for good. */
   failed: number;
+  /** Seconds one run of a job took, by task, whatever its outcome. */
+  duration: Histogram<'task'>;
+  /** Seconds from a message's journaling (its 250) to its entry being stored, observed by the ingest job. */
+  mailToEntry: Histogram;
 }
 
 export interface ProcessCounters {
@@ -93,15 +104,31 @@ export interface Counters {
   process: ProcessCounters;
 }
 
+/** Buckets in seconds: from a cached feed read (about a millisecond) to a slow job (a minute). */
+const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** A histogram in no registry yet: the registry of the process that renders /metrics takes it in. */
+function histogram<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Histogram<L> {
+  return new Histogram<L>({ name, help, labelNames, buckets: SECONDS_BUCKETS, registers: [] });
+}
+
 export function createCounters(): Counters {
   return {
     smtp: {
       accepted: 0, rejectedRecipients: 0, feedFull: 0, blocked: 0, overDailyLimit: 0, tooLarge: 0, tempFailed: 0, inflightBytes: 0, inflightBytesPeak: 0,
       dataBytes: 0, inflightRefused: 0, dataDeadlineExceeded: 0, dataTooSlow: 0, messageStartTimedOut: 0, networkConnectionsRefused: 0,
+      transactionDuration: histogram('feedmail_smtp_transaction_duration_seconds', 'Time from the start of DATA to the reply, by outcome (accepted, deferred, rejected)', ['outcome']),
     },
-    http: { requests: 0, errors: 0, networkConnectionsRefused: 0, webhook: { accepted: 0, tempFailed: 0, blocked: 0, feedFull: 0, overDailyLimit: 0 } },
+    http: {
+      requests: 0, errors: 0, networkConnectionsRefused: 0, webhook: { accepted: 0, tempFailed: 0, blocked: 0, feedFull: 0, overDailyLimit: 0 },
+      requestDuration: histogram('feedmail_http_request_duration_seconds', 'Time to answer an HTTP request, by route pattern and status', ['route', 'status']),
+    },
     live: { openStreams: 0, eventsSent: 0, refused: 0, polls: 0 },
-    jobs: { succeeded: 0, retried: 0, failed: 0 },
+    jobs: {
+      succeeded: 0, retried: 0, failed: 0,
+      duration: histogram('feedmail_job_duration_seconds', 'Time one run of a job took, by task', ['task']),
+      mailToEntry: histogram('feedmail_mail_to_entry_seconds', 'Time from a message\'s 250 (its journaling) to its stored entry'),
+    },
     process: { processed: 0, timedOut: 0, threads: () => 0, waiting: () => 0 },
   };
 }
@@ -114,66 +141,132 @@ export interface MetricSources {
   eventLoop?: IntervalHistogram;
 }
 
-export async function renderMetrics(s: MetricSources): Promise<string> {
-  const lines: string[] = [];
-  const metric = (name: string, type: 'gauge' | 'counter', help: string, value: number, labels = '') => {
-    if (!lines.some((l) => l.startsWith(`# HELP ${name} `))) lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    lines.push(`${name}${labels} ${value}`);
+/** What the databases say, read once per scrape however many gauges show it. */
+interface DatabaseStats {
+  queue: { ready: number; claimed: number; failed: number; oldestReadyAgeMs: number };
+  walBytes: { db: string; bytes: number }[];
+  cacheBytes: number;
+}
+
+/**
+ * The registry behind /metrics: today's counters and gauges (same names as before prom-client),
+ * the histograms, and prom-client's default process metrics. Values pushed into `counters`
+ * are read at each scrape. Aggregation across processes: counters and histograms are summed,
+ * gauges read from the shared databases take the largest value (every process reads the same
+ * rows), per-process gauges are summed or, for peaks and delays, take the largest.
+ */
+export function createMetricsRegistry(s: MetricSources): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const { smtp, http, jobs, live, process: processing } = s.counters;
+
+  let reading: Promise<DatabaseStats> | undefined;
+  const databaseStats = (): Promise<DatabaseStats> => {
+    if (!reading) {
+      reading = readDatabaseStats(s.stores);
+      // Every collect of one scrape starts in the same turn and shares this reading.
+      const forget = () => setImmediate(() => { reading = undefined; });
+      reading.then(forget, forget);
+    }
+    return reading;
   };
-  const { smtp, http, jobs, process: processing } = s.counters;
-  const q = await s.stores.queue.queueStats();
-  for (const state of ['ready', 'claimed', 'failed'] as const) metric('feedmail_jobs', 'gauge', 'Jobs by state', q[state], `{state="${state}"}`);
-  metric('feedmail_queue_lag_seconds', 'gauge', 'Age of the oldest due job not yet claimed', q.oldestReadyAgeMs / 1000);
-  for (const h of [s.stores.app, s.stores.queue, s.stores.cache]) {
-    const name = h.file.split('/').pop() ?? h.file;
-    metric('feedmail_wal_bytes', 'gauge', 'Size of each WAL file', h.walBytes(), `{db="${name}"}`);
-  }
-  metric('feedmail_cache_bytes', 'gauge', 'Bytes of rendered documents in cache.db', await s.stores.cache.cacheBytes());
+
+  const counter = (name: string, help: string, read: () => number) => {
+    new Counter({
+      name, help, registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  };
+  const gauge = (name: string, help: string, read: () => number, aggregator: Aggregator = 'sum') => {
+    new Gauge({ name, help, registers: [registry], aggregator, collect() { this.set(read()); } });
+  };
+
+  new Gauge({
+    name: 'feedmail_jobs', help: 'Jobs by state', labelNames: ['state'], registers: [registry], aggregator: 'max',
+    async collect() {
+      const q = (await databaseStats()).queue;
+      for (const state of ['ready', 'claimed', 'failed'] as const) this.set({ state }, q[state]);
+    },
+  });
+  new Gauge({
+    name: 'feedmail_queue_lag_seconds', help: 'Age of the oldest due job not yet claimed', registers: [registry], aggregator: 'max',
+    async collect() { this.set((await databaseStats()).queue.oldestReadyAgeMs / 1000); },
+  });
+  new Gauge({
+    name: 'feedmail_wal_bytes', help: 'Size of each WAL file', labelNames: ['db'], registers: [registry], aggregator: 'max',
+    async collect() { for (const w of (await databaseStats()).walBytes) this.set({ db: w.db }, w.bytes); },
+  });
+  new Gauge({
+    name: 'feedmail_cache_bytes', help: 'Bytes of rendered documents in cache.db', registers: [registry], aggregator: 'max',
+    async collect() { this.set((await databaseStats()).cacheBytes); },
+  });
   if (s.running.jobs) {
-    metric('feedmail_jobs_succeeded_total', 'counter', 'Jobs finished by this process', jobs.succeeded);
-    metric('feedmail_jobs_retried_total', 'counter', 'Job attempts that failed and will retry', jobs.retried);
-    metric('feedmail_jobs_failed_total', 'counter', 'Jobs that failed for good', jobs.failed);
+    counter('feedmail_jobs_succeeded_total', 'Jobs finished by this process', () => jobs.succeeded);
+    counter('feedmail_jobs_retried_total', 'Job attempts that failed and will retry', () => jobs.retried);
+    counter('feedmail_jobs_failed_total', 'Jobs that failed for good', () => jobs.failed);
+    registry.registerMetric(jobs.duration);
+    registry.registerMetric(jobs.mailToEntry);
   }
-  if (s.eventLoop) {
-    // Since the previous scrape: how long timers and I/O callbacks waited for the event loop.
-    metric('feedmail_event_loop_delay_seconds', 'gauge', 'Event-loop delay since the last scrape', s.eventLoop.percentile(99) / 1e9, '{quantile="0.99"}');
-    metric('feedmail_event_loop_delay_seconds', 'gauge', 'Event-loop delay since the last scrape', s.eventLoop.max / 1e9, '{quantile="1"}');
-    s.eventLoop.reset();
+  const eventLoop = s.eventLoop;
+  if (eventLoop) {
+    new Gauge({
+      name: 'feedmail_event_loop_delay_seconds', help: 'Event-loop delay since the last scrape', labelNames: ['quantile'], registers: [registry], aggregator: 'max',
+      collect() {
+        // Since the previous scrape: how long timers and I/O callbacks waited for the event loop
+        // (no sample yet, right after the previous scrape: 0 rather than NaN).
+        const sampled = eventLoop.count > 0;
+        this.set({ quantile: '0.99' }, sampled ? eventLoop.percentile(99) / 1e9 : 0);
+        this.set({ quantile: '1' }, sampled ? eventLoop.max / 1e9 : 0);
+        eventLoop.reset();
+      },
+    });
   }
-  metric('feedmail_render_threads', 'gauge', 'Threads that parse, sanitize and redact mail', processing.threads());
-  metric('feedmail_render_waiting', 'gauge', 'Messages waiting for a render thread', processing.waiting());
-  metric('feedmail_render_messages_total', 'counter', 'Messages rendered', processing.processed);
-  metric('feedmail_render_timeouts_total', 'counter', 'Renderings stopped at the processing time bound', processing.timedOut);
+  gauge('feedmail_render_threads', 'Threads that parse, sanitize and redact mail', () => processing.threads());
+  gauge('feedmail_render_waiting', 'Messages waiting for a render thread', () => processing.waiting());
+  counter('feedmail_render_messages_total', 'Messages rendered', () => processing.processed);
+  counter('feedmail_render_timeouts_total', 'Renderings stopped at the processing time bound', () => processing.timedOut);
   if (s.running.smtp) {
-    metric('feedmail_smtp_messages_accepted_total', 'counter', 'Messages journaled and acknowledged with 250', smtp.accepted);
-    metric('feedmail_smtp_recipients_rejected_total', 'counter', 'Recipients refused with 550', smtp.rejectedRecipients);
-    metric('feedmail_smtp_messages_too_large_total', 'counter', 'Messages refused with 552', smtp.tooLarge);
-    metric('feedmail_smtp_temporary_failures_total', 'counter', 'Transactions deferred with 4xx', smtp.tempFailed);
-    metric('feedmail_smtp_inflight_bytes', 'gauge', 'Message bytes held in memory by SMTP sessions now', smtp.inflightBytes);
-    metric('feedmail_smtp_inflight_bytes_peak', 'gauge', 'Most message bytes held in memory at once since start', smtp.inflightBytesPeak);
-    metric('feedmail_smtp_data_bytes_total', 'counter', 'Bytes received in DATA, kept or not', smtp.dataBytes);
-    metric('feedmail_smtp_inflight_refused_total', 'counter', 'Messages deferred with 451 4.3.1 because the in-flight byte cap was reached', smtp.inflightRefused);
-    metric('feedmail_smtp_data_deadline_exceeded_total', 'counter', 'Sessions closed with 421 because DATA ran past its deadline', smtp.dataDeadlineExceeded);
-    metric('feedmail_smtp_data_too_slow_total', 'counter', 'Sessions closed with 421 because DATA was below the minimum rate', smtp.dataTooSlow);
-    metric('feedmail_smtp_message_start_timeouts_total', 'counter', 'Sessions closed with 421 for not starting a message in time', smtp.messageStartTimedOut);
-    metric('feedmail_smtp_network_connections_refused_total', 'counter', 'Connections refused because their network holds too many', smtp.networkConnectionsRefused);
-    metric('feedmail_smtp_recipients_feed_full_total', 'counter', 'Recipients deferred with 452 4.2.2 because their feed is full', smtp.feedFull);
-    metric('feedmail_smtp_recipients_blocked_total', 'counter', 'Recipients refused with 550 5.7.1 by their feed\'s sender rules', smtp.blocked);
-    metric('feedmail_smtp_recipients_daily_limit_total', 'counter', 'Recipients deferred with 452 4.2.2 because their feed took its messages per day', smtp.overDailyLimit);
+    counter('feedmail_smtp_messages_accepted_total', 'Messages journaled and acknowledged with 250', () => smtp.accepted);
+    counter('feedmail_smtp_recipients_rejected_total', 'Recipients refused with 550', () => smtp.rejectedRecipients);
+    counter('feedmail_smtp_messages_too_large_total', 'Messages refused with 552', () => smtp.tooLarge);
+    counter('feedmail_smtp_temporary_failures_total', 'Transactions deferred with 4xx', () => smtp.tempFailed);
+    gauge('feedmail_smtp_inflight_bytes', 'Message bytes held in memory by SMTP sessions now', () => smtp.inflightBytes);
+    gauge('feedmail_smtp_inflight_bytes_peak', 'Most message bytes held in memory at once since start', () => smtp.inflightBytesPeak, 'max');
+    counter('feedmail_smtp_data_bytes_total', 'Bytes received in DATA, kept or not', () => smtp.dataBytes);
+    counter('feedmail_smtp_inflight_refused_total', 'Messages deferred with 451 4.3.1 because the in-flight byte cap was reached', () => smtp.inflightRefused);
+    counter('feedmail_smtp_data_deadline_exceeded_total', 'Sessions closed with 421 because DATA ran past its deadline', () => smtp.dataDeadlineExceeded);
+    counter('feedmail_smtp_data_too_slow_total', 'Sessions closed with 421 because DATA was below the minimum rate', () => smtp.dataTooSlow);
+    counter('feedmail_smtp_message_start_timeouts_total', 'Sessions closed with 421 for not starting a message in time', () => smtp.messageStartTimedOut);
+    counter('feedmail_smtp_network_connections_refused_total', 'Connections refused because their network holds too many', () => smtp.networkConnectionsRefused);
+    counter('feedmail_smtp_recipients_feed_full_total', 'Recipients deferred with 452 4.2.2 because their feed is full', () => smtp.feedFull);
+    counter('feedmail_smtp_recipients_blocked_total', 'Recipients refused with 550 5.7.1 by their feed\'s sender rules', () => smtp.blocked);
+    counter('feedmail_smtp_recipients_daily_limit_total', 'Recipients deferred with 452 4.2.2 because their feed took its messages per day', () => smtp.overDailyLimit);
+    registry.registerMetric(smtp.transactionDuration);
   }
   // /metrics is served by the web role, so its counters are always there.
-  metric('feedmail_http_requests_total', 'counter', 'HTTP requests', http.requests);
-  metric('feedmail_http_errors_total', 'counter', 'HTTP requests that failed with 500', http.errors);
-  metric('feedmail_http_network_connections_refused_total', 'counter', 'Connections closed because their network holds too many', http.networkConnectionsRefused);
-  metric('feedmail_webhook_messages_accepted_total', 'counter', 'Webhook deliveries journaled and acknowledged', http.webhook.accepted);
-  metric('feedmail_webhook_messages_tempfailed_total', 'counter', 'Webhook deliveries that could not be journaled (the relay retries)', http.webhook.tempFailed);
-  metric('feedmail_webhook_recipients_blocked_total', 'counter', 'Webhook recipients refused by their feed\'s sender rules', http.webhook.blocked);
-  metric('feedmail_webhook_recipients_feed_full_total', 'counter', 'Webhook recipients deferred because their feed is full', http.webhook.feedFull);
-  metric('feedmail_webhook_recipients_daily_limit_total', 'counter', 'Webhook recipients deferred because their feed took its messages per day', http.webhook.overDailyLimit);
-  const { live } = s.counters;
-  metric('feedmail_live_streams', 'gauge', 'Live-update streams (server-sent events) open now', live.openStreams);
-  metric('feedmail_live_events_sent_total', 'counter', 'Entry events sent to live-update streams', live.eventsSent);
-  metric('feedmail_live_streams_refused_total', 'counter', 'Live-update streams refused at the global or per-network cap', live.refused);
-  metric('feedmail_live_polls_total', 'counter', 'Reads of new entry notifications (none while no stream is open)', live.polls);
-  return `${lines.join('\n')}\n`;
+  counter('feedmail_http_requests_total', 'HTTP requests', () => http.requests);
+  counter('feedmail_http_errors_total', 'HTTP requests that failed with 500', () => http.errors);
+  counter('feedmail_http_network_connections_refused_total', 'Connections closed because their network holds too many', () => http.networkConnectionsRefused);
+  registry.registerMetric(http.requestDuration);
+  counter('feedmail_webhook_messages_accepted_total', 'Webhook deliveries journaled and acknowledged', () => http.webhook.accepted);
+  counter('feedmail_webhook_messages_tempfailed_total', 'Webhook deliveries that could not be journaled (the relay retries)', () => http.webhook.tempFailed);
+  counter('feedmail_webhook_recipients_blocked_total', 'Webhook recipients refused by their feed\'s sender rules', () => http.webhook.blocked);
+  counter('feedmail_webhook_recipients_feed_full_total', 'Webhook recipients deferred because their feed is full', () => http.webhook.feedFull);
+  counter('feedmail_webhook_recipients_daily_limit_total', 'Webhook recipients deferred because their feed took its messages per day', () => http.webhook.overDailyLimit);
+  gauge('feedmail_live_streams', 'Live-update streams (server-sent events) open now', () => live.openStreams);
+  counter('feedmail_live_events_sent_total', 'Entry events sent to live-update streams', () => live.eventsSent);
+  counter('feedmail_live_streams_refused_total', 'Live-update streams refused at the global or per-network cap', () => live.refused);
+  counter('feedmail_live_polls_total', 'Reads of new entry notifications (none while no stream is open)', () => live.polls);
+  return registry;
+}
+
+async function readDatabaseStats(stores: Stores): Promise<DatabaseStats> {
+  return {
+    queue: await stores.queue.queueStats(),
+    walBytes: [stores.app, stores.queue, stores.cache].map((h) => ({ db: h.file.split('/').pop() ?? h.file, bytes: h.walBytes() })),
+    cacheBytes: await stores.cache.cacheBytes(),
+  };
 }

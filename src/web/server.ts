@@ -1,8 +1,9 @@
 /** The HTTP server: routing, security headers on every answer, errors mapped to status codes. */
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { clientNetwork } from '../client-network.js';
-import { shortenTokens } from '../secrets.js';
+import { SECRET_IN_PATH, shortenTokens } from '../secrets.js';
+import { SENDER_KEY_IN_PATH } from '../feeds/senders.js';
 import { CrossSiteRequestError, FeedmailError, InternalError, isBusy, isDiskFull, NotFoundError, StorageFullError, TemporaryFailureError } from '../errors.js';
 import type { Route, WebDeps } from './context.js';
 import { clientAddress, crossSiteRefusal, normalizeIp, sendHtml, sendJson, sendText, setSecurityHeaders, wantsJson } from './http.js';
@@ -83,6 +84,8 @@ export class WebServer {
   /** Open connections per client network; trusted proxies are not counted. */
   private readonly perNetwork = new Map<string, number>();
   private openConnections = 0;
+  /** Set by a graceful close: answers say Connection: close, so busy keep-alive clients leave cleanly. */
+  #draining = false;
   /** What the routes receive: deps and the public links, set by listen() before any request arrives. */
   #routeDeps!: WebDeps;
 
@@ -153,10 +156,28 @@ export class WebServer {
     });
   }
 
-  /** Stops accepting connections and lets in-flight requests finish. */
-  async close(): Promise<void> {
+  /**
+   * Stops accepting connections and lets in-flight requests finish. With `graceMs` (a worker
+   * leaving a rolling restart, ops/cluster.ts), open keep-alive connections are not cut at
+   * once: for up to graceMs every answer says `Connection: close`, so a client that keeps its
+   * connection busy closes it after its current request instead of having its next request
+   * cut off on the way; connections still open after that are closed as without a grace.
+   */
+  async close(graceMs = 0): Promise<void> {
     // Live-update streams never finish on their own: they end now, so they do not hold the close.
     this.deps.live?.close();
+    if (graceMs > 0) {
+      this.#draining = true;
+      // net's close stops accepting without http's closing of idle connections; it calls back once all are gone.
+      const drained = new Promise<void>((resolve) => net.Server.prototype.close.call(this.server, () => resolve()));
+      let timer: NodeJS.Timeout | undefined;
+      const finished = await Promise.race([drained.then(() => true), new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), graceMs); })]);
+      clearTimeout(timer);
+      if (finished) return;
+      this.server.closeIdleConnections();
+      for (const socket of this.awaitingFirstRequest.keys()) socket.destroy();
+      return drained;
+    }
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
@@ -167,12 +188,17 @@ export class WebServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     this.deps.counters.requests++;
+    // Timed by the route's pattern, never its path: paths carry the secrets.
+    const timer = this.deps.counters.requestDuration.startTimer();
+    let timedRoute = 'unmatched';
+    res.once('close', () => timer({ route: timedRoute, status: String(res.statusCode) }));
     const firstRequest = this.awaitingFirstRequest.get(req.socket);
     if (firstRequest) {
       clearTimeout(firstRequest);
       this.awaitingFirstRequest.delete(req.socket);
     }
     setSecurityHeaders(res);
+    if (this.#draining) res.setHeader('Connection', 'close');
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
@@ -192,6 +218,7 @@ export class WebServer {
           continue;
         }
         allowed = [];
+        timedRoute = routeLabel(route);
         const params = m.slice(1);
         const errors = typeof route.errors === 'function' ? route.errors(params) : route.errors;
         answersJson ||= errors === 'json';
@@ -241,6 +268,21 @@ export class WebServer {
 ${error.httpStatus === 404 ? html`<p>There is nothing at this address. Check that the link was copied completely.</p>` : html`<p>${error.message}</p>`}
 <p><a href="/">Go to the start page</a></p>`), headers);
   }
+}
+
+const routeLabels = new WeakMap<Route, string>();
+
+/** The route's method and pattern for /metrics, e.g. `GET /feeds/:secret.(atom|rss|json)`: its secrets are placeholders. */
+export function routeLabel(route: Route): string {
+  let label = routeLabels.get(route);
+  if (label === undefined) {
+    const pattern = route.path.source
+      .replaceAll(SECRET_IN_PATH, ':secret').replaceAll(SENDER_KEY_IN_PATH, ':sender')
+      .replace(/^\^/, '').replace(/\$$/, '').replace(/\\([/.])/g, '$1');
+    label = `${route.method} ${pattern}`;
+    routeLabels.set(route, label);
+  }
+  return label;
 }
 
 /** A request's path for a log line: secrets shortened, and no query (a search's words stay out of logs). */

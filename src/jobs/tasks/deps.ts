@@ -2,6 +2,7 @@
 import type { Config } from '../../config.js';
 import type { Logger } from '../../log.js';
 import type { ProcessPool } from '../../mail/process-pool.js';
+import type { JobCounters } from '../../ops/metrics.js';
 import type { SpaceGuard } from '../../ops/storage-guard.js';
 import type { Stores } from '../../store/index.js';
 
@@ -16,4 +17,6 @@ export interface TaskDeps {
   log: Logger;
   /** The data directory's free space (see ops/storage-guard.ts). */
   space?: SpaceGuard;
+  /** The job runner's counters: the ingest job observes the time from 250 to entry there. */
+  counters?: JobCounters;
 }
