@@ -51,6 +51,8 @@ export interface HttpCounters {
    * recipients refused by their feed's sender rules, and deferred at their feed's quota or messages per day.
    */
   webhook: { accepted: number; tempFailed: number; blocked: number; feedFull: number; overDailyLimit: number };
+  /** The image proxy (web/routes/image.ts): answers from cache.db, fetches, and refusals (bad signature, or no image to serve). */
+  imageProxy: { hits: number; misses: number; refused: number };
 }
 
 export interface JobCounters {
@@ -99,7 +101,7 @@ export function createCounters(): Counters {
       accepted: 0, rejectedRecipients: 0, feedFull: 0, blocked: 0, overDailyLimit: 0, tooLarge: 0, tempFailed: 0, inflightBytes: 0, inflightBytesPeak: 0,
       dataBytes: 0, inflightRefused: 0, dataDeadlineExceeded: 0, dataTooSlow: 0, messageStartTimedOut: 0, networkConnectionsRefused: 0,
     },
-    http: { requests: 0, errors: 0, networkConnectionsRefused: 0, webhook: { accepted: 0, tempFailed: 0, blocked: 0, feedFull: 0, overDailyLimit: 0 } },
+    http: { requests: 0, errors: 0, networkConnectionsRefused: 0, webhook: { accepted: 0, tempFailed: 0, blocked: 0, feedFull: 0, overDailyLimit: 0 }, imageProxy: { hits: 0, misses: 0, refused: 0 } },
     live: { openStreams: 0, eventsSent: 0, refused: 0, polls: 0 },
     jobs: { succeeded: 0, retried: 0, failed: 0 },
     process: { processed: 0, timedOut: 0, threads: () => 0, waiting: () => 0 },
@@ -170,6 +172,9 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
   metric('feedmail_webhook_recipients_blocked_total', 'counter', 'Webhook recipients refused by their feed\'s sender rules', http.webhook.blocked);
   metric('feedmail_webhook_recipients_feed_full_total', 'counter', 'Webhook recipients deferred because their feed is full', http.webhook.feedFull);
   metric('feedmail_webhook_recipients_daily_limit_total', 'counter', 'Webhook recipients deferred because their feed took its messages per day', http.webhook.overDailyLimit);
+  metric('feedmail_image_proxy_hits_total', 'counter', 'Image proxy answers from cache.db (images and remembered failures)', http.imageProxy.hits);
+  metric('feedmail_image_proxy_misses_total', 'counter', 'Image proxy requests that needed a fetch', http.imageProxy.misses);
+  metric('feedmail_image_proxy_refused_total', 'counter', 'Image proxy requests refused: bad signature, or no raster image to serve', http.imageProxy.refused);
   const { live } = s.counters;
   metric('feedmail_live_streams', 'gauge', 'Live-update streams (server-sent events) open now', live.openStreams);
   metric('feedmail_live_events_sent_total', 'counter', 'Entry events sent to live-update streams', live.eventsSent);
