@@ -15,7 +15,9 @@ import { proxiedImages } from '../src/web/presenters.js';
 import { Urls } from '../src/web/urls.js';
 import { launchChromium } from './support/browser.js';
 import { solidPng } from './support/fidelity.js';
-import { createFeed, readFeed, sendRaw, startTestServer, waitFor, waitForEntries, type TestServer } from './support/helpers.js';
+import { openStores } from '../src/store/index.js';
+import { TestClock } from './support/clock.js';
+import { createFeed, readFeed, sendRaw, startTestServer, tempDir, waitFor, waitForEntries, type TestServer } from './support/helpers.js';
 
 interface Hit {
   path: string;
@@ -189,6 +191,10 @@ describe('image proxy', () => {
     await context.route('**/*', (route) => (new URL(route.request().url()).origin === own ? route.continue() : route.abort('blockedbyclient')));
     const page = await context.newPage();
     await page.goto(entryUrl, { waitUntil: 'load' });
+    // The body may load images from feedmail only, whatever the rewrite might have missed.
+    const csp = (await fetch(`${entryUrl}/body`)).headers.get('content-security-policy') ?? '';
+    assert.match(csp, /img-src 'self' data:(;|$)/);
+    assert.doesNotMatch(csp, /https?:/);
     const frame = await waitFor(async () => page.frames().find((f) => f.url().endsWith('/body')), 5000, 'the body frame');
     await frame.waitForLoadState('load');
     const sizes = await frame.evaluate(() => Object.fromEntries([...document.querySelectorAll('img')].map((i) => [i.id, (i as HTMLImageElement).naturalWidth])));
@@ -361,5 +367,34 @@ describe('proxiedImages', () => {
     assert.equal(sniffImageType(Buffer.from('\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom', 'latin1')), undefined);
     assert.equal(sniffImageType(SVG), undefined);
     assert.equal(sniffImageType(HTML_AS_PNG), undefined);
+  });
+});
+
+describe('the image cache', () => {
+  it('keeps within its bound, least recently used out first, and forgets failures when they expire', async () => {
+    const clock = new TestClock();
+    const stores = openStores(tempDir(), { clock });
+    try {
+      const { cache } = stores;
+      const image = (n: number) => Buffer.alloc(1000, n);
+      await clock.at(-300_000, () => cache.storeImage('a', 'image/png', image(1), 2500));
+      await clock.at(-200_000, () => cache.storeImage('b', 'image/png', image(2), 2500));
+      // Read two minutes after it was stored: 'a' is now more recent than 'b'.
+      await clock.at(-100_000, async () => assert.ok(await cache.cachedImage('a')));
+      await cache.storeImage('c', 'image/png', image(3), 2500);
+      assert.ok(await cache.cachedImage('a'));
+      assert.equal(await cache.cachedImage('b'), undefined, 'the least recently used went');
+      assert.deepEqual((await cache.cachedImage('c'))?.body, image(3));
+      assert.ok(await cache.imageCacheBytes() <= 2500);
+      await cache.storeImage('huge', 'image/png', Buffer.alloc(3000), 2500);
+      assert.equal(await cache.cachedImage('huge'), undefined, 'larger than the whole bound: not kept');
+
+      await cache.storeImageFailure('dead', 60_000, 2500);
+      const failure = await cache.cachedImage('dead');
+      assert.equal(failure?.body, null);
+      await clock.at(61_000, async () => assert.equal(await cache.cachedImage('dead'), undefined, 'an expired failure is tried again'));
+    } finally {
+      await stores.close();
+    }
   });
 });

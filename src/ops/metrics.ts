@@ -131,6 +131,7 @@ export async function renderMetrics(s: MetricSources): Promise<string> {
     metric('feedmail_wal_bytes', 'gauge', 'Size of each WAL file', h.walBytes(), `{db="${name}"}`);
   }
   metric('feedmail_cache_bytes', 'gauge', 'Bytes of rendered documents in cache.db', await s.stores.cache.cacheBytes());
+  metric('feedmail_image_cache_bytes', 'gauge', 'Bytes of images (and remembered failures) the image proxy keeps in cache.db', await s.stores.cache.imageCacheBytes());
   if (s.running.jobs) {
     metric('feedmail_jobs_succeeded_total', 'counter', 'Jobs finished by this process', jobs.succeeded);
     metric('feedmail_jobs_retried_total', 'counter', 'Job attempts that failed and will retry', jobs.retried);

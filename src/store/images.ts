@@ -5,6 +5,7 @@
  * again on every view. Losing the table loses nothing but the fetches.
  */
 import { sql, type Kysely } from 'kysely';
+import { evictLeastRecent } from './cache.js';
 import type { CacheSchema, ProxiedImagesTable } from './schema.js';
 
 export type ProxiedImage = ProxiedImagesTable;
@@ -42,18 +43,7 @@ async function upsert(db: Kysely<CacheSchema>, row: ProxiedImage, maxBytes: numb
         content_type: row.content_type, body: row.body, bytes: row.bytes, expires_at: row.expires_at, accessed_at: row.accessed_at,
       }))
       .execute();
-    const total = Number((await trx.selectFrom('proxied_images').select(sql<number>`coalesce(sum(bytes), 0)`.as('n')).executeTakeFirstOrThrow()).n);
-    if (total <= maxBytes) return;
-    let excess = total - maxBytes;
-    const victims: string[] = [];
-    for (const r of await trx.selectFrom('proxied_images').select(['key', 'bytes']).orderBy('accessed_at').orderBy('key').execute()) {
-      if (excess <= 0) break;
-      victims.push(r.key);
-      excess -= r.bytes;
-    }
-    for (let i = 0; i < victims.length; i += 500) {
-      await trx.deleteFrom('proxied_images').where('key', 'in', victims.slice(i, i + 500)).execute();
-    }
+    await evictLeastRecent(trx, 'proxied_images', maxBytes);
   });
 }
 
