@@ -285,8 +285,10 @@ describe('image proxy without the private-address setting', () => {
       for (const target of [`${images.base}/private.png`, `http://localhost:${port}/private.png`, `http://[::ffff:127.0.0.1]:${port}/private.png`, 'http://10.1.2.3/x.png', 'http://169.254.169.254/latest/meta-data']) {
         assert.equal(await status(`${server.base}/img/${signer.path(target)}`), 404, target);
       }
-      // Remembered: asked again, it is answered without another attempt.
+      assert.match(await (await fetch(`${server.base}/metrics`)).text(), /feedmail_image_proxy_hits_total 0\n/);
+      // Remembered: asked again, it is answered from the cache without another attempt.
       assert.equal(await status(`${server.base}/img/${signer.path(`${images.base}/private.png`)}`), 404);
+      assert.match(await (await fetch(`${server.base}/metrics`)).text(), /feedmail_image_proxy_hits_total 1\n/);
       assert.equal(images.hits.length, 0);
     } finally {
       await server.stop();

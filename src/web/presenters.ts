@@ -233,7 +233,7 @@ function proxiedCss(css: string, urls: Urls): string {
  * the proxy: `src`, `srcset` and `background` attributes, and CSS `url()` in `style`
  * attributes and `<style>` elements. The input is the sanitizer's output (tags never contain
  * a raw '>', attribute values are double-quoted, `<` inside <style> is escaped), so plain
- * patterns find them, as in presenters.ts. Unchanged when the proxy is off.
+ * patterns find them, as in htmlForFeedReaders. Unchanged when the proxy is off.
  */
 export function proxiedImages(htmlText: string, urls: Urls): string {
   if (!urls.images) return htmlText;

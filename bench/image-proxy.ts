@@ -1,0 +1,114 @@
+/**
+ * The image proxy (issue 11): what rewriting image URLs costs where entries are shown, and
+ * what a proxied image costs. With the proxy on and off (two servers, same mail):
+ * (a) proxiedImages alone over every HTML body of the newsletter corpus;
+ * (b) GET of an entry body document (rendered on every request);
+ * (c) the first GET of a feed document (rendered) and later GETs (from cache.db);
+ * (d) with the proxy on, a proxied image: the first GET (fetched from a local image server)
+ *     and later GETs (from cache.db).
+ * Writes bench/results/image-proxy-<date>.txt.
+ *
+ *   node --import tsx bench/image-proxy.ts [--entries 50] [--images 30] [--reads 200]
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ImageSigner } from '../src/web/image-proxy.js';
+import { proxiedImages } from '../src/web/presenters.js';
+import { Urls } from '../src/web/urls.js';
+import { readCorpus, solidPng } from '../test/support/fidelity.js';
+import { createFeed, sendRaw, startTestServer, waitForEntries } from '../test/support/helpers.js';
+import { numberArg } from './args.js';
+
+const entries = numberArg('entries', 50);
+const imagesPerEntry = numberArg('images', 30);
+const reads = numberArg('reads', 200);
+
+const lines: string[] = [];
+function out(line = ''): void {
+  lines.push(line);
+  process.stdout.write(`${line}\n`);
+}
+
+function stats(ms: number[]): string {
+  const s = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!.toFixed(2);
+  return `median ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${s[s.length - 1]!.toFixed(2)} ms (n=${s.length})`;
+}
+
+async function timed(url: string): Promise<number> {
+  const t = performance.now();
+  const res = await fetch(url, { headers: { 'Accept-Encoding': 'gzip' } });
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
+  return performance.now() - t;
+}
+
+const png = solidPng(600, 300, [120, 140, 160]);
+const imageServer = http.createServer((_req, res) => {
+  res.writeHead(200, { 'Content-Type': 'image/png' });
+  res.end(png);
+});
+await new Promise<void>((r) => imageServer.listen(0, '127.0.0.1', r));
+const imageBase = `http://127.0.0.1:${(imageServer.address() as AddressInfo).port}`;
+
+out(`image proxy bench ${new Date().toISOString()}, Node ${process.version}: ${entries} entries of ${imagesPerEntry} images each, ${reads} reads`);
+
+// (a) The rewrite alone over real newsletters.
+const urls = new Urls('https://feeds.example', new ImageSigner(Buffer.alloc(32, 1)));
+const corpus = readCorpus();
+let bytes = 0;
+const perBody: number[] = [];
+for (const entry of corpus) {
+  const html = fs.readFileSync(entry.path, 'latin1');
+  bytes += html.length;
+  for (let i = 0; i < 20; i++) {
+    const t = performance.now();
+    proxiedImages(html, urls);
+    perBody.push(performance.now() - t);
+  }
+}
+out(`(a) proxiedImages over ${corpus.length} corpus messages (${(bytes / 1024).toFixed(0)} KiB, raw source as a stand-in), 20 passes each: ${stats(perBody)}`);
+
+function message(to: string, n: number): string {
+  const imgs = Array.from({ length: imagesPerEntry }, (_, i) => `<img src="${imageBase}/e${n}/i${i}.png" width="600" height="300" alt="">`).join('\n');
+  return [
+    'From: Bench <bench@images.example>', `To: ${to}`, `Subject: Entry ${n}`, `Message-ID: <bench-${n}@images.example>`,
+    'MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8', '',
+    `<html><body><p>Entry ${n}</p><div style="background-image:url('${imageBase}/bg${n}.png')">x</div>${imgs}</body></html>`, '',
+  ].join('\r\n');
+}
+
+for (const proxy of ['false', 'true']) {
+  const server = await startTestServer({ imageProxy: proxy, imageProxyAllowPrivate: 'true', feedEntryMaxBytes: '1m' });
+  try {
+    const feed = await createFeed(server.base, 'bench');
+    for (let n = 0; n < entries; n++) await sendRaw(server.smtpPort, feed.address, message(feed.address, n));
+    const items = await waitForEntries(feed.feeds.atom, 'atom', entries, 120_000);
+    out();
+    out(`proxy ${proxy === 'true' ? 'on' : 'off'}:`);
+    const body: number[] = [];
+    for (let i = 0; i < reads; i++) body.push(await timed(`${items[i % items.length]!.link}/body`));
+    out(`(b) entry body document: ${stats(body)}`);
+    const first = await timed(feed.feeds.atom);
+    const cached: number[] = [];
+    for (let i = 0; i < reads; i++) cached.push(await timed(feed.feeds.atom));
+    out(`(c) Atom document of ${entries} entries: first GET (rendered) ${first.toFixed(2)} ms; cached ${stats(cached)}`);
+    if (proxy === 'true') {
+      const doc = await (await fetch(feed.feeds.atom)).text();
+      const proxied = [...new Set([...doc.matchAll(/\/img\/[A-Za-z0-9_-]+\/[A-Za-z0-9_-]+/g)].map((m) => `${server.base}${m[0]}`))].slice(0, reads);
+      const misses: number[] = [];
+      for (const u of proxied) misses.push(await timed(u));
+      const hits: number[] = [];
+      for (const u of proxied) hits.push(await timed(u));
+      out(`(d) proxied ${png.length}-byte PNG: first GET (fetched) ${stats(misses)}; again (cache.db) ${stats(hits)}`);
+    }
+  } finally {
+    await server.stop();
+  }
+}
+imageServer.close();
+
+const file = new URL(`./results/image-proxy-${new Date().toISOString().slice(0, 10)}.txt`, import.meta.url);
+fs.writeFileSync(file, `${lines.join('\n')}\n`);
+out(`written to ${file.pathname}`);
