@@ -9,8 +9,8 @@ import { RefusedAddressError, safeFetch } from './safe-fetch.js';
 
 /** Why an image was not fetched, in words fit for the proxy's answer and a debug log line. */
 export class ImageFetchError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'ImageFetchError';
   }
 }
@@ -70,12 +70,17 @@ export async function fetchImage(target: string, options: ImageFetchOptions): Pr
       });
     } catch (err) {
       if (err instanceof RefusedAddressError) throw new ImageFetchError('the image\'s address is loopback, private, link-local or otherwise reserved, or not http(s)');
-      throw new ImageFetchError(`the image could not be fetched: ${(err as Error).message}`);
+      // The network's own words (addresses, error codes) stay out of the answer.
+      throw new ImageFetchError('the image could not be fetched (no connection, or no answer in time)', { cause: err });
     }
     const location = res.headers.location;
     if ([301, 302, 303, 307, 308].includes(res.status) && location) {
       if (hop >= MAX_REDIRECTS) throw new ImageFetchError(`more than ${MAX_REDIRECTS} redirects`);
-      url = new URL(location, url).href;
+      try {
+        url = new URL(location, url).href;
+      } catch {
+        throw new ImageFetchError('the image\'s server redirected to an invalid URL');
+      }
       continue;
     }
     if (res.status !== 200) throw new ImageFetchError(`the image's server answered ${res.status}`);

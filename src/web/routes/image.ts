@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ImageUnavailableError, NotFoundError } from '../../errors.js';
-import { fetchImage } from '../../net/image-fetch.js';
+import { fetchImage, ImageFetchError } from '../../net/image-fetch.js';
 import type { Route, WebDeps } from '../context.js';
 
 /** How long a refused or failed fetch is answered from the cache before it is tried again. */
@@ -30,9 +30,11 @@ function fetchOnce(deps: WebDeps, key: string, target: string): Promise<{ type: 
         .catch((err: unknown) => log.warn({ err }, 'image proxy: cache write failed'));
       return image;
     } catch (err) {
+      // Never the URL: a sender's image URLs can name the recipient.
+      log.debug({ err }, 'image proxy: image not served');
       await stores.cache.storeImageFailure(key, IMAGE_FAILURE_TTL_MS, config.imageProxyCacheBytes)
         .catch((e: unknown) => log.warn({ err: e }, 'image proxy: cache write failed'));
-      return { failed: (err as Error).message };
+      return { failed: err instanceof ImageFetchError ? err.message : 'the image could not be fetched' };
     }
   })().finally(() => pending.delete(key));
   pending.set(key, started);
