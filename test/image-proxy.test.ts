@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { sniffImageType } from '../src/net/image-fetch.js';
 import { imageSignerFor, ImageSigner } from '../src/web/image-proxy.js';
+import { MAX_CONCURRENT_FETCHES } from '../src/web/routes/image.js';
 import { proxiedImages } from '../src/web/presenters.js';
 import { Urls } from '../src/web/urls.js';
 import { launchChromium } from './support/browser.js';
@@ -244,6 +245,40 @@ describe('image proxy', () => {
     assert.deepEqual(Buffer.from(await res.arrayBuffer()), PNG);
     for (const path of ['/drawing.svg', '/fake.png', '/big.png']) {
       assert.equal(await status(proxiedUrlOf(item!.html, server.base, path)), 404, path);
+    }
+  });
+
+  it('runs at most a few fetches at once, whatever a page asks for', async () => {
+    // An image server that holds every answer until told, and counts requests open at once.
+    let open = 0;
+    let peak = 0;
+    const held: (() => void)[] = [];
+    const slow = http.createServer((_req, res) => {
+      open++;
+      peak = Math.max(peak, open);
+      held.push(() => {
+        open--;
+        res.writeHead(200, { 'Content-Type': 'image/png' }).end(PNG);
+      });
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    try {
+      const signer = (await imageSignerFor(server.app.stores.app, server.app.config))!;
+      const port = (slow.address() as AddressInfo).port;
+      const answers = Array.from({ length: MAX_CONCURRENT_FETCHES + 4 }, (_, i) => status(`${server.base}/img/${signer.path(`http://127.0.0.1:${port}/slow/${i}.png`)}`));
+      await waitFor(async () => held.length >= MAX_CONCURRENT_FETCHES, 5000, 'the first fetches');
+      // Let them finish one by one; each frees a place for one waiting fetch.
+      let served = 0;
+      while (served < MAX_CONCURRENT_FETCHES + 4) {
+        await waitFor(async () => held.length > 0, 5000, 'a held fetch');
+        held.shift()!();
+        served++;
+      }
+      assert.deepEqual(await Promise.all(answers), Array(MAX_CONCURRENT_FETCHES + 4).fill(200));
+      assert.equal(peak, MAX_CONCURRENT_FETCHES);
+    } finally {
+      slow.closeAllConnections();
+      await new Promise((r) => slow.close(r));
     }
   });
 

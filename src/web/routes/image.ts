@@ -6,12 +6,36 @@
  * a failure is remembered for a while, so a dead image costs no fetch per view.
  */
 import { createHash } from 'node:crypto';
-import { ImageUnavailableError, NotFoundError } from '../../errors.js';
+import { ImageUnavailableError, NotFoundError, TemporaryFailureError } from '../../errors.js';
 import { fetchImage, ImageFetchError } from '../../net/image-fetch.js';
 import type { Route, WebDeps } from '../context.js';
 
 /** How long a refused or failed fetch is answered from the cache before it is tried again. */
 export const IMAGE_FAILURE_TTL_MS = 10 * 60_000;
+
+/**
+ * Fetches this process runs at once: each may hold up to FEEDMAIL_IMAGE_PROXY_MAX_BYTES in
+ * memory, so a newsletter of a thousand large images cannot take more than this many times
+ * that. Further fetches wait their turn; past MAX_WAITING the request is answered 503.
+ */
+export const MAX_CONCURRENT_FETCHES = 8;
+const MAX_WAITING = 256;
+let fetching = 0;
+const waiting: (() => void)[] = [];
+
+async function inFetchSlot<T>(work: () => Promise<T>): Promise<T> {
+  if (fetching >= MAX_CONCURRENT_FETCHES) {
+    if (waiting.length >= MAX_WAITING) throw new TemporaryFailureError('Busy fetching images, try again shortly');
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  }
+  fetching++;
+  try {
+    return await work();
+  } finally {
+    fetching--;
+    waiting.shift()?.();
+  }
+}
 
 /** Fetches in flight, by store and image, so concurrent first requests fetch an image once. */
 const inFlight = new WeakMap<object, Map<string, Promise<{ type: string; body: Buffer } | { failed: string }>>>();
@@ -24,12 +48,14 @@ function fetchOnce(deps: WebDeps, key: string, target: string): Promise<{ type: 
   const { config, stores, log } = deps;
   const started = (async () => {
     try {
-      const image = await fetchImage(target, { maxBytes: config.imageProxyMaxBytes, timeoutMs: config.imageProxyTimeoutMs, allowPrivate: config.imageProxyAllowPrivate });
+      const image = await inFetchSlot(() => fetchImage(target, { maxBytes: config.imageProxyMaxBytes, timeoutMs: config.imageProxyTimeoutMs, allowPrivate: config.imageProxyAllowPrivate }));
       // The cache is an optimisation: a full disk must not fail the request.
       await stores.cache.storeImage(key, image.type, image.body, config.imageProxyCacheBytes)
         .catch((err: unknown) => log.warn({ err }, 'image proxy: cache write failed'));
       return image;
     } catch (err) {
+      // Too busy to try is no failure of the image: nothing is remembered.
+      if (err instanceof TemporaryFailureError) throw err;
       // Never the URL: a sender's image URLs can name the recipient.
       log.debug({ err }, 'image proxy: image not served');
       await stores.cache.storeImageFailure(key, IMAGE_FAILURE_TTL_MS, config.imageProxyCacheBytes)
