@@ -9,7 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { sniffImageType } from '../src/net/image-fetch.js';
+import { MAX_REDIRECTS, sniffImageType } from '../src/net/image-fetch.js';
 import { imageSignerFor, ImageSigner } from '../src/web/image-proxy.js';
 import { MAX_CONCURRENT_FETCHES } from '../src/web/routes/image.js';
 import { proxiedImages } from '../src/web/presenters.js';
@@ -143,6 +143,7 @@ describe('image proxy', () => {
       '/big.png': { type: 'image/png', body: OVERSIZE },
       '/together.png': { type: 'image/png', body: PNG },
       '/private.png': { type: 'image/png', body: PNG },
+      '/loop.png': { type: 'text/html', body: Buffer.alloc(0), status: 302, location: '/loop.png' },
     });
     await images.start();
     server = await startTestServer({ imageProxyAllowPrivate: 'true', imageProxyMaxBytes: '2k' });
@@ -280,6 +281,12 @@ describe('image proxy', () => {
       slow.closeAllConnections();
       await new Promise((r) => slow.close(r));
     }
+  });
+
+  it('follows a few redirects, not more', async () => {
+    const signer = (await imageSignerFor(server.app.stores.app, server.app.config))!;
+    assert.equal(await status(`${server.base}/img/${signer.path(`${images.base}/loop.png`)}`), 404);
+    assert.equal(images.count('/loop.png'), MAX_REDIRECTS + 1);
   });
 
   it('refuses unsigned and altered URLs without fetching anything', async () => {
