@@ -374,19 +374,20 @@ describe('proxiedImages', () => {
       '<img src="https://s.example/c.png?x=1&amp;y=2" srcset="https://s.example/c1.png 1x, https://s.example/c2.png 2x">',
       '<td background="https://s.example/d.png">',
       '<div style="background-image: url(&quot;https://s.example/e.png&quot;)">',
+      '<p style="background-image: -webkit-image-set(&quot;https://s.example/f.png&quot; 1x, url(https://s.example/g.png) 2x)">',
       '<img src="https://feeds.example/e/abc/parts/1/x.png">',
       '<img src="data:image/png;base64,AAAA">',
       '<a href="https://s.example/page">link</a>',
     ].join('');
     const out = proxiedImages(html, urls);
-    for (const u of ['https://s.example/a.png', 'http://s.example/b.png', 'https://s.example/c.png?x=1&y=2', 'https://s.example/c1.png', 'https://s.example/c2.png', 'https://s.example/d.png', 'https://s.example/e.png']) {
+    for (const u of ['https://s.example/a.png', 'http://s.example/b.png', 'https://s.example/c.png?x=1&y=2', 'https://s.example/c1.png', 'https://s.example/c2.png', 'https://s.example/d.png', 'https://s.example/e.png', 'https://s.example/f.png', 'https://s.example/g.png']) {
       assert.ok(out.includes(img(u)), u);
     }
     assert.ok(out.includes(` 1x, ${img('https://s.example/c2.png')} 2x"`));
     assert.ok(out.includes('src="https://feeds.example/e/abc/parts/1/x.png"'));
     assert.ok(out.includes('src="data:image/png;base64,AAAA"'));
     assert.ok(out.includes('href="https://s.example/page"'));
-    assert.ok(!/\/\/s\.example\/[a-e]/.test(out.replace(/href="[^"]*"/g, '')), out);
+    assert.ok(!/\/\/s\.example\/[a-g]/.test(out.replace(/href="[^"]*"/g, '')), out);
   });
 
   it('changes nothing with the proxy off', () => {

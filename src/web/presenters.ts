@@ -220,12 +220,21 @@ function proxied(target: string, urls: Urls): string | undefined {
 /** `url(…)` as cleanCss (mail/sanitize.ts) leaves it. */
 const CSS_URL = /url\(\s*(?:"([^"]*)"|'([^']*)'|([^"'()\s]*))\s*\)/gi;
 
+/** `image-set(…)` and `-webkit-image-set(…)`, whose candidates may be bare strings rather than url(). */
+const CSS_IMAGE_SET = /((?:-webkit-)?image-set\(\s*)([^()]*(?:\([^()]*\)[^()]*)*)\)/gi;
+const CSS_STRING = /"([^"]*)"|'([^']*)'/g;
+
 function proxiedCss(css: string, urls: Urls): string {
-  return css.replace(CSS_URL, (whole, dq?: string, sq?: string, bare?: string) => {
-    const url = proxied(dq ?? sq ?? bare ?? '', urls);
-    // Our URLs are base64url under the base URL: quoted, nothing in them needs escaping in CSS.
-    return url === undefined ? whole : `url('${url}')`;
-  });
+  return css
+    .replace(CSS_URL, (whole, dq?: string, sq?: string, bare?: string) => {
+      const url = proxied(dq ?? sq ?? bare ?? '', urls);
+      // Our URLs are base64url under the base URL: quoted, nothing in them needs escaping in CSS.
+      return url === undefined ? whole : `url('${url}')`;
+    })
+    .replace(CSS_IMAGE_SET, (_, open: string, candidates: string) => `${open}${candidates.replace(CSS_STRING, (whole, dq?: string, sq?: string) => {
+      const url = proxied(dq ?? sq ?? '', urls);
+      return url === undefined ? whole : `'${url}'`;
+    })})`);
 }
 
 /**
@@ -247,7 +256,7 @@ export function proxiedImages(htmlText: string, urls: Urls): string {
         let next: string | undefined;
         const decoded = decodeAttribute(value);
         if (attr === 'src' || attr === 'background') next = proxied(decoded, urls);
-        else if (attr === 'style' && /url\(/i.test(decoded)) next = proxiedCss(decoded, urls);
+        else if (attr === 'style' && /url\(|image-set\(/i.test(decoded)) next = proxiedCss(decoded, urls);
         else if (attr === 'srcset') {
           next = decoded.split(/,(?=\s)/).map((candidate) => candidate.replace(/^(\s*)(\S+)/, (c, lead: string, url: string) => {
             const p = proxied(url, urls);
