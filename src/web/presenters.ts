@@ -211,10 +211,16 @@ function decodeAttribute(value: string): string {
     ({ '&quot;': '"', '&#34;': '"', '&#39;': "'", '&apos;': "'", '&lt;': '<', '&gt;': '>', '&amp;': '&' })[e]!);
 }
 
-/** A remote image feedmail proxies: http(s), and not one of our own URLs (entry parts, earlier proxied images). */
-function proxied(target: string, urls: Urls): string | undefined {
+/** What an image URL becomes: another URL, or undefined to leave it as it is. */
+type ImageMap = (target: string) => string | undefined;
+
+/**
+ * A remote image feedmail proxies, mapped: http(s), and not one of our own URLs (entry
+ * parts, earlier proxied images, which start with `base`).
+ */
+function proxied(target: string, base: string, map: ImageMap): string | undefined {
   const t = target.trim();
-  return /^https?:\/\//i.test(t) && !t.startsWith(`${urls.base}/`) ? urls.image(t) : undefined;
+  return /^https?:\/\//i.test(t) && !(base && t.startsWith(`${base}/`)) ? map(t) : undefined;
 }
 
 /** `url(…)` as cleanCss (mail/sanitize.ts) leaves it. */
@@ -224,15 +230,15 @@ const CSS_URL = /url\(\s*(?:"([^"]*)"|'([^']*)'|([^"'()\s]*))\s*\)/gi;
 const CSS_IMAGE_SET = /((?:-webkit-)?image-set\(\s*)([^()]*(?:\([^()]*\)[^()]*)*)\)/gi;
 const CSS_STRING = /"([^"]*)"|'([^']*)'/g;
 
-function proxiedCss(css: string, urls: Urls): string {
+function proxiedCss(css: string, base: string, map: ImageMap): string {
   return css
     .replace(CSS_URL, (whole, dq?: string, sq?: string, bare?: string) => {
-      const url = proxied(dq ?? sq ?? bare ?? '', urls);
+      const url = proxied(dq ?? sq ?? bare ?? '', base, map);
       // Our URLs are base64url under the base URL: quoted, nothing in them needs escaping in CSS.
       return url === undefined ? whole : `url('${url}')`;
     })
     .replace(CSS_IMAGE_SET, (_, open: string, candidates: string) => `${open}${candidates.replace(CSS_STRING, (whole, dq?: string, sq?: string) => {
-      const url = proxied(dq ?? sq ?? '', urls);
+      const url = proxied(dq ?? sq ?? '', base, map);
       return url === undefined ? whole : `'${url}'`;
     })})`);
 }
@@ -245,9 +251,22 @@ function proxiedCss(css: string, urls: Urls): string {
  * patterns find them, as in htmlForFeedReaders. Unchanged when the proxy is off.
  */
 export function proxiedImages(htmlText: string, urls: Urls): string {
-  if (!urls.images) return htmlText;
+  return urls.images ? mapImages(htmlText, urls.base, (target) => urls.image(target)) : htmlText;
+}
+
+/** The remote images proxiedImages would point at the proxy, each once, in order (for fetching them ahead: jobs/tasks/prefetch-images.ts). */
+export function remoteImageUrls(htmlText: string): string[] {
+  const found = new Set<string>();
+  mapImages(htmlText, '', (target) => {
+    found.add(target);
+    return undefined;
+  });
+  return [...found];
+}
+
+function mapImages(htmlText: string, base: string, map: ImageMap): string {
   return htmlText
-    .replace(/(<style>)([\s\S]*?)(<\/style>)/gi, (_, open: string, css: string, close: string) => `${open}${proxiedCss(css, urls)}${close}`)
+    .replace(/(<style>)([\s\S]*?)(<\/style>)/gi, (_, open: string, css: string, close: string) => `${open}${proxiedCss(css, base, map)}${close}`)
     .replace(/<([a-z][a-z0-9]*)(\s[^>]*)>/gi, (whole, tag: string, attrs: string) => {
       if (!/\b(src|srcset|background|style)=/i.test(attrs)) return whole;
       const kept = attrs.replace(/(\s+)([^\s="'>/]+)(?:="([^"]*)")?/g, (attrWhole, space: string, name: string, value: string | undefined) => {
@@ -255,11 +274,11 @@ export function proxiedImages(htmlText: string, urls: Urls): string {
         const attr = name.toLowerCase();
         let next: string | undefined;
         const decoded = decodeAttribute(value);
-        if (attr === 'src' || attr === 'background') next = proxied(decoded, urls);
-        else if (attr === 'style' && /url\(|image-set\(/i.test(decoded)) next = proxiedCss(decoded, urls);
+        if (attr === 'src' || attr === 'background') next = proxied(decoded, base, map);
+        else if (attr === 'style' && /url\(|image-set\(/i.test(decoded)) next = proxiedCss(decoded, base, map);
         else if (attr === 'srcset') {
           next = decoded.split(/,(?=\s)/).map((candidate) => candidate.replace(/^(\s*)(\S+)/, (c, lead: string, url: string) => {
-            const p = proxied(url, urls);
+            const p = proxied(url, base, map);
             return p === undefined ? c : `${lead}${p}`;
           })).join(',');
         }

@@ -5,14 +5,14 @@ import type { TaskDefinition } from '../task.js';
 import type { TaskDeps } from './deps.js';
 
 export function ingestTask(deps: TaskDeps): TaskDefinition {
-  const { stores, processor, log, space } = deps;
+  const { stores, processor, log, space, config } = deps;
   return {
     name: INGEST_TASK,
     priority: INGEST_PRIORITY,
     backoffBaseMs: 1_000,
     handler: async (payload, { signal }) => {
       const { journalId } = parseIngestPayload(payload);
-      await ingestJournalRow({ app: stores.app, queue: stores.queue, processor, log, space }, journalId, signal);
+      await ingestJournalRow({ app: stores.app, queue: stores.queue, processor, log, space, prefetchImages: config.imageProxy }, journalId, signal);
     },
   };
 }

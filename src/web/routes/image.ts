@@ -10,6 +10,9 @@ import { ImageUnavailableError, NotFoundError, TemporaryFailureError } from '../
 import { fetchImage, ImageFetchError } from '../../net/image-fetch.js';
 import type { Route, WebDeps } from '../context.js';
 
+/** What fetching and caching an image needs: a request's deps, or a job's (jobs/tasks/prefetch-images.ts). */
+export type ImageDeps = Pick<WebDeps, 'config' | 'stores' | 'log'>;
+
 /** How long a refused or failed fetch is answered from the cache before it is tried again. */
 export const IMAGE_FAILURE_TTL_MS = 10 * 60_000;
 
@@ -40,7 +43,7 @@ async function inFetchSlot<T>(work: () => Promise<T>): Promise<T> {
 /** Fetches in flight, by store and image, so concurrent first requests fetch an image once. */
 const inFlight = new WeakMap<object, Map<string, Promise<{ type: string; body: Buffer } | { failed: string }>>>();
 
-function fetchOnce(deps: WebDeps, key: string, target: string): Promise<{ type: string; body: Buffer } | { failed: string }> {
+function fetchOnce(deps: ImageDeps, key: string, target: string): Promise<{ type: string; body: Buffer } | { failed: string }> {
   let pending = inFlight.get(deps.stores.cache);
   if (!pending) inFlight.set(deps.stores.cache, pending = new Map());
   const running = pending.get(key);
@@ -67,6 +70,22 @@ function fetchOnce(deps: WebDeps, key: string, target: string): Promise<{ type: 
   return started;
 }
 
+/** The image at `target`: from cache.db when it is there (a remembered failure too), else fetched once and cached. */
+export async function proxiedImage(deps: ImageDeps, target: string): Promise<{ image: { type: string; body: Buffer } | { failed: string }; cached: boolean }> {
+  const key = createHash('sha256').update(target).digest('hex');
+  const cached = await deps.stores.cache.cachedImage(key).catch((err: unknown) => {
+    deps.log.warn({ err }, 'image proxy: cache read failed; fetching');
+    return undefined;
+  });
+  if (cached) {
+    return {
+      image: cached.body && cached.content_type ? { type: cached.content_type, body: cached.body } : { failed: 'it could not be fetched a short while ago' },
+      cached: true,
+    };
+  }
+  return { image: await fetchOnce(deps, key, target), cached: false };
+}
+
 export const imageProxyRoute: Route = {
   method: 'GET',
   path: /^\/img\/([A-Za-z0-9_-]{43})\/([A-Za-z0-9_-]{1,8192})$/,
@@ -77,19 +96,9 @@ export const imageProxyRoute: Route = {
       counters.refused++;
       throw new NotFoundError();
     }
-    const key = createHash('sha256').update(target).digest('hex');
-    const cached = await deps.stores.cache.cachedImage(key).catch((err: unknown) => {
-      deps.log.warn({ err }, 'image proxy: cache read failed; fetching');
-      return undefined;
-    });
-    let image: { type: string; body: Buffer } | { failed: string };
-    if (cached) {
-      counters.hits++;
-      image = cached.body && cached.content_type ? { type: cached.content_type, body: cached.body } : { failed: 'it could not be fetched a short while ago' };
-    } else {
-      counters.misses++;
-      image = await fetchOnce(deps, key, target);
-    }
+    const { image, cached } = await proxiedImage(deps, target);
+    if (cached) counters.hits++;
+    else counters.misses++;
     if ('failed' in image) {
       counters.refused++;
       throw new ImageUnavailableError(image.failed);
