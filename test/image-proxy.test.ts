@@ -1,8 +1,9 @@
 /**
  * The image proxy (issue 11, acceptance 3): a newsletter's remote images reach the reader
- * from feedmail only. A real image server on 127.0.0.1 counts every request it gets; mail
- * goes over real SMTP; the entry is opened in real Chromium, which records every request
- * of the page and its frames.
+ * from feedmail only, fetched by feedmail when the mail is processed, not when it is read.
+ * A real image server on 127.0.0.1 counts every request it gets; mail goes over real SMTP;
+ * the entry is opened in real Chromium, which records every request of the page and its
+ * frames.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
