@@ -20,6 +20,7 @@ import { readiness } from './ops/readiness.js';
 import { openStores, type Clock, type Stores } from './store/index.js';
 import { holdDataDirShared } from './store/backup.js';
 import { INGEST_PRIORITY } from './store/journal.js';
+import { imageSignerFor } from './web/image-proxy.js';
 import { publicBaseUrl } from './web/urls.js';
 import { LiveHub } from './web/live.js';
 import { connectionsPerNetwork, WebServer } from './web/server.js';
@@ -131,7 +132,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
         maxStreamsPerNetwork: Math.max(1, Math.floor(connectionsPerNetwork(config.httpMaxConnections) / 2)),
       });
       web = new WebServer({
-        config, stores, log, counters: counters.http, space: disk, onAccepted, live,
+        config, stores, log, counters: counters.http, space: disk, onAccepted, live, images: await imageSignerFor(stores.app, config),
         metrics,
         readiness: () => readiness(stores, disk, config.minFreeBytes, config.backupTo ? { everyMs: config.backupEveryMs, since: startedAt } : undefined),
       });

@@ -473,6 +473,26 @@ export const SETTINGS = {
     env: 'FEEDMAIL_PROCESSES', flag: '--processes', default: '1',
     help: '"serve" only: worker processes sharing the HTTP and SMTP ports (2 or more: SIGHUP restarts them one at a time without dropping requests)', parse: integer(1, 64),
   },
+  imageProxy: {
+    env: 'FEEDMAIL_IMAGE_PROXY', flag: '--image-proxy', default: 'true',
+    help: 'Serve newsletters\' remote images through feedmail (signed /img/ URLs), so readers never load them from the sender; false shows the sender\'s URLs', parse: bool,
+  },
+  imageProxyAllowPrivate: {
+    env: 'FEEDMAIL_IMAGE_PROXY_ALLOW_PRIVATE', flag: '--image-proxy-allow-private', default: 'false',
+    help: 'Let the image proxy fetch from loopback, private or link-local addresses (tests, private networks)', parse: bool,
+  },
+  imageProxyMaxBytes: {
+    env: 'FEEDMAIL_IMAGE_PROXY_MAX_BYTES', flag: '--image-proxy-max-bytes', default: '5m',
+    help: 'Largest image the image proxy fetches; larger ones are refused', parse: byteSize(1024, 100 * 1024 ** 2),
+  },
+  imageProxyTimeoutMs: {
+    env: 'FEEDMAIL_IMAGE_PROXY_TIMEOUT_MS', flag: '--image-proxy-timeout-ms', default: '10000',
+    help: 'Time the image proxy gives one image fetch, redirects included (milliseconds)', parse: integer(100, 120_000),
+  },
+  imageProxyCacheBytes: {
+    env: 'FEEDMAIL_IMAGE_PROXY_CACHE_BYTES', flag: '--image-proxy-cache-bytes', default: '256m',
+    help: 'Bytes of fetched images kept in cache.db; the least recently used go first', parse: byteSize(0, 64 * 1024 ** 3),
+  },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;

@@ -138,6 +138,13 @@ export class CrossSiteRequestError extends FeedmailError {
   }
 }
 
+/** The image proxy did not fetch, or would not serve, an image (see net/image-fetch.ts for why). */
+export class ImageUnavailableError extends FeedmailError {
+  constructor(why: string) {
+    super('image_unavailable', `This image is not available: ${why}`, 404);
+  }
+}
+
 export class BadSignatureError extends FeedmailError {
   constructor(problem: string) {
     super('bad_signature', `Not accepted: ${problem}`, 401);

@@ -269,7 +269,9 @@ describe('what feed readers receive (F17)', () => {
       assert.match(html, /position: relative; color: green/, `${format}: harmless positions stay`);
       assert.match(html, /font-weight: bold/, `${format}: the rest of a cleaned style stays`);
       assert.doesNotMatch(html, /manage\/x\/delete|logout|relative\.png/, `${format}: no relative URL`);
-      assert.match(html, /src="https:\/\/images\.example\.com\/ok\.png"/, `${format}: absolute images stay`);
+      // Absolute images stay, shown through the image proxy (on by default; test/image-proxy.test.ts).
+      const proxied = `${server.base}/img/[A-Za-z0-9_-]{43}/${Buffer.from('https://images.example.com/ok.png').toString('base64url')}`;
+      assert.match(html, new RegExp(`src="${proxied}"`), `${format}: absolute images stay`);
       assert.match(html, /overlay/);
       assert.match(html, /AT&amp;T says hello/);
     }

@@ -24,6 +24,8 @@ import { recordRefusal, shownFacts } from './deliveries.js';
 import { readHead, type MessageHead } from './head.js';
 import { senderKey } from '../feeds/senders.js';
 import { DELIVERY_MAX_ATTEMPTS, WEBSUB_DELIVER_TASK } from '../jobs/tasks/websub.js';
+import { PREFETCH_IMAGES_TASK, PREFETCH_MAX_IMAGES } from '../jobs/tasks/prefetch-images.js';
+import { remoteImageUrls } from '../web/presenters.js';
 import type { ProcessPool } from './process-pool.js';
 import { senderVerdict, type SenderAddress, type SenderVerdict } from './sender-rules.js';
 import type { ProcessedForRecipients } from './process.js';
@@ -287,6 +289,8 @@ export interface IngestDeps {
   space?: SpaceGuard;
   /** Told the seconds from the message's journaling (just before its 250) to its stored entries, for /metrics. */
   observeMailToEntry?: (seconds: number) => void;
+  /** Fetch a stored message's remote images into the image proxy's cache at once (jobs/tasks/prefetch-images.ts). */
+  prefetchImages?: boolean;
 }
 
 /** Handler of the `ingest` job. Safe to run more than once for the same journal row. */
@@ -314,6 +318,7 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
   if (!release) throw new StorageFullError();
   try {
     const stored = await storeForFeeds(deps, feeds, row, processed, hashes, journalId);
+    if (stored > 0 && deps.prefetchImages) await enqueueImagePrefetch(deps, row, processed, journalId);
     if (hashes.bytes > LARGE_ENTRY_BYTES) await deps.app.checkpointPassive();
     // received_at was taken by the same clock as every row's time, just before the 250.
     if (stored > 0) deps.observeMailToEntry?.(Math.max(0, deps.queue.clock.now() - row.received_at) / 1000);
@@ -347,6 +352,22 @@ async function storeForFeeds(deps: IngestDeps, feeds: Feed[], row: JournalRow, p
     }
   }
   return stored;
+}
+
+/**
+ * One job that fetches the message's remote images into the image proxy's cache now, so
+ * their first fetch tells the sender nothing about when anyone reads it. The HTML is the
+ * same for every recipient feed, so one job per message. Logged, not thrown, on failure:
+ * the images are then fetched when first viewed.
+ */
+async function enqueueImagePrefetch(deps: IngestDeps, row: JournalRow, processed: ProcessedForRecipients, journalId: number): Promise<void> {
+  try {
+    const urls = remoteImageUrls(processed.html).slice(0, PREFETCH_MAX_IMAGES);
+    if (urls.length === 0) return;
+    await deps.queue.enqueueJob({ task: PREFETCH_IMAGES_TASK, payload: { urls }, maxAttempts: 1, idempotencyKey: `images:${row.uid}` });
+  } catch (err) {
+    deps.log.warn({ err, journalId }, 'ingest: unable to enqueue the image prefetch');
+  }
 }
 
 /**

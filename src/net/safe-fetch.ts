@@ -1,6 +1,7 @@
 /**
  * The one way feedmail makes an outbound HTTP request to an address someone else chose
- * (WebSub subscribers' callbacks). The host is resolved here, every address it resolves
+ * (WebSub subscribers' callbacks, and the image proxy's fetches: net/image-fetch.ts, which
+ * follows redirects itself, one checked request per hop). The host is resolved here, every address it resolves
  * to is checked, and the connection goes to the checked address (a `lookup` that answers
  * it), so a DNS answer that changes between the check and the connect cannot reach a
  * private network. Time and response size are bounded; redirects are never followed.

@@ -58,6 +58,8 @@ export interface HttpCounters {
   webhook: { accepted: number; tempFailed: number; blocked: number; feedFull: number; overDailyLimit: number };
   /** Seconds to answer, by the route's pattern (never the path: paths carry secrets) and status. */
   requestDuration: Histogram<'route' | 'status'>;
+  /** The image proxy (web/routes/image.ts): answers from cache.db, fetches, and refusals (bad signature, or no image to serve). */
+  imageProxy: { hits: number; misses: number; refused: number };
 }
 
 export interface JobCounters {
@@ -121,6 +123,7 @@ export function createCounters(): Counters {
     },
     http: {
       requests: 0, errors: 0, networkConnectionsRefused: 0, webhook: { accepted: 0, tempFailed: 0, blocked: 0, feedFull: 0, overDailyLimit: 0 },
+      imageProxy: { hits: 0, misses: 0, refused: 0 },
       requestDuration: histogram('feedmail_http_request_duration_seconds', 'Time to answer an HTTP request, by route pattern and status', ['route', 'status']),
     },
     live: { openStreams: 0, eventsSent: 0, refused: 0, polls: 0 },
@@ -146,6 +149,7 @@ interface DatabaseStats {
   queue: { ready: number; claimed: number; failed: number; oldestReadyAgeMs: number };
   walBytes: { db: string; bytes: number }[];
   cacheBytes: number;
+  imageCacheBytes: number;
 }
 
 /**
@@ -203,6 +207,10 @@ export function createMetricsRegistry(s: MetricSources): Registry {
     name: 'feedmail_cache_bytes', help: 'Bytes of rendered documents in cache.db', registers: [registry], aggregator: 'max',
     async collect() { this.set((await databaseStats()).cacheBytes); },
   });
+  new Gauge({
+    name: 'feedmail_image_cache_bytes', help: 'Bytes of images (and remembered failures) the image proxy keeps in cache.db', registers: [registry], aggregator: 'max',
+    async collect() { this.set((await databaseStats()).imageCacheBytes); },
+  });
   if (s.running.jobs) {
     counter('feedmail_jobs_succeeded_total', 'Jobs finished by this process', () => jobs.succeeded);
     counter('feedmail_jobs_retried_total', 'Job attempts that failed and will retry', () => jobs.retried);
@@ -256,6 +264,9 @@ export function createMetricsRegistry(s: MetricSources): Registry {
   counter('feedmail_webhook_recipients_blocked_total', 'Webhook recipients refused by their feed\'s sender rules', () => http.webhook.blocked);
   counter('feedmail_webhook_recipients_feed_full_total', 'Webhook recipients deferred because their feed is full', () => http.webhook.feedFull);
   counter('feedmail_webhook_recipients_daily_limit_total', 'Webhook recipients deferred because their feed took its messages per day', () => http.webhook.overDailyLimit);
+  counter('feedmail_image_proxy_hits_total', 'Image proxy answers from cache.db (images and remembered failures)', () => http.imageProxy.hits);
+  counter('feedmail_image_proxy_misses_total', 'Image proxy requests that needed a fetch', () => http.imageProxy.misses);
+  counter('feedmail_image_proxy_refused_total', 'Image proxy requests refused: bad signature, or no raster image to serve', () => http.imageProxy.refused);
   gauge('feedmail_live_streams', 'Live-update streams (server-sent events) open now', () => live.openStreams);
   counter('feedmail_live_events_sent_total', 'Entry events sent to live-update streams', () => live.eventsSent);
   counter('feedmail_live_streams_refused_total', 'Live-update streams refused at the global or per-network cap', () => live.refused);
@@ -268,5 +279,6 @@ async function readDatabaseStats(stores: Stores): Promise<DatabaseStats> {
     queue: await stores.queue.queueStats(),
     walBytes: [stores.app, stores.queue, stores.cache].map((h) => ({ db: h.file.split('/').pop() ?? h.file, bytes: h.walBytes() })),
     cacheBytes: await stores.cache.cacheBytes(),
+    imageCacheBytes: await stores.cache.imageCacheBytes(),
   };
 }

@@ -6,6 +6,7 @@ import * as parts from './parts.js';
 import type { AppSchema } from './schema.js';
 import * as search from './search.js';
 import * as senderRules from './sender-rules.js';
+import * as serverKeys from './server-keys.js';
 import { SqliteStore } from './sqlite-store.js';
 import * as websub from './websub.js';
 
@@ -81,6 +82,9 @@ export class AppStore extends SqliteStore<AppSchema> {
   readonly websubSubscriptionById = this.timed('read a WebSub subscription', websub.websubSubscriptionById);
   readonly websubSubscriptionsOfFeed = this.timed('list a feed\'s WebSub subscriptions', websub.websubSubscriptionsOfFeed);
   readonly deleteExpiredWebsubSubscriptions = this.timed('delete expired WebSub subscriptions', websub.deleteExpiredWebsubSubscriptions);
+
+  /** A key feedmail keeps for itself (store/server-keys.ts). */
+  readonly serverKey = this.timed('read a server key', serverKeys.serverKey);
 
   /** How many feeds, entries, bodies and blobs app.db holds (for operators, benchmarks and tests). */
   readonly rowCounts = this.op('count rows', entries.rowCounts);

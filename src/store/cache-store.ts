@@ -1,5 +1,6 @@
 /** cache.db behind one object: rendered feed documents, bounded by bytes. Losing it loses nothing. */
 import * as cache from './cache.js';
+import * as images from './images.js';
 import type { CacheSchema } from './schema.js';
 import { SqliteStore } from './sqlite-store.js';
 
@@ -10,4 +11,9 @@ export class CacheStore extends SqliteStore<CacheSchema> {
   readonly cacheBytes = this.op('measure the cache', cache.cacheBytes);
   readonly evictCache = this.op('evict cached documents', cache.evictCache);
   readonly deleteCachedFeed = this.op('drop a feed\'s cached documents', cache.deleteCachedFeed);
+  // Images fetched by the image proxy (store/images.ts)
+  readonly cachedImage = this.timed('read a cached image', images.cachedImage);
+  readonly storeImage = this.timed('cache an image', images.storeImage);
+  readonly storeImageFailure = this.timed('remember a failed image', images.storeImageFailure);
+  readonly imageCacheBytes = this.op('measure the image cache', images.imageCacheBytes);
 }

@@ -59,7 +59,7 @@ export async function storeDocument(db: Kysely<CacheSchema>, now: number, doc: O
     await trx.insertInto('rendered').values({ ...doc, bytes: doc.body.length, accessed_at: now })
       .onConflict((oc) => oc.column('key').doUpdateSet({ body: doc.body, bytes: doc.body.length, etag: doc.etag, accessed_at: now }))
       .execute();
-    await evictWithin(trx, maxBytes);
+    await evictLeastRecent(trx, 'rendered', maxBytes);
   });
 }
 
@@ -75,15 +75,16 @@ export async function cacheBytes(db: Kysely<CacheSchema>): Promise<number> {
 
 /** Evicts least recently used documents until the cache holds at most `maxBytes`. */
 export async function evictCache(db: Kysely<CacheSchema>, maxBytes: number): Promise<number> {
-  return db.transaction().execute((trx) => evictWithin(trx, maxBytes));
+  return db.transaction().execute((trx) => evictLeastRecent(trx, 'rendered', maxBytes));
 }
 
-async function evictWithin(trx: Kysely<CacheSchema>, maxBytes: number): Promise<number> {
-  const total = Number((await trx.selectFrom('rendered').select(sql<number>`coalesce(sum(bytes), 0)`.as('n')).executeTakeFirstOrThrow()).n);
+/** Deletes a table's least recently used rows until its rows' bytes add up to at most `maxBytes` (for store/images.ts too). */
+export async function evictLeastRecent(trx: Kysely<CacheSchema>, table: 'rendered' | 'proxied_images', maxBytes: number): Promise<number> {
+  const total = Number((await trx.selectFrom(table).select(sql<number>`coalesce(sum(bytes), 0)`.as('n')).executeTakeFirstOrThrow()).n);
   if (total <= maxBytes) return 0;
   let excess = total - maxBytes;
   const victims: string[] = [];
-  const rows = await trx.selectFrom('rendered').select(['key', 'bytes']).orderBy('accessed_at').orderBy('key').execute();
+  const rows = await trx.selectFrom(table).select(['key', 'bytes']).orderBy('accessed_at').orderBy('key').execute();
   for (const r of rows) {
     if (excess <= 0) break;
     victims.push(r.key);
@@ -91,7 +92,7 @@ async function evictWithin(trx: Kysely<CacheSchema>, maxBytes: number): Promise<
   }
   let evicted = 0;
   for (let i = 0; i < victims.length; i += 500) {
-    const r = await trx.deleteFrom('rendered').where('key', 'in', victims.slice(i, i + 500)).executeTakeFirst();
+    const r = await trx.deleteFrom(table).where('key', 'in', victims.slice(i, i + 500)).executeTakeFirst();
     evicted += Number(r.numDeletedRows);
   }
   return evicted;

@@ -125,6 +125,13 @@ export interface AppSchema {
   entry_parts: EntryPartsTable;
   feed_creations: FeedCreationsTable;
   feed_icons: FeedIconsTable;
+  server_keys: ServerKeysTable;
+}
+
+export interface ServerKeysTable {
+  name: string;
+  value: string;
+  created_at: number;
 }
 
 export interface JournalTable {
@@ -251,6 +258,19 @@ export interface RenderedTable {
   accessed_at: number;
 }
 
+export interface ProxiedImagesTable {
+  /** sha256 of the image URL, hex. */
+  key: string;
+  /** The sniffed type of a fetched image; null for a refused or failed fetch. */
+  content_type: string | null;
+  body: Buffer | null;
+  bytes: number;
+  /** When a refused or failed fetch may be tried again; null for an image. */
+  expires_at: number | null;
+  accessed_at: number;
+}
+
 export interface CacheSchema {
   rendered: RenderedTable;
+  proxied_images: ProxiedImagesTable;
 }

@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import type { HttpCounters } from '../ops/metrics.js';
 import type { SpaceGuard } from '../ops/storage-guard.js';
 import type { Stores } from '../store/index.js';
+import type { ImageSigner } from './image-proxy.js';
 import type { LiveHub } from './live.js';
 import type { Urls } from './urls.js';
 
@@ -25,6 +26,8 @@ export interface WebDeps {
   onAccepted: () => void;
   /** Live updates of feed pages (issue 11); without it, /events answers 404. */
   live?: LiveHub;
+  /** Signs image proxy URLs (web/image-proxy.ts); undefined when FEEDMAIL_IMAGE_PROXY is off. */
+  images?: ImageSigner;
 }
 
 export interface RequestContext {

@@ -33,6 +33,18 @@ export const BODY_CSP = [
   'sandbox allow-same-origin allow-popups allow-popups-to-escape-sandbox',
 ].join('; ');
 
+/**
+ * BODY_CSP with the image proxy on (see web/image-proxy.ts): images only from feedmail (and
+ * data:), fonts only inline and styles only from the document, so nothing in the body can
+ * reach the sender, even a URL the proxy's rewrite missed.
+ */
+const PROXIED_DIRECTIVES: Record<string, string> = {
+  'img-src': "img-src 'self' data:",
+  'style-src': "style-src 'unsafe-inline'",
+  'font-src': 'font-src data:',
+};
+export const BODY_CSP_PROXIED = BODY_CSP.split('; ').map((d) => PROXIED_DIRECTIVES[d.split(' ')[0]!] ?? d).join('; ');
+
 export function setSecurityHeaders(res: ServerResponse, csp = PAGE_CSP): void {
   res.setHeader('Content-Security-Policy', csp);
   res.setHeader('X-Content-Type-Options', 'nosniff');

@@ -211,6 +211,83 @@ function decodeAttribute(value: string): string {
     ({ '&quot;': '"', '&#34;': '"', '&#39;': "'", '&apos;': "'", '&lt;': '<', '&gt;': '>', '&amp;': '&' })[e]!);
 }
 
+/** What an image URL becomes: another URL, or undefined to leave it as it is. */
+type ImageMap = (target: string) => string | undefined;
+
+/**
+ * A remote image feedmail proxies, mapped: http(s), and not one of our own URLs (entry
+ * parts, earlier proxied images, which start with `base`).
+ */
+function proxied(target: string, base: string, map: ImageMap): string | undefined {
+  const t = target.trim();
+  return /^https?:\/\//i.test(t) && !(base && t.startsWith(`${base}/`)) ? map(t) : undefined;
+}
+
+/** `url(…)` as cleanCss (mail/sanitize.ts) leaves it. */
+const CSS_URL = /url\(\s*(?:"([^"]*)"|'([^']*)'|([^"'()\s]*))\s*\)/gi;
+
+/** `image-set(…)` and `-webkit-image-set(…)`, whose candidates may be bare strings rather than url(). */
+const CSS_IMAGE_SET = /((?:-webkit-)?image-set\(\s*)([^()]*(?:\([^()]*\)[^()]*)*)\)/gi;
+const CSS_STRING = /"([^"]*)"|'([^']*)'/g;
+
+function proxiedCss(css: string, base: string, map: ImageMap): string {
+  return css
+    .replace(CSS_URL, (whole, dq?: string, sq?: string, bare?: string) => {
+      const url = proxied(dq ?? sq ?? bare ?? '', base, map);
+      // Our URLs are base64url under the base URL: quoted, nothing in them needs escaping in CSS.
+      return url === undefined ? whole : `url('${url}')`;
+    })
+    .replace(CSS_IMAGE_SET, (_, open: string, candidates: string) => `${open}${candidates.replace(CSS_STRING, (whole, dq?: string, sq?: string) => {
+      const url = proxied(dq ?? sq ?? '', base, map);
+      return url === undefined ? whole : `'${url}'`;
+    })})`);
+}
+
+/**
+ * Points every remote image of sanitized HTML (or of a whole body document made of it) at
+ * the proxy: `src`, `srcset` and `background` attributes, and CSS `url()` in `style`
+ * attributes and `<style>` elements. The input is the sanitizer's output (tags never contain
+ * a raw '>', attribute values are double-quoted, `<` inside <style> is escaped), so plain
+ * patterns find them, as in htmlForFeedReaders. Unchanged when the proxy is off.
+ */
+export function proxiedImages(htmlText: string, urls: Urls): string {
+  return urls.images ? mapImages(htmlText, urls.base, (target) => urls.image(target)) : htmlText;
+}
+
+/** The remote images proxiedImages would point at the proxy, each once, in order (for fetching them ahead: jobs/tasks/prefetch-images.ts). */
+export function remoteImageUrls(htmlText: string): string[] {
+  const found = new Set<string>();
+  mapImages(htmlText, '', (target) => {
+    found.add(target);
+    return undefined;
+  });
+  return [...found];
+}
+
+function mapImages(htmlText: string, base: string, map: ImageMap): string {
+  return htmlText
+    .replace(/(<style>)([\s\S]*?)(<\/style>)/gi, (_, open: string, css: string, close: string) => `${open}${proxiedCss(css, base, map)}${close}`)
+    .replace(/<([a-z][a-z0-9]*)(\s[^>]*)>/gi, (whole, tag: string, attrs: string) => {
+      if (!/\b(src|srcset|background|style)=/i.test(attrs)) return whole;
+      const kept = attrs.replace(/(\s+)([^\s="'>/]+)(?:="([^"]*)")?/g, (attrWhole, space: string, name: string, value: string | undefined) => {
+        if (value === undefined) return attrWhole;
+        const attr = name.toLowerCase();
+        let next: string | undefined;
+        const decoded = decodeAttribute(value);
+        if (attr === 'src' || attr === 'background') next = proxied(decoded, base, map);
+        else if (attr === 'style' && /url\(|image-set\(/i.test(decoded)) next = proxiedCss(decoded, base, map);
+        else if (attr === 'srcset') {
+          next = decoded.split(/,(?=\s)/).map((candidate) => candidate.replace(/^(\s*)(\S+)/, (c, lead: string, url: string) => {
+            const p = proxied(url, base, map);
+            return p === undefined ? c : `${lead}${p}`;
+          })).join(',');
+        }
+        return next === undefined ? attrWhole : `${space}${name}="${escapeHtml(next)}"`;
+      });
+      return `<${tag}${kept}>`;
+    });
+}
+
 /** Positioning that takes an element out of the entry, to overlay or restyle the reader's own page. */
 const ESCAPING_POSITION = /(^|;)\s*position\s*:\s*([^;]*)/gi;
 
@@ -320,7 +397,7 @@ export function feedDocumentEntry(entry: DocumentEntry, feed: Feed, parts: Entry
   const attachments = parts.filter((p) => !p.inline);
   let body: string;
   if (form === 'whole') {
-    body = noticesHtml(entry, feed, urls) + htmlForFeedReaders(resolveCids(entry.html, entry, parts, urls)) + attachmentsHtml(entry, attachments, urls);
+    body = noticesHtml(entry, feed, urls) + proxiedImages(htmlForFeedReaders(resolveCids(entry.html, entry, parts, urls)), urls) + attachmentsHtml(entry, attachments, urls);
   } else {
     const more = attachments.length ? ` (with ${attachments.length} attachment${attachments.length === 1 ? '' : 's'})` : '';
     body = `${noticesHtml(entry, feed, urls)}<p>${escapeHtml(summaryText(entry, summaryChars))}</p>`

@@ -15,6 +15,7 @@ import { feedPageRoute } from './routes/feed-page.js';
 import { feedSearchRoute } from './routes/feed-search.js';
 import { healthzRoute, metricsRoute, opsPolicy, readyzRoute } from './routes/health.js';
 import { homeRoute } from './routes/home.js';
+import { imageProxyRoute } from './routes/image.js';
 import { domainIconRoute, feedIconRoute } from './routes/icons.js';
 import { inboundRoute, webhookBodyGraceMs } from './routes/inbound.js';
 import { manageDeleteRoute, managePageRoute, manageRenameRoute } from './routes/manage.js';
@@ -43,6 +44,8 @@ const ROUTES: Route[] = [
   websubRoute,
   // Issue 11: live updates.
   feedEventsRoute,
+  // Issue 11: the image proxy.
+  imageProxyRoute,
 ];
 
 /**
@@ -149,7 +152,7 @@ export class WebServer {
       this.server.listen(port, host, () => {
         this.server.off('error', reject);
         const bound = this.server.address() as AddressInfo;
-        this.#routeDeps = { ...this.deps, urls: new Urls(publicUrl(bound)) };
+        this.#routeDeps = { ...this.deps, urls: new Urls(publicUrl(bound), this.deps.images) };
         if (this.options.webhookBodyGraceMs !== undefined) webhookBodyGraceMs.set(this.#routeDeps, this.options.webhookBodyGraceMs);
         resolve(bound);
       });

@@ -1,7 +1,20 @@
+import type { ImageSigner } from './image-proxy.js';
+
 /** Every public URL feedmail hands out, built in one place. */
 export class Urls {
-  /** `base`: the public URL without a trailing slash, fixed for the life of the server. */
-  constructor(readonly base: string) {}
+  /**
+   * `base`: the public URL without a trailing slash, fixed for the life of the server.
+   * `images`: signs image proxy URLs; undefined when the proxy is off.
+   */
+  constructor(readonly base: string, readonly images?: ImageSigner) {}
+  /** What every URL built here depends on, for cache keys and ETags: the base, and the image key in use. */
+  get variant(): string {
+    return this.images ? `${this.base} img:${this.images.tag}` : this.base;
+  }
+  /** A remote image, served by the image proxy (web/routes/image.ts); only when `images` is set. */
+  image(target: string): string | undefined {
+    return this.images ? `${this.base}/img/${this.images.path(target)}` : undefined;
+  }
   feed(feedToken: string, format: 'atom' | 'rss' | 'json'): string {
     return `${this.base}/feeds/${feedToken}.${format}`;
   }

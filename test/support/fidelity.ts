@@ -102,6 +102,12 @@ export function solidPng(width: number, height: number, rgb: [number, number, nu
   ]);
 }
 
+/** The sender's URL of an image proxy URL (web/image-proxy.ts: /img/<signature>/<base64url of the URL>); any other URL as it is. */
+export function senderImageUrl(url: string): string {
+  const m = /\/img\/[A-Za-z0-9_-]{43}\/([A-Za-z0-9_-]+)$/.exec(url);
+  return m ? Buffer.from(m[1]!, 'base64url').toString('utf8') : url;
+}
+
 /** The one placeholder every remote image becomes, on both sides. */
 export const PLACEHOLDER = solidPng(120, 80, [200, 200, 200]);
 
@@ -239,7 +245,11 @@ export class FidelityHarness {
         if (part) return route.fulfill({ status: 200, contentType: part.contentType, body: part.content });
         return route.fulfill({ status: 404, body: '' });
       }
-      if (!reference && url.origin === own) return route.continue();
+      if (!reference && url.origin === own) {
+        // The image proxy's URLs stand for the sender's images: the placeholder, as for any remote image.
+        if (url.pathname.startsWith('/img/')) return route.fulfill({ status: 200, contentType: 'image/png', body: PLACEHOLDER });
+        return route.continue();
+      }
       if (req.resourceType() === 'image' && /^https?:$/.test(url.protocol)) return route.fulfill({ status: 200, contentType: 'image/png', body: PLACEHOLDER });
       return route.abort('blockedbyclient');
     });
@@ -266,6 +276,8 @@ export class FidelityHarness {
         height: Math.max(document.documentElement.scrollHeight, document.body?.scrollHeight ?? 0),
       };
     });
+    // An image shown through the image proxy is the sender's image it names.
+    facts.images = facts.images.map(senderImageUrl);
     const png = await page.screenshot({ fullPage: true, clip: { x: 0, y: 0, width: WIDTH, height: Math.min(facts.height, MAX_HEIGHT) } });
     await page.close();
     return { png, facts };

@@ -7,6 +7,7 @@ import type { TaskDeps } from './deps.js';
 import { expireFeedsTask } from './expire-feeds.js';
 import { ingestTask } from './ingest.js';
 import { optimizeTask } from './optimize.js';
+import { prefetchImagesTask } from './prefetch-images.js';
 import { PRUNE_OLD_ROWS_FORMER_NAME, pruneOldRowsTask } from './prune-old-rows.js';
 import { reclaimSpaceTask } from './reclaim-space.js';
 import { trimCacheTask } from './trim-cache.js';
@@ -31,5 +32,6 @@ export function allTasks(deps: TaskDeps): TaskDefinition[] {
     websubVerifyTask(deps),
     websubDeliverTask(deps),
     ...[backupTask(deps)].filter((t) => t !== undefined),
+    prefetchImagesTask(deps),
   ];
 }

@@ -5,7 +5,7 @@ import type { TaskDefinition } from '../task.js';
 import type { TaskDeps } from './deps.js';
 
 export function ingestTask(deps: TaskDeps): TaskDefinition {
-  const { stores, processor, log, space, counters } = deps;
+  const { stores, processor, log, space, counters, config } = deps;
   return {
     name: INGEST_TASK,
     priority: INGEST_PRIORITY,
@@ -13,7 +13,7 @@ export function ingestTask(deps: TaskDeps): TaskDefinition {
     handler: async (payload, { signal }) => {
       const { journalId } = parseIngestPayload(payload);
       const observeMailToEntry = counters && ((seconds: number) => counters.mailToEntry.observe(seconds));
-      await ingestJournalRow({ app: stores.app, queue: stores.queue, processor, log, space, observeMailToEntry }, journalId, signal);
+      await ingestJournalRow({ app: stores.app, queue: stores.queue, processor, log, space, observeMailToEntry, prefetchImages: config.imageProxy }, journalId, signal);
     },
   };
 }

@@ -9,6 +9,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { InvalidJobPayloadError } from '../../errors.js';
 import { RefusedAddressError, safeFetch } from '../../net/safe-fetch.js';
 import { CONTENT_TYPE_OF, renderFeedDocument, type Format, type RenderContext } from '../../web/routes/feed-document.js';
+import { imageSignerFor } from '../../web/image-proxy.js';
 import { Urls } from '../../web/urls.js';
 import { selectionOf } from '../../web/websub-topic.js';
 import type { Logger } from '../../log.js';
@@ -135,7 +136,7 @@ export function websubDeliverTask({ stores, config, log }: TaskDeps): TaskDefini
         log.info({ feedId: feed.id, subscriptionId: sub.id }, 'websub: subscription ended, the feed URL was rotated');
         return;
       }
-      const ctx: RenderContext = { deps: { stores, config, urls: new Urls(sub.base) } };
+      const ctx: RenderContext = { deps: { stores, config, urls: new Urls(sub.base, await imageSignerFor(stores.app, config)) } };
       const selection = await selectionOf(ctx, feed, sub);
       if (!selection) return;
       const body = await renderFeedDocument(ctx, feed, selection, sub.format);

@@ -201,4 +201,16 @@ export const appMigrations: Migration[] = [
       CREATE INDEX websub_subscriptions_lease ON websub_subscriptions (lease_expires_at);
     `,
   },
+  {
+    // Keys feedmail keeps for itself, made once and kept with the data: the image proxy signs
+    // its URLs with one (web/image-proxy.ts). Never shown, never logged.
+    name: 'server keys',
+    sqlite: `
+      CREATE TABLE server_keys (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];

@@ -19,4 +19,20 @@ export const cacheMigrations: Migration[] = [
       CREATE INDEX rendered_by_feed ON rendered (feed_id);
     `,
   },
+  {
+    // Images fetched by the image proxy (web/routes/image.ts), keyed by a hash of their URL;
+    // a refused or failed fetch is a row without a body until it expires.
+    name: 'proxied images',
+    sqlite: `
+      CREATE TABLE proxied_images (
+        key TEXT PRIMARY KEY,
+        content_type TEXT,
+        body BLOB,
+        bytes INTEGER NOT NULL,
+        expires_at INTEGER,
+        accessed_at INTEGER NOT NULL
+      );
+      CREATE INDEX proxied_images_by_access ON proxied_images (accessed_at);
+    `,
+  },
 ];

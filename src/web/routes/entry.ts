@@ -8,9 +8,9 @@
 import { SECRET_IN_PATH } from '../../secrets.js';
 import { NotFoundError } from '../../errors.js';
 import type { Entry } from '../../store/entries.js';
-import { BODY_CSP, foundOr404, sendHtml, setSecurityHeaders } from '../http.js';
+import { BODY_CSP, BODY_CSP_PROXIED, foundOr404, sendHtml, setSecurityHeaders } from '../http.js';
 import type { Route, WebDeps } from '../context.js';
-import { bodyDocument, publishedAt, resolveCids, shownConfirmUrl } from '../presenters.js';
+import { bodyDocument, proxiedImages, publishedAt, resolveCids, shownConfirmUrl } from '../presenters.js';
 import { html } from '../views/html.js';
 import { confirmNotice, copyField, layout } from '../views/layout.js';
 
@@ -62,10 +62,11 @@ export const entryBodyRoute: Route = {
   handler: async ({ res, params, deps }) => {
     const entry = await entryFor(deps, params[0]!);
     const parts = await deps.stores.app.partsOfEntry(entry.id);
-    setSecurityHeaders(res, BODY_CSP);
+    // With the image proxy on, images come from feedmail only: one the rewrite missed is not loaded at all.
+    setSecurityHeaders(res, deps.urls.images ? BODY_CSP_PROXIED : BODY_CSP);
     res.removeHeader('X-Frame-Options');
     const body = resolveCids(entry.html, entry, parts, deps.urls);
-    sendHtml(res, 200, bodyDocument(body), { 'Cache-Control': 'private, no-cache' });
+    sendHtml(res, 200, proxiedImages(bodyDocument(body), deps.urls), { 'Cache-Control': 'private, no-cache' });
   },
 };
 

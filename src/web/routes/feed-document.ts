@@ -150,7 +150,7 @@ function documentSource(ctx: RenderContext, feed: Feed, selection: EntrySelectio
  */
 /** The plain (unencoded) document, rendered as GET renders it; shared with concurrent GETs of the same version. */
 export function renderFeedDocument(ctx: RenderContext, feed: Feed, selection: EntrySelection, format: Format): Promise<Buffer> {
-  return once(ctx.deps.stores.app, `plain:${feed.id}:v${feed.version}:${selection.tag}:${format}:${ctx.deps.urls.base}`, () => renderFeed(ctx, feed, selection, format));
+  return once(ctx.deps.stores.app, `plain:${feed.id}:v${feed.version}:${selection.tag}:${format}:${ctx.deps.urls.variant}`, () => renderFeed(ctx, feed, selection, format));
 }
 
 async function renderFeed(ctx: RenderContext, feed: Feed, selection: EntrySelection, format: Format): Promise<Buffer> {
@@ -208,8 +208,8 @@ export async function serveFeedDocument(ctx: RequestContext, feed: Feed, selecti
   const format = negotiate(requested, req);
   await deps.stores.app.markFetched(feed).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: unable to record fetch'));
 
-  // The base URL is part of every link in the document, so a new one must change the ETag.
-  const etag = `W/"${feed.id}-${feed.version}-${selection.tag}-${format}-${RENDER_GENERATION}-${baseTag(deps.urls.base)}"`;
+  // The base URL (and the image proxy's key) is part of every link in the document, so a new one must change the ETag.
+  const etag = `W/"${feed.id}-${feed.version}-${selection.tag}-${format}-${RENDER_GENERATION}-${baseTag(deps.urls.variant)}"`;
   const lastModified = new Date(Math.floor(feed.updated_at / 1000) * 1000);
   const headers: Record<string, string> = {
     ETag: etag,
@@ -232,7 +232,7 @@ export async function serveFeedDocument(ctx: RequestContext, feed: Feed, selecti
   }
 
   const encoding = chooseEncoding(req);
-  const key = cacheKey({ feedId: feed.id, version: feed.version, selection: selection.tag, format, encoding, generation: RENDER_GENERATION, base: deps.urls.base });
+  const key = cacheKey({ feedId: feed.id, version: feed.version, selection: selection.tag, format, encoding, generation: RENDER_GENERATION, base: deps.urls.variant });
   const contentHeaders = {
     'Content-Type': CONTENT_TYPES[format],
     ...(encoding === 'identity' ? {} : { 'Content-Encoding': encoding }),
@@ -255,7 +255,7 @@ export async function serveFeedDocument(ctx: RequestContext, feed: Feed, selecti
     deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; rendering');
   }
   body ??= await once(deps.stores.app, `encoded:${key}`, async () => {
-    const plain = await once(deps.stores.app, `plain:${feed.id}:v${feed.version}:${selection.tag}:${format}:${deps.urls.base}`, () => renderFeed(ctx, feed, selection, format));
+    const plain = await once(deps.stores.app, `plain:${feed.id}:v${feed.version}:${selection.tag}:${format}:${deps.urls.variant}`, () => renderFeed(ctx, feed, selection, format));
     const rendered = await encode(plain, encoding);
     // The cache is an optimisation: a full disk or busy cache must not fail the request.
     await deps.stores.cache.storeDocument({
