@@ -70,8 +70,9 @@ const DEFAULT_WAL_MAX_BYTES = 64 * 1024 * 1024;
 
 /** Applies the pragmas DESIGN.md asks for on every connection. */
 export function applyPragmas(raw: Database.Database, synchronous: Synchronous, walMaxBytes = DEFAULT_WAL_MAX_BYTES): void {
-  raw.pragma('journal_mode = WAL');
+  // The busy handler first: switching to WAL takes a lock that another process starting at the same moment may hold.
   raw.pragma('busy_timeout = 5000');
+  raw.pragma('journal_mode = WAL');
   raw.pragma('foreign_keys = ON');
   raw.pragma(`synchronous = ${synchronous}`);
   // SQLite checkpoints on its own once the WAL holds this many pages, and then truncates the
