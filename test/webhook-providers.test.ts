@@ -336,6 +336,34 @@ describe('provider webhooks: Postmark, Mailgun, SendGrid', () => {
       await ingestIdle();
       assert.equal((await readFeed(feed.feeds.json, 'json')).length, 1);
     });
+    it('spends a token refused for good (406): the same token with another recipient and body is refused as a replay', async () => {
+      const feed = await createFeed(server.base);
+      const token = `token-refused-${Date.now()}`;
+      const timestamp = now();
+      const unknown = await refused(() => postForm(server.base, 'mailgun-mime', multipart(mailgunForm('nobody@localhost', 'legit', { mime: true, token, timestamp }))), 406, 'unknown recipient');
+      assert.equal(unknown, 'unknown_recipient');
+      const reused = await refused(() => postForm(server.base, 'mailgun-mime', multipart(mailgunForm(feed.address, 'mg INJECTED', { mime: true, token, timestamp }))), 406, 'the refused token, reused');
+      assert.equal(reused, 'replayed_delivery');
+      await ingestIdle();
+      assert.equal((await readFeed(feed.feeds.json, 'json')).length, 0, 'nothing injected');
+    });
+
+    it('leaves a token fresh when the refusal asks for a retry (507 feed at its limit)', async () => {
+      const limited = await startTestServer({ mailgunSigningKey: MAILGUN_KEY, feedMessagesPerDay: '1' });
+      try {
+        const feed = await createFeed(limited.base);
+        assert.equal((await postForm(limited.base, 'mailgun-mime', multipart(mailgunForm(feed.address, 'first of the day', { mime: true })))).status, 200);
+        const form = multipart(mailgunForm(feed.address, 'second of the day', { mime: true }));
+        for (const attempt of ['first attempt', 'the retry']) {
+          const res = await postForm(limited.base, 'mailgun-mime', form);
+          const text = await res.text();
+          assert.equal(res.status, 507, `${attempt}: ${text}`);
+          assert.equal((JSON.parse(text) as { error: { code: string } }).error.code === 'replayed_delivery', false, `${attempt}: not refused as a replay`);
+        }
+      } finally {
+        await limited.stop();
+      }
+    });
   });
 
   describe('SendGrid', () => {
