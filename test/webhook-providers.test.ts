@@ -358,7 +358,7 @@ describe('provider webhooks: Postmark, Mailgun, SendGrid', () => {
           const res = await postForm(limited.base, 'mailgun-mime', form);
           const text = await res.text();
           assert.equal(res.status, 507, `${attempt}: ${text}`);
-          assert.equal((JSON.parse(text) as { error: { code: string } }).error.code === 'replayed_delivery', false, `${attempt}: not refused as a replay`);
+          assert.notEqual((JSON.parse(text) as { error: { code: string } }).error.code, 'replayed_delivery', `${attempt}: not refused as a replay`);
         }
       } finally {
         await limited.stop();
@@ -468,8 +468,8 @@ describe('provider webhooks: Postmark, Mailgun, SendGrid', () => {
         assert.equal(((await res.json()) as { error?: { code: string } }).error?.code, 'replayed_delivery', attempt);
       }
       assert.equal(await journaled(), journaledOnce, 'a replay journals nothing');
-      for (const [what, timestamp] of [['1970', '1'], ['five days old', String(now() - 5 * 86_400)], ['an hour ahead', String(now() + 3_600)], ['year 33658', '999999999999']]) {
-        const res = await post(`stale ${what}`, timestamp!);
+      for (const [what, stamp] of [['1970', '1'], ['five days old', String(now() - 5 * 86_400)], ['an hour ahead', String(now() + 3_600)], ['year 33658', '999999999999']]) {
+        const res = await post(`stale ${what}`, stamp!);
         assert.equal(res.status, 401, `${what}: ${JSON.stringify(res.answer)}`);
       }
       assert.equal(await journaled(), journaledOnce, 'a stale timestamp journals nothing');
