@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { addressesOf } from '../src/mail/head.js';
 import { createFeed, readFeed, startTestServer, type TestServer, waitForEntries } from './support/helpers.js';
 
 interface Run {
@@ -66,6 +67,17 @@ describe('feedmail deliver', () => {
     assert.equal((await server.app.stores.queue.journalById(journalIdOf(run)))?.mail_from, 'bounce@example.com');
     await waitForEntries(feed.feeds.json, 'json');
     await waitForEntries(other.feeds.json, 'json');
+  });
+
+  it('takes every address of a To: list, bare ones next to a named one included', async () => {
+    assert.deepEqual(addressesOf(' "X" <a@example.com>, b@example.com'), ['a@example.com', 'b@example.com']);
+    assert.deepEqual(addressesOf('b@example.com, "X" <a@example.com>'), ['b@example.com', 'a@example.com']);
+    assert.deepEqual(addressesOf('"b@example.com" <a@example.com>'), ['a@example.com'], 'a display name gives no address');
+    const feed = await createFeed(server.base);
+    const run = await deliver(server.dataDir, [], `From: Local News <news@example.com>\r\nTo: "Other" <nobody@localhost>, ${feed.address}\r\nSubject: named and bare\r\n\r\nhi\r\n`);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /1 feed\(s\)/);
+    assert.equal((await waitForEntries(feed.feeds.json, 'json'))[0]!.title, 'named and bare');
   });
 
   it('exits 67 for an unknown recipient, 65 for an empty or oversize message, 64 without a recipient, storing nothing', async () => {

@@ -311,7 +311,8 @@ describe('reading the sender from a message', () => {
       '',
       'From: body@body.example',
     ].join('\r\n')));
-    assert.deepEqual(head.from, ['jane@example.com', 'third@third.example']);
+    // Every member of the list: a bare address next to a bracketed one counts too.
+    assert.deepEqual(head.from, ['jane@example.com', 'other@second.example', 'third@third.example']);
     assert.equal(head.subject, 'été café and more');
     assert.deepEqual(readHead(Buffer.from('From: plain@example.org (Plain)\n\nbody')).from, ['plain@example.org']);
     assert.deepEqual(readHead(Buffer.from('From: group: a@one.example, b@two.example;\n\n')).from, ['a@one.example', 'b@two.example']);

@@ -336,6 +336,34 @@ describe('provider webhooks: Postmark, Mailgun, SendGrid', () => {
       await ingestIdle();
       assert.equal((await readFeed(feed.feeds.json, 'json')).length, 1);
     });
+    it('spends a token refused for good (406): the same token with another recipient and body is refused as a replay', async () => {
+      const feed = await createFeed(server.base);
+      const token = `token-refused-${Date.now()}`;
+      const timestamp = now();
+      const unknown = await refused(() => postForm(server.base, 'mailgun-mime', multipart(mailgunForm('nobody@localhost', 'legit', { mime: true, token, timestamp }))), 406, 'unknown recipient');
+      assert.equal(unknown, 'unknown_recipient');
+      const reused = await refused(() => postForm(server.base, 'mailgun-mime', multipart(mailgunForm(feed.address, 'mg INJECTED', { mime: true, token, timestamp }))), 406, 'the refused token, reused');
+      assert.equal(reused, 'replayed_delivery');
+      await ingestIdle();
+      assert.equal((await readFeed(feed.feeds.json, 'json')).length, 0, 'nothing injected');
+    });
+
+    it('leaves a token fresh when the refusal asks for a retry (507 feed at its limit)', async () => {
+      const limited = await startTestServer({ mailgunSigningKey: MAILGUN_KEY, feedMessagesPerDay: '1' });
+      try {
+        const feed = await createFeed(limited.base);
+        assert.equal((await postForm(limited.base, 'mailgun-mime', multipart(mailgunForm(feed.address, 'first of the day', { mime: true })))).status, 200);
+        const form = multipart(mailgunForm(feed.address, 'second of the day', { mime: true }));
+        for (const attempt of ['first attempt', 'the retry']) {
+          const res = await postForm(limited.base, 'mailgun-mime', form);
+          const text = await res.text();
+          assert.equal(res.status, 507, `${attempt}: ${text}`);
+          assert.notEqual((JSON.parse(text) as { error: { code: string } }).error.code, 'replayed_delivery', `${attempt}: not refused as a replay`);
+        }
+      } finally {
+        await limited.stop();
+      }
+    });
   });
 
   describe('SendGrid', () => {
@@ -413,6 +441,42 @@ describe('provider webhooks: Postmark, Mailgun, SendGrid', () => {
       await entriesOf(signed);
     } finally {
       await byCredentials.stop();
+      await bySignature.stop();
+    }
+  });
+
+  it('takes a SendGrid request signed alone once, and only with a timestamp within the retry period', async () => {
+    const bySignature = await startTestServer({ sendgridPublicKey: SENDGRID_KEY });
+    try {
+      const journaled = async () => (await bySignature.app.stores.queue.journalAfter(0, 100_000)).length;
+      const feed = await createFeed(bySignature.base);
+      const post = async (subject: string, timestamp: string, form = multipart(sendgridForm(feed.address, subject, { raw: true }))) => {
+        const res = await postSendgrid(bySignature.base, form, sendgridSignature(form.body, timestamp));
+        return { status: res.status, answer: (await res.json()) as { accepted?: boolean; error?: { code: string } } };
+      };
+      const form = multipart(sendgridForm(feed.address, 'signed once', { raw: true }));
+      const timestamp = String(now());
+      const captured = sendgridSignature(form.body, timestamp);
+      const first = await postSendgrid(bySignature.base, form, captured);
+      assert.equal(first.status, 200);
+      assert.equal(((await first.json()) as { accepted?: boolean }).accepted, true);
+      const journaledOnce = await journaled();
+      // Replayed as captured, and signed anew (ECDSA gives another signature for the same content).
+      for (const [attempt, headers] of [['the captured request', captured], ['the same content signed anew', sendgridSignature(form.body, timestamp)]] as const) {
+        const res = await postSendgrid(bySignature.base, form, headers);
+        assert.equal(res.status, 200, `${attempt}: "do not retry" for SendGrid`);
+        assert.equal(((await res.json()) as { error?: { code: string } }).error?.code, 'replayed_delivery', attempt);
+      }
+      assert.equal(await journaled(), journaledOnce, 'a replay journals nothing');
+      for (const [what, stamp] of [['1970', '1'], ['five days old', String(now() - 5 * 86_400)], ['an hour ahead', String(now() + 3_600)], ['year 33658', '999999999999']]) {
+        const res = await post(`stale ${what}`, stamp!);
+        assert.equal(res.status, 401, `${what}: ${JSON.stringify(res.answer)}`);
+      }
+      assert.equal(await journaled(), journaledOnce, 'a stale timestamp journals nothing');
+      const retried = await post('retried two days later', String(now() - 2 * 86_400));
+      assert.equal(retried.answer.accepted, true, 'a delivery SendGrid retries within its three days is taken');
+      assert.deepEqual((await waitForEntries(feed.feeds.json, 'json', 2, 30_000)).map((e) => e.title).sort(), ['retried two days later', 'signed once']);
+    } finally {
       await bySignature.stop();
     }
   });

@@ -114,9 +114,11 @@ function cleanSubject(value: string): string {
 }
 
 /**
- * The addresses of an address-list header value: those in angle brackets, or else the
- * words holding an '@'. Comments are dropped and quoted strings (display names) cannot
- * contribute an address, so `"a@b.example" <c@d.example>` is c@d.example.
+ * The addresses of an address-list header value, every member of the list: of a member
+ * with an address in angle brackets that address, of any other the words holding an '@'
+ * (`"A" <a@b.example>, c@d.example` is both). Comments are dropped and quoted strings
+ * (display names) cannot contribute an address, so `"a@b.example" <c@d.example>` is
+ * c@d.example. Members are separated by ',' (and a group's ';') outside angle brackets.
  */
 export function addressesOf(value: string): string[] {
   const s = bytesAsText(value.slice(0, MAX_VALUE_CHARS));
@@ -148,8 +150,13 @@ export function addressesOf(value: string): string[] {
       plain += c;
     }
   }
-  const angled = [...plain.matchAll(/<([^<>]*)>/g)].map((m) => m[1]!);
-  const candidates = angled.length > 0 ? angled : plain.split(/[\s,;:<>]+/);
+  const candidates: string[] = [];
+  // Quoted strings and comments are gone, so the only ',' that does not separate members is
+  // one inside a source route (<@a,@b:user@host>).
+  for (const member of plain.match(/(?:<[^<>]*>?|[^,;<])+/g) ?? []) {
+    const angled = [...member.matchAll(/<([^<>]*)>/g)].map((m) => m[1]!);
+    candidates.push(...(angled.length > 0 ? angled : member.split(/[\s,;:<>]+/)));
+  }
   const out: string[] = [];
   for (const c of candidates) {
     // A source route (<@relay:user@host>) is not part of the address. Encoded words have no

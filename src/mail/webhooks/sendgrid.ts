@@ -18,16 +18,20 @@
  *
  * SendGrid retries every answer but 2xx, so "do not retry" (an unknown recipient,
  * a feed refusing the sender) is answered 200 with nothing stored (the route logs
- * why). A retry of a delivery is the same message again, stored once by ingest.
+ * why). A signed delivery is taken once: its timestamp must be within
+ * SENDGRID_MAX_AGE_SECONDS, and the same signed request again is answered 200 with
+ * `replayed_delivery` and nothing stored. With credentials alone, a retry of a
+ * delivery is the same message again, stored once by ingest.
  */
-import { createPublicKey, createVerify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, createVerify, type KeyObject } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';
-import { BadSignatureError } from '../../errors.js';
+import { BadSignatureError, ReplayedDeliveryError } from '../../errors.js';
 import { checkBasicAuth } from './basic-auth.js';
 import { composeMessage, type Attachment } from './compose.js';
 import { fieldText, jsonField, readForm, type Form } from './form.js';
 import type { ParsedDelivery, SignedRequest, WebhookProvider } from './provider.js';
+import { MAX_SKEW_SECONDS } from './raw.js';
 
 /** `envelope`: the SMTP envelope, `{"to":["a@b.example"],"from":"c@d.example"}`. */
 export const sendgridEnvelopeSchema = z.looseObject({ to: z.array(z.string()), from: z.string().nullish() });
@@ -43,6 +47,14 @@ export const sendgridCharsetsSchema = z.record(z.string(), z.string());
 
 export const SIGNATURE_HEADER = 'x-twilio-email-event-webhook-signature';
 export const TIMESTAMP_HEADER = 'x-twilio-email-event-webhook-timestamp';
+/**
+ * How old a signed delivery's timestamp may be. SendGrid retries a delivery for up to
+ * three days and documents neither a window nor whether a retry is signed anew, so the
+ * window covers the whole retry period with a day to spare; a timestamp further in the
+ * future than MAX_SKEW_SECONDS is refused too. Within the window each signed delivery
+ * is taken once (its replay key).
+ */
+export const SENDGRID_MAX_AGE_SECONDS = 4 * 24 * 60 * 60;
 
 export interface SendgridSecret {
   /** `user:password`, or '' when deliveries are authenticated by signature alone. */
@@ -126,7 +138,7 @@ export const sendgridProvider: WebhookProvider<SendgridSignedRequest, SendgridSe
     }
     return { credentials: config.sendgridCredentials, publicKey };
   },
-  checkHeaders(request, secret) {
+  checkHeaders(request, secret, now) {
     if (secret.credentials) checkBasicAuth(request.headers, secret.credentials);
     const { publicKey } = secret;
     if (!publicKey) return { headers: request.headers, update: () => undefined, verify: () => undefined };
@@ -135,17 +147,29 @@ export const sendgridProvider: WebhookProvider<SendgridSignedRequest, SendgridSe
     const timestamp = String(request.headers[TIMESTAMP_HEADER] ?? '');
     if (!/^[A-Za-z0-9+/]{40,200}={0,2}$/.test(signature)) throw new BadSignatureError(`missing or malformed ${SIGNATURE_HEADER}`);
     if (!/^\d{1,12}$/.test(timestamp)) throw new BadSignatureError(`missing or malformed ${TIMESTAMP_HEADER}`);
+    const age = now / 1000 - Number(timestamp);
+    if (age > SENDGRID_MAX_AGE_SECONDS || age < -MAX_SKEW_SECONDS) throw new BadSignatureError(`${TIMESTAMP_HEADER} is too far from the server's clock`);
     const verifier = createVerify('sha256').update(timestamp);
-    return {
+    // The replay key is what the signature covers, not the signature's spelling: an ECDSA
+    // signature can be re-encoded (s or n - s, base64 variants) and still verify.
+    const signedContent = createHash('sha256').update(`${timestamp}.`);
+    const signed: SendgridSignedRequest = {
       headers: request.headers,
-      update: (chunk) => verifier.update(chunk),
+      update(chunk) {
+        verifier.update(chunk);
+        signedContent.update(chunk);
+      },
       verify() {
         if (!verifier.verify({ key: publicKey, dsaEncoding: 'der' }, Buffer.from(signature, 'base64'))) throw new BadSignatureError('signature does not match');
+        // Kept one second past the window: after that the timestamp alone refuses it.
+        signed.replay = { signature: `sendgrid:${signedContent.digest('hex')}`, expiresAt: (Number(timestamp) + SENDGRID_MAX_AGE_SECONDS + 1) * 1000 };
       },
     };
+    return signed;
   },
   parse: async (body, signed) => sendgridDelivery(await readForm(body, signed.headers)),
   acceptedStatus: 200,
-  // SendGrid stops retrying on 2xx only: "do not retry" is said with 200 and nothing stored.
-  statusFor: (error) => (error.httpStatus === 422 ? 200 : undefined),
+  // SendGrid stops retrying on 2xx only: "do not retry" is said with 200 and nothing stored,
+  // and so is a replay, whose delivery was taken (or refused for good) the first time.
+  statusFor: (error) => (error.httpStatus === 422 || error instanceof ReplayedDeliveryError ? 200 : undefined),
 };

@@ -21,10 +21,10 @@
  */
 import type { IncomingMessage } from 'node:http';
 import {
-  BodyIncompleteError, BodyTooSlowError, MessageTooLargeError, NotFoundError, RecipientsError, ReplayedDeliveryError, UnknownRecipientError,
-  WebhookBusyError,
+  BodyIncompleteError, BodyTooSlowError, FeedmailError, MessageTooLargeError, NotFoundError, RecipientsError, ReplayedDeliveryError, SenderBlockedError,
+  UnknownRecipientError, WebhookBusyError,
 } from '../../errors.js';
-import { receiveMessage } from '../../mail/ingest.js';
+import { receiveMessage, type ReceivedMessage } from '../../mail/ingest.js';
 import { clientNetwork } from '../../client-network.js';
 import { webhookProviders } from '../../mail/webhooks/index.js';
 import type { SignedRequest } from '../../mail/webhooks/provider.js';
@@ -90,41 +90,62 @@ export const inboundRoute: Route = {
     });
     // A provider that signs inside the body (Mailgun's token) names its replay key only now.
     if (!replayCheckedEarly && signed.replay && await queue.deliveryAccepted(signed.replay.signature)) throw new ReplayedDeliveryError();
-    const delivery = await provider.parse(body, signed);
-    if (!delivery) {
-      // Authenticated, and no mail in it (SNS's subscription handshake): nothing to journal.
-      sendJson(res, provider.acceptedStatus, { accepted: true, stored: false });
-      return;
-    }
-    checkRecipientCount(delivery.recipients, config.smtpMaxRecipients); // whatever the provider, as SMTP's maxRecipients
-
     const source = `webhook:${provider.name}` as const;
-    const received = await receiveMessage({ ...deps, counters: deps.counters.webhook }, {
-      source,
-      mailFrom: delivery.mailFrom ?? '',
-      recipients: delivery.recipients.map((address) => ({ address })),
-      raw: delivery.raw,
-    }).catch((err: unknown) => {
-      // A provider may say "do not retry" with a 2xx (statusFor): the log keeps why nothing was stored.
-      if (err instanceof UnknownRecipientError) deps.log.info({ source, code: err.code }, 'webhook: delivery refused, nothing stored');
-      throw err;
-    });
-    const { journalId } = received;
-    // Recorded only now: a failed journal write leaves the sender free to retry the same request.
-    if (signed.replay) {
-      try {
-        if (!await queue.recordDelivery(signed.replay.signature, signed.replay.expiresAt)) {
-          deps.log.info({ journalId }, 'webhook: the same delivery arrived twice at once; both were journaled, feeds show it once');
-        }
-      } catch (err) {
-        // The message is durable, so it is acknowledged; only the replay check for this one signature is lost.
-        deps.log.error({ err, journalId }, 'webhook: unable to remember the delivery; a replay of it within the window would be accepted');
+    let received: ReceivedMessage;
+    try {
+      const delivery = await provider.parse(body, signed);
+      if (!delivery) {
+        // Authenticated, and no mail in it (SNS's subscription handshake): nothing to journal.
+        sendJson(res, provider.acceptedStatus, { accepted: true, stored: false });
+        return;
       }
+      checkRecipientCount(delivery.recipients, config.smtpMaxRecipients); // whatever the provider, as SMTP's maxRecipients
+      received = await receiveMessage({ ...deps, counters: deps.counters.webhook }, {
+        source,
+        mailFrom: delivery.mailFrom ?? '',
+        recipients: delivery.recipients.map((address) => ({ address })),
+        raw: delivery.raw,
+      });
+    } catch (err) {
+      // A provider may say "do not retry" with a 2xx (statusFor): the log keeps why nothing was stored.
+      if (err instanceof UnknownRecipientError || err instanceof SenderBlockedError) deps.log.info({ source, code: err.code }, 'webhook: delivery refused, nothing stored');
+      // An authenticated request refused for good (its recipients, its sender, its form) is spent
+      // like an accepted one: a Mailgun token signs neither the body nor the recipient, so a
+      // token left fresh could carry another message to another feed. A refusal that asks for a
+      // retry (a full disk or feed, a busy store) leaves it fresh for the provider's retry.
+      if (isFinalRefusal(err)) await spendReplayKey(deps, signed, undefined);
+      throw err;
     }
+    const { journalId } = received;
+    await spendReplayKey(deps, signed, journalId);
     // Recipients whose feed refuses the sender are final like unknown ones: "rejected".
     sendJson(res, provider.acceptedStatus, { accepted: true, id: journalId, rejected: [...received.unknown, ...received.blocked], deferred: received.full });
   },
 };
+
+/**
+ * A refusal that a retry of the same request cannot change: a 4xx without Retry-After
+ * (unknown recipients, a blocked sender, a malformed delivery), not 503/507 or 429.
+ */
+function isFinalRefusal(err: unknown): boolean {
+  return err instanceof FeedmailError && err.httpStatus < 500 && err.retryAfterSeconds === undefined;
+}
+
+/**
+ * Remembers the delivery's replay key, once its outcome is final: accepted, or refused for
+ * good. Recorded only then: a failed journal write leaves the sender free to retry the same request.
+ */
+async function spendReplayKey(deps: WebDeps, signed: SignedRequest, journalId: number | undefined): Promise<void> {
+  if (!signed.replay) return;
+  try {
+    if (!await deps.stores.queue.recordDelivery(signed.replay.signature, signed.replay.expiresAt) && journalId !== undefined) {
+      deps.log.info({ journalId }, 'webhook: the same delivery arrived twice at once; both were journaled, feeds show it once');
+    }
+  } catch (err) {
+    // An accepted message is durable, so it is acknowledged; only the replay check for this one signature is lost.
+    deps.log.error({ err, journalId }, 'webhook: unable to remember the delivery; a replay of it within the window would be accepted');
+  }
+}
 
 /** Every provider's deliveries name at least one recipient and no more than an SMTP message may have. */
 function checkRecipientCount(recipients: string[], max: number): void {
