@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { MAX_REDIRECTS, sniffImageType } from '../src/net/image-fetch.js';
+import { isRefusedAddress } from '../src/net/safe-fetch.js';
 import { imageSignerFor, ImageSigner } from '../src/web/image-proxy.js';
 import { MAX_CONCURRENT_FETCHES } from '../src/web/routes/image.js';
 import { proxiedImages } from '../src/web/presenters.js';
@@ -341,6 +342,18 @@ describe('image proxy without the private-address setting', () => {
       await server.stop();
       await images.stop();
     }
+  });
+});
+
+describe('the image fetch address check', () => {
+  it('refuses IPv4-translated, NAT64 and 6to4 forms that embed an internal IPv4 address', () => {
+    for (const a of ['::ffff:0:127.0.0.1', '::ffff:0:7f00:1', '::ffff:0:10.0.0.1', '1::ffff:7f00:1', '::127.0.0.1', '::ffff:127.0.0.1', '::ffff:7f00:1',
+      '64:ff9b::127.0.0.1', '64:ff9b::a00:1', '64:ff9b:1::7f00:1', '2002:7f00:1::', '2002:a00:1::1']) {
+      assert.equal(isRefusedAddress(a), true, a);
+    }
+    // A public IPv4 address written IPv4-mapped is still that public address.
+    assert.equal(isRefusedAddress('::ffff:93.184.216.34'), false);
+    assert.equal(isRefusedAddress('2606:4700:4700::1111'), false);
   });
 });
 
