@@ -13,7 +13,7 @@ import type { Browser } from 'playwright-core';
 import { MAX_REDIRECTS, sniffImageType } from '../src/net/image-fetch.js';
 import { isRefusedAddress } from '../src/net/safe-fetch.js';
 import { imageSignerFor, ImageSigner } from '../src/web/image-proxy.js';
-import { MAX_CONCURRENT_FETCHES } from '../src/web/routes/image.js';
+import { MAX_CONCURRENT_FETCHES, MAX_FETCHES_PER_HOST, MAX_WAITING_PER_HOST } from '../src/web/routes/image.js';
 import { proxiedImages } from '../src/web/presenters.js';
 import { Urls } from '../src/web/urls.js';
 import { launchChromium } from './support/browser.js';
@@ -62,6 +62,18 @@ class ImageServer {
     this.server.closeAllConnections();
     return new Promise((r) => this.server.close(() => r()));
   }
+}
+
+/** `server` listening on port 0 of `host` (a loopback address: 127.0.0.x are distinct hosts to the proxy). */
+async function listening(server: http.Server, host: string): Promise<{ base: string; stop: () => Promise<void> }> {
+  await new Promise<void>((r) => server.listen(0, host, r));
+  return {
+    base: `http://${host}:${(server.address() as AddressInfo).port}`,
+    stop: () => {
+      server.closeAllConnections();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
 }
 
 const PNG = solidPng(40, 30, [200, 30, 30]);
@@ -143,6 +155,7 @@ describe('image proxy', () => {
       '/fake.png': { type: 'image/png', body: HTML_AS_PNG },
       '/big.png': { type: 'image/png', body: OVERSIZE },
       '/together.png': { type: 'image/png', body: PNG },
+      '/fresh.png': { type: 'image/png', body: PNG },
       '/private.png': { type: 'image/png', body: PNG },
       '/loop.png': { type: 'text/html', body: Buffer.alloc(0), status: 302, location: '/loop.png' },
     });
@@ -256,37 +269,62 @@ describe('image proxy', () => {
   });
 
   it('runs at most a few fetches at once, whatever a page asks for', async () => {
-    // An image server that holds every answer until told, and counts requests open at once.
+    // Image servers on six loopback addresses (six hosts) that hold every answer until told, and count requests open at once.
     let open = 0;
     let peak = 0;
     const held: (() => void)[] = [];
-    const slow = http.createServer((_req, res) => {
+    const handler: http.RequestListener = (_req, res) => {
       open++;
       peak = Math.max(peak, open);
       held.push(() => {
         open--;
         res.writeHead(200, { 'Content-Type': 'image/png' }).end(PNG);
       });
-    });
-    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    };
+    const slow = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => listening(http.createServer(handler), `127.0.0.${i}`)));
+    const total = MAX_CONCURRENT_FETCHES + 4;
     try {
       const signer = (await imageSignerFor(server.app.stores.app, server.app.config))!;
-      const port = (slow.address() as AddressInfo).port;
-      const answers = Array.from({ length: MAX_CONCURRENT_FETCHES + 4 }, (_, i) => status(`${server.base}/img/${signer.path(`http://127.0.0.1:${port}/slow/${i}.png`)}`));
+      const answers = Array.from({ length: total }, (_, i) => status(`${server.base}/img/${signer.path(`${slow[i % slow.length]!.base}/slow/${i}.png`)}`));
       await waitFor(async () => held.length >= MAX_CONCURRENT_FETCHES, 5000, 'the first fetches');
       // Let them finish one by one; each frees a place for one waiting fetch.
       let served = 0;
-      while (served < MAX_CONCURRENT_FETCHES + 4) {
+      while (served < total) {
         await waitFor(async () => held.length > 0, 5000, 'a held fetch');
         held.shift()!();
         served++;
       }
-      assert.deepEqual(await Promise.all(answers), Array(MAX_CONCURRENT_FETCHES + 4).fill(200));
+      assert.deepEqual(await Promise.all(answers), Array(total).fill(200));
       assert.equal(peak, MAX_CONCURRENT_FETCHES);
     } finally {
-      slow.closeAllConnections();
-      await new Promise((r) => slow.close(r));
+      await Promise.all(slow.map((s) => s.stop()));
     }
+  });
+
+  it('a host that never answers holds only its own share of the fetches: other hosts\' images are still served', async () => {
+    // A tarpit: accepts every request and never answers.
+    const seen: string[] = [];
+    const tarpit = await listening(http.createServer((req) => void seen.push(req.url ?? '')), '127.0.0.2');
+    const signer = (await imageSignerFor(server.app.stores.app, server.app.config))!;
+    const asked = MAX_CONCURRENT_FETCHES + MAX_WAITING_PER_HOST + 2;
+    let settled = 0;
+    const answers = Array.from({ length: asked }, (_, i) => status(`${server.base}/img/${signer.path(`${tarpit.base}/tarpit/${i}.png`)}`).finally(() => settled++));
+    try {
+      await waitFor(async () => seen.length >= MAX_FETCHES_PER_HOST && settled >= asked - MAX_FETCHES_PER_HOST - MAX_WAITING_PER_HOST, 5000, 'the tarpit\'s fetches and refusals');
+      // A fresh image of another host is fetched and served while the tarpit's fetches hang.
+      const fresh = await fetch(`${server.base}/img/${signer.path(`${images.base}/fresh.png`)}`, { signal: AbortSignal.timeout(30_000) });
+      assert.equal(fresh.status, 200);
+      assert.deepEqual(Buffer.from(await fresh.arrayBuffer()), PNG);
+      assert.equal(images.count('/fresh.png'), 1);
+      assert.equal(seen.length, MAX_FETCHES_PER_HOST, 'the tarpit got no more than its share of fetches');
+      assert.equal(settled, asked - MAX_FETCHES_PER_HOST - MAX_WAITING_PER_HOST, 'the tarpit\'s fetches were still hanging');
+    } finally {
+      await tarpit.stop();
+    }
+    // The tarpit gone, its fetches fail (404); those past its queue were refused as busy (503).
+    const statuses = await Promise.all(answers);
+    assert.equal(statuses.filter((s) => s === 503).length, asked - MAX_FETCHES_PER_HOST - MAX_WAITING_PER_HOST);
+    assert.equal(statuses.filter((s) => s === 404).length, MAX_FETCHES_PER_HOST + MAX_WAITING_PER_HOST);
   });
 
   it('follows a few redirects, not more', async () => {
