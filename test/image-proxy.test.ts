@@ -360,6 +360,36 @@ describe('image proxy', () => {
   });
 });
 
+describe('prefetch with an image host that never answers', () => {
+  it('fetches the message\'s other images at arrival while that host\'s fetches hang', async () => {
+    const seen: string[] = [];
+    const tarpit = await listening(http.createServer((req) => void seen.push(req.url ?? '')), '127.0.0.3');
+    const images = new ImageServer({ '/a.png': { type: 'image/png', body: PNG }, '/b.png': { type: 'image/png', body: BACKGROUND } });
+    await images.start();
+    // The tarpit's fetches are given longer than this test runs.
+    const server = await startTestServer({ imageProxyAllowPrivate: 'true', imageProxyTimeoutMs: '120000' });
+    try {
+      const feed = await createFeed(server.base, 'Tarpit');
+      const body = [...Array.from({ length: 6 }, (_, i) => `<img src="${tarpit.base}/t${i}.png" alt="">`), `<img src="${images.base}/a.png" alt="">`, `<img src="${images.base}/b.png" alt="">`].join('');
+      const info = await sendRaw(server.smtpPort, feed.address, [
+        'From: Slow Images <news@slow.example>', `To: ${feed.address}`, 'Subject: Slow pictures', 'Message-ID: <slow-1@slow.example>',
+        'MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8', '', `<html><body><p>Pictures.</p>${body}</body></html>`, '',
+      ].join('\r\n'));
+      assert.match(info.response, /^250 /);
+      await waitFor(async () => images.count('/a.png') === 1 && images.count('/b.png') === 1, 30_000, 'the other host\'s images fetched at arrival');
+      assert.equal(seen.length, MAX_FETCHES_PER_HOST, 'the tarpit\'s fetches still hang, and it got no more than its share');
+      // Viewed now, the other host's images come from the cache: their sender learns nothing of it.
+      const [item] = await readFeed(feed.feeds.json, 'json');
+      assert.equal(await status(proxiedUrlOf(item!.html, server.base, '/a.png')), 200);
+      assert.equal(images.count('/a.png'), 1);
+    } finally {
+      await tarpit.stop();
+      await server.stop();
+      await images.stop();
+    }
+  });
+});
+
 describe('image proxy without the private-address setting', () => {
   it('refuses signed URLs that resolve to loopback or private addresses, without a request', async () => {
     const images = new ImageServer({ '/private.png': { type: 'image/png', body: PNG } });
