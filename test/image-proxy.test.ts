@@ -7,13 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { MAX_REDIRECTS, sniffImageType } from '../src/net/image-fetch.js';
 import { isRefusedAddress } from '../src/net/safe-fetch.js';
 import { imageSignerFor, ImageSigner } from '../src/web/image-proxy.js';
-import { MAX_CONCURRENT_FETCHES, MAX_FETCHES_PER_HOST, MAX_WAITING_PER_HOST } from '../src/web/routes/image.js';
+import { IMAGE_WRITE_IDLE_MS, MAX_CONCURRENT_FETCHES, MAX_FETCHES_PER_HOST, MAX_WAITING_PER_HOST } from '../src/web/routes/image.js';
 import { proxiedImages } from '../src/web/presenters.js';
 import { Urls } from '../src/web/urls.js';
 import { launchChromium } from './support/browser.js';
@@ -357,6 +357,43 @@ describe('image proxy', () => {
     assert.match(metrics, /feedmail_image_proxy_refused_total [1-9]/);
     assert.match(metrics, /feedmail_image_proxy_hits_total [1-9]/);
     assert.match(metrics, /feedmail_image_proxy_misses_total [1-9]/);
+  });
+});
+
+describe('image proxy and a client that stops reading', () => {
+  it('disconnects a client that does not read an image\'s response, so it cannot pin the image in memory', async () => {
+    // Larger than the kernel's socket buffers take, so the response cannot be written out while the client does not read.
+    const BIG = Buffer.concat([solidPng(8, 8, [0, 0, 0]), Buffer.alloc(24 * 1024 ** 2, 7)]);
+    const images = new ImageServer({ '/big.png': { type: 'image/png', body: BIG } });
+    await images.start();
+    const server = await startTestServer({ imageProxyAllowPrivate: 'true', imageProxyMaxBytes: '32m' });
+    try {
+      const signer = (await imageSignerFor(server.app.stores.app, server.app.config))!;
+      const path = `/img/${signer.path(`${images.base}/big.png`)}`;
+      const first = await fetch(`${server.base}${path}`);
+      assert.equal(first.status, 200);
+      assert.equal((await first.arrayBuffer()).byteLength, BIG.length);
+      // Asked again from the cache by a client that never reads the answer.
+      const socket = net.connect(Number(new URL(server.base).port), '127.0.0.1');
+      socket.pause();
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: ${new URL(server.base).host}\r\n\r\n`);
+      // Well past the idle bound (the server checks each IMAGE_WRITE_IDLE_MS, so it ends the connection within two), the client reads what it was sent: not the whole image, and the connection ends.
+      await new Promise((r) => setTimeout(r, IMAGE_WRITE_IDLE_MS * 3));
+      let received = 0;
+      const ended = new Promise<void>((resolve) => {
+        socket.on('data', (chunk: Buffer) => void (received += chunk.length));
+        socket.on('close', () => resolve());
+        socket.on('error', () => undefined);
+      });
+      socket.resume();
+      await Promise.race([ended, new Promise((r) => setTimeout(r, IMAGE_WRITE_IDLE_MS * 2))]);
+      socket.destroy();
+      assert.ok(received < BIG.length, `the client that stopped reading got ${received} of ${BIG.length} bytes`);
+      assert.equal(images.count('/big.png'), 1);
+    } finally {
+      await server.stop();
+      await images.stop();
+    }
   });
 });
 

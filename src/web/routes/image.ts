@@ -72,6 +72,14 @@ async function inFetchSlot<T>(target: string, work: () => Promise<T>): Promise<T
   }
 }
 
+/**
+ * A client that stops reading an image's response is disconnected once no byte of it was
+ * sent for this long (Node's socket timeout, checked each period: so after one to two
+ * periods), so it cannot keep the image's bytes in this process's memory. A slow reader
+ * that keeps reading is not cut off.
+ */
+export const IMAGE_WRITE_IDLE_MS = 10_000;
+
 /** Fetches in flight, by store and image, so concurrent first requests fetch an image once. */
 const inFlight = new WeakMap<object, Map<string, Promise<{ type: string; body: Buffer } | { failed: string }>>>();
 
@@ -145,6 +153,8 @@ export const imageProxyRoute: Route = {
       'X-Content-Type-Options': 'nosniff',
       'Cross-Origin-Resource-Policy': 'cross-origin',
     });
+    // Replaced by the keep-alive timeout once the response is written out.
+    res.setTimeout(IMAGE_WRITE_IDLE_MS, () => res.destroy());
     res.end(image.body);
   },
 };
