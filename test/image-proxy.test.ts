@@ -14,7 +14,7 @@ import { MAX_REDIRECTS, sniffImageType } from '../src/net/image-fetch.js';
 import { isRefusedAddress } from '../src/net/safe-fetch.js';
 import { imageSignerFor, ImageSigner } from '../src/web/image-proxy.js';
 import { IMAGE_WRITE_IDLE_MS, MAX_CONCURRENT_FETCHES, MAX_FETCHES_PER_HOST, MAX_WAITING_PER_HOST } from '../src/web/routes/image.js';
-import { proxiedImages } from '../src/web/presenters.js';
+import { proxiedImages, remoteImageUrls } from '../src/web/presenters.js';
 import { Urls } from '../src/web/urls.js';
 import { launchChromium } from './support/browser.js';
 import { solidPng } from './support/fidelity.js';
@@ -511,6 +511,26 @@ describe('proxiedImages', () => {
     assert.ok(out.includes('src="data:image/png;base64,AAAA"'));
     assert.ok(out.includes('href="https://s.example/page"'));
     assert.ok(!/\/\/s\.example\/[a-g]/.test(out.replace(/href="[^"]*"/g, '')), out);
+  });
+
+  it('reads image URLs as a browser does: backslashes, a scheme without slashes, tabs and newlines inside', () => {
+    const html = [
+      '<img src="http:\\\\s.example/backslash.png">',
+      '<img src="https:s.example/no-slashes.png">',
+      '<img src="h&#x09;ttp://s.example/tab.png">',
+      '<img src="ht\ttps://s.example/new\nline.png">',
+      '<img src=" HTTPS://S.EXAMPLE/upper.png ">',
+      '<div style="background-image: url(&quot;https:\\\\s.example/style.png&quot;)">',
+      '<img src="javascript:alert(1)">',
+      '<img src="/relative.png">',
+    ].join('');
+    const out = proxiedImages(html, urls);
+    for (const u of ['http://s.example/backslash.png', 'https://s.example/no-slashes.png', 'http://s.example/tab.png', 'https://s.example/newline.png', 'https://s.example/upper.png', 'https://s.example/style.png']) {
+      assert.ok(out.includes(img(u)), u);
+    }
+    assert.ok(!/[^d]s\.example/i.test(out), `the sender's host is left in: ${out}`);
+    assert.ok(out.includes('src="javascript:alert(1)"') && out.includes('src="/relative.png"'), 'what is not an http(s) URL is left to the sanitizer');
+    assert.deepEqual(remoteImageUrls('<img src="http:\\\\s.example/a.png"><img src="https:s.example/b.png">'), ['http://s.example/a.png', 'https://s.example/b.png']);
   });
 
   it('changes nothing with the proxy off', () => {
