@@ -7,13 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { MAX_REDIRECTS, sniffImageType } from '../src/net/image-fetch.js';
+import { isRefusedAddress } from '../src/net/safe-fetch.js';
 import { imageSignerFor, ImageSigner } from '../src/web/image-proxy.js';
-import { MAX_CONCURRENT_FETCHES } from '../src/web/routes/image.js';
-import { proxiedImages } from '../src/web/presenters.js';
+import { IMAGE_WRITE_IDLE_MS, MAX_CONCURRENT_FETCHES, MAX_FETCHES_PER_HOST, MAX_WAITING_PER_HOST } from '../src/web/routes/image.js';
+import { proxiedImages, remoteImageUrls } from '../src/web/presenters.js';
 import { Urls } from '../src/web/urls.js';
 import { launchChromium } from './support/browser.js';
 import { solidPng } from './support/fidelity.js';
@@ -61,6 +62,18 @@ class ImageServer {
     this.server.closeAllConnections();
     return new Promise((r) => this.server.close(() => r()));
   }
+}
+
+/** `server` listening on port 0 of `host` (a loopback address: 127.0.0.x are distinct hosts to the proxy). */
+async function listening(server: http.Server, host: string): Promise<{ base: string; stop: () => Promise<void> }> {
+  await new Promise<void>((r) => server.listen(0, host, r));
+  return {
+    base: `http://${host}:${(server.address() as AddressInfo).port}`,
+    stop: () => {
+      server.closeAllConnections();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
 }
 
 const PNG = solidPng(40, 30, [200, 30, 30]);
@@ -142,6 +155,7 @@ describe('image proxy', () => {
       '/fake.png': { type: 'image/png', body: HTML_AS_PNG },
       '/big.png': { type: 'image/png', body: OVERSIZE },
       '/together.png': { type: 'image/png', body: PNG },
+      '/fresh.png': { type: 'image/png', body: PNG },
       '/private.png': { type: 'image/png', body: PNG },
       '/loop.png': { type: 'text/html', body: Buffer.alloc(0), status: 302, location: '/loop.png' },
     });
@@ -255,37 +269,62 @@ describe('image proxy', () => {
   });
 
   it('runs at most a few fetches at once, whatever a page asks for', async () => {
-    // An image server that holds every answer until told, and counts requests open at once.
+    // Image servers on six loopback addresses (six hosts) that hold every answer until told, and count requests open at once.
     let open = 0;
     let peak = 0;
     const held: (() => void)[] = [];
-    const slow = http.createServer((_req, res) => {
+    const handler: http.RequestListener = (_req, res) => {
       open++;
       peak = Math.max(peak, open);
       held.push(() => {
         open--;
         res.writeHead(200, { 'Content-Type': 'image/png' }).end(PNG);
       });
-    });
-    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    };
+    const slow = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => listening(http.createServer(handler), `127.0.0.${i}`)));
+    const total = MAX_CONCURRENT_FETCHES + 4;
     try {
       const signer = (await imageSignerFor(server.app.stores.app, server.app.config))!;
-      const port = (slow.address() as AddressInfo).port;
-      const answers = Array.from({ length: MAX_CONCURRENT_FETCHES + 4 }, (_, i) => status(`${server.base}/img/${signer.path(`http://127.0.0.1:${port}/slow/${i}.png`)}`));
+      const answers = Array.from({ length: total }, (_, i) => status(`${server.base}/img/${signer.path(`${slow[i % slow.length]!.base}/slow/${i}.png`)}`));
       await waitFor(async () => held.length >= MAX_CONCURRENT_FETCHES, 5000, 'the first fetches');
       // Let them finish one by one; each frees a place for one waiting fetch.
       let served = 0;
-      while (served < MAX_CONCURRENT_FETCHES + 4) {
+      while (served < total) {
         await waitFor(async () => held.length > 0, 5000, 'a held fetch');
         held.shift()!();
         served++;
       }
-      assert.deepEqual(await Promise.all(answers), Array(MAX_CONCURRENT_FETCHES + 4).fill(200));
+      assert.deepEqual(await Promise.all(answers), Array(total).fill(200));
       assert.equal(peak, MAX_CONCURRENT_FETCHES);
     } finally {
-      slow.closeAllConnections();
-      await new Promise((r) => slow.close(r));
+      await Promise.all(slow.map((s) => s.stop()));
     }
+  });
+
+  it('a host that never answers holds only its own share of the fetches: other hosts\' images are still served', async () => {
+    // A tarpit: accepts every request and never answers.
+    const seen: string[] = [];
+    const tarpit = await listening(http.createServer((req) => void seen.push(req.url ?? '')), '127.0.0.2');
+    const signer = (await imageSignerFor(server.app.stores.app, server.app.config))!;
+    const asked = MAX_CONCURRENT_FETCHES + MAX_WAITING_PER_HOST + 2;
+    let settled = 0;
+    const answers = Array.from({ length: asked }, (_, i) => status(`${server.base}/img/${signer.path(`${tarpit.base}/tarpit/${i}.png`)}`).finally(() => settled++));
+    try {
+      await waitFor(async () => seen.length >= MAX_FETCHES_PER_HOST && settled >= asked - MAX_FETCHES_PER_HOST - MAX_WAITING_PER_HOST, 5000, 'the tarpit\'s fetches and refusals');
+      // A fresh image of another host is fetched and served while the tarpit's fetches hang.
+      const fresh = await fetch(`${server.base}/img/${signer.path(`${images.base}/fresh.png`)}`, { signal: AbortSignal.timeout(30_000) });
+      assert.equal(fresh.status, 200);
+      assert.deepEqual(Buffer.from(await fresh.arrayBuffer()), PNG);
+      assert.equal(images.count('/fresh.png'), 1);
+      assert.equal(seen.length, MAX_FETCHES_PER_HOST, 'the tarpit got no more than its share of fetches');
+      assert.equal(settled, asked - MAX_FETCHES_PER_HOST - MAX_WAITING_PER_HOST, 'the tarpit\'s fetches were still hanging');
+    } finally {
+      await tarpit.stop();
+    }
+    // The tarpit gone, its fetches fail (404); those past its queue were refused as busy (503).
+    const statuses = await Promise.all(answers);
+    assert.equal(statuses.filter((s) => s === 503).length, asked - MAX_FETCHES_PER_HOST - MAX_WAITING_PER_HOST);
+    assert.equal(statuses.filter((s) => s === 404).length, MAX_FETCHES_PER_HOST + MAX_WAITING_PER_HOST);
   });
 
   it('follows a few redirects, not more', async () => {
@@ -321,6 +360,73 @@ describe('image proxy', () => {
   });
 });
 
+describe('image proxy and a client that stops reading', () => {
+  it('disconnects a client that does not read an image\'s response, so it cannot pin the image in memory', async () => {
+    // Larger than the kernel's socket buffers take, so the response cannot be written out while the client does not read.
+    const BIG = Buffer.concat([solidPng(8, 8, [0, 0, 0]), Buffer.alloc(24 * 1024 ** 2, 7)]);
+    const images = new ImageServer({ '/big.png': { type: 'image/png', body: BIG } });
+    await images.start();
+    const server = await startTestServer({ imageProxyAllowPrivate: 'true', imageProxyMaxBytes: '32m' });
+    try {
+      const signer = (await imageSignerFor(server.app.stores.app, server.app.config))!;
+      const path = `/img/${signer.path(`${images.base}/big.png`)}`;
+      const first = await fetch(`${server.base}${path}`);
+      assert.equal(first.status, 200);
+      assert.equal((await first.arrayBuffer()).byteLength, BIG.length);
+      // Asked again from the cache by a client that never reads the answer.
+      const socket = net.connect(Number(new URL(server.base).port), '127.0.0.1');
+      socket.pause();
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: ${new URL(server.base).host}\r\n\r\n`);
+      // Well past the idle bound (the server checks each IMAGE_WRITE_IDLE_MS, so it ends the connection within two), the client reads what it was sent: not the whole image, and the connection ends.
+      await new Promise((r) => setTimeout(r, IMAGE_WRITE_IDLE_MS * 3));
+      let received = 0;
+      const ended = new Promise<void>((resolve) => {
+        socket.on('data', (chunk: Buffer) => void (received += chunk.length));
+        socket.on('close', () => resolve());
+        socket.on('error', () => undefined);
+      });
+      socket.resume();
+      await Promise.race([ended, new Promise((r) => setTimeout(r, IMAGE_WRITE_IDLE_MS * 2))]);
+      socket.destroy();
+      assert.ok(received < BIG.length, `the client that stopped reading got ${received} of ${BIG.length} bytes`);
+      assert.equal(images.count('/big.png'), 1);
+    } finally {
+      await server.stop();
+      await images.stop();
+    }
+  });
+});
+
+describe('prefetch with an image host that never answers', () => {
+  it('fetches the message\'s other images at arrival while that host\'s fetches hang', async () => {
+    const seen: string[] = [];
+    const tarpit = await listening(http.createServer((req) => void seen.push(req.url ?? '')), '127.0.0.3');
+    const images = new ImageServer({ '/a.png': { type: 'image/png', body: PNG }, '/b.png': { type: 'image/png', body: BACKGROUND } });
+    await images.start();
+    // The tarpit's fetches are given longer than this test runs.
+    const server = await startTestServer({ imageProxyAllowPrivate: 'true', imageProxyTimeoutMs: '120000' });
+    try {
+      const feed = await createFeed(server.base, 'Tarpit');
+      const body = [...Array.from({ length: 6 }, (_, i) => `<img src="${tarpit.base}/t${i}.png" alt="">`), `<img src="${images.base}/a.png" alt="">`, `<img src="${images.base}/b.png" alt="">`].join('');
+      const info = await sendRaw(server.smtpPort, feed.address, [
+        'From: Slow Images <news@slow.example>', `To: ${feed.address}`, 'Subject: Slow pictures', 'Message-ID: <slow-1@slow.example>',
+        'MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8', '', `<html><body><p>Pictures.</p>${body}</body></html>`, '',
+      ].join('\r\n'));
+      assert.match(info.response, /^250 /);
+      await waitFor(async () => images.count('/a.png') === 1 && images.count('/b.png') === 1, 30_000, 'the other host\'s images fetched at arrival');
+      assert.equal(seen.length, MAX_FETCHES_PER_HOST, 'the tarpit\'s fetches still hang, and it got no more than its share');
+      // Viewed now, the other host's images come from the cache: their sender learns nothing of it.
+      const [item] = await readFeed(feed.feeds.json, 'json');
+      assert.equal(await status(proxiedUrlOf(item!.html, server.base, '/a.png')), 200);
+      assert.equal(images.count('/a.png'), 1);
+    } finally {
+      await tarpit.stop();
+      await server.stop();
+      await images.stop();
+    }
+  });
+});
+
 describe('image proxy without the private-address setting', () => {
   it('refuses signed URLs that resolve to loopback or private addresses, without a request', async () => {
     const images = new ImageServer({ '/private.png': { type: 'image/png', body: PNG } });
@@ -341,6 +447,18 @@ describe('image proxy without the private-address setting', () => {
       await server.stop();
       await images.stop();
     }
+  });
+});
+
+describe('the image fetch address check', () => {
+  it('refuses IPv4-translated, NAT64 and 6to4 forms that embed an internal IPv4 address', () => {
+    for (const a of ['::ffff:0:127.0.0.1', '::ffff:0:7f00:1', '::ffff:0:10.0.0.1', '1::ffff:7f00:1', '::127.0.0.1', '::ffff:127.0.0.1', '::ffff:7f00:1',
+      '64:ff9b::127.0.0.1', '64:ff9b::a00:1', '64:ff9b:1::7f00:1', '2002:7f00:1::', '2002:a00:1::1']) {
+      assert.equal(isRefusedAddress(a), true, a);
+    }
+    // A public IPv4 address written IPv4-mapped is still that public address.
+    assert.equal(isRefusedAddress('::ffff:93.184.216.34'), false);
+    assert.equal(isRefusedAddress('2606:4700:4700::1111'), false);
   });
 });
 
@@ -393,6 +511,26 @@ describe('proxiedImages', () => {
     assert.ok(out.includes('src="data:image/png;base64,AAAA"'));
     assert.ok(out.includes('href="https://s.example/page"'));
     assert.ok(!/\/\/s\.example\/[a-g]/.test(out.replace(/href="[^"]*"/g, '')), out);
+  });
+
+  it('reads image URLs as a browser does: backslashes, a scheme without slashes, tabs and newlines inside', () => {
+    const html = [
+      '<img src="http:\\\\s.example/backslash.png">',
+      '<img src="https:s.example/no-slashes.png">',
+      '<img src="h&#x09;ttp://s.example/tab.png">',
+      '<img src="ht\ttps://s.example/new\nline.png">',
+      '<img src=" HTTPS://S.EXAMPLE/upper.png ">',
+      '<div style="background-image: url(&quot;https:\\\\s.example/style.png&quot;)">',
+      '<img src="javascript:alert(1)">',
+      '<img src="/relative.png">',
+    ].join('');
+    const out = proxiedImages(html, urls);
+    for (const u of ['http://s.example/backslash.png', 'https://s.example/no-slashes.png', 'http://s.example/tab.png', 'https://s.example/newline.png', 'https://s.example/upper.png', 'https://s.example/style.png']) {
+      assert.ok(out.includes(img(u)), u);
+    }
+    assert.ok(!/[^d]s\.example/i.test(out), `the sender's host is left in: ${out}`);
+    assert.ok(out.includes('src="javascript:alert(1)"') && out.includes('src="/relative.png"'), 'what is not an http(s) URL is left to the sanitizer');
+    assert.deepEqual(remoteImageUrls('<img src="http:\\\\s.example/a.png"><img src="https:s.example/b.png">'), ['http://s.example/a.png', 'https://s.example/b.png']);
   });
 
   it('changes nothing with the proxy off', () => {

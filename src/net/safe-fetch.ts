@@ -28,8 +28,9 @@ for (const [prefix, bits] of [
 
 const V6_REFUSED = new net.BlockList();
 for (const [prefix, bits] of [
-  // ::/96 also covers :: (unspecified), ::1 (loopback) and the deprecated IPv4-compatible forms.
-  ['::', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64], ['2001::', 23], ['2001:db8::', 32], ['2002::', 16],
+  // ::/8 (reserved) covers :: (unspecified), ::1 (loopback), the deprecated IPv4-compatible forms
+  // and the IPv4-translated ::ffff:0:a.b.c.d (SIIT, which a translator maps to internal IPv4).
+  ['::', 8], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64], ['2001::', 23], ['2001:db8::', 32], ['2002::', 16],
   ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8],
 ] as const) V6_REFUSED.addSubnet(prefix, bits, 'ipv6');
 

@@ -211,16 +211,33 @@ function decodeAttribute(value: string): string {
     ({ '&quot;': '"', '&#34;': '"', '&#39;': "'", '&apos;': "'", '&lt;': '<', '&gt;': '>', '&amp;': '&' })[e]!);
 }
 
+/** An attribute value as a browser reads it: every character reference the sanitizer may leave (named ones as decodeAttribute, and numeric ones such as `&#9;`). */
+function decodeImageAttribute(value: string): string {
+  return value.replace(/&quot;|&apos;|&lt;|&gt;|&amp;|&#(\d{1,7});|&#x([0-9a-f]{1,6});/gi, (e, dec?: string, hex?: string) => {
+    if (dec === undefined && hex === undefined) return decodeAttribute(e.toLowerCase());
+    const code = dec !== undefined ? Number(dec) : parseInt(hex!, 16);
+    return code > 0 && code <= 0x10ffff && !(code >= 0xd800 && code <= 0xdfff) ? String.fromCodePoint(code) : '\ufffd';
+  });
+}
+
 /** What an image URL becomes: another URL, or undefined to leave it as it is. */
 type ImageMap = (target: string) => string | undefined;
 
 /**
  * A remote image feedmail proxies, mapped: http(s), and not one of our own URLs (entry
- * parts, earlier proxied images, which start with `base`).
+ * parts, earlier proxied images, which start with `base`). Read as a browser's URL parser
+ * reads it (WHATWG, as `new URL` does), so spellings a browser loads are proxied too:
+ * tabs and newlines inside, `http:\\host`, `https:host`.
  */
 function proxied(target: string, base: string, map: ImageMap): string | undefined {
-  const t = target.trim();
-  return /^https?:\/\//i.test(t) && !(base && t.startsWith(`${base}/`)) ? map(t) : undefined;
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  return base && url.href.startsWith(`${base}/`) ? undefined : map(url.href);
 }
 
 /** `url(…)` as cleanCss (mail/sanitize.ts) leaves it. */
@@ -273,7 +290,7 @@ function mapImages(htmlText: string, base: string, map: ImageMap): string {
         if (value === undefined) return attrWhole;
         const attr = name.toLowerCase();
         let next: string | undefined;
-        const decoded = decodeAttribute(value);
+        const decoded = decodeImageAttribute(value);
         if (attr === 'src' || attr === 'background') next = proxied(decoded, base, map);
         else if (attr === 'style' && /url\(|image-set\(/i.test(decoded)) next = proxiedCss(decoded, base, map);
         else if (attr === 'srcset') {

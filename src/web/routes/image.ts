@@ -23,22 +23,62 @@ export const IMAGE_FAILURE_TTL_MS = 10 * 60_000;
  */
 export const MAX_CONCURRENT_FETCHES = 8;
 const MAX_WAITING = 256;
+/**
+ * Of those, at most this many go to one remote host (by host name), so a host that never
+ * answers (or answers slowly on purpose) holds only its own share and other hosts' images
+ * are still fetched. A host's further fetches wait in that host's own queue, which holds at
+ * most MAX_WAITING_PER_HOST; past it the request is answered 503.
+ */
+export const MAX_FETCHES_PER_HOST = 2;
+export const MAX_WAITING_PER_HOST = 16;
 let fetching = 0;
 const waiting: (() => void)[] = [];
+const hosts = new Map<string, { fetching: number; waiting: (() => void)[] }>();
 
-async function inFetchSlot<T>(work: () => Promise<T>): Promise<T> {
-  if (fetching >= MAX_CONCURRENT_FETCHES) {
-    if (waiting.length >= MAX_WAITING) throw new TemporaryFailureError('Busy fetching images, try again shortly');
-    await new Promise<void>((resolve) => waiting.push(resolve));
-  }
-  fetching++;
+function hostOf(target: string): string {
   try {
-    return await work();
-  } finally {
-    fetching--;
-    waiting.shift()?.();
+    return new URL(target).hostname.toLowerCase();
+  } catch {
+    return '';
   }
 }
+
+async function inFetchSlot<T>(target: string, work: () => Promise<T>): Promise<T> {
+  const name = hostOf(target);
+  let host = hosts.get(name);
+  if (!host) hosts.set(name, host = { fetching: 0, waiting: [] });
+  if (host.fetching >= MAX_FETCHES_PER_HOST) {
+    if (host.waiting.length >= MAX_WAITING_PER_HOST) throw new TemporaryFailureError('Busy fetching images, try again shortly');
+    await new Promise<void>((resolve) => host.waiting.push(resolve));
+  }
+  host.fetching++;
+  try {
+    if (fetching >= MAX_CONCURRENT_FETCHES) {
+      if (waiting.length >= MAX_WAITING) throw new TemporaryFailureError('Busy fetching images, try again shortly');
+      await new Promise<void>((resolve) => waiting.push(resolve));
+    }
+    fetching++;
+    try {
+      return await work();
+    } finally {
+      fetching--;
+      waiting.shift()?.();
+    }
+  } finally {
+    host.fetching--;
+    const next = host.waiting.shift();
+    if (next) next();
+    else if (host.fetching === 0) hosts.delete(name);
+  }
+}
+
+/**
+ * A client that stops reading an image's response is disconnected once no byte of it was
+ * sent for this long (Node's socket timeout, checked each period: so after one to two
+ * periods), so it cannot keep the image's bytes in this process's memory. A slow reader
+ * that keeps reading is not cut off.
+ */
+export const IMAGE_WRITE_IDLE_MS = 10_000;
 
 /** Fetches in flight, by store and image, so concurrent first requests fetch an image once. */
 const inFlight = new WeakMap<object, Map<string, Promise<{ type: string; body: Buffer } | { failed: string }>>>();
@@ -51,7 +91,7 @@ function fetchOnce(deps: ImageDeps, key: string, target: string): Promise<{ type
   const { config, stores, log } = deps;
   const started = (async () => {
     try {
-      const image = await inFetchSlot(() => fetchImage(target, { maxBytes: config.imageProxyMaxBytes, timeoutMs: config.imageProxyTimeoutMs, allowPrivate: config.imageProxyAllowPrivate }));
+      const image = await inFetchSlot(target, () => fetchImage(target, { maxBytes: config.imageProxyMaxBytes, timeoutMs: config.imageProxyTimeoutMs, allowPrivate: config.imageProxyAllowPrivate }));
       // The cache is an optimisation: a full disk must not fail the request.
       await stores.cache.storeImage(key, image.type, image.body, config.imageProxyCacheBytes)
         .catch((err: unknown) => log.warn({ err }, 'image proxy: cache write failed'));
@@ -113,6 +153,8 @@ export const imageProxyRoute: Route = {
       'X-Content-Type-Options': 'nosniff',
       'Cross-Origin-Resource-Policy': 'cross-origin',
     });
+    // Replaced by the keep-alive timeout once the response is written out.
+    res.setTimeout(IMAGE_WRITE_IDLE_MS, () => res.destroy());
     res.end(image.body);
   },
 };
