@@ -74,6 +74,13 @@ function startServer(dataDir: string, overrides: Parameters<typeof startTestServ
   return startTestServer({ dataDir, baseUrl: PUBLIC, feedMaxEntries: '200', ...overrides }, undefined, { clock });
 }
 
+/** A data directory with the databases a first start creates. */
+async function populatedDataDir(): Promise<string> {
+  const server = await startServer(tempDir());
+  await server.stop();
+  return server.dataDir;
+}
+
 /** A feed URL as the server prints it, fetched from where this test's server listens. */
 function local(server: TestServer, url: string): string {
   return url.replace(PUBLIC, server.base);
@@ -355,8 +362,38 @@ describe('feedmail backup and restore', () => {
     assert.deepEqual(await listSnapshots(target), []);
   });
 
+  it('refuses to back up or replay a missing, empty or partial data directory, and creates nothing there', async () => {
+    const backupDir = tempDir();
+    const missing = path.join(tempDir(), 'typo');
+    const empty = tempDir();
+    for (const dataDir of [missing, empty]) {
+      const backup = await cli(['backup', '--to', backupDir], dataDir);
+      assert.equal(backup.code, 1, backup.stdout);
+      assert.match(backup.stderr, /feedmail: backup refused: .* holds no feedmail data \(no app\.db or queue\.db\): check FEEDMAIL_DATA_DIR/);
+      const replay = await cli(['replay', '--since', '2026-01-01T00:00:00Z'], dataDir);
+      assert.equal(replay.code, 1, replay.stdout);
+      assert.match(replay.stderr, /feedmail: replay refused: .* holds no feedmail data/);
+    }
+    assert.ok(!fs.existsSync(missing), 'the mistyped directory is not created');
+    assert.deepEqual(fs.readdirSync(empty), [], 'no database is created in the empty directory');
+    assert.deepEqual(fs.readdirSync(backupDir), [], 'no snapshot is stored');
+
+    // queue.db without app.db: backup, replay and serve refuse, and no empty app.db appears.
+    const partial = await populatedDataDir();
+    fs.rmSync(path.join(partial, 'app.db'));
+    const backup = await cli(['backup', '--to', backupDir], partial);
+    assert.equal(backup.code, 1);
+    assert.match(backup.stderr, /is incomplete: app\.db missing beside queue\.db/);
+    const serve = await cli(['serve', '--http-port', '0', '--smtp-port', '0'], partial);
+    assert.notEqual(serve.code, 0);
+    assert.match(serve.stderr, /refusing to start: .* is incomplete: app\.db missing beside queue\.db, and starting would create an empty app\.db\. Restore the data directory with "feedmail restore"/);
+    await assert.rejects(startServer(partial), /app\.db missing beside queue\.db/);
+    assert.ok(!fs.existsSync(path.join(partial, 'app.db')), 'no empty app.db is created');
+    assert.deepEqual(fs.readdirSync(backupDir), []);
+  });
+
   it('says in one line when the S3 store refuses, without credentials', async () => {
-    const r = await cli(['backup', '--to', 's3://no-such-bucket/feedmail'], tempDir());
+    const r = await cli(['backup', '--to', 's3://no-such-bucket/feedmail'], await populatedDataDir());
     assert.equal(r.code, 1);
     assert.match(r.stderr, /feedmail: backup failed: the S3 store answered 404 \(NoSuchBucket: /);
     assert.ok(!r.stderr.includes('S3RVER'), 'no credentials in the message');

@@ -2,6 +2,7 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { openTarget } from '../ops/backup-target.js';
+import { existingDataProblem } from '../ops/data-dir.js';
 import { DiskSpace } from '../ops/storage-guard.js';
 import { BackupSpaceError, DamagedSnapshotError, listSnapshots, readManifest, snapshotTime, takeSnapshot, verifySnapshot, type Verification } from '../ops/backup.js';
 import { openStores } from '../store/index.js';
@@ -139,7 +140,13 @@ async function backupCommand(config: Config, log: Logger, argv: string[]): Promi
     return 0;
   }
 
-  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
+  // A mistyped or unmounted data directory must not become an empty "newest" snapshot.
+  const notThere = existingDataProblem(config.dataDir);
+  if (notThere) {
+    process.stderr.write(`feedmail: backup refused: ${notThere}\n`);
+    return 1;
+  }
+  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes, existingOnly: true });
   const progress = createProgress({ unit: 'bytes' });
   try {
     const started = Date.now();
