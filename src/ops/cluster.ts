@@ -116,6 +116,11 @@ export function joinCluster(app: App, log: Logger): void {
 interface Member {
   worker: Worker;
   state: 'starting' | 'ready' | 'draining';
+  /**
+   * Started by a rolling restart to take an old worker's place: until it is ready, its
+   * failure is the roll's to handle (the old worker stays), not a crash to restart.
+   */
+  replacement: boolean;
   ready: Promise<void>;
   exited: Promise<void>;
 }
@@ -188,12 +193,16 @@ class WorkerPool {
       this.log.info({ workers: old.length }, 'cluster: rolling restart');
       for (const m of old) {
         if (this.#stopping) return;
-        const fresh = this.#fork();
+        // A worker that died meanwhile is replaced by #died, not here.
+        if (!this.#members.has(m) || m.state === 'draining') continue;
+        const fresh = this.#fork(true);
         try {
           await fresh.ready;
         } catch (err) {
           this.log.error({ err }, 'cluster: new worker did not become ready; rolling restart stopped, the running workers stay');
           await this.#drain(fresh);
+          // An old worker that died while the new one was starting still needs its successor.
+          if (this.#active() < this.size) this.#restartLater();
           return;
         }
         if (this.#members.has(m)) await this.#drain(m);
@@ -209,7 +218,12 @@ class WorkerPool {
     await Promise.all([...this.#members].map((m) => this.#drain(m)));
   }
 
-  #fork(): Member {
+  /** The workers that serve or are about to: every one not draining. */
+  #active(): number {
+    return [...this.#members].filter((m) => m.state !== 'draining').length;
+  }
+
+  #fork(replacement = false): Member {
     const worker = cluster.fork();
     let markReady!: () => void;
     let failReady!: (err: Error) => void;
@@ -218,13 +232,14 @@ class WorkerPool {
     ready.catch(() => undefined);
     const readyTimer = setTimeout(() => failReady(new Error(`worker ${worker.id} was not ready within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
     const member: Member = {
-      worker, state: 'starting', ready,
+      worker, state: 'starting', replacement, ready,
       exited: new Promise<void>((resolve) => worker.once('exit', (code, signal) => {
         clearTimeout(readyTimer);
         failReady(new Error(`worker ${worker.id} exited (code ${code}, signal ${signal}) before it was ready`));
         this.#members.delete(member);
         this.#forget(worker.id);
-        if (member.state !== 'draining' && !this.#stopping) this.#died(worker, code, signal);
+        const failedReplacement = member.replacement && member.state === 'starting';
+        if (member.state !== 'draining' && !failedReplacement && !this.#stopping) this.#died(worker, code, signal);
         resolve();
       })),
     };
@@ -234,6 +249,7 @@ class WorkerPool {
       if (m.feedmail === 'ready') {
         clearTimeout(readyTimer);
         if (member.state === 'starting') member.state = 'ready';
+        member.replacement = false;
         this.log.info({ worker: worker.id, workerPid: worker.process.pid }, 'cluster: worker ready');
         markReady();
       } else if (m.feedmail === 'metrics') {
@@ -268,13 +284,22 @@ class WorkerPool {
     const now = Date.now();
     this.#deaths = this.#deaths.filter((t) => now - t < 60_000);
     this.#deaths.push(now);
-    const delay = Math.min(RESTART_DELAY_MAX_MS, RESTART_DELAY_MS * 2 ** (this.#deaths.length - 1));
+    const delay = this.#restartLater();
     this.log.error({ worker: worker.id, workerPid: worker.process.pid, code, signal, restartInMs: delay }, 'cluster: worker died; starting another');
+  }
+
+  /**
+   * Starts a worker after the restart delay if there are then fewer than N (a rolling
+   * restart may have started one meanwhile): never more than N besides a roll's one new worker.
+   */
+  #restartLater(): number {
+    const delay = Math.min(RESTART_DELAY_MAX_MS, RESTART_DELAY_MS * 2 ** Math.max(0, this.#deaths.length - 1));
     const timer = setTimeout(() => {
       this.#restartTimers.delete(timer);
-      if (!this.#stopping) this.#fork();
+      if (!this.#stopping && this.#active() < this.size) this.#fork();
     }, delay);
     this.#restartTimers.add(timer);
+    return delay;
   }
 
   /** Every ready worker's metrics, summed (gauges with their own aggregator: see ops/metrics.ts). */
