@@ -345,6 +345,32 @@ describe('feedmail backup and restore', () => {
     }
   });
 
+  it('keeps /readyz failing across a restart when no scheduled backup ever succeeded', async () => {
+    const dataDir = tempDir();
+    // A target that cannot be written: a directory below a regular file.
+    const blocker = path.join(tempDir(), 'not-a-directory');
+    fs.writeFileSync(blocker, '');
+    const settings = { backupTo: path.join(blocker, 'snapshots'), backupEveryMs: '1h' };
+    const first = await startServer(dataDir, settings);
+    try {
+      await first.app.runner!.scheduleRecurring();
+    } finally {
+      await first.stop();
+    }
+    // Restarted (a reload, an upgrade) more than two periods later, still with no successful backup.
+    const clock = new TestClock();
+    clock.offsetMs = 2 * 3600_000 + 60_000;
+    const second = await startServer(dataDir, settings, clock);
+    try {
+      const ready = await fetch(`${second.base}/readyz`);
+      const body = (await ready.json()) as { ok: boolean; checks: Record<string, string> };
+      assert.equal(ready.status, 503, JSON.stringify(body));
+      assert.match(body.checks.backup!, /^none yet \(backups are configured; the first scheduled backup was due \d+ s ago\) \(older than twice FEEDMAIL_BACKUP_EVERY: backups are failing/);
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('uploads large files to S3 in parts and reads them back intact', async () => {
     const target = openTarget('s3://backups/multipart', s3Settings(), { multipartThresholdBytes: 1024 * 1024, partBytes: 5 * 1024 * 1024 });
     const dir = tempDir();
