@@ -14,7 +14,10 @@
  *   in the last minute (up to 30 s).
  * - SIGTERM / SIGINT drain every worker, then the primary exits.
  * - /metrics: the worker that receives the request asks the primary, which collects every
- *   ready worker's metrics and sums them (prom-client's AggregatorRegistry.aggregate).
+ *   ready worker's metrics and sums them (prom-client's AggregatorRegistry.aggregate). The
+ *   sums of counters and histograms never go down: a worker that drains, exits or does not
+ *   answer counts with the values it last reported, so a rolling restart or a dead worker is
+ *   no counter reset for Prometheus (what a worker counted after its last scrape is lost).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
@@ -161,7 +164,12 @@ class WorkerPool {
   #deaths: number[] = [];
   readonly #restartTimers = new Set<NodeJS.Timeout>();
   #nextCollect = 0;
-  readonly #collecting = new Map<number, { pending: Set<number>; results: MetricJson[][]; done: () => void }>();
+  readonly #collecting = new Map<number, { pending: Set<number>; results: Map<number, MetricJson[]>; done: () => void }>();
+  /** Each member's counters and histograms as it last reported them. */
+  readonly #lastSeen = new Map<number, MetricJson[]>();
+  /** The last reported counters and histograms of the workers that exited (folded now and then). */
+  #departed: MetricJson[][] = [];
+  #folding = false;
 
   constructor(private readonly size: number, private readonly log: Logger) {}
 
@@ -238,6 +246,9 @@ class WorkerPool {
         failReady(new Error(`worker ${worker.id} exited (code ${code}, signal ${signal}) before it was ready`));
         this.#members.delete(member);
         this.#forget(worker.id);
+        const last = this.#lastSeen.get(worker.id);
+        this.#lastSeen.delete(worker.id);
+        if (last) this.#departed.push(last);
         const failedReplacement = member.replacement && member.state === 'starting';
         if (member.state !== 'draining' && !failedReplacement && !this.#stopping) this.#died(worker, code, signal);
         resolve();
@@ -302,12 +313,17 @@ class WorkerPool {
     return delay;
   }
 
-  /** Every ready worker's metrics, summed (gauges with their own aggregator: see ops/metrics.ts). */
-  #clusterMetrics(): Promise<string> {
+  /**
+   * Every ready worker's metrics, summed (gauges with their own aggregator: see ops/metrics.ts),
+   * plus the last reported counters and histograms of the workers that did not answer
+   * (draining, gone, or too slow), so the sums never go down.
+   */
+  async #clusterMetrics(): Promise<string> {
+    await this.#foldDeparted();
     const id = this.#nextCollect++;
     const asked = [...this.#members].filter((m) => m.state === 'ready' && safeSend(m.worker, { feedmail: 'collect', id }));
-    return new Promise<MetricJson[][]>((resolve) => {
-      const results: MetricJson[][] = [];
+    const results = await new Promise<Map<number, MetricJson[]>>((resolve) => {
+      const results = new Map<number, MetricJson[]>();
       const pending = new Set(asked.map((m) => m.worker.id));
       const timer = setTimeout(() => finish(), COLLECT_TIMEOUT_MS);
       const finish = () => {
@@ -317,13 +333,31 @@ class WorkerPool {
       };
       this.#collecting.set(id, { pending, results, done: finish });
       if (pending.size === 0) finish();
-    }).then((results) => AggregatorRegistry.aggregate(results).metrics());
+    });
+    const stale = [...this.#lastSeen].filter(([workerId]) => !results.has(workerId)).map(([, m]) => m);
+    return AggregatorRegistry.aggregate([...results.values(), ...stale, ...this.#departed]).metrics();
+  }
+
+  /** Sums the departed workers' counters into one set, so they take no more room as workers come and go. */
+  async #foldDeparted(): Promise<void> {
+    if (this.#departed.length < 2 || this.#folding) return;
+    this.#folding = true;
+    try {
+      const folding = this.#departed.length;
+      const sum = monotonic(await AggregatorRegistry.aggregate(this.#departed.slice(0, folding)).getMetricsAsJSON());
+      this.#departed.splice(0, folding, sum);
+    } finally {
+      this.#folding = false;
+    }
   }
 
   #collected(workerId: number, id: number, metrics: MetricJson[] | undefined): void {
     const c = this.#collecting.get(id);
     if (!c || !c.pending.delete(workerId)) return;
-    if (metrics) c.results.push(metrics);
+    if (metrics) {
+      c.results.set(workerId, metrics);
+      if ([...this.#members].some((m) => m.worker.id === workerId)) this.#lastSeen.set(workerId, monotonic(metrics));
+    }
     if (c.pending.size === 0) c.done();
   }
 
@@ -333,6 +367,11 @@ class WorkerPool {
       if (c.pending.delete(workerId) && c.pending.size === 0) c.done();
     }
   }
+}
+
+/** The metrics whose sums only grow (counters and histograms); gauges of a worker that is gone mean nothing. */
+function monotonic(metrics: MetricJson[]): MetricJson[] {
+  return metrics.filter((m) => String(m.type) === 'counter' || String(m.type) === 'histogram');
 }
 
 function safeSend(worker: Worker, m: ClusterMessage): boolean {
