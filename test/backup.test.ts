@@ -425,6 +425,30 @@ describe('feedmail backup and restore', () => {
     assert.ok(!r.stderr.includes('S3RVER'), 'no credentials in the message');
   });
 
+  it('refuses an endpoint with credentials in it without printing them, takes --to by the settings\' rule, and says in one line when S3 credentials are missing', async () => {
+    const dataDir = tempDir();
+    const withUserinfo = await cli(['backup', 'list', '--to', 's3://backups/fm'], dataDir, { FEEDMAIL_S3_ENDPOINT: 'http://admin:ENDPOINTPASS@127.0.0.1:4569' });
+    assert.notEqual(withUserinfo.code, 0);
+    assert.match(withUserinfo.stderr, /FEEDMAIL_S3_ENDPOINT.*without a user or password/);
+    assert.ok(!`${withUserinfo.stdout}${withUserinfo.stderr}`.includes('ENDPOINTPASS'), 'the password is not printed');
+
+    const shortBucket = await cli(['backup', 'list', '--to', 's3://b/fm'], dataDir);
+    assert.equal(shortBucket.code, 2);
+    assert.match(shortBucket.stderr, /--to must be s3:\/\/bucket or s3:\/\/bucket\/prefix, with a valid bucket name/);
+    const shortFrom = await cli(['restore', '--from', 's3://b/fm'], dataDir);
+    assert.equal(shortFrom.code, 2);
+    assert.match(shortFrom.stderr, /--from must be s3:\/\/bucket/);
+
+    const noCredentials = await cli(['backup', 'list', '--to', 's3://backups/fm'], dataDir, {
+      FEEDMAIL_S3_ACCESS_KEY_ID: '', FEEDMAIL_S3_SECRET_ACCESS_KEY: '', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '',
+      AWS_SHARED_CREDENTIALS_FILE: path.join(dataDir, 'none'), AWS_CONFIG_FILE: path.join(dataDir, 'none'), AWS_EC2_METADATA_DISABLED: 'true',
+    });
+    assert.equal(noCredentials.code, 1);
+    // (The AWS SDK may print its own Node.js version notice before.)
+    assert.match(noCredentials.stderr, /^feedmail: backup failed: no S3 credentials: set FEEDMAIL_S3_ACCESS_KEY_ID and FEEDMAIL_S3_SECRET_ACCESS_KEY.*\n$/m);
+    assert.doesNotMatch(noCredentials.stderr, /CredentialsProviderError|^\s+at /m, 'no stack trace');
+  });
+
   it('writes a litestream.yml for app.db and queue.db without credentials', async () => {
     const dataDir = tempDir();
     const out = path.join(tempDir(), 'litestream.yml');
