@@ -8,7 +8,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const DATABASES = ['app.db', 'queue.db', 'cache.db'] as const;
 /** The databases that must exist together. */
 export const REQUIRED_DATABASES = ['app.db', 'queue.db'] as const;
 

@@ -37,7 +37,6 @@ export interface DoctorReport {
   checks: DoctorCheck[];
 }
 
-
 /** The directory itself, or its nearest parent that exists (what a first start would create it in). */
 function nearestExisting(dir: string): string {
   let d = dir;
