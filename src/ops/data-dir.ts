@@ -2,7 +2,7 @@
  * What a data directory holds (issue 13): no databases yet, the full set, or a partial set.
  * app.db and queue.db belong together (the journal's mail points at app.db's feeds);
  * cache.db only holds rendered feeds and is rebuilt when missing. `doctor` reports a partial
- * set, `serve` refuses to start on one, and the commands that work on existing data
+ * set, `serve` refuses to start without app.db beside queue.db, and the commands that work on existing data
  * (`backup`, `replay`) refuse a directory without databases.
  */
 import fs from 'node:fs';
@@ -42,10 +42,15 @@ export function existingDataProblem(dataDir: string): string | undefined {
   return undefined;
 }
 
-/** Why `serve` must not start on this directory (a partial set), or undefined. */
+/**
+ * Why `serve` must not start on this directory, or undefined: queue.db without app.db would
+ * start a working but empty server (every feed gone). A missing queue.db beside app.db is
+ * started on (a new, empty queue.db: the feeds are all there, the journal and pending jobs
+ * are not); doctor still reports it.
+ */
 export function startDataProblem(dataDir: string): string | undefined {
   const state = dataDirState(dataDir);
-  if (state.kind !== 'partial') return undefined;
+  if (state.kind !== 'partial' || !state.missing.includes('app.db')) return undefined;
   return `refusing to start: ${dataDir} is incomplete: ${partialDetail(state)}, and starting would create an empty ${state.missing.join(' and ')}. `
     + 'Restore the data directory with "feedmail restore" (or put back the files that were moved away); "feedmail doctor" checks it.';
 }
