@@ -13,6 +13,7 @@ import type { Logger } from './log.js';
 import { processPoolFor } from './mail/process-pool.js';
 import { FeedmailSmtpServer } from './mail/smtp.js';
 import { StartupError } from './errors.js';
+import { startDataProblem } from './ops/data-dir.js';
 import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
 import { createCounters, createMetricsRegistry, type Counters } from './ops/metrics.js';
 import { clusterWorkerMetrics } from './ops/cluster.js';
@@ -66,6 +67,9 @@ export function preflight(config: Config): void {
         + 'or set FEEDMAIL_ALLOW_UNSAFE_STORAGE=true (--allow-unsafe-storage) if this is meant.');
     }
   }
+  // queue.db without app.db (or the reverse) would start as a working but empty server.
+  const partial = startDataProblem(config.dataDir);
+  if (partial) throw new StartupError(partial);
 }
 
 export interface StartOptions {

@@ -169,8 +169,11 @@ function ecPublicKey(raw: string): string {
   return v;
 }
 
-/** Where backups go: a directory, or s3://bucket[/prefix] (issue 13, ops/backup.ts); empty: none. */
-function backupTarget(raw: string): string {
+/**
+ * Where backups go: a directory, or s3://bucket[/prefix] (issue 13, ops/backup.ts); empty: none.
+ * The one rule for FEEDMAIL_BACKUP_TO and the commands' --to / --from.
+ */
+export function backupTarget(raw: string): string {
   const v = raw.trim();
   if (v === '') return '';
   if (v.startsWith('s3://')) {
@@ -198,8 +201,10 @@ function optionalUrl(raw: string): string {
   try {
     const u = new URL(v);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('protocol');
+    // The SDK ignores credentials in the URL, and they would show wherever the target is named.
+    if (u.username || u.password) throw new Error('userinfo');
   } catch {
-    throw new Error('must be an http(s) URL such as https://s3.eu-central-1.amazonaws.com or http://127.0.0.1:9000, or empty for AWS');
+    throw new Error('must be an http(s) URL such as https://s3.eu-central-1.amazonaws.com or http://127.0.0.1:9000 (without a user or password: credentials go in FEEDMAIL_S3_ACCESS_KEY_ID / FEEDMAIL_S3_SECRET_ACCESS_KEY), or empty for AWS');
   }
   return v.replace(/\/+$/, '');
 }
@@ -447,7 +452,8 @@ export const SETTINGS = {
   },
   s3Endpoint: {
     env: 'FEEDMAIL_S3_ENDPOINT', flag: '--s3-endpoint', default: '',
-    help: 'S3-compatible endpoint for s3:// backups (empty: AWS S3)', parse: optionalUrl,
+    // Marked secret so a refused value (one with a password in it) is not echoed.
+    help: 'S3-compatible endpoint for s3:// backups (empty: AWS S3)', parse: optionalUrl, secret: true,
   },
   s3Region: {
     env: 'FEEDMAIL_S3_REGION', flag: '--s3-region', default: 'us-east-1',

@@ -74,6 +74,13 @@ function startServer(dataDir: string, overrides: Parameters<typeof startTestServ
   return startTestServer({ dataDir, baseUrl: PUBLIC, feedMaxEntries: '200', ...overrides }, undefined, { clock });
 }
 
+/** A data directory with the databases a first start creates. */
+async function populatedDataDir(): Promise<string> {
+  const server = await startServer(tempDir());
+  await server.stop();
+  return server.dataDir;
+}
+
 /** A feed URL as the server prints it, fetched from where this test's server listens. */
 function local(server: TestServer, url: string): string {
   return url.replace(PUBLIC, server.base);
@@ -338,6 +345,32 @@ describe('feedmail backup and restore', () => {
     }
   });
 
+  it('keeps /readyz failing across a restart when no scheduled backup ever succeeded', async () => {
+    const dataDir = tempDir();
+    // A target that cannot be written: a directory below a regular file.
+    const blocker = path.join(tempDir(), 'not-a-directory');
+    fs.writeFileSync(blocker, '');
+    const settings = { backupTo: path.join(blocker, 'snapshots'), backupEveryMs: '1h' };
+    const first = await startServer(dataDir, settings);
+    try {
+      await first.app.runner!.scheduleRecurring();
+    } finally {
+      await first.stop();
+    }
+    // Restarted (a reload, an upgrade) more than two periods later, still with no successful backup.
+    const clock = new TestClock();
+    clock.offsetMs = 2 * 3600_000 + 60_000;
+    const second = await startServer(dataDir, settings, clock);
+    try {
+      const ready = await fetch(`${second.base}/readyz`);
+      const body = (await ready.json()) as { ok: boolean; checks: Record<string, string> };
+      assert.equal(ready.status, 503, JSON.stringify(body));
+      assert.match(body.checks.backup!, /^none yet \(backups are configured; the first scheduled backup was due \d+ s ago\) \(older than twice FEEDMAIL_BACKUP_EVERY: backups are failing/);
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('uploads large files to S3 in parts and reads them back intact', async () => {
     const target = openTarget('s3://backups/multipart', s3Settings(), { multipartThresholdBytes: 1024 * 1024, partBytes: 5 * 1024 * 1024 });
     const dir = tempDir();
@@ -355,11 +388,65 @@ describe('feedmail backup and restore', () => {
     assert.deepEqual(await listSnapshots(target), []);
   });
 
+  it('refuses to back up or replay a missing, empty or partial data directory, and creates nothing there', async () => {
+    const backupDir = tempDir();
+    const missing = path.join(tempDir(), 'typo');
+    const empty = tempDir();
+    for (const dataDir of [missing, empty]) {
+      const backup = await cli(['backup', '--to', backupDir], dataDir);
+      assert.equal(backup.code, 1, backup.stdout);
+      assert.match(backup.stderr, /feedmail: backup refused: .* holds no feedmail data \(no app\.db or queue\.db\): check FEEDMAIL_DATA_DIR/);
+      const replay = await cli(['replay', '--since', '2026-01-01T00:00:00Z'], dataDir);
+      assert.equal(replay.code, 1, replay.stdout);
+      assert.match(replay.stderr, /feedmail: replay refused: .* holds no feedmail data/);
+    }
+    assert.ok(!fs.existsSync(missing), 'the mistyped directory is not created');
+    assert.deepEqual(fs.readdirSync(empty), [], 'no database is created in the empty directory');
+    assert.deepEqual(fs.readdirSync(backupDir), [], 'no snapshot is stored');
+
+    // queue.db without app.db: backup, replay and serve refuse, and no empty app.db appears.
+    const partial = await populatedDataDir();
+    fs.rmSync(path.join(partial, 'app.db'));
+    const backup = await cli(['backup', '--to', backupDir], partial);
+    assert.equal(backup.code, 1);
+    assert.match(backup.stderr, /is incomplete: app\.db missing beside queue\.db/);
+    const serve = await cli(['serve', '--http-port', '0', '--smtp-port', '0'], partial);
+    assert.notEqual(serve.code, 0);
+    assert.match(serve.stderr, /refusing to start: .* is incomplete: app\.db missing beside queue\.db, and starting would create an empty app\.db\. Restore the data directory with "feedmail restore"/);
+    await assert.rejects(startServer(partial), /app\.db missing beside queue\.db/);
+    assert.ok(!fs.existsSync(path.join(partial, 'app.db')), 'no empty app.db is created');
+    assert.deepEqual(fs.readdirSync(backupDir), []);
+  });
+
   it('says in one line when the S3 store refuses, without credentials', async () => {
-    const r = await cli(['backup', '--to', 's3://no-such-bucket/feedmail'], tempDir());
+    const r = await cli(['backup', '--to', 's3://no-such-bucket/feedmail'], await populatedDataDir());
     assert.equal(r.code, 1);
     assert.match(r.stderr, /feedmail: backup failed: the S3 store answered 404 \(NoSuchBucket: /);
     assert.ok(!r.stderr.includes('S3RVER'), 'no credentials in the message');
+  });
+
+  it('refuses an endpoint with credentials in it without printing them, takes --to by the settings\' rule, and says in one line when S3 credentials are missing', async () => {
+    const dataDir = tempDir();
+    const withUserinfo = await cli(['backup', 'list', '--to', 's3://backups/fm'], dataDir, { FEEDMAIL_S3_ENDPOINT: 'http://admin:ENDPOINTPASS@127.0.0.1:4569' });
+    assert.notEqual(withUserinfo.code, 0);
+    assert.match(withUserinfo.stderr, /FEEDMAIL_S3_ENDPOINT.*without a user or password/);
+    assert.ok(!`${withUserinfo.stdout}${withUserinfo.stderr}`.includes('ENDPOINTPASS'), 'the password is not printed');
+
+    const shortBucket = await cli(['backup', 'list', '--to', 's3://b/fm'], dataDir);
+    assert.equal(shortBucket.code, 2);
+    assert.match(shortBucket.stderr, /--to must be s3:\/\/bucket or s3:\/\/bucket\/prefix, with a valid bucket name/);
+    const shortFrom = await cli(['restore', '--from', 's3://b/fm'], dataDir);
+    assert.equal(shortFrom.code, 2);
+    assert.match(shortFrom.stderr, /--from must be s3:\/\/bucket/);
+
+    const noCredentials = await cli(['backup', 'list', '--to', 's3://backups/fm'], dataDir, {
+      FEEDMAIL_S3_ACCESS_KEY_ID: '', FEEDMAIL_S3_SECRET_ACCESS_KEY: '', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '',
+      AWS_SHARED_CREDENTIALS_FILE: path.join(dataDir, 'none'), AWS_CONFIG_FILE: path.join(dataDir, 'none'), AWS_EC2_METADATA_DISABLED: 'true',
+    });
+    assert.equal(noCredentials.code, 1);
+    // (The AWS SDK may print its own Node.js version notice before.)
+    assert.match(noCredentials.stderr, /^feedmail: backup failed: no S3 credentials: set FEEDMAIL_S3_ACCESS_KEY_ID and FEEDMAIL_S3_SECRET_ACCESS_KEY.*\n$/m);
+    assert.doesNotMatch(noCredentials.stderr, /CredentialsProviderError|^\s+at /m, 'no stack trace');
   });
 
   it('writes a litestream.yml for app.db and queue.db without credentials', async () => {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { addressesOf } from '../src/mail/head.js';
+import { holdDataDirExclusive } from '../src/store/backup.js';
 import { createFeed, readFeed, startTestServer, type TestServer, waitForEntries } from './support/helpers.js';
 
 interface Run {
@@ -132,5 +133,24 @@ describe('feedmail deliver without a running server', () => {
     } finally {
       await second.stop();
     }
+  });
+
+  it('exits 75 while a restore holds the data directory, so the mail server tries again', async () => {
+    const first = await startTestServer();
+    const feed = await createFeed(first.base);
+    await first.stop();
+    const restore = holdDataDirExclusive(first.dataDir);
+    assert.ok(restore, 'the test holds the lock a restore takes');
+    let run: Run;
+    try {
+      run = await deliver(first.dataDir, ['--to', feed.address], message('during the restore'));
+    } finally {
+      restore.release();
+    }
+    assert.equal(run.status, 75, run.stderr);
+    assert.match(run.stderr, /"feedmail restore" is restoring .*; try again later/);
+    assert.equal(run.stdout, '');
+    const after = await deliver(first.dataDir, ['--to', feed.address], message('after the restore'));
+    assert.equal(after.status, 0, after.stderr);
   });
 });

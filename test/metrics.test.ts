@@ -130,3 +130,26 @@ test('with --processes 2 the counters of both workers are summed', async () => {
     assert.equal(await cluster.stop(), 0);
   }
 });
+
+test('with --processes 2 the summed counters do not go down when the workers are replaced', async () => {
+  const cluster = await startServeProcess({ processes: 2 });
+  try {
+    const feed = await createFeed(cluster.base, 'Replaced');
+    for (let i = 0; i < 10; i++) assert.equal(await getOnNewConnection(feed.feeds.json), 200);
+    const reads = (families: Map<string, Family>) => count(families, 'feedmail_http_request_duration_seconds', { route: FEED_DOCUMENT_ROUTE });
+    const before = reads((await scrape(cluster.base)).families);
+    assert.ok(before >= 10, `both workers' reads are counted (${before})`);
+
+    const from = cluster.logs.length;
+    process.kill(cluster.pid, 'SIGHUP');
+    await cluster.waitForLog((l) => l.msg === 'cluster: rolling restart done', 120_000, from);
+    const afterRoll = reads((await scrape(cluster.base)).families);
+    assert.ok(afterRoll >= before, `the departed workers' reads still count after a rolling restart (${afterRoll} >= ${before})`);
+
+    for (let i = 0; i < 4; i++) assert.equal(await getOnNewConnection(feed.feeds.json), 200);
+    const more = reads((await scrape(cluster.base)).families);
+    assert.ok(more >= afterRoll + 4, `new reads add to them (${more} >= ${afterRoll} + 4)`);
+  } finally {
+    assert.equal(await cluster.stop(), 0);
+  }
+});

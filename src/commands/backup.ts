@@ -1,7 +1,8 @@
 /** `feedmail backup`: take, list and verify snapshots (issue 13; the work is in ops/backup.ts). */
-import type { Config } from '../config.js';
+import { backupTarget, type Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { openTarget } from '../ops/backup-target.js';
+import { existingDataProblem } from '../ops/data-dir.js';
 import { DiskSpace } from '../ops/storage-guard.js';
 import { BackupSpaceError, DamagedSnapshotError, listSnapshots, readManifest, snapshotTime, takeSnapshot, verifySnapshot, type Verification } from '../ops/backup.js';
 import { openStores } from '../store/index.js';
@@ -49,10 +50,20 @@ export function takeOption(args: string[], name: string): string | undefined {
   return value;
 }
 
-function targetOf(config: Config, given: string | undefined, option: string) {
-  const where = given ?? config.backupTo;
+/** The target named by `option` (checked by FEEDMAIL_BACKUP_TO's own rule), else FEEDMAIL_BACKUP_TO. */
+export function targetOf(config: Config, given: string | undefined, option: string) {
+  const where = given === undefined ? config.backupTo : checkedTarget(given, option);
   if (!where) throw new UsageError(`say where the snapshots are: ${option} <dir | s3://bucket/prefix>, or set FEEDMAIL_BACKUP_TO`);
   return openTarget(where, config);
+}
+
+/** A --to / --from value under the same rule as FEEDMAIL_BACKUP_TO. */
+export function checkedTarget(given: string, option: string): string {
+  try {
+    return backupTarget(given);
+  } catch (err) {
+    throw new UsageError(`${option} ${(err as Error).message}`);
+  }
 }
 
 export function printVerification(v: Verification, out: NodeJS.WritableStream = process.stdout): void {
@@ -68,6 +79,7 @@ export function printVerification(v: Verification, out: NodeJS.WritableStream = 
 export function storageProblem(err: unknown): string | undefined {
   if (err instanceof BackupSpaceError) return err.message;
   const e = err as { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+  if (e?.name === 'CredentialsProviderError') return 'no S3 credentials: set FEEDMAIL_S3_ACCESS_KEY_ID and FEEDMAIL_S3_SECRET_ACCESS_KEY (or give the AWS SDK its usual AWS_* variables, profile or instance role)';
   if (e?.$metadata?.httpStatusCode !== undefined) return `the S3 store answered ${e.$metadata.httpStatusCode} (${e.name}: ${e.message}); check the bucket, FEEDMAIL_S3_* and the credentials`;
   if (e?.$metadata !== undefined) return `cannot reach the S3 store (${e.message}); check FEEDMAIL_S3_ENDPOINT`;
   if (e?.code === 'ECONNREFUSED' || e?.code === 'ENOTFOUND' || e?.code === 'ETIMEDOUT') return `cannot reach the storage (${e.code}: ${e.message}); check FEEDMAIL_S3_ENDPOINT`;
@@ -139,7 +151,13 @@ async function backupCommand(config: Config, log: Logger, argv: string[]): Promi
     return 0;
   }
 
-  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
+  // A mistyped or unmounted data directory must not become an empty "newest" snapshot.
+  const notThere = existingDataProblem(config.dataDir);
+  if (notThere) {
+    process.stderr.write(`feedmail: backup refused: ${notThere}\n`);
+    return 1;
+  }
+  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes, existingOnly: true });
   const progress = createProgress({ unit: 'bytes' });
   try {
     const started = Date.now();

@@ -19,6 +19,7 @@ import { headerFields, recipientsFromHeaders } from '../mail/envelope-headers.js
 import { addressesOf } from '../mail/head.js';
 import { receiveMessage } from '../mail/ingest.js';
 import { DiskSpace } from '../ops/storage-guard.js';
+import { holdDataDirShared } from '../store/backup.js';
 import { openStores } from '../store/index.js';
 
 /** sysexits.h */
@@ -132,6 +133,12 @@ export async function runDeliver(config: Config, log: Logger, args: string[], in
     say('the disk is below the free-space minimum (FEEDMAIL_MIN_FREE_BYTES); try again later');
     return EX_TEMPFAIL;
   }
+  // A restore holds the data directory exclusively: the mail server keeps the message and tries again.
+  const dirLock = holdDataDirShared(config.dataDir);
+  if (!dirLock) {
+    say(`"feedmail restore" is restoring ${config.dataDir}; try again later`);
+    return EX_TEMPFAIL;
+  }
   let stores: ReturnType<typeof openStores> | undefined;
   try {
     stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
@@ -159,5 +166,6 @@ export async function runDeliver(config: Config, log: Logger, args: string[], in
     return EX_TEMPFAIL;
   } finally {
     await stores?.close();
+    dirLock.release();
   }
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import { isS3Url } from '../ops/backup-target.js';
 import { BACKED_UP } from '../ops/backup.js';
-import { takeOption, UsageError } from './backup.js';
+import { checkedTarget, takeOption, UsageError } from './backup.js';
 
 export const LITESTREAM_CONFIG_HELP = `Usage: feedmail litestream-config [--to <dir | s3://bucket/prefix>] [--out <file | ->] [--force] [settings]
 
@@ -62,9 +62,8 @@ export async function runLitestreamConfig(config: Config, argv: string[]): Promi
   const toArg = takeOption(args, '--to');
   const out = takeOption(args, '--out') ?? 'litestream.yml';
   if (args.length > 0) throw new UsageError(`unknown option "${args[0]}"; see "feedmail litestream-config --help"`);
-  const to = toArg ?? (config.backupTo ? `${config.backupTo}/litestream` : undefined);
+  const to = toArg !== undefined ? checkedTarget(toArg, '--to') : (config.backupTo ? `${config.backupTo}/litestream` : undefined);
   if (!to) throw new UsageError('say where Litestream replicates to: --to <dir | s3://bucket/prefix>, or set FEEDMAIL_BACKUP_TO');
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(to) && !isS3Url(to)) throw new UsageError('--to must be a directory or an s3://bucket/prefix URL');
   const yaml = litestreamYaml(config, to);
   if (out === '-') {
     process.stdout.write(yaml);

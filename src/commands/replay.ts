@@ -4,6 +4,8 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { ingestJournalRow } from '../mail/ingest.js';
 import { processPoolFor } from '../mail/process-pool.js';
+import { existingDataProblem } from '../ops/data-dir.js';
+import { holdDataDirShared } from '../store/backup.js';
 import { openStores } from '../store/index.js';
 import { takeOption, UsageError } from './backup.js';
 import { createProgress } from './progress.js';
@@ -32,8 +34,25 @@ export async function runReplay(config: Config, log: Logger, argv: string[]): Pr
   if (args.length > 0) throw new UsageError(`unknown option "${args[0]}"; see "feedmail replay --help"`);
   if (sinceRaw === undefined) throw new UsageError('say from when: --since <time>');
   const since = parseTime(sinceRaw, '--since');
+  const notThere = existingDataProblem(config.dataDir);
+  if (notThere) {
+    process.stderr.write(`feedmail: replay refused: ${notThere}\n`);
+    return 1;
+  }
   preflight(config);
-  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
+  // Held while replaying, so it never runs into a restore (store/backup.ts).
+  const dirLock = holdDataDirShared(config.dataDir);
+  if (!dirLock) {
+    process.stderr.write(`feedmail: replay refused: "feedmail restore" is restoring ${config.dataDir}; run it again once that finished\n`);
+    return 1;
+  }
+  let stores: ReturnType<typeof openStores>;
+  try {
+    stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes, existingOnly: true });
+  } catch (err) {
+    dirLock.release();
+    throw err;
+  }
   const processor = processPoolFor(config);
   const progress = createProgress({ unit: 'messages' });
   try {
@@ -63,5 +82,6 @@ export async function runReplay(config: Config, log: Logger, argv: string[]): Pr
     progress.stop();
     await processor.close();
     await stores.close();
+    dirLock.release();
   }
 }

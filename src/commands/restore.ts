@@ -1,9 +1,8 @@
 /** `feedmail restore`: put a verified snapshot back into the data directory (issue 13; ops/backup.ts). */
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { openTarget } from '../ops/backup-target.js';
 import { BACKED_UP, restoreSnapshot, RestoreRefusedError, snapshotTime } from '../ops/backup.js';
-import { printVerification, storageProblem, takeOption, UsageError } from './backup.js';
+import { printVerification, storageProblem, takeOption, targetOf, UsageError } from './backup.js';
 import { createProgress, followSteps } from './progress.js';
 
 export const RESTORE_HELP = `Usage: feedmail restore --from <dir | s3://bucket/prefix> [--at <time>] [--only app.db|queue.db] [settings]
@@ -41,14 +40,14 @@ export function parseTime(raw: string, option: string): number {
 
 export async function runRestore(config: Config, log: Logger, argv: string[]): Promise<number> {
   const args = [...argv];
-  const from = takeOption(args, '--from') ?? config.backupTo;
+  const fromArg = takeOption(args, '--from');
   const atRaw = takeOption(args, '--at');
   const only = takeOption(args, '--only');
   if (args.length > 0) throw new UsageError(`unknown option "${args[0]}"; see "feedmail restore --help"`);
-  if (!from) throw new UsageError('say where the snapshots are: --from <dir | s3://bucket/prefix>');
+
   if (only !== undefined && !BACKED_UP.some((b) => b.name === only)) throw new UsageError(`--only takes ${BACKED_UP.map((b) => b.name).join(' or ')}`);
   const at = atRaw === undefined ? undefined : parseTime(atRaw, '--at');
-  const target = openTarget(from, config);
+  const target = targetOf(config, fromArg, '--from');
   const progress = createProgress({ unit: 'bytes' });
   try {
     const r = await restoreSnapshot(config.dataDir, target, { at, only: only ? [only] : undefined, onProgress: followSteps(progress) });
@@ -60,7 +59,7 @@ export async function runRestore(config: Config, log: Logger, argv: string[]): P
     process.stdout.write(`Restored ${[...r.restored].sort().join(' and ')} into ${config.dataDir}.\n`);
     if (only === 'app.db') process.stdout.write(`Run "feedmail replay --since ${r.snapshot}" to bring back mail received after the snapshot.\n`);
     process.stdout.write('Start feedmail again; delete the pre-restore directory once it runs well.\n');
-    log.info({ snapshot: r.snapshot, restored: r.restored, asideDir: r.asideDir }, 'restore: done');
+    log.info({ snapshot: r.snapshot, restored: r.restored, asideDir: r.setAside.length > 0 ? r.asideDir : undefined }, 'restore: done');
     return 0;
   } catch (err) {
     progress.stop();

@@ -14,7 +14,10 @@
  *   in the last minute (up to 30 s).
  * - SIGTERM / SIGINT drain every worker, then the primary exits.
  * - /metrics: the worker that receives the request asks the primary, which collects every
- *   ready worker's metrics and sums them (prom-client's AggregatorRegistry.aggregate).
+ *   ready worker's metrics and sums them (prom-client's AggregatorRegistry.aggregate). The
+ *   sums of counters and histograms never go down: a worker that drains, exits or does not
+ *   answer counts with the values it last reported, so a rolling restart or a dead worker is
+ *   no counter reset for Prometheus (what a worker counted after its last scrape is lost).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
@@ -116,6 +119,11 @@ export function joinCluster(app: App, log: Logger): void {
 interface Member {
   worker: Worker;
   state: 'starting' | 'ready' | 'draining';
+  /**
+   * Started by a rolling restart to take an old worker's place: until it is ready, its
+   * failure is the roll's to handle (the old worker stays), not a crash to restart.
+   */
+  replacement: boolean;
   ready: Promise<void>;
   exited: Promise<void>;
 }
@@ -156,7 +164,12 @@ class WorkerPool {
   #deaths: number[] = [];
   readonly #restartTimers = new Set<NodeJS.Timeout>();
   #nextCollect = 0;
-  readonly #collecting = new Map<number, { pending: Set<number>; results: MetricJson[][]; done: () => void }>();
+  readonly #collecting = new Map<number, { pending: Set<number>; results: Map<number, MetricJson[]>; done: () => void }>();
+  /** Each member's counters and histograms as it last reported them. */
+  readonly #lastSeen = new Map<number, MetricJson[]>();
+  /** The last reported counters and histograms of the workers that exited (folded now and then). */
+  #departed: MetricJson[][] = [];
+  #folding = false;
 
   constructor(private readonly size: number, private readonly log: Logger) {}
 
@@ -188,12 +201,16 @@ class WorkerPool {
       this.log.info({ workers: old.length }, 'cluster: rolling restart');
       for (const m of old) {
         if (this.#stopping) return;
-        const fresh = this.#fork();
+        // A worker that died meanwhile is replaced by #died, not here.
+        if (!this.#members.has(m) || m.state === 'draining') continue;
+        const fresh = this.#fork(true);
         try {
           await fresh.ready;
         } catch (err) {
           this.log.error({ err }, 'cluster: new worker did not become ready; rolling restart stopped, the running workers stay');
           await this.#drain(fresh);
+          // An old worker that died while the new one was starting still needs its successor.
+          if (this.#active() < this.size) this.#restartLater();
           return;
         }
         if (this.#members.has(m)) await this.#drain(m);
@@ -209,7 +226,12 @@ class WorkerPool {
     await Promise.all([...this.#members].map((m) => this.#drain(m)));
   }
 
-  #fork(): Member {
+  /** The workers that serve or are about to: every one not draining. */
+  #active(): number {
+    return [...this.#members].filter((m) => m.state !== 'draining').length;
+  }
+
+  #fork(replacement = false): Member {
     const worker = cluster.fork();
     let markReady!: () => void;
     let failReady!: (err: Error) => void;
@@ -218,13 +240,17 @@ class WorkerPool {
     ready.catch(() => undefined);
     const readyTimer = setTimeout(() => failReady(new Error(`worker ${worker.id} was not ready within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
     const member: Member = {
-      worker, state: 'starting', ready,
+      worker, state: 'starting', replacement, ready,
       exited: new Promise<void>((resolve) => worker.once('exit', (code, signal) => {
         clearTimeout(readyTimer);
         failReady(new Error(`worker ${worker.id} exited (code ${code}, signal ${signal}) before it was ready`));
         this.#members.delete(member);
         this.#forget(worker.id);
-        if (member.state !== 'draining' && !this.#stopping) this.#died(worker, code, signal);
+        const last = this.#lastSeen.get(worker.id);
+        this.#lastSeen.delete(worker.id);
+        if (last) this.#departed.push(last);
+        const failedReplacement = member.replacement && member.state === 'starting';
+        if (member.state !== 'draining' && !failedReplacement && !this.#stopping) this.#died(worker, code, signal);
         resolve();
       })),
     };
@@ -234,6 +260,7 @@ class WorkerPool {
       if (m.feedmail === 'ready') {
         clearTimeout(readyTimer);
         if (member.state === 'starting') member.state = 'ready';
+        member.replacement = false;
         this.log.info({ worker: worker.id, workerPid: worker.process.pid }, 'cluster: worker ready');
         markReady();
       } else if (m.feedmail === 'metrics') {
@@ -268,21 +295,35 @@ class WorkerPool {
     const now = Date.now();
     this.#deaths = this.#deaths.filter((t) => now - t < 60_000);
     this.#deaths.push(now);
-    const delay = Math.min(RESTART_DELAY_MAX_MS, RESTART_DELAY_MS * 2 ** (this.#deaths.length - 1));
+    const delay = this.#restartLater();
     this.log.error({ worker: worker.id, workerPid: worker.process.pid, code, signal, restartInMs: delay }, 'cluster: worker died; starting another');
-    const timer = setTimeout(() => {
-      this.#restartTimers.delete(timer);
-      if (!this.#stopping) this.#fork();
-    }, delay);
-    this.#restartTimers.add(timer);
   }
 
-  /** Every ready worker's metrics, summed (gauges with their own aggregator: see ops/metrics.ts). */
-  #clusterMetrics(): Promise<string> {
+  /**
+   * Starts a worker after the restart delay if there are then fewer than N (a rolling
+   * restart may have started one meanwhile): never more than N besides a roll's one new worker.
+   */
+  #restartLater(): number {
+    const delay = Math.min(RESTART_DELAY_MAX_MS, RESTART_DELAY_MS * 2 ** Math.max(0, this.#deaths.length - 1));
+    const timer = setTimeout(() => {
+      this.#restartTimers.delete(timer);
+      if (!this.#stopping && this.#active() < this.size) this.#fork();
+    }, delay);
+    this.#restartTimers.add(timer);
+    return delay;
+  }
+
+  /**
+   * Every ready worker's metrics, summed (gauges with their own aggregator: see ops/metrics.ts),
+   * plus the last reported counters and histograms of the workers that did not answer
+   * (draining, gone, or too slow), so the sums never go down.
+   */
+  async #clusterMetrics(): Promise<string> {
+    await this.#foldDeparted();
     const id = this.#nextCollect++;
     const asked = [...this.#members].filter((m) => m.state === 'ready' && safeSend(m.worker, { feedmail: 'collect', id }));
-    return new Promise<MetricJson[][]>((resolve) => {
-      const results: MetricJson[][] = [];
+    const results = await new Promise<Map<number, MetricJson[]>>((resolve) => {
+      const results = new Map<number, MetricJson[]>();
       const pending = new Set(asked.map((m) => m.worker.id));
       const timer = setTimeout(() => finish(), COLLECT_TIMEOUT_MS);
       const finish = () => {
@@ -292,13 +333,31 @@ class WorkerPool {
       };
       this.#collecting.set(id, { pending, results, done: finish });
       if (pending.size === 0) finish();
-    }).then((results) => AggregatorRegistry.aggregate(results).metrics());
+    });
+    const stale = [...this.#lastSeen].filter(([workerId]) => !results.has(workerId)).map(([, m]) => m);
+    return AggregatorRegistry.aggregate([...results.values(), ...stale, ...this.#departed]).metrics();
+  }
+
+  /** Sums the departed workers' counters into one set, so they take no more room as workers come and go. */
+  async #foldDeparted(): Promise<void> {
+    if (this.#departed.length < 2 || this.#folding) return;
+    this.#folding = true;
+    try {
+      const folding = this.#departed.length;
+      const sum = monotonic(await AggregatorRegistry.aggregate(this.#departed.slice(0, folding)).getMetricsAsJSON());
+      this.#departed.splice(0, folding, sum);
+    } finally {
+      this.#folding = false;
+    }
   }
 
   #collected(workerId: number, id: number, metrics: MetricJson[] | undefined): void {
     const c = this.#collecting.get(id);
     if (!c || !c.pending.delete(workerId)) return;
-    if (metrics) c.results.push(metrics);
+    if (metrics) {
+      c.results.set(workerId, metrics);
+      if ([...this.#members].some((m) => m.worker.id === workerId)) this.#lastSeen.set(workerId, monotonic(metrics));
+    }
     if (c.pending.size === 0) c.done();
   }
 
@@ -308,6 +367,11 @@ class WorkerPool {
       if (c.pending.delete(workerId) && c.pending.size === 0) c.done();
     }
   }
+}
+
+/** The metrics whose sums only grow (counters and histograms); gauges of a worker that is gone mean nothing. */
+function monotonic(metrics: MetricJson[]): MetricJson[] {
+  return metrics.filter((m) => String(m.type) === 'counter' || String(m.type) === 'histogram');
 }
 
 function safeSend(worker: Worker, m: ClusterMessage): boolean {

@@ -16,6 +16,7 @@ import { messageWithCauses } from '../errors.js';
 import { loadTlsCredentials } from '../mail/smtp-tls.js';
 import { openStores, sqliteVersion, type Stores } from '../store/index.js';
 import { sizeText } from '../web/routes/manage-common.js';
+import { dataDirState, PARTIAL_FIX, partialDetail } from './data-dir.js';
 import { MAX_QUEUE_LAG_MS } from './readiness.js';
 import { DiskSpace, mountOf, unsafeStorageReason } from './storage-guard.js';
 
@@ -35,8 +36,6 @@ export interface DoctorReport {
   healthy: boolean;
   checks: DoctorCheck[];
 }
-
-const DATABASES = ['app.db', 'queue.db', 'cache.db'] as const;
 
 /** The directory itself, or its nearest parent that exists (what a first start would create it in). */
 function nearestExisting(dir: string): string {
@@ -212,17 +211,16 @@ export async function diagnose(config: Config): Promise<DoctorReport> {
   checks.push(spaceCheck(config, existing));
   checks.push({ name: 'SQLite', status: 'ok', detail: `version ${sqliteVersion()}` });
 
-  const present = DATABASES.filter((f) => fs.existsSync(path.join(dataDir, f)));
+  const state = dataDirState(dataDir);
   // Read from queue.db when it can be opened.
   let backup: DoctorCheck | undefined;
-  if (present.length === 0) {
+  if (state.kind === 'empty') {
     checks.push({ name: 'databases', status: 'note', detail: 'no data yet: the first "feedmail serve" creates app.db, queue.db and cache.db' });
-  } else if (present.length < DATABASES.length) {
-    const missing = DATABASES.filter((f) => !present.includes(f));
-    checks.push({
-      name: 'databases', status: 'problem', detail: `${missing.join(' and ')} missing beside ${present.join(' and ')}`,
-      fix: 'The files belong together: restore the data directory with "feedmail restore", or put back the files that were moved away. Do not start the server on a partial set.',
-    });
+  } else if (state.kind === 'partial') {
+    checks.push({ name: 'databases', status: 'problem', detail: partialDetail(state), fix: PARTIAL_FIX });
+  } else if (!fs.existsSync(path.join(dataDir, 'cache.db'))) {
+    // What a restore leaves: cache.db only holds rendered feeds.
+    checks.push({ name: 'databases', status: 'note', detail: 'app.db and queue.db present, cache.db missing: the next "feedmail serve" creates it (the databases are checked once it exists)' });
   } else {
     let stores: Stores | undefined;
     try {

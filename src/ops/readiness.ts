@@ -6,6 +6,7 @@
  * successful backup is older than twice the schedule.
  */
 import { messageWithCauses } from '../errors.js';
+import { BACKUP_TASK } from '../jobs/tasks/backup.js';
 import type { Stores } from '../store/index.js';
 import type { DiskSpace } from './storage-guard.js';
 
@@ -18,7 +19,12 @@ export interface Readiness {
   checks: Record<string, string>;
 }
 
-/** Scheduled backups, when configured: their period, and when this process started (the age of "none yet"). */
+/**
+ * Scheduled backups, when configured: their period, and when this process started. Before
+ * the first successful backup, the age counts from the first scheduled backup slot that
+ * queue.db remembers (any process's, kept 7 days), so a reload or a restart does not reset
+ * the alarm; from this process's start only when no slot was scheduled yet.
+ */
 export interface BackupSchedule {
   everyMs: number;
   since: number;
@@ -47,10 +53,11 @@ export async function readiness(stores: Stores, disk: DiskSpace, minFreeBytes: n
   if (backups) {
     const now = stores.queue.clock.now();
     const last = await stores.queue.lastBackup();
-    const age = now - (last?.finishedAt ?? backups.since);
+    const firstSlot = last ? undefined : await stores.queue.firstRecurringRun(BACKUP_TASK);
+    const age = now - (last?.finishedAt ?? firstSlot ?? backups.since);
     checks.backup = last
       ? `last ${last.snapshot}, ${Math.round(age / 1000)} s ago`
-      : `none yet (backups are configured; this process started ${Math.round(age / 1000)} s ago)`;
+      : `none yet (backups are configured; ${firstSlot !== undefined ? 'the first scheduled backup was due' : 'this process started'} ${Math.round(age / 1000)} s ago)`;
     if (age > 2 * backups.everyMs) {
       ok = false;
       checks.backup += ` (older than twice FEEDMAIL_BACKUP_EVERY: backups are failing; see "feedmail jobs list")`;

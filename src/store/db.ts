@@ -21,6 +21,8 @@ export interface OpenOptions {
    * no pragmas that write, no migrations, and every write fails.
    */
   readOnly?: boolean;
+  /** Opens only a file that exists (never creates one, nor its directory); for commands that work on existing data. */
+  mustExist?: boolean;
   /**
    * Deterministic SQL functions the schema's views and triggers call (the search index's
    * text, see search-text.ts), registered before the migrations run.
@@ -122,10 +124,10 @@ export function freePageBytes(raw: Database.Database): number {
 
 /** Opens one database file, runs its migrations and returns both the raw and the Kysely handle. */
 export function openSqlite<Schema>(file: string, migrations: Migration[], options: OpenOptions = {}): SqliteHandle<Schema> {
-  if (!options.readOnly) fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (!options.readOnly && !options.mustExist) fs.mkdirSync(path.dirname(file), { recursive: true });
   let raw: Database.Database;
   try {
-    raw = new Database(file, options.readOnly ? { readonly: true, fileMustExist: true } : {});
+    raw = new Database(file, options.readOnly ? { readonly: true, fileMustExist: true } : { fileMustExist: options.mustExist === true });
   } catch (err) {
     throw new Error(`store: unable to open ${file}: ${(err as Error).message}`, { cause: err });
   }

@@ -48,6 +48,11 @@ export interface OpenStoresOptions {
   clock?: Clock;
   /** Read the files beside the process that owns them (see OpenOptions.readOnly). */
   readOnly?: boolean;
+  /**
+   * Open app.db and queue.db only when they exist (cache.db, rebuilt on demand, may be
+   * created): commands that work on existing data never create an empty data directory.
+   */
+  existingOnly?: boolean;
 }
 
 /** The SQL functions app.db's schema calls (see search-text.ts); every connection to it needs them. */
@@ -60,9 +65,9 @@ export const APP_FUNCTIONS = [{ name: SEARCH_TEXT_FUNCTION, fn: searchText }, { 
  * lose it with nothing left to redo it. cache.db can lose anything.
  */
 export function openStores(dataDir: string, options: OpenStoresOptions = {}): Stores {
-  const { walMaxBytes, clock = systemClock, readOnly } = options;
-  const app = new AppStore(openSqlite<AppSchema>(path.join(dataDir, 'app.db'), appMigrations, { synchronous: 'FULL', walMaxBytes, readOnly, functions: APP_FUNCTIONS }), clock);
-  const queue = new QueueStore(openSqlite<QueueSchema>(path.join(dataDir, 'queue.db'), queueMigrations, { synchronous: 'FULL', walMaxBytes, readOnly }), clock);
+  const { walMaxBytes, clock = systemClock, readOnly, existingOnly: mustExist } = options;
+  const app = new AppStore(openSqlite<AppSchema>(path.join(dataDir, 'app.db'), appMigrations, { synchronous: 'FULL', walMaxBytes, readOnly, mustExist, functions: APP_FUNCTIONS }), clock);
+  const queue = new QueueStore(openSqlite<QueueSchema>(path.join(dataDir, 'queue.db'), queueMigrations, { synchronous: 'FULL', walMaxBytes, readOnly, mustExist }), clock);
   const cache = new CacheStore(openSqlite<CacheSchema>(path.join(dataDir, 'cache.db'), cacheMigrations, { walMaxBytes, readOnly }), clock);
   return {
     dataDir,

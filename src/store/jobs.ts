@@ -218,6 +218,12 @@ export async function claimRecurringSlot(db: Kysely<QueueSchema>, now: number, t
   });
 }
 
+/** The oldest slot of a recurring task still remembered (slots are kept for a while, see prune-old-rows.ts). */
+export async function firstRecurringRun(db: Kysely<QueueSchema>, task: string): Promise<number | undefined> {
+  const row = await db.selectFrom('recurring_runs').select((eb) => eb.fn.min('run_at').as('t')).where('task', '=', task).executeTakeFirst();
+  return row?.t == null ? undefined : Number(row.t);
+}
+
 /** Forgets recurring slots older than `ageMs`; newer ones still keep a second process from running them again. */
 export async function deleteRecurringRunsOlderThan(db: Kysely<QueueSchema>, now: number, ageMs: number): Promise<void> {
   await db.deleteFrom('recurring_runs').where('run_at', '<', now - ageMs).execute();

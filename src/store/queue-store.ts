@@ -41,6 +41,7 @@ export class QueueStore extends SqliteStore<QueueSchema> {
   readonly discardFailedJobs = this.op('discard failed jobs', jobs.discardFailedJobs);
   readonly queueStats = this.timed('count jobs', jobs.queueStats);
   readonly claimRecurringSlot = this.timed('claim a recurring slot', jobs.claimRecurringSlot);
+  readonly firstRecurringRun = this.op('read the first recurring slot', jobs.firstRecurringRun);
   readonly deleteRecurringRunsOlderThan = this.timed('delete old recurring slots', jobs.deleteRecurringRunsOlderThan);
 
   // Webhook replays
