@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only reads,smtp,webhook,footprint]`: feedmail measured against
+ * `npm run bench [-- --quick] [-- --only reads,smtp,steady,webhook,footprint]`: feedmail measured against
  * the machine's own limits (issue 14). Each benchmark starts feedmail from the built code
  * (dist/cli.js) with a fresh data directory as a separate process and drives it over real
  * sockets from separate load-generator processes; every figure sits beside a ceiling measured
@@ -20,7 +20,7 @@ import { startServeProcess, type ServeProcess } from '../test/support/serve-proc
 import { median, type LoadRequest, type LoadResult } from './lib/http-load.js';
 import { writeNewsletters } from './lib/newsletters.js';
 
-const HELP = `Usage: npm run bench [-- --quick] [-- --only reads,smtp,webhook,footprint] [-- --cpu-prof DIR]
+const HELP = `Usage: npm run bench [-- --quick] [-- --only reads,smtp,steady,webhook,footprint] [-- --cpu-prof DIR]
 
   --quick     under 5 minutes: fewer and shorter runs, 500 instead of 2,000 SMTP messages
   --only      run only the named benchmarks (default: all of the mode)
@@ -41,8 +41,9 @@ const cpuProfDir = arg('cpu-prof');
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const MODE = quick ? 'quick' : 'full';
 const P = quick
-  ? { readRuns: 3, readSeconds: 3, readWarmup: 1, smtpMessages: 500, smtpRuns: 2, webhookMessages: 300, webhookRuns: 2, sqliteCommits: 500 }
-  : { readRuns: 5, readSeconds: 10, readWarmup: 2, smtpMessages: 2000, smtpRuns: 3, webhookMessages: 1000, webhookRuns: 3, sqliteCommits: 2000 };
+  ? { readRuns: 3, readSeconds: 3, readWarmup: 1, smtpMessages: 500, smtpRuns: 2, steadyMessages: 300, webhookMessages: 300, webhookRuns: 2, sqliteCommits: 500 }
+  : { readRuns: 5, readSeconds: 10, readWarmup: 2, smtpMessages: 2000, smtpRuns: 3, steadyMessages: 3000, webhookMessages: 1000, webhookRuns: 3, sqliteCommits: 2000 };
+const STEADY_RATE = 100;
 const READ_CONNECTIONS = 50;
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -80,8 +81,9 @@ const httpLoad = (port: number, requests: LoadRequest[], seconds: number, warmup
   runJson<LoadResult>(process.execPath, tsx('bench/lib/http-load.ts', JSON.stringify({ port, requests, connections: READ_CONNECTIONS, seconds, warmupSeconds })));
 
 interface SendResult { sent: number; acknowledged: number; errors: number; errorSamples: string[]; seconds: number; perSecond: number; p50: number; p99: number; max: number; lastAckEpochMs: number }
-const smtpSend = (port: number, dir: string, connections: number, to: string) =>
-  runJson<SendResult>('python3', ['bench/lib/smtp_client.py', '127.0.0.1', String(port), dir, String(connections), to]);
+/** `rate`: messages per second in all, paced (0: as fast as the server acknowledges). */
+const smtpSend = (port: number, dir: string, connections: number, to: string, rate = 0) =>
+  runJson<SendResult>('python3', ['bench/lib/smtp_client.py', '127.0.0.1', String(port), dir, String(connections), to, String(rate)]);
 
 function rssMb(pid: number): number {
   try {
@@ -266,6 +268,47 @@ async function benchSmtp() {
   }
 }
 
+/** Counts of a Prometheus histogram's cumulative buckets (le → count) in a /metrics text. */
+function buckets(metrics: string, name: string): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const [, le, n] of metrics.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))) m.set(le === '+Inf' ? Infinity : Number(le), Number(n));
+  return m;
+}
+/** The upper bound of the bucket holding the p-th percentile of the observations between two snapshots. */
+function bucketPercentile(before: Map<number, number>, after: Map<number, number>, p: number): number {
+  const les = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  for (const le of les) if ((after.get(le)! - (before.get(le) ?? 0)) >= (p / 100) * total) return le;
+  return NaN;
+}
+
+// (2b) A steady 100 msg/s over one connection: 250-to-stored, from the server's own histogram.
+async function benchSteady() {
+  const n = P.steadyMessages;
+  say(`steady: ${n} x 20 KB at ${STEADY_RATE} msg/s over 1 smtplib connection (load ${load()})`);
+  const { server } = await startFeedmail('steady');
+  try {
+    const feed = await createFeed(server.base, 'steady');
+    const dir = path.join(work, 'steady');
+    const subjects = writeNewsletters(dir, n, 'steady', feed.address);
+    const metric = 'feedmail_mail_to_entry_seconds';
+    const before = buckets(await fetch(`${server.base}/metrics`).then((r) => r.text()), metric);
+    const r = await smtpSend(server.smtpPort, dir, 1, feed.address, STEADY_RATE);
+    const visible = (await visibleAfter(server, feed, subjects.at(-1)!)) - r.lastAckEpochMs;
+    const after = buckets(await fetch(`${server.base}/metrics`).then((res) => res.text()), metric);
+    addRow({
+      bench: 'smtp', case: `steady ${STEADY_RATE} msg/s, ${n} x 20 KB, 1 connection`, metric: 'acknowledged msg/s', feedmailRuns: [r.perSecond], ceilingRuns: [STEADY_RATE], ceilingName: 'offered rate',
+      latency: { p50: r.p50, p99: r.p99 },
+      extra: {
+        '250-to-stored p50 ≤ (s, histogram bucket)': bucketPercentile(before, after, 50), '250-to-stored p99 ≤ (s, histogram bucket)': bucketPercentile(before, after, 99),
+        lastVisibleAfterLastAckMs: Math.round(visible), errors: r.errors,
+      },
+    });
+  } finally {
+    await server.stop();
+  }
+}
+
 // The durable-commit ceiling.
 async function benchSqlite() {
   say(`sqlite: ${P.sqliteCommits} commits of a 20 KB row, WAL, synchronous=FULL, ${P.smtpRuns} runs (load ${load()})`);
@@ -377,6 +420,7 @@ try {
     await benchSmtp();
     await benchSqlite();
   }
+  if (want('smtp') || want('steady')) await benchSteady();
   if (want('webhook')) await benchWebhook();
 } finally {
   fs.rmSync(work, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The SMTP load client of bench/run.ts: Python's smtplib, as a new user would measure.
 
-    python3 bench/lib/smtp_client.py <host> <port> <message-dir> <connections> <recipient>
+    python3 bench/lib/smtp_client.py <host> <port> <message-dir> <connections> <recipient> [<rate>]
 
 Reads every file of <message-dir> (sorted by name) into memory first, then sends them
 over <connections> threads, each with one SMTP session reused for all its messages
@@ -9,6 +9,8 @@ over <connections> threads, each with one SMTP session reused for all its messag
 to the 250 after the data. Prints one JSON object: sent, acknowledged, errors, seconds,
 perSecond (acknowledged messages per second), p50/p99/max in ms, and lastAckEpochMs (the
 wall clock of the last 250, so the caller can time when the last entry becomes visible).
+With <rate> > 0, message i is not sent before i / <rate> seconds after the start (a steady
+offered load); 0 or absent sends each message as soon as the previous one is acknowledged.
 """
 import json
 import os
@@ -20,6 +22,7 @@ import time
 
 def main():
     host, port, directory, connections, recipient = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+    rate = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
     names = sorted(os.listdir(directory))
     messages = []
     for name in names:
@@ -32,10 +35,16 @@ def main():
 
     def worker(index):
         mine = messages[index::connections]
+        position = index
         session = smtplib.SMTP(host, port, timeout=120)
         session.ehlo('bench.example')
         local = []
         for raw in mine:
+            if rate > 0:
+                wait = t0 + position / rate - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            position += connections
             started = time.perf_counter()
             try:
                 session.sendmail('sender@example.com', [recipient], raw)
