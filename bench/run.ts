@@ -217,9 +217,10 @@ async function benchReads() {
 async function visibleAfter(server: ServeProcess, feed: CreatedFeed, lastSubject: string, timeoutMs = 600_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const [doc, metrics] = await Promise.all([fetch(feed.feeds.json).then((r) => r.text()), fetch(`${server.base}/metrics`).then((r) => r.text())]);
+    // A keep-alive connection the server closed in between fails one poll; the next one reconnects.
+    const [doc, metrics] = await Promise.all([fetch(feed.feeds.json).then((r) => r.text()), fetch(`${server.base}/metrics`).then((r) => r.text())]).catch(() => ['', '']);
     const pending = [...metrics.matchAll(/^feedmail_jobs\{state="(ready|claimed)"\} (\d+)/gm)].reduce((n, m) => n + Number(m[2]), 0);
-    if (pending === 0 && doc.includes(lastSubject)) return Date.now();
+    if (metrics && pending === 0 && doc.includes(lastSubject)) return Date.now();
     if (Date.now() > deadline) throw new Error(`"${lastSubject}" not visible within ${timeoutMs} ms`);
     await sleep(20);
   }
@@ -429,5 +430,10 @@ const stamp = date.toISOString().slice(0, 16).replace(':', '');
 const json = `bench/results/bench-${stamp}-${MODE}.json`;
 env.json = json;
 fs.writeFileSync(path.join(REPO, json), `${JSON.stringify({ env, rows, footprint }, null, 2)}\n`);
-fs.writeFileSync(path.join(REPO, 'bench/RESULTS.md'), markdown(env));
+// What follows the notes marker (profile evidence, written by hand) is kept from run to run.
+const NOTES = '<!-- notes: kept by bench/run.ts -->';
+const resultsFile = path.join(REPO, 'bench/RESULTS.md');
+const previous = fs.existsSync(resultsFile) ? fs.readFileSync(resultsFile, 'utf8') : '';
+const notes = previous.includes(NOTES) ? previous.slice(previous.indexOf(NOTES)) : `${NOTES}\n`;
+fs.writeFileSync(resultsFile, `${markdown(env)}\n${notes}`);
 say(`wrote ${json} and bench/RESULTS.md`);

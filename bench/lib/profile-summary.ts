@@ -3,7 +3,12 @@
  * the functions with the most self time, and the inclusive time of every function whose
  * name matches a pattern (by default the SMTP accept path and the ingest job's steps).
  *
- *   node --import tsx bench/lib/profile-summary.ts <file.cpuprofile> [--top 25] [--match regex]
+ *   node --import tsx bench/lib/profile-summary.ts <file.cpuprofile> [--top 25] [--match regex] [--callers name]
+ *
+ * --callers: for the samples inside a function of that name, the nearest feedmail
+ * functions (dist/, not node_modules) above it on the stack, so the time of a library
+ * call (e.g. Kysely's executeQuery, where better-sqlite3 runs a statement and waits for
+ * its fsync) is told apart by who called it.
  */
 import fs from 'node:fs';
 import { numberArg } from '../args.js';
@@ -49,4 +54,22 @@ const out: string[] = [`profile ${file}: ${(total / 1000).toFixed(0)} ms sampled
 for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`  ${pct(us)}  ${k}`);
 out.push('', `inclusive time of functions matching ${pattern}:`);
 for (const [k, us] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`  ${pct(us)}  ${k}`);
+const callersIndex = process.argv.indexOf('--callers');
+if (callersIndex >= 0) {
+  const name = process.argv[callersIndex + 1]!;
+  const byCaller = new Map<string, number>();
+  let inside = 0;
+  for (const [id, us] of selfUs) {
+    const stack: Node[] = [];
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) stack.push(byId.get(cur)!);
+    const at = stack.findIndex((n) => n.callFrame.functionName === name);
+    if (at < 0) continue;
+    inside += us;
+    const ours = stack.slice(at + 1).filter((n) => /\/dist\//.test(n.callFrame.url) && !/node_modules/.test(n.callFrame.url)).slice(0, 3).map(label);
+    const key = ours.length ? ours.join(' < ') : '(no feedmail frame: called from a microtask)';
+    byCaller.set(key, (byCaller.get(key) ?? 0) + us);
+  }
+  out.push('', `time inside ${name} (${pct(inside).trim()}), by the nearest feedmail callers:`);
+  for (const [k, us] of [...byCaller].sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`  ${pct(us)}  ${k}`);
+}
 process.stdout.write(`${out.join('\n')}\n`);
