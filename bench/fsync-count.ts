@@ -13,6 +13,7 @@ import { createFeed, tempDir, waitFor } from '../test/support/helpers.js';
 import { startServeProcess } from '../test/support/serve-process.js';
 import { numberArg } from './args.js';
 import { writeNewsletters } from './lib/newsletters.js';
+import { lastEntryVisible } from './lib/visible.js';
 
 if (process.argv.includes('--help')) {
   process.stdout.write('Usage: npm run build && node --import tsx bench/fsync-count.ts [--messages 200]\n');
@@ -29,13 +30,7 @@ try {
   const strace = spawn('strace', ['-f', '-y', '-e', 'trace=fsync,fdatasync', '-o', traceFile, '-p', String(server.pid)], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 1000));
   execFileSync('python3', ['bench/lib/smtp_client.py', '127.0.0.1', String(server.smtpPort), dir, '1', feed.address]);
-  await waitFor(async () => {
-    // A keep-alive connection the server closed in between fails one poll; the next one reconnects.
-    const [doc, metrics] = await Promise.all([fetch(feed.feeds.json).then((r) => r.text()), fetch(`${server.base}/metrics`).then((r) => r.text())]).catch(() => ['', '']);
-    if (!metrics) return false;
-    const pending = [...metrics.matchAll(/^feedmail_jobs\{state="(ready|claimed)"\} (\d+)/gm)].reduce((a, m) => a + Number(m[2]), 0);
-    return pending === 0 && doc.includes(subjects.at(-1)!);
-  }, 300_000, 'the last entry').catch((err: unknown) => {
+  await waitFor(() => lastEntryVisible(server.base, feed.feeds.json, subjects.at(-1)!), 300_000, 'the last entry').catch((err: unknown) => {
     strace.kill('SIGINT');
     throw err;
   });

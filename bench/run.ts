@@ -19,12 +19,14 @@ import { createFeed, tempDir, waitForEntries, type CreatedFeed } from '../test/s
 import { startServeProcess, type ServeProcess } from '../test/support/serve-process.js';
 import { median, type LoadRequest, type LoadResult } from './lib/http-load.js';
 import { writeNewsletters } from './lib/newsletters.js';
+import { lastEntryVisible } from './lib/visible.js';
 
 const HELP = `Usage: npm run bench [-- --quick] [-- --only reads,smtp,steady,webhook,footprint] [-- --cpu-prof DIR]
 
   --quick     under 5 minutes: fewer and shorter runs, 500 instead of 2,000 SMTP messages
   --only      run only the named benchmarks (default: all of the mode)
   --cpu-prof  write a V8 CPU profile of the feedmail server of the SMTP benchmark into DIR
+  --markdown-from FILE   only rewrite bench/RESULTS.md from a recorded results JSON
 Writes bench/results/bench-<date>-<quick|full>.json and bench/RESULTS.md.
 `;
 if (process.argv.includes('--help')) {
@@ -217,10 +219,7 @@ async function benchReads() {
 async function visibleAfter(server: ServeProcess, feed: CreatedFeed, lastSubject: string, timeoutMs = 600_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    // A keep-alive connection the server closed in between fails one poll; the next one reconnects.
-    const [doc, metrics] = await Promise.all([fetch(feed.feeds.json).then((r) => r.text()), fetch(`${server.base}/metrics`).then((r) => r.text())]).catch(() => ['', '']);
-    const pending = [...metrics.matchAll(/^feedmail_jobs\{state="(ready|claimed)"\} (\d+)/gm)].reduce((n, m) => n + Number(m[2]), 0);
-    if (metrics && pending === 0 && doc.includes(lastSubject)) return Date.now();
+    if (await lastEntryVisible(server.base, feed.feeds.json, lastSubject)) return Date.now();
     if (Date.now() > deadline) throw new Error(`"${lastSubject}" not visible within ${timeoutMs} ms`);
     await sleep(20);
   }
@@ -382,7 +381,7 @@ function markdown(env: Record<string, string | number>): string {
     '| --- | --- | ---: | ---: | ---: | --- | --- | --- | --- |',
   ];
   for (const r of rows) {
-    const notes = Object.entries(r.extra ?? {}).filter(([k]) => k !== 'statuses' && k !== 'visibleRuns').map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join(', ');
+    const notes = Object.entries(r.extra ?? {}).filter(([k]) => k !== 'statuses' && k !== 'visibleRuns').map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v, Number.isInteger(v) ? 0 : 2) : v}`).join(', ');
     lines.push(`| ${r.bench} | ${r.case} | ${fmt(r.feedmail)} ${r.metric}${range(r.feedmailRuns)} | ${r.ceiling === null ? '–' : `${fmt(r.ceiling)}${range(r.ceilingRuns)} (${r.ceilingName})`} | ${r.ceiling ? fmt(r.feedmail / r.ceiling, 2) : '–'} | ${r.latency ? `${fmt(r.latency.p50, 1)} / ${fmt(r.latency.p99, 1)} ms` : '–'} | ${r.latency?.ceilingP50 !== undefined ? `${fmt(r.latency.ceilingP50, 1)} / ${fmt(r.latency.ceilingP99, 1)} ms` : '–'} | ${notes} | ${r.loadAverage} |`);
   }
   if (Object.keys(footprint).length) {
@@ -394,6 +393,27 @@ function markdown(env: Record<string, string | number>): string {
     for (const [k, v] of Object.entries(footprint)) lines.push(`| ${names[k] ?? k} | ${fmt(v)} |`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** bench/RESULTS.md: the table of this run, then the notes kept from the previous file. */
+function writeResults(env: Record<string, string | number>) {
+  // What follows the notes marker (profile evidence, written by hand) is kept from run to run.
+  const NOTES = '<!-- notes: kept by bench/run.ts -->';
+  const resultsFile = path.join(REPO, 'bench/RESULTS.md');
+  const previous = fs.existsSync(resultsFile) ? fs.readFileSync(resultsFile, 'utf8') : '';
+  const notes = previous.includes(NOTES) ? previous.slice(previous.indexOf(NOTES)) : `${NOTES}\n`;
+  fs.writeFileSync(resultsFile, `${markdown(env)}\n${notes}`);
+}
+
+const from = arg('markdown-from');
+if (from) {
+  // Rewrites bench/RESULTS.md from a recorded JSON file, without running anything.
+  const recorded = JSON.parse(fs.readFileSync(from, 'utf8')) as { env: Record<string, string | number>; rows: Row[]; footprint: Record<string, number> };
+  rows.push(...recorded.rows);
+  Object.assign(footprint, recorded.footprint);
+  writeResults(recorded.env);
+  say(`wrote bench/RESULTS.md from ${from}`);
+  process.exit(0);
 }
 
 const date = new Date();
@@ -430,10 +450,5 @@ const stamp = date.toISOString().slice(0, 16).replace(':', '');
 const json = `bench/results/bench-${stamp}-${MODE}.json`;
 env.json = json;
 fs.writeFileSync(path.join(REPO, json), `${JSON.stringify({ env, rows, footprint }, null, 2)}\n`);
-// What follows the notes marker (profile evidence, written by hand) is kept from run to run.
-const NOTES = '<!-- notes: kept by bench/run.ts -->';
-const resultsFile = path.join(REPO, 'bench/RESULTS.md');
-const previous = fs.existsSync(resultsFile) ? fs.readFileSync(resultsFile, 'utf8') : '';
-const notes = previous.includes(NOTES) ? previous.slice(previous.indexOf(NOTES)) : `${NOTES}\n`;
-fs.writeFileSync(resultsFile, `${markdown(env)}\n${notes}`);
+writeResults(env);
 say(`wrote ${json} and bench/RESULTS.md`);
