@@ -412,6 +412,7 @@ if (from) {
   rows.push(...recorded.rows);
   Object.assign(footprint, recorded.footprint);
   writeResults(recorded.env);
+  fs.rmSync(work, { recursive: true, force: true });
   say(`wrote bench/RESULTS.md from ${from}`);
   process.exit(0);
 }

@@ -138,10 +138,14 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       }
       if (remaining <= 0) done(status, length);
     });
-    socket.on('error', () => {
+    socket.on('error', () => undefined);
+    // A connection the server closed while the load runs is counted as an error and opened again.
+    socket.on('close', () => {
+      sockets.delete(socket);
+      if (stopped) return resolve();
       errors++;
+      setTimeout(() => connection().then(resolve), 10);
     });
-    socket.on('close', () => resolve());
     socket.on('connect', send);
   });
 
