@@ -30,7 +30,7 @@ try {
   const strace = spawn('strace', ['-f', '-y', '-e', 'trace=fsync,fdatasync', '-o', traceFile, '-p', String(server.pid)], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 1000));
   execFileSync('python3', ['bench/lib/smtp_client.py', '127.0.0.1', String(server.smtpPort), dir, '1', feed.address]);
-  await waitFor(() => lastEntryVisible(server.base, feed.feeds.json, subjects.at(-1)!), 300_000, 'the last entry').catch((err: unknown) => {
+  await waitFor(() => lastEntryVisible(server.base, feed.feeds.json, subjects.at(-1)!, n), 300_000, 'the last entry').catch((err: unknown) => {
     strace.kill('SIGINT');
     throw err;
   });

@@ -215,11 +215,11 @@ async function benchReads() {
   }
 }
 
-/** Polls until the subject of the last message is in the feed and no job is ready or claimed. */
-async function visibleAfter(server: ServeProcess, feed: CreatedFeed, lastSubject: string, timeoutMs = 600_000): Promise<number> {
+/** Polls until the server has stored `stored` messages in all and the subject of the last one is in the feed. */
+async function visibleAfter(server: ServeProcess, feed: CreatedFeed, lastSubject: string, stored: number, timeoutMs = 600_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (await lastEntryVisible(server.base, feed.feeds.json, lastSubject)) return Date.now();
+    if (await lastEntryVisible(server.base, feed.feeds.json, lastSubject, stored)) return Date.now();
     if (Date.now() > deadline) throw new Error(`"${lastSubject}" not visible within ${timeoutMs} ms`);
     await sleep(20);
   }
@@ -241,6 +241,7 @@ async function benchSmtp() {
         const fm: SendResult[] = [];
         const ce: SendResult[] = [];
         const visible: number[] = [];
+        let acknowledged = 20;
         const stopRss = rssSampler(server.pid);
         for (let run = 0; run < P.smtpRuns; run++) {
           const dir = path.join(work, `smtp${connections}-run${run}`);
@@ -248,7 +249,8 @@ async function benchSmtp() {
           const r = await smtpSend(server.smtpPort, dir, connections, feed.address);
           if (r.errors) say(`  ${r.errors} SMTP errors, e.g. ${r.errorSamples[0]}`);
           fm.push(r);
-          visible.push((await visibleAfter(server, feed, subjects.at(-1)!)) - r.lastAckEpochMs);
+          acknowledged += r.acknowledged;
+          visible.push((await visibleAfter(server, feed, subjects.at(-1)!, acknowledged)) - r.lastAckEpochMs);
           ce.push(await smtpSend(sink.port, dir, connections, 'sink@example.com'));
         }
         const rss = stopRss();
@@ -294,7 +296,7 @@ async function benchSteady() {
     const metric = 'feedmail_mail_to_entry_seconds';
     const before = buckets(await fetch(`${server.base}/metrics`).then((r) => r.text()), metric);
     const r = await smtpSend(server.smtpPort, dir, 1, feed.address, STEADY_RATE);
-    const visible = (await visibleAfter(server, feed, subjects.at(-1)!)) - r.lastAckEpochMs;
+    const visible = (await visibleAfter(server, feed, subjects.at(-1)!, r.acknowledged)) - r.lastAckEpochMs;
     const after = buckets(await fetch(`${server.base}/metrics`).then((res) => res.text()), metric);
     addRow({
       bench: 'smtp', case: `steady ${STEADY_RATE} msg/s, ${n} x 20 KB, 1 connection`, metric: 'acknowledged msg/s', feedmailRuns: [r.perSecond], ceilingRuns: [STEADY_RATE], ceilingName: 'offered rate',
@@ -335,6 +337,7 @@ async function benchWebhook() {
         const fm: SendResult[] = [];
         const ce: SendResult[] = [];
         const visible: number[] = [];
+        let acknowledged = 0;
         for (let run = 0; run < P.webhookRuns; run++) {
           const dir = path.join(work, `webhook${connections}-run${run}`);
           const subjects = writeNewsletters(dir, n, `w${connections}-r${run}`, feed.address);
@@ -342,7 +345,8 @@ async function benchWebhook() {
           const r = await client(port);
           if (r.errors) say(`  ${r.errors} webhook errors, e.g. ${r.errorSamples[0]}`);
           fm.push(r);
-          visible.push((await visibleAfter(server, feed, subjects.at(-1)!)) - r.lastAckEpochMs);
+          acknowledged += r.acknowledged;
+          visible.push((await visibleAfter(server, feed, subjects.at(-1)!, acknowledged)) - r.lastAckEpochMs);
           ce.push(await client(ceiling.port));
         }
         addRow({

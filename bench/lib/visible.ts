@@ -1,13 +1,14 @@
 /** When mail sent to a benchmark's server has become entries. */
 
 /**
- * True once `subject` is in the feed's JSON document and /metrics shows no job ready or
- * claimed. A keep-alive connection the server closed in between fails one poll (false);
- * the next one reconnects.
+ * True once the server has stored `stored` messages in all (its own count of messages from
+ * journal to entry, `feedmail_mail_to_entry_seconds_count` on /metrics) and `subject` is in
+ * the feed's JSON document. (Counting ready jobs instead never settles: a recurring task
+ * scheduled for later is a ready job too.) A keep-alive connection the server closed in
+ * between fails one poll (false); the next one reconnects.
  */
-export async function lastEntryVisible(base: string, jsonFeedUrl: string, subject: string): Promise<boolean> {
+export async function lastEntryVisible(base: string, jsonFeedUrl: string, subject: string, stored: number): Promise<boolean> {
   const [doc, metrics] = await Promise.all([fetch(jsonFeedUrl).then((r) => r.text()), fetch(`${base}/metrics`).then((r) => r.text())]).catch(() => ['', '']);
-  if (!metrics) return false;
-  const pending = [...metrics.matchAll(/^feedmail_jobs\{state="(ready|claimed)"\} (\d+)/gm)].reduce((n, m) => n + Number(m[2]), 0);
-  return pending === 0 && doc.includes(subject);
+  const m = /^feedmail_mail_to_entry_seconds_count (\d+)/m.exec(metrics);
+  return m !== null && Number(m[1]) >= stored && doc.includes(subject);
 }
