@@ -4,7 +4,7 @@
  * For each process count: starts the real server as a child process (test/support/serve-process.ts),
  * creates F feeds and sends M messages to each (waiting until they are entries), then reads the
  * feed documents (JSON, Atom and RSS in turn) for D seconds over C keep-alive connections
- * (node:http Agent), one request at a time per connection, and reports requests per second
+ * (bench/lib/http-load.ts), one request at a time per connection, and reports requests per second
  * and latency percentiles. The load generator runs on the same machine and takes CPU of its own.
  * Results: bench/results/processes-<date>.txt (the output as printed).
  *
@@ -13,9 +13,9 @@
  * --worker-concurrency 0 runs no job runner in the server (then --messages must be 0: nothing would ingest the mail),
  * to tell the cost of the runners' polling of queue.db apart from the web path's.
  */
-import http from 'node:http';
 import os from 'node:os';
 import { numberArg } from './args.js';
+import { runLoad } from './lib/http-load.js';
 import { createFeed, sendRaw, waitForEntries } from '../test/support/helpers.js';
 import { startServeProcess } from '../test/support/serve-process.js';
 
@@ -32,20 +32,6 @@ const workerConcurrency = numberArg('worker-concurrency', 2);
 const processIndex = process.argv.indexOf('--processes');
 const processCounts = (processIndex >= 0 ? process.argv[processIndex + 1]! : '1,2').split(',').map(Number);
 
-function get(agent: http.Agent, url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http.get(url, { agent }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', reject);
-    }).on('error', reject);
-  });
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
-
 interface Result { processes: number; requests: number; errors: number; perSecond: number; p50: number; p90: number; p99: number }
 
 async function run(processes: number): Promise<Result> {
@@ -58,30 +44,10 @@ async function run(processes: number): Promise<Result> {
     }
     if (messages > 0) for (const feed of feeds) await waitForEntries(feed.feeds.json, 'json', messages, 120_000);
     const urls = feeds.flatMap((f) => [f.feeds.json, f.feeds.atom, f.feeds.rss]);
-    const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-    // Warm up: every document rendered and cached, every connection open.
-    await Promise.all(urls.map((u) => get(agent, u)));
-    const latencies: number[] = [];
-    let errors = 0;
-    const end = performance.now() + seconds * 1000;
-    let next = 0;
-    await Promise.all(Array.from({ length: connections }, async () => {
-      while (performance.now() < end) {
-        const url = urls[next++ % urls.length]!;
-        const started = performance.now();
-        try {
-          if ((await get(agent, url)) !== 200) errors++;
-        } catch {
-          errors++;
-        }
-        latencies.push(performance.now() - started);
-      }
-    }));
-    agent.destroy();
-    latencies.sort((a, b) => a - b);
+    // Warm up: every document rendered and cached, every connection open (bench/lib/http-load.ts: keep-alive raw sockets).
+    const r = await runLoad({ port: Number(new URL(server.base).port), requests: urls.map((u) => ({ path: new URL(u).pathname })), connections, seconds, warmupSeconds: 1 });
     return {
-      processes, requests: latencies.length, errors, perSecond: latencies.length / seconds,
-      p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99),
+      processes, requests: r.requests, errors: r.errors, perSecond: r.perSecond, p50: r.p50, p90: r.p90, p99: r.p99,
     };
   } finally {
     await server.stop();

@@ -33,10 +33,11 @@ export interface ServeProcess {
   stop(): Promise<number | null>;
 }
 
-export async function startServeProcess(options: { processes: number; env?: Record<string, string>; dataDir?: string }): Promise<ServeProcess> {
+/** `built`: run the compiled `dist/cli.js` (after `npm run build`) instead of the sources through tsx; `nodeArgs` go before it (e.g. --cpu-prof). */
+export async function startServeProcess(options: { processes: number; env?: Record<string, string>; dataDir?: string; built?: boolean; nodeArgs?: string[] }): Promise<ServeProcess> {
   const dataDir = options.dataDir ?? tempDir();
   const [httpPort, smtpPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--processes', String(options.processes)], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...(options.built ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts']), 'serve', '--processes', String(options.processes)], {
     cwd: REPO,
     env: {
       ...process.env,

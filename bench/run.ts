@@ -1,0 +1,459 @@
+/**
+ * `npm run bench [-- --quick] [-- --only reads,smtp,steady,webhook,footprint]`: feedmail measured against
+ * the machine's own limits (issue 14). Each benchmark starts feedmail from the built code
+ * (dist/cli.js) with a fresh data directory as a separate process and drives it over real
+ * sockets from separate load-generator processes; every figure sits beside a ceiling measured
+ * in the same run: a bare node:http server with the same bytes (bench/lib/bare-http.ts), a bare
+ * SMTP sink with the same client (bench/lib/smtp-sink.ts, bench/lib/smtp_client.py), and a
+ * bare better-sqlite3 loop of durable 20 KB commits (bench/lib/sqlite-ceiling.ts).
+ * Writes bench/results/bench-<date>-<mode>.json and bench/RESULTS.md. See bench/README.md.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { createFeed, tempDir, waitForEntries, type CreatedFeed } from '../test/support/helpers.js';
+import { startServeProcess, type ServeProcess } from '../test/support/serve-process.js';
+import { median, type LoadRequest, type LoadResult } from './lib/http-load.js';
+import { writeNewsletters } from './lib/newsletters.js';
+import { allStored } from './lib/visible.js';
+
+const HELP = `Usage: npm run bench [-- --quick] [-- --only reads,smtp,steady,webhook,footprint] [-- --cpu-prof DIR]
+
+  --quick     under 5 minutes: fewer and shorter runs, 500 instead of 2,000 SMTP messages
+  --only      run only the named benchmarks (default: all of the mode)
+  --cpu-prof  write a V8 CPU profile of the feedmail server of the SMTP benchmark into DIR
+  --markdown-from FILE   only rewrite bench/RESULTS.md from a recorded results JSON
+Writes bench/results/bench-<date>-<quick|full>.json and bench/RESULTS.md.
+`;
+if (process.argv.includes('--help')) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+const arg = (name: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+const quick = process.argv.includes('--quick');
+const only = arg('only')?.split(',');
+const cpuProfDir = arg('cpu-prof');
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const MODE = quick ? 'quick' : 'full';
+const P = quick
+  ? { readRuns: 3, readSeconds: 3, readWarmup: 1, smtpMessages: 500, smtpRuns: 2, steadyMessages: 300, webhookMessages: 300, webhookRuns: 2, sqliteCommits: 500 }
+  : { readRuns: 5, readSeconds: 10, readWarmup: 2, smtpMessages: 2000, smtpRuns: 3, steadyMessages: 3000, webhookMessages: 1000, webhookRuns: 3, sqliteCommits: 2000 };
+const STEADY_RATE = 100;
+const READ_CONNECTIONS = 50;
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+const work = tempDir('feedmail-bench-');
+
+/** A child process that prints one JSON line and exits. */
+function runJson<T>(cmd: string, args: string[]): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
+    child.on('exit', (code) => {
+      const last = out.trim().split('\n').at(-1) ?? '';
+      if (code !== 0) reject(new Error(`${cmd} ${args[0]} ${args[2] ?? ''} exited ${code}: ${err}`));
+      else resolve(JSON.parse(last) as T);
+    });
+  });
+}
+const tsx = (script: string, ...args: string[]) => ['--import', 'tsx', script, ...args];
+
+/** A long-running child that prints {"port":N} once listening. */
+async function startCeiling(script: string, ...args: string[]): Promise<{ port: number; stop: () => void }> {
+  const child = spawn(process.execPath, tsx(script, ...args), { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (d) => resolve((JSON.parse(String(d).split('\n')[0]!) as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`${script} exited ${code}`)));
+  });
+  return { port, stop: () => child.kill('SIGTERM') };
+}
+
+const httpLoad = (port: number, requests: LoadRequest[], seconds: number, warmupSeconds = 0) =>
+  runJson<LoadResult>(process.execPath, tsx('bench/lib/http-load.ts', JSON.stringify({ port, requests, connections: READ_CONNECTIONS, seconds, warmupSeconds })));
+
+interface SendResult { sent: number; acknowledged: number; errors: number; errorSamples: string[]; seconds: number; perSecond: number; p50: number; p99: number; max: number; lastAckEpochMs: number }
+/** `rate`: messages per second in all, paced (0: as fast as the server acknowledges). */
+const smtpSend = (port: number, dir: string, connections: number, to: string, rate = 0) =>
+  runJson<SendResult>('python3', ['bench/lib/smtp_client.py', '127.0.0.1', String(port), dir, String(connections), to, String(rate)]);
+
+function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+/** Samples a process's RSS every 100 ms until stopped; returns the largest. */
+function rssSampler(pid: number) {
+  let max = rssMb(pid);
+  const timer = setInterval(() => (max = Math.max(max, rssMb(pid))), 100);
+  return () => {
+    clearInterval(timer);
+    return Math.max(max, rssMb(pid));
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Row {
+  bench: string;
+  case: string;
+  metric: string;
+  /** Medians over the runs, and each run's figure. */
+  feedmail: number;
+  feedmailRuns: number[];
+  ceiling: number | null;
+  ceilingRuns: number[];
+  ceilingName: string;
+  /** Latency percentiles in ms (medians over the runs), where the metric has them. */
+  latency?: { p50: number; p99: number; ceilingP50?: number; ceilingP99?: number };
+  extra?: Record<string, number | string>;
+  loadAverage: string;
+}
+const rows: Row[] = [];
+const footprint: Record<string, number> = {};
+function addRow(r: Omit<Row, 'feedmail' | 'ceiling' | 'loadAverage'>) {
+  const row = { ...r, feedmail: median(r.feedmailRuns), ceiling: r.ceilingRuns.length ? median(r.ceilingRuns) : null, loadAverage: load() };
+  rows.push(row);
+  const ratio = row.ceiling ? ` = ${(row.feedmail / row.ceiling).toFixed(2)} of ${row.ceilingName} ${row.ceiling.toFixed(1)}` : '';
+  say(`  ${row.bench} ${row.case}: ${row.metric} ${row.feedmail.toFixed(1)}${ratio}${row.latency ? ` (p50 ${row.latency.p50.toFixed(1)} ms, p99 ${row.latency.p99.toFixed(1)} ms)` : ''}`);
+}
+
+async function startFeedmail(name: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<{ server: ServeProcess; startupMs: number }> {
+  const started = performance.now();
+  const server = await startServeProcess({
+    processes: 1, built: true, dataDir: fs.mkdtempSync(path.join(work, `${name}-`)), nodeArgs,
+    env: { FEEDMAIL_FEED_MESSAGES_PER_DAY: '0', ...env },
+  });
+  return { server, startupMs: performance.now() - started };
+}
+
+/** Sends `dir` through smtplib over one connection and waits until `count` entries are in the feed. */
+async function fill(server: ServeProcess, feed: CreatedFeed, dir: string, count: number) {
+  const r = await smtpSend(server.smtpPort, dir, 1, feed.address);
+  if (r.acknowledged !== r.sent) throw new Error(`filling the feed: ${r.errors} errors, e.g. ${r.errorSamples[0]}`);
+  await waitForEntries(feed.feeds.json, 'json', Math.min(count, 50), 300_000);
+}
+
+/** Raw response body of a GET with the given headers (no decompression), and its headers. */
+function rawGet(url: string, headers: Record<string, string>): Promise<{ body: Buffer; headers: http.IncomingHttpHeaders; status: number }> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ body: Buffer.concat(chunks), headers: res.headers, status: res.statusCode ?? 0 }));
+    }).on('error', reject);
+  });
+}
+
+// (1) Feed reads of a 50-entry feed.
+async function benchReads() {
+  say(`reads: a 50-entry feed of ~20 KB newsletters, ${READ_CONNECTIONS} connections, ${P.readRuns} runs of ${P.readSeconds} s after ${P.readWarmup} s of warm-up (load ${load()})`);
+  const { server, startupMs } = await startFeedmail('reads');
+  footprint.startupMs = startupMs;
+  const bare: { stop: () => void }[] = [];
+  try {
+    await sleep(2000);
+    footprint.rssIdleMb = rssMb(server.pid);
+    const feed = await createFeed(server.base, 'reads');
+    const dir = path.join(work, 'reads-mail');
+    writeNewsletters(dir, 50, 'reads', feed.address);
+    await fill(server, feed, dir, 50);
+    const atomPath = new URL(feed.feeds.atom).pathname;
+    const bodies = path.join(work, 'reads-bodies');
+    fs.mkdirSync(bodies);
+    let etag = '';
+    const sizes: Record<string, number> = {};
+    for (const enc of ['identity', 'gzip', 'br']) {
+      const r = await rawGet(feed.feeds.atom, { 'Accept-Encoding': enc });
+      if (r.status !== 200) throw new Error(`GET atom (${enc}) answered ${r.status}`);
+      fs.writeFileSync(path.join(bodies, enc), r.body);
+      sizes[enc] = r.body.length;
+      etag = String(r.headers.etag);
+    }
+    say(`  Atom document: ${sizes.identity} bytes plain, ${sizes.gzip} gzip, ${sizes.br} br`);
+    const ceiling = await startCeiling('bench/lib/bare-http.ts', bodies);
+    bare.push(ceiling);
+    const cases: { name: string; fm: LoadRequest; bare: LoadRequest }[] = [
+      { name: 'plain', fm: { path: atomPath, headers: { 'Accept-Encoding': 'identity' } }, bare: { path: '/', headers: { 'Accept-Encoding': 'identity' } } },
+      { name: 'gzip', fm: { path: atomPath, headers: { 'Accept-Encoding': 'gzip' } }, bare: { path: '/', headers: { 'Accept-Encoding': 'gzip' } } },
+      { name: 'br', fm: { path: atomPath, headers: { 'Accept-Encoding': 'br' } }, bare: { path: '/', headers: { 'Accept-Encoding': 'br' } } },
+      { name: 'If-None-Match (304)', fm: { path: atomPath, headers: { 'Accept-Encoding': 'gzip', 'If-None-Match': etag } }, bare: { path: '/', headers: { 'Accept-Encoding': 'gzip', 'If-None-Match': 'W/"bare-1"' } } },
+    ];
+    const stopRss = rssSampler(server.pid);
+    for (const c of cases) {
+      const fm: LoadResult[] = [];
+      const ce: LoadResult[] = [];
+      // Alternate feedmail and the ceiling run by run, so both see the same moments of a shared machine.
+      for (let i = 0; i < P.readRuns; i++) {
+        fm.push(await httpLoad(Number(new URL(server.base).port), [c.fm], P.readSeconds, P.readWarmup));
+        ce.push(await httpLoad(ceiling.port, [c.bare], P.readSeconds, P.readWarmup));
+      }
+      const errors = fm.reduce((n, r) => n + r.errors, 0);
+      addRow({
+        bench: 'reads', case: c.name, metric: 'req/s', feedmailRuns: fm.map((r) => r.perSecond), ceilingRuns: ce.map((r) => r.perSecond), ceilingName: 'bare node:http',
+        latency: { p50: median(fm.map((r) => r.p50)), p99: median(fm.map((r) => r.p99)), ceilingP50: median(ce.map((r) => r.p50)), ceilingP99: median(ce.map((r) => r.p99)) },
+        extra: { bodyBytes: Math.round(fm[0]!.bodyBytes), errors, statuses: JSON.stringify(fm[0]!.statuses) },
+      });
+    }
+    footprint.rssReadsMaxMb = stopRss();
+  } finally {
+    for (const b of bare) b.stop();
+    await server.stop();
+  }
+}
+
+/** Polls until the server has stored `stored` messages in all (see lib/visible.ts). */
+async function visibleAfter(server: ServeProcess, stored: number, timeoutMs = 600_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await allStored(server.base, stored)) return Date.now();
+    if (Date.now() > deadline) throw new Error(`${stored} messages not stored within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+// (2) SMTP ingest and (7) RSS under it.
+async function benchSmtp() {
+  const n = P.smtpMessages;
+  say(`smtp: ${n} x 20 KB newsletters over 1 and 8 smtplib connections (sessions reused), ${P.smtpRuns} runs each (load ${load()})`);
+  const sink = await startCeiling('bench/lib/smtp-sink.ts');
+  try {
+    for (const connections of [1, 8]) {
+      const { server } = await startFeedmail(`smtp${connections}`, {}, cpuProfDir && connections === 8 ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(cpuProfDir)] : []);
+      try {
+        const feed = await createFeed(server.base, `smtp ${connections}`);
+        const warm = path.join(work, `smtp${connections}-warm`);
+        writeNewsletters(warm, 20, `warm-${connections}`, feed.address);
+        await fill(server, feed, warm, 20);
+        const fm: SendResult[] = [];
+        const ce: SendResult[] = [];
+        const visible: number[] = [];
+        let acknowledged = 20;
+        const stopRss = rssSampler(server.pid);
+        for (let run = 0; run < P.smtpRuns; run++) {
+          const dir = path.join(work, `smtp${connections}-run${run}`);
+          writeNewsletters(dir, n, `c${connections}-r${run}`, feed.address);
+          const r = await smtpSend(server.smtpPort, dir, connections, feed.address);
+          if (r.errors) say(`  ${r.errors} SMTP errors, e.g. ${r.errorSamples[0]}`);
+          fm.push(r);
+          acknowledged += r.acknowledged;
+          visible.push((await visibleAfter(server, acknowledged)) - r.lastAckEpochMs);
+          ce.push(await smtpSend(sink.port, dir, connections, 'sink@example.com'));
+        }
+        const rss = stopRss();
+        footprint[`rssSmtp${connections}MaxMb`] = rss;
+        addRow({
+          bench: 'smtp', case: `${n} x 20 KB, ${connections} connection${connections > 1 ? 's' : ''}`, metric: 'acknowledged msg/s',
+          feedmailRuns: fm.map((r) => r.perSecond), ceilingRuns: ce.map((r) => r.perSecond), ceilingName: 'bare SMTP sink',
+          latency: { p50: median(fm.map((r) => r.p50)), p99: median(fm.map((r) => r.p99)), ceilingP50: median(ce.map((r) => r.p50)), ceilingP99: median(ce.map((r) => r.p99)) },
+          extra: { lastVisibleAfterLastAckMs: Math.round(median(visible)), visibleRuns: visible.join(' '), errors: fm.reduce((a, r) => a + r.errors, 0), rssMaxMb: Math.round(rss) },
+        });
+      } finally {
+        await server.stop();
+      }
+    }
+  } finally {
+    sink.stop();
+  }
+}
+
+/** Counts of a Prometheus histogram's cumulative buckets (le → count) in a /metrics text. */
+function buckets(metrics: string, name: string): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const [, le, n] of metrics.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))) m.set(le === '+Inf' ? Infinity : Number(le), Number(n));
+  return m;
+}
+/** The upper bound of the bucket holding the p-th percentile of the observations between two snapshots. */
+function bucketPercentile(before: Map<number, number>, after: Map<number, number>, p: number): number {
+  const les = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  for (const le of les) if ((after.get(le)! - (before.get(le) ?? 0)) >= (p / 100) * total) return le;
+  return NaN;
+}
+
+// (2b) A steady 100 msg/s over one connection: 250-to-stored, from the server's own histogram.
+async function benchSteady() {
+  const n = P.steadyMessages;
+  say(`steady: ${n} x 20 KB at ${STEADY_RATE} msg/s over 1 smtplib connection (load ${load()})`);
+  const { server } = await startFeedmail('steady');
+  try {
+    const feed = await createFeed(server.base, 'steady');
+    const dir = path.join(work, 'steady');
+    writeNewsletters(dir, n, 'steady', feed.address);
+    const metric = 'feedmail_mail_to_entry_seconds';
+    const before = buckets(await fetch(`${server.base}/metrics`).then((r) => r.text()), metric);
+    const r = await smtpSend(server.smtpPort, dir, 1, feed.address, STEADY_RATE);
+    const visible = (await visibleAfter(server, r.acknowledged)) - r.lastAckEpochMs;
+    const after = buckets(await fetch(`${server.base}/metrics`).then((res) => res.text()), metric);
+    addRow({
+      bench: 'smtp', case: `steady ${STEADY_RATE} msg/s, ${n} x 20 KB, 1 connection`, metric: 'acknowledged msg/s', feedmailRuns: [r.perSecond], ceilingRuns: [STEADY_RATE], ceilingName: 'offered rate',
+      latency: { p50: r.p50, p99: r.p99 },
+      extra: {
+        '250-to-stored p50 ≤ (s, histogram bucket)': bucketPercentile(before, after, 50), '250-to-stored p99 ≤ (s, histogram bucket)': bucketPercentile(before, after, 99),
+        lastVisibleAfterLastAckMs: Math.round(visible), errors: r.errors,
+      },
+    });
+  } finally {
+    await server.stop();
+  }
+}
+
+// The durable-commit ceiling.
+async function benchSqlite() {
+  say(`sqlite: ${P.sqliteCommits} commits of a 20 KB row, WAL, synchronous=FULL, ${P.smtpRuns} runs (load ${load()})`);
+  const runs: { perSecond: number; p50: number; p99: number }[] = [];
+  for (let i = 0; i < P.smtpRuns; i++) runs.push(await runJson(process.execPath, tsx('bench/lib/sqlite-ceiling.ts', String(P.sqliteCommits), work)));
+  addRow({
+    bench: 'sqlite', case: 'durable 20 KB commit (bare better-sqlite3)', metric: 'commits/s', feedmailRuns: runs.map((r) => r.perSecond), ceilingRuns: [], ceilingName: '',
+    latency: { p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)) },
+  });
+}
+
+// (3) Webhook ingest through POST /inbound/raw.
+async function benchWebhook() {
+  const n = P.webhookMessages;
+  const secret = 'bench-webhook-secret-0123456789abcdef';
+  say(`webhook: ${n} x 20 KB through POST /inbound/raw over 1 and 8 keep-alive connections, ${P.webhookRuns} runs each (load ${load()})`);
+  const ceiling = await startCeiling('bench/lib/bare-http.ts', path.join(work, 'none'));
+  try {
+    for (const connections of [1, 8]) {
+      const { server } = await startFeedmail(`webhook${connections}`, { FEEDMAIL_WEBHOOK_SECRET: secret });
+      try {
+        const feed = await createFeed(server.base, `webhook ${connections}`);
+        const port = Number(new URL(server.base).port);
+        const fm: SendResult[] = [];
+        const ce: SendResult[] = [];
+        const visible: number[] = [];
+        let acknowledged = 0;
+        for (let run = 0; run < P.webhookRuns; run++) {
+          const dir = path.join(work, `webhook${connections}-run${run}`);
+          writeNewsletters(dir, n, `w${connections}-r${run}`, feed.address);
+          const client = (p: number) => runJson<SendResult>(process.execPath, tsx('bench/lib/webhook-client.ts', JSON.stringify({ port: p, secret, dir, connections, to: feed.address })));
+          const r = await client(port);
+          if (r.errors) say(`  ${r.errors} webhook errors, e.g. ${r.errorSamples[0]}`);
+          fm.push(r);
+          acknowledged += r.acknowledged;
+          visible.push((await visibleAfter(server, acknowledged)) - r.lastAckEpochMs);
+          ce.push(await client(ceiling.port));
+        }
+        addRow({
+          bench: 'webhook', case: `${n} x 20 KB, ${connections} connection${connections > 1 ? 's' : ''}`, metric: 'accepted msg/s',
+          feedmailRuns: fm.map((r) => r.perSecond), ceilingRuns: ce.map((r) => r.perSecond), ceilingName: 'bare node:http POST',
+          latency: { p50: median(fm.map((r) => r.p50)), p99: median(fm.map((r) => r.p99)), ceilingP50: median(ce.map((r) => r.p50)), ceilingP99: median(ce.map((r) => r.p99)) },
+          extra: { lastVisibleAfterLastAckMs: Math.round(median(visible)), visibleRuns: visible.join(' '), errors: fm.reduce((a, r) => a + r.errors, 0) },
+        });
+      } finally {
+        await server.stop();
+      }
+    }
+  } finally {
+    ceiling.stop();
+  }
+}
+
+const fmt = (v: number | null | undefined, digits = 0) => (v === null || v === undefined || Number.isNaN(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const range = (runs: number[]) => (runs.length > 1 ? ` (${fmt(Math.min(...runs))}–${fmt(Math.max(...runs))})` : '');
+
+function markdown(env: Record<string, string | number>): string {
+  const lines = [
+    '# Benchmark results',
+    '',
+    `Written by \`npm run bench${quick ? ' -- --quick' : ''}\` (bench/run.ts); methodology in [README.md](README.md#npm-run-bench-feedmail-against-the-machines-own-limits). Raw figures: \`${env.json}\`.`,
+    '',
+    '| | |',
+    '| --- | --- |',
+    ...Object.entries(env).filter(([k]) => k !== 'json').map(([k, v]) => `| ${k} | ${v} |`),
+    '',
+    '**The machine is shared** with other work (see the load averages): absolute figures move from run to run, so read each',
+    'figure as a fraction of its ceiling, measured in the same run, alternating run by run with feedmail.',
+    'Figures are medians over the runs, with the range of the runs in parentheses.',
+    '',
+    '| benchmark | case | feedmail | ceiling | fraction | feedmail p50 / p99 | ceiling p50 / p99 | notes | load avg (1/5/15 min) |',
+    '| --- | --- | ---: | ---: | ---: | --- | --- | --- | --- |',
+  ];
+  for (const r of rows) {
+    const notes = Object.entries(r.extra ?? {}).filter(([k]) => k !== 'statuses' && k !== 'visibleRuns').map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v, Number.isInteger(v) ? 0 : 2) : v}`).join(', ');
+    lines.push(`| ${r.bench} | ${r.case} | ${fmt(r.feedmail)} ${r.metric}${range(r.feedmailRuns)} | ${r.ceiling === null ? '–' : `${fmt(r.ceiling)}${range(r.ceilingRuns)} (${r.ceilingName})`} | ${r.ceiling ? fmt(r.feedmail / r.ceiling, 2) : '–'} | ${r.latency ? `${fmt(r.latency.p50, 1)} / ${fmt(r.latency.p99, 1)} ms` : '–'} | ${r.latency?.ceilingP50 !== undefined ? `${fmt(r.latency.ceilingP50, 1)} / ${fmt(r.latency.ceilingP99, 1)} ms` : '–'} | ${notes} | ${r.loadAverage} |`);
+  }
+  if (Object.keys(footprint).length) {
+    lines.push('', '## Footprint (7)', '', '| | |', '| --- | --- |');
+    const names: Record<string, string> = {
+      startupMs: 'startup to ready (spawn of dist/cli.js to the "jobs: running" log line), ms', rssIdleMb: 'RSS idle, 2 s after ready, MB', rssReadsMaxMb: 'RSS, largest during the read benchmark, MB',
+      rssSmtp1MaxMb: 'RSS, largest during SMTP ingest over 1 connection, MB', rssSmtp8MaxMb: 'RSS, largest during SMTP ingest over 8 connections, MB',
+    };
+    for (const [k, v] of Object.entries(footprint)) lines.push(`| ${names[k] ?? k} | ${fmt(v)} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** bench/RESULTS.md: the table of this run, then the notes kept from the previous file. */
+function writeResults(env: Record<string, string | number>) {
+  // What follows the notes marker (profile evidence, written by hand) is kept from run to run.
+  const NOTES = '<!-- notes: kept by bench/run.ts -->';
+  const resultsFile = path.join(REPO, 'bench/RESULTS.md');
+  const previous = fs.existsSync(resultsFile) ? fs.readFileSync(resultsFile, 'utf8') : '';
+  const notes = previous.includes(NOTES) ? previous.slice(previous.indexOf(NOTES)) : `${NOTES}\n`;
+  fs.writeFileSync(resultsFile, `${markdown(env)}\n${notes}`);
+}
+
+const from = arg('markdown-from');
+if (from) {
+  // Rewrites bench/RESULTS.md from a recorded JSON file, without running anything.
+  const recorded = JSON.parse(fs.readFileSync(from, 'utf8')) as { env: Record<string, string | number>; rows: Row[]; footprint: Record<string, number> };
+  rows.push(...recorded.rows);
+  Object.assign(footprint, recorded.footprint);
+  writeResults(recorded.env);
+  fs.rmSync(work, { recursive: true, force: true });
+  say(`wrote bench/RESULTS.md from ${from}`);
+  process.exit(0);
+}
+
+const date = new Date();
+const sqliteVersion = (() => {
+  const db = new Database(':memory:');
+  try {
+    return (db.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
+  } finally {
+    db.close();
+  }
+})();
+const env = {
+  date: date.toISOString(), mode: MODE, cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`, node: process.version, sqlite: sqliteVersion,
+  'load average at start (1/5/15 min)': load(), 'memory': `${Math.round(os.totalmem() / 2 ** 20)} MB`, json: '',
+};
+if (!fs.existsSync(path.join(REPO, 'dist/cli.js'))) {
+  say('dist/cli.js is missing: run `npm run build` first (npm run bench does)');
+  process.exit(2);
+}
+say(`bench ${MODE}: ${env.cpus}, node ${env.node}, SQLite ${env.sqlite}, load ${env['load average at start (1/5/15 min)']}`);
+const want = (name: string) => !only || only.includes(name);
+try {
+  if (want('reads') || want('footprint')) await benchReads();
+  if (want('smtp')) {
+    await benchSmtp();
+    await benchSqlite();
+  }
+  if (want('smtp') || want('steady')) await benchSteady();
+  if (want('webhook')) await benchWebhook();
+} finally {
+  fs.rmSync(work, { recursive: true, force: true });
+}
+const stamp = date.toISOString().slice(0, 16).replace(':', '');
+const json = `bench/results/bench-${stamp}-${MODE}.json`;
+env.json = json;
+fs.writeFileSync(path.join(REPO, json), `${JSON.stringify({ env, rows, footprint }, null, 2)}\n`);
+writeResults(env);
+say(`wrote ${json} and bench/RESULTS.md`);
