@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 /** Subcommands. Parses arguments and hands over; the work lives in app.ts and the modules it wires. */
 import cluster from 'node:cluster';
-import fs from 'node:fs';
 import { loadConfig, settingsHelp, splitFlags, type Config } from './config.js';
 import { startApp, preflight } from './app.js';
 import { ConfigError, StartupError } from './errors.js';
@@ -12,6 +11,7 @@ import { joinCluster, runPrimary } from './ops/cluster.js';
 import { processPoolFor } from './mail/process-pool.js';
 import { reprocessEntries } from './mail/reprocess.js';
 import { openStores } from './store/index.js';
+import { feedmailVersion } from './ops/backup.js';
 import { BACKUP_HELP, runBackup, UsageError } from './commands/backup.js';
 import { LITESTREAM_CONFIG_HELP, runLitestreamConfig } from './commands/litestream-config.js';
 import { REPLAY_HELP, runReplay } from './commands/replay.js';
@@ -102,12 +102,6 @@ Uses the data directory from FEEDMAIL_DATA_DIR / --data-dir.
   replay: REPLAY_HELP,
   'litestream-config': LITESTREAM_CONFIG_HELP,
 };
-
-/** The version in package.json, one level above both src/ and dist/. */
-function packageVersion(): string {
-  const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
-  return pkg.version ?? 'unknown';
-}
 
 function fail(message: string, exitCode = 1): never {
   process.stderr.write(`feedmail: ${message}\n`);
@@ -226,7 +220,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === '--version' || command === '-v') {
-    process.stdout.write(`feedmail ${packageVersion()}\n`);
+    process.stdout.write(`feedmail ${feedmailVersion()}\n`);
     return;
   }
   if (!(command in COMMAND_HELP)) fail(`unknown command "${command}"; run "feedmail --help" for the list`, 2);

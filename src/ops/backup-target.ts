@@ -7,11 +7,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand,
-  GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCommand,
-} from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import type { Config } from '../config.js';
+
+type S3Sdk = typeof import('@aws-sdk/client-s3');
+let s3Sdk: Promise<S3Sdk> | undefined;
+/** The AWS SDK takes about 100 ms and tens of MB to load: it is loaded when an s3:// target is first used, not at every start of every command. */
+function loadS3Sdk(): Promise<S3Sdk> {
+  return s3Sdk ??= import('@aws-sdk/client-s3');
+}
 
 export const MANIFEST = 'manifest.json';
 
@@ -136,7 +140,8 @@ const DEFAULT_PART_BYTES = 16 * 1024 * 1024;
 
 class S3Target implements BackupTarget {
   readonly description: string;
-  readonly #client: S3Client;
+  readonly #clientConfig: S3ClientConfig;
+  #s3?: Promise<{ client: S3Client; sdk: S3Sdk }>;
   readonly #bucket: string;
   readonly #prefix: string;
   readonly #threshold: number;
@@ -151,7 +156,7 @@ class S3Target implements BackupTarget {
     this.#threshold = options.multipartThresholdBytes ?? DEFAULT_MULTIPART_THRESHOLD;
     // S3 refuses parts below 5 MiB (all but the last).
     this.#partBytes = Math.max(5 * 1024 * 1024, options.partBytes ?? DEFAULT_PART_BYTES);
-    this.#client = new S3Client({
+    this.#clientConfig = {
       region: s3.s3Region,
       endpoint: s3.s3Endpoint || undefined,
       forcePathStyle: s3.s3ForcePathStyle,
@@ -160,7 +165,12 @@ class S3Target implements BackupTarget {
       // the SDK's newer default trailing checksums. Snapshots carry their own SHA-256s.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    };
+  }
+
+  /** The client, made on first use. */
+  #connect(): Promise<{ client: S3Client; sdk: S3Sdk }> {
+    return this.#s3 ??= loadS3Sdk().then((sdk) => ({ sdk, client: new sdk.S3Client(this.#clientConfig) }));
   }
 
   #key(key: string): string {
@@ -168,15 +178,16 @@ class S3Target implements BackupTarget {
   }
 
   async putFile(key: string, file: string, onBytes?: (bytes: number) => void): Promise<void> {
+    const { client, sdk } = await this.#connect();
     const size = (await fs.promises.stat(file)).size;
     if (size <= this.#threshold) {
       const body = await fs.promises.readFile(file);
-      await this.#client.send(new PutObjectCommand({ Bucket: this.#bucket, Key: this.#key(key), Body: body, ContentLength: body.length }));
+      await client.send(new sdk.PutObjectCommand({ Bucket: this.#bucket, Key: this.#key(key), Body: body, ContentLength: body.length }));
       onBytes?.(body.length);
       return;
     }
     const Key = this.#key(key);
-    const { UploadId } = await this.#client.send(new CreateMultipartUploadCommand({ Bucket: this.#bucket, Key }));
+    const { UploadId } = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: this.#bucket, Key }));
     if (!UploadId) throw new Error('backup: the S3 store did not start a multipart upload');
     const fh = await fs.promises.open(file, 'r');
     try {
@@ -184,13 +195,13 @@ class S3Target implements BackupTarget {
       for (let offset = 0, n = 1; offset < size; offset += this.#partBytes, n++) {
         const buf = Buffer.alloc(Math.min(this.#partBytes, size - offset));
         await fh.read(buf, 0, buf.length, offset);
-        const r = await this.#client.send(new UploadPartCommand({ Bucket: this.#bucket, Key, UploadId, PartNumber: n, Body: buf, ContentLength: buf.length }));
+        const r = await client.send(new sdk.UploadPartCommand({ Bucket: this.#bucket, Key, UploadId, PartNumber: n, Body: buf, ContentLength: buf.length }));
         parts.push({ ETag: r.ETag, PartNumber: n });
         onBytes?.(buf.length);
       }
-      await this.#client.send(new CompleteMultipartUploadCommand({ Bucket: this.#bucket, Key, UploadId, MultipartUpload: { Parts: parts } }));
+      await client.send(new sdk.CompleteMultipartUploadCommand({ Bucket: this.#bucket, Key, UploadId, MultipartUpload: { Parts: parts } }));
     } catch (err) {
-      await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key, UploadId })).catch(() => undefined);
+      await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.#bucket, Key, UploadId })).catch(() => undefined);
       throw err;
     } finally {
       await fh.close();
@@ -198,13 +209,15 @@ class S3Target implements BackupTarget {
   }
 
   async putText(key: string, text: string): Promise<void> {
+    const { client, sdk } = await this.#connect();
     const body = Buffer.from(text);
-    await this.#client.send(new PutObjectCommand({ Bucket: this.#bucket, Key: this.#key(key), Body: body, ContentLength: body.length, ContentType: 'application/json' }));
+    await client.send(new sdk.PutObjectCommand({ Bucket: this.#bucket, Key: this.#key(key), Body: body, ContentLength: body.length, ContentType: 'application/json' }));
   }
 
   async #get(key: string): Promise<Readable | undefined> {
+    const { client, sdk } = await this.#connect();
     try {
-      const r = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }));
+      const r = await client.send(new sdk.GetObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }));
       return r.Body as Readable;
     } catch (err) {
       const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -229,10 +242,11 @@ class S3Target implements BackupTarget {
   }
 
   async #keys(under: string): Promise<string[]> {
+    const { client, sdk } = await this.#connect();
     const keys: string[] = [];
     let token: string | undefined;
     do {
-      const r = await this.#client.send(new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: under, ContinuationToken: token }));
+      const r = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.#bucket, Prefix: under, ContinuationToken: token }));
       for (const o of r.Contents ?? []) if (o.Key) keys.push(o.Key);
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token);
@@ -250,8 +264,9 @@ class S3Target implements BackupTarget {
   }
 
   async removeSnapshot(snapshot: string): Promise<void> {
+    const { client, sdk } = await this.#connect();
     const under = `${this.#key(snapshot)}/`;
-    await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: `${under}${MANIFEST}` }));
-    for (const key of await this.#keys(under)) await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: key }));
+    await client.send(new sdk.DeleteObjectCommand({ Bucket: this.#bucket, Key: `${under}${MANIFEST}` }));
+    for (const key of await this.#keys(under)) await client.send(new sdk.DeleteObjectCommand({ Bucket: this.#bucket, Key: key }));
   }
 }
