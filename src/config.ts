@@ -499,6 +499,10 @@ export const SETTINGS = {
     env: 'FEEDMAIL_IMAGE_PROXY_CACHE_BYTES', flag: '--image-proxy-cache-bytes', default: '256m',
     help: 'Bytes of fetched images kept in cache.db; the least recently used go first', parse: byteSize(0, 64 * 1024 ** 3),
   },
+  memoryCacheBytes: {
+    env: 'FEEDMAIL_MEMORY_CACHE_BYTES', flag: '--memory-cache-bytes', default: '16m',
+    help: 'Bytes of hot feed documents (plain, gzip, br) each process keeps in memory in front of cache.db; 0 turns it off', parse: byteSize(0, 1024 ** 3),
+  },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;

@@ -5,6 +5,7 @@
  * Nothing outside src/store sees a Kysely instance or writes SQL.
  */
 import path from 'node:path';
+import type Database from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import { FeedmailError, StoreError } from '../errors.js';
 import type { Clock } from './clock.js';
@@ -50,6 +51,24 @@ export abstract class SqliteStore<Schema> {
   #wrap(operation: string, err: unknown): Error {
     if (err instanceof FeedmailError || err instanceof StoreError) return err;
     return new StoreError(operation, path.basename(this.file), err);
+  }
+
+  #stampStatement: Database.Statement<[], unknown> | undefined;
+
+  /**
+   * A value that is different whenever anything may have been committed to this database
+   * since the last value was read, by any connection: this process's own (SQLite's
+   * total_changes(), counted as each statement finishes) and every other one, in this
+   * process or another (PRAGMA data_version, which moves when another connection commits).
+   * Read it BEFORE reading what it guards: a commit in between then shows as a new stamp
+   * at the next read. It may change when nothing relevant did (any write to any table),
+   * never the other way round; in-memory caches of rows (web/hot-feeds.ts) are keyed by it.
+   * Costs one prepared statement, no I/O. A PostgreSQL store answers it its own way.
+   */
+  async changeStamp(): Promise<string> {
+    this.#stampStatement ??= this.#handle.sqlite.prepare<[]>('SELECT data_version, total_changes() FROM pragma_data_version').raw(true);
+    const [dataVersion, changes] = this.#stampStatement.get() as [number, number];
+    return `${dataVersion}:${changes}`;
   }
 
   /** Size of this database's WAL file in bytes (0 when there is none). */
