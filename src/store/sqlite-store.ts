@@ -53,7 +53,7 @@ export abstract class SqliteStore<Schema> {
     return new StoreError(operation, path.basename(this.file), err);
   }
 
-  #stampStatement: Database.Statement<[], unknown> | undefined;
+  #stampStatements: { dataVersion: Database.Statement<[], unknown>; changes: Database.Statement<[], unknown> } | undefined;
 
   /**
    * A value that is different whenever anything may have been committed to this database
@@ -66,9 +66,12 @@ export abstract class SqliteStore<Schema> {
    * Costs one prepared statement, no I/O. A PostgreSQL store answers it its own way.
    */
   async changeStamp(): Promise<string> {
-    this.#stampStatement ??= this.#handle.sqlite.prepare<[]>('SELECT data_version, total_changes() FROM pragma_data_version').raw(true);
-    const [dataVersion, changes] = this.#stampStatement.get() as [number, number];
-    return `${dataVersion}:${changes}`;
+    // Two statements cost half of one SELECT from the pragma_data_version table: total_changes() needs no read transaction.
+    const st = this.#stampStatements ??= {
+      dataVersion: this.#handle.sqlite.prepare<[]>('PRAGMA data_version').pluck(),
+      changes: this.#handle.sqlite.prepare<[]>('SELECT total_changes()').pluck(),
+    };
+    return `${st.dataVersion.get() as number}:${st.changes.get() as number}`;
   }
 
   /** Size of this database's WAL file in bytes (0 when there is none). */
