@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { HotDocuments } from '../src/web/hot-feeds.js';
 import { createFeed, readFeed, sendRaw, startTestServer, waitForEntries, type CreatedFeed, type TestServer } from './support/helpers.js';
 
 let writer: TestServer;
@@ -146,5 +147,26 @@ describe('feed documents kept in memory', () => {
         assert.doesNotMatch(doc, /Secret of the deleted feed|Deleted feed/, `${url} (${encoding})`);
       }
     }
+  });
+});
+
+describe('HotDocuments', () => {
+  it('keeps at most its bound in bytes, dropping the least recently read first', () => {
+    const docs = new HotDocuments(10);
+    docs.set('a', Buffer.alloc(4));
+    docs.set('b', Buffer.alloc(4));
+    assert.ok(docs.get('a'), 'a read again: b is now the least recently read');
+    docs.set('c', Buffer.alloc(4));
+    assert.equal(docs.get('b'), undefined);
+    assert.ok(docs.get('a') && docs.get('c'));
+    assert.equal(docs.bytes, 8);
+    docs.set('huge', Buffer.alloc(11));
+    assert.equal(docs.get('huge'), undefined, 'a document larger than the bound is not kept');
+    assert.equal(docs.bytes, 8);
+    docs.set('a', Buffer.alloc(2));
+    assert.equal(docs.bytes, 6, 'a replaced document counts once');
+    const off = new HotDocuments(0);
+    off.set('a', Buffer.alloc(1));
+    assert.equal(off.get('a'), undefined, '0 keeps nothing');
   });
 });
