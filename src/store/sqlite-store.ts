@@ -63,7 +63,7 @@ export abstract class SqliteStore<Schema> {
    * Read it BEFORE reading what it guards: a commit in between then shows as a new stamp
    * at the next read. It may change when nothing relevant did (any write to any table),
    * never the other way round; in-memory caches of rows (web/hot-feeds.ts) are keyed by it.
-   * Costs one prepared statement, no I/O. A PostgreSQL store answers it its own way.
+   * Costs two prepared statements and no disk I/O. A PostgreSQL store answers it its own way.
    */
   async changeStamp(): Promise<string> {
     // Two statements cost half of one SELECT from the pragma_data_version table: total_changes() needs no read transaction.

@@ -262,17 +262,24 @@ export async function serveFeedDocument(ctx: RequestContext, feed: Feed, selecti
     return;
   }
 
-  if (body) {
-    res.writeHead(200, { ...headers, ...contentHeaders, 'Content-Length': String(body.length) });
-    res.end(body);
-    return;
+  if (!body) {
+    body = await cachedOrRendered(ctx, feed, selection, format, encoding, key, etag);
+    hot.set(hotKey, body);
   }
+  res.writeHead(200, { ...headers, ...contentHeaders, 'Content-Length': String(body.length) });
+  res.end(body);
+}
+
+/** The document from cache.db, or rendered, encoded and stored there (shared with concurrent requests). */
+async function cachedOrRendered(ctx: RequestContext, feed: Feed, selection: EntrySelection, format: Format, encoding: Encoding, key: string, etag: string): Promise<Buffer> {
+  const { deps } = ctx;
   try {
-    body = (await deps.stores.cache.cachedDocument(key))?.body;
+    const cached = (await deps.stores.cache.cachedDocument(key))?.body;
+    if (cached) return cached;
   } catch (err) {
     deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; rendering');
   }
-  body ??= await once(deps.stores.app, `encoded:${key}`, async () => {
+  return once(deps.stores.app, `encoded:${key}`, async () => {
     const plain = await once(deps.stores.app, `plain:${feed.id}:v${feed.version}:${selection.tag}:${format}:${deps.urls.variant}`, () => renderFeed(ctx, feed, selection, format));
     const rendered = await encode(plain, encoding);
     // The cache is an optimisation: a full disk or busy cache must not fail the request.
@@ -281,7 +288,4 @@ export async function serveFeedDocument(ctx: RequestContext, feed: Feed, selecti
     }, deps.config.cacheMaxBytes).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: cache write failed'));
     return rendered;
   });
-  hot.set(hotKey, body);
-  res.writeHead(200, { ...headers, ...contentHeaders, 'Content-Length': String(body.length) });
-  res.end(body);
 }
