@@ -92,6 +92,8 @@ export interface SqliteHandle<Schema> {
   /** The better-sqlite3 connection, for pragmas Kysely has no words for. */
   sqlite: Database.Database;
   db: Kysely<Schema>;
+  /** The synchronous level every commit gets unless it runs through withRelaxedSync. */
+  synchronous: Synchronous;
   /** Problems met while opening that did not stop it (for the caller to log). */
   warnings: string[];
   close(): Promise<void>;
@@ -133,10 +135,11 @@ export function openSqlite<Schema>(file: string, migrations: Migration[], option
   }
   for (const f of options.functions ?? []) raw.function(f.name, { deterministic: true }, f.fn);
   let warnings: string[] = [];
+  const synchronous = options.synchronous ?? 'NORMAL';
   if (options.readOnly) {
     raw.pragma('busy_timeout = 5000');
   } else {
-    applyPragmas(raw, options.synchronous ?? 'NORMAL', options.walMaxBytes);
+    applyPragmas(raw, synchronous, options.walMaxBytes);
     warnings = enableIncrementalVacuum(raw, file);
     migrate(raw, file, migrations);
   }
@@ -146,6 +149,7 @@ export function openSqlite<Schema>(file: string, migrations: Migration[], option
     file,
     sqlite: raw,
     db,
+    synchronous,
     warnings,
     async close() {
       if (closed) return;
@@ -177,6 +181,27 @@ function migrate(raw: Database.Database, file: string, migrations: Migration[]):
     });
   });
   run.immediate();
+}
+
+/**
+ * Runs `f` on the handle's one connection with `synchronous=NORMAL`, then puts the
+ * connection's level back: for bookkeeping whose loss in a power cut only repeats work
+ * (a job's claim, lease or finish; a live-page notification), so it needs no fsync of its
+ * own. In WAL mode such a commit is written to the WAL without a sync, and the next
+ * FULL commit's sync makes it durable too, so commits still become durable in order.
+ * `f` holds Kysely's connection for its whole run, so no FULL commit (a journal row
+ * behind a "250") can run in between with the level lowered.
+ */
+export async function withRelaxedSync<S, R>(handle: SqliteHandle<S>, f: (db: Kysely<S>) => Promise<R>): Promise<R> {
+  if (handle.synchronous !== 'FULL') return f(handle.db);
+  return handle.db.connection().execute(async (conn) => {
+    handle.sqlite.pragma('synchronous = NORMAL');
+    try {
+      return await f(conn);
+    } finally {
+      handle.sqlite.pragma('synchronous = FULL');
+    }
+  });
 }
 
 /** Size of a database's WAL file in bytes (0 when there is none). */
