@@ -4,6 +4,7 @@ import { InvalidJobPayloadError } from '../errors.js';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { recordAccepted, type DeliveryFacts } from './deliveries.js';
 import { enqueueJob } from './jobs.js';
+import { recordDeliveryIn } from './webhook-replays.js';
 import type { JournalTable, QueueSchema } from './schema.js';
 
 export type JournalRow = Omit<JournalTable, 'id'> & { id: number };
@@ -16,6 +17,11 @@ export interface JournalInput {
   receivedAt?: number;
   /** The message as its feeds' owners see it in their recent deliveries (store/deliveries.ts); none: no row. */
   delivery?: Omit<DeliveryFacts, 'size'>;
+  /**
+   * A signed webhook delivery's replay key, remembered in the same transaction as the
+   * message (store/webhook-replays.ts), so both are durable with one commit.
+   */
+  replay?: { signature: string; expiresAt: number };
 }
 
 /**
@@ -107,6 +113,7 @@ async function insertJournalRow(trx: Transaction<QueueSchema>, now: number, uid:
   const jobId = await enqueueJob(trx, now, { task: INGEST_TASK, payload: { journalId: row.id } satisfies IngestPayload, priority: INGEST_PRIORITY, fairKey });
   // Counted against each feed's messages per day, and listed in its recent deliveries, with the message itself.
   await recordAccepted(trx, now, input.feedIds, uid, jobId ?? null, input.delivery && { ...input.delivery, size: input.raw.length });
+  if (input.replay) await recordDeliveryIn(trx, now, input.replay.signature, input.replay.expiresAt);
   return row.id;
 }
 
