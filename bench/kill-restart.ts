@@ -73,6 +73,13 @@ export interface KillRestartResult {
   leftoverJobs: { ready: number; claimed: number; failed: number };
   /** Server error-level log lines seen on stderr (diagnostics, not violations). */
   serverErrors: number;
+  /**
+   * Journal commits the servers reported in /metrics while sending (sampled, summed over
+   * the server's lives), and the messages they held: more messages than commits means
+   * concurrent messages shared commits (group commit).
+   */
+  journalCommits: number;
+  journalMessages: number;
   elapsedMs: number;
   /** Everything that breaks a promise; empty means the run passed. */
   violations: string[];
@@ -292,6 +299,7 @@ export async function runKillRestart(opts: KillRestartOptions): Promise<KillRest
         await sleep(Math.floor(random() * 200));
         const t = Date.now();
         await server.start();
+        life++;
         log(`  restarted in ${Date.now() - t} ms`);
         resolveUp();
       });
@@ -310,6 +318,23 @@ export async function runKillRestart(opts: KillRestartOptions): Promise<KillRest
         setTimeout(() => void killAndRestart().finally(() => { killsPending--; }), Math.floor(random() * 40));
       }
     };
+
+    // The servers' journal commit counters, sampled while sending: each life of the server
+    // (a restart starts them at 0) keeps the largest reading seen.
+    let life = 0;
+    const journalByLife = new Map<number, { commits: number; messages: number }>();
+    const sampleJournal = async () => {
+      if (restarting) return;
+      const at = life;
+      const m = await server.metrics().catch(() => undefined);
+      if (!m || restarting || at !== life) return;
+      const seen = journalByLife.get(at) ?? { commits: 0, messages: 0 };
+      journalByLife.set(at, {
+        commits: Math.max(seen.commits, m.get('feedmail_journal_commits_total') ?? 0),
+        messages: Math.max(seen.messages, m.get('feedmail_journal_messages_total') ?? 0),
+      });
+    };
+    const sampler = setInterval(() => void sampleJournal(), 250);
 
     const progress = setInterval(() => {
       log(`  progress: ${Math.min(next, N)}/${N} started, ${acked} acknowledged, ${attemptsTotal} attempts, ${kills}/${K} kills, ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -368,6 +393,8 @@ export async function runKillRestart(opts: KillRestartOptions): Promise<KillRest
     // Kills scheduled by the last acknowledgements may still be waiting or running.
     while (killsPending > 0 || restarting) await (restarting ?? sleep(10));
     clearInterval(progress);
+    clearInterval(sampler);
+    await sampleJournal();
     log(`  all sends done: ${acked}/${N} acknowledged in ${attemptsTotal} attempts, ${kills} kills (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 
     // One more restart, then let the queue drain (jobs held by a killed process wait for their lease to run out).
@@ -491,6 +518,8 @@ export async function runKillRestart(opts: KillRestartOptions): Promise<KillRest
       storedUnacknowledged,
       feedMismatches,
       leftoverJobs,
+      journalCommits: [...journalByLife.values()].reduce((sum, j) => sum + j.commits, 0),
+      journalMessages: [...journalByLife.values()].reduce((sum, j) => sum + j.messages, 0),
       serverErrors: server.errorLines,
       elapsedMs: Date.now() - started,
       violations,
@@ -525,6 +554,7 @@ export function formatSummary(r: KillRestartResult): string {
     `  JSON feed mismatches     ${r.feedMismatches}`,
     `  leftover jobs            ready ${r.leftoverJobs.ready}, claimed ${r.leftoverJobs.claimed}, failed ${r.leftoverJobs.failed}`,
     `  server error log lines   ${r.serverErrors}`,
+    `  journal commits (seen)   ${r.journalCommits} for ${r.journalMessages} messages`,
     `  elapsed                  ${(r.elapsedMs / 1000).toFixed(1)} s`,
   ];
   const all = [...r.violations, ...r.resendViolations];

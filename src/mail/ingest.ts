@@ -175,6 +175,8 @@ export interface InboundMessage {
   raw: Buffer;
   /** The SMTP session, so the log line joins the session's other lines. */
   sessionId?: string;
+  /** A signed webhook delivery's replay key: remembered in the message's own journal commit. */
+  replay?: JournalInput['replay'];
 }
 
 export interface ReceivedMessage {
@@ -248,7 +250,7 @@ export async function receiveMessage(deps: ReceiveDeps, message: InboundMessage)
   const { sender, subject } = shownFacts(feeds, { sender: head.from[0] ?? message.mailFrom, subject: head.subject, size: null });
   let journalId: number;
   try {
-    journalId = await journal(deps.stores.queue, { source, mailFrom: message.mailFrom, feedIds, raw: message.raw, delivery: { sender, subject } }, deps.space);
+    journalId = await journal(deps.stores.queue, { source, mailFrom: message.mailFrom, feedIds, raw: message.raw, delivery: { sender, subject }, replay: message.replay }, deps.space);
   } catch (err) {
     if (deps.counters) deps.counters.tempFailed++;
     deps.log.error({ err, ...logged }, 'mail: unable to journal message');

@@ -232,6 +232,8 @@ export function createMetricsRegistry(s: MetricSources): Registry {
       },
     });
   }
+  counter('feedmail_journal_commits_total', 'Durable commits of received mail to the journal (messages arriving together share one)', () => s.stores.queue.journalCommitStats().commits);
+  counter('feedmail_journal_messages_total', 'Messages those journal commits held', () => s.stores.queue.journalCommitStats().messages);
   gauge('feedmail_render_threads', 'Threads that parse, sanitize and redact mail', () => processing.threads());
   gauge('feedmail_render_waiting', 'Messages waiting for a render thread', () => processing.waiting());
   counter('feedmail_render_messages_total', 'Messages rendered', () => processing.processed);

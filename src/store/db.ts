@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { CompiledQuery, Kysely, sql, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver } from 'kysely';
+import { CompiledQuery, Kysely, sql, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type SqliteDatabase } from 'kysely';
 import type { Migration } from './migrations/migration.js';
 
 export type Synchronous = 'NORMAL' | 'FULL';
@@ -35,10 +35,37 @@ export interface SqlFunction {
   fn: (...values: unknown[]) => string;
 }
 
+/** Prepared statements kept per connection, by SQL text; the least recently used go past this many. */
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * The connection as Kysely sees it, keeping each statement it prepared for the next query
+ * with the same SQL text (Kysely prepares every query again, which costs the main thread
+ * a parse and plan per statement). Safe because feedmail never streams a query: each
+ * statement runs to its end (all or run) before another query starts.
+ */
+function withStatementCache(raw: Database.Database): SqliteDatabase {
+  const cache = new Map<string, Database.Statement>();
+  return {
+    close: () => raw.close(),
+    prepare(text: string) {
+      let stmt = cache.get(text);
+      if (stmt) {
+        cache.delete(text);
+      } else {
+        stmt = raw.prepare(text);
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(text, stmt);
+      return stmt;
+    },
+  };
+}
+
 class ImmediateSqliteDriver extends SqliteDriver {
   readonly #database: Database.Database;
   constructor(database: Database.Database) {
-    super({ database });
+    super({ database: withStatementCache(database) });
     this.#database = database;
   }
 
@@ -92,6 +119,8 @@ export interface SqliteHandle<Schema> {
   /** The better-sqlite3 connection, for pragmas Kysely has no words for. */
   sqlite: Database.Database;
   db: Kysely<Schema>;
+  /** The synchronous level every commit gets unless it runs through withRelaxedSync. */
+  synchronous: Synchronous;
   /** Problems met while opening that did not stop it (for the caller to log). */
   warnings: string[];
   close(): Promise<void>;
@@ -133,10 +162,11 @@ export function openSqlite<Schema>(file: string, migrations: Migration[], option
   }
   for (const f of options.functions ?? []) raw.function(f.name, { deterministic: true }, f.fn);
   let warnings: string[] = [];
+  const synchronous = options.synchronous ?? 'NORMAL';
   if (options.readOnly) {
     raw.pragma('busy_timeout = 5000');
   } else {
-    applyPragmas(raw, options.synchronous ?? 'NORMAL', options.walMaxBytes);
+    applyPragmas(raw, synchronous, options.walMaxBytes);
     warnings = enableIncrementalVacuum(raw, file);
     migrate(raw, file, migrations);
   }
@@ -146,6 +176,7 @@ export function openSqlite<Schema>(file: string, migrations: Migration[], option
     file,
     sqlite: raw,
     db,
+    synchronous,
     warnings,
     async close() {
       if (closed) return;
@@ -177,6 +208,27 @@ function migrate(raw: Database.Database, file: string, migrations: Migration[]):
     });
   });
   run.immediate();
+}
+
+/**
+ * Runs `f` on the handle's one connection with `synchronous=NORMAL`, then puts the
+ * connection's level back: for bookkeeping whose loss in a power cut only repeats work
+ * (a job's claim, lease or finish; a live-page notification), so it needs no fsync of its
+ * own. In WAL mode such a commit is written to the WAL without a sync, and the next
+ * FULL commit's sync makes it durable too, so commits still become durable in order.
+ * `f` holds Kysely's connection for its whole run, so no FULL commit (a journal row
+ * behind a "250") can run in between with the level lowered.
+ */
+export async function withRelaxedSync<S, R>(handle: SqliteHandle<S>, f: (db: Kysely<S>) => Promise<R>): Promise<R> {
+  if (handle.synchronous !== 'FULL') return f(handle.db);
+  return handle.db.connection().execute(async (conn) => {
+    handle.sqlite.pragma('synchronous = NORMAL');
+    try {
+      return await f(conn);
+    } finally {
+      handle.sqlite.pragma('synchronous = FULL');
+    }
+  });
 }
 
 /** Size of a database's WAL file in bytes (0 when there is none). */

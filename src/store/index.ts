@@ -60,9 +60,13 @@ export const APP_FUNCTIONS = [{ name: SEARCH_TEXT_FUNCTION, fn: searchText }, { 
 
 /**
  * queue.db commits with synchronous=FULL because "250" depends on it. app.db does
- * too: a worker deletes a finished ingest job (durably, in queue.db) right after
- * storing its entry, so the entry must be just as durable or a power cut could
- * lose it with nothing left to redo it. cache.db can lose anything.
+ * too: a worker deletes a finished ingest job (in queue.db) right after storing its
+ * entry, so the entry must be durable before that delete is even written, or a power
+ * cut could lose it with nothing left to redo it. The job runner's bookkeeping on
+ * queue.db (claims, leases, finishes, live notifications) commits without an fsync of
+ * its own (QueueStore's relaxed operations): a finish lost in a power cut only runs the
+ * idempotent job again, and it cannot outlive the entry, which was synced first.
+ * cache.db can lose anything.
  */
 export function openStores(dataDir: string, options: OpenStoresOptions = {}): Stores {
   const { walMaxBytes, clock = systemClock, readOnly, existingOnly: mustExist } = options;

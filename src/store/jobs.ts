@@ -57,21 +57,43 @@ export interface ClaimFilter {
  * message): a key's n-th waiting job goes after every other key's first, and a
  * key with jobs already running waits that many turns more. One feed's backlog
  * of slow messages then delays only that feed.
+ *
+ * The cost grows with `limit` and the number of keys with ready jobs, not with the
+ * backlog: only each key's `limit` best runnable jobs can be among the `limit` chosen
+ * (a key's jobs share one priority: fair keys are given to ingest jobs only), so only
+ * those are ranked. The keys are found by skipping through the index (state,
+ * fair_key, ...) one key at a time; jobs without a key, each its own turn, are ranked
+ * among their `limit` best; jobs whose lease ran out are few (one per dead runner slot).
  */
 export async function claimJobs(db: Kysely<QueueSchema>, now: number, owner: string, limit: number, leaseMs: number, filter: ClaimFilter): Promise<Job[]> {
   if (limit <= 0 || filter.tasks.length === 0) return [];
   const maxPriority = filter.maxPriority ?? Number.MAX_SAFE_INTEGER;
+  const tasks = sql.join(filter.tasks);
+  const runnableReady = sql`state = 'ready' AND run_at <= ${now} AND task IN (${tasks}) AND priority <= ${maxPriority}`;
   const chosen = sql<{ id: number }>`
+    WITH RECURSIVE keys(k) AS (
+      SELECT (SELECT fair_key FROM jobs WHERE state = 'ready' AND fair_key IS NOT NULL ORDER BY fair_key LIMIT 1)
+      UNION ALL
+      SELECT (SELECT fair_key FROM jobs WHERE state = 'ready' AND fair_key > keys.k ORDER BY fair_key LIMIT 1)
+      FROM keys WHERE keys.k IS NOT NULL
+    ),
+    candidates AS (
+      SELECT id FROM jobs WHERE id IN (
+        SELECT best.id FROM keys, jobs AS best WHERE keys.k IS NOT NULL AND best.id IN (
+          SELECT id FROM jobs WHERE fair_key = keys.k AND ${runnableReady} ORDER BY priority, run_at, id LIMIT ${limit}))
+      UNION ALL
+      SELECT id FROM (SELECT id FROM jobs WHERE fair_key IS NULL AND ${runnableReady} ORDER BY priority, run_at, id LIMIT ${limit})
+      UNION ALL
+      SELECT id FROM jobs WHERE state = 'claimed' AND lease_expires_at < ${now} AND task IN (${tasks}) AND priority <= ${maxPriority}
+    )
     SELECT id FROM (
       SELECT id, priority, run_at, fair_key,
         row_number() OVER (PARTITION BY coalesce(fair_key, 'job:' || id) ORDER BY run_at, id) AS turn
-      FROM jobs
-      WHERE task IN (${sql.join(filter.tasks)}) AND priority <= ${maxPriority}
-        AND ((state = 'ready' AND run_at <= ${now}) OR (state = 'claimed' AND lease_expires_at < ${now}))
+      FROM jobs WHERE id IN (SELECT id FROM candidates)
     ) AS runnable
     ORDER BY priority,
       turn + (SELECT count(*) FROM jobs AS running
-              WHERE running.fair_key = runnable.fair_key AND running.state = 'claimed' AND running.lease_expires_at >= ${now}),
+              WHERE running.state = 'claimed' AND running.fair_key = runnable.fair_key AND running.lease_expires_at >= ${now}),
       run_at, id
     LIMIT ${limit}`;
   return db.transaction().execute((trx) => trx.updateTable('jobs')

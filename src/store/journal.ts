@@ -1,9 +1,10 @@
 /** The inbound journal: raw mail kept durably before anyone is told "250". */
 import { randomBytes } from 'node:crypto';
 import { InvalidJobPayloadError } from '../errors.js';
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { recordAccepted, type DeliveryFacts } from './deliveries.js';
 import { enqueueJob } from './jobs.js';
+import { recordDeliveryIn } from './webhook-replays.js';
 import type { JournalTable, QueueSchema } from './schema.js';
 
 export type JournalRow = Omit<JournalTable, 'id'> & { id: number };
@@ -16,6 +17,11 @@ export interface JournalInput {
   receivedAt?: number;
   /** The message as its feeds' owners see it in their recent deliveries (store/deliveries.ts); none: no row. */
   delivery?: Omit<DeliveryFacts, 'size'>;
+  /**
+   * A signed webhook delivery's replay key, remembered in the same transaction as the
+   * message (store/webhook-replays.ts), so both are durable with one commit.
+   */
+  replay?: { signature: string; expiresAt: number };
 }
 
 /**
@@ -41,6 +47,9 @@ export function parseIngestPayload(payload: unknown): IngestPayload {
 
 /** Messages larger than this are written in pieces of this size. */
 const CHUNK_BYTES = 1024 * 1024;
+
+/** Messages larger than this are written in pieces first, and never journaled in a group. */
+export const LARGEST_GROUPED_BYTES = CHUNK_BYTES;
 
 /**
  * Writes the raw message and its ingest job; the queue connection runs with
@@ -71,22 +80,41 @@ export async function journalMessage(db: Kysely<QueueSchema>, now: number, input
       throw err;
     }
   }
+  return db.transaction().execute((trx) => insertJournalRow(trx, now, uid, input, chunked));
+}
+
+/**
+ * Journals several small messages (none above LARGEST_GROUPED_BYTES) in one transaction,
+ * so one fsync makes all of them durable (group commit, see store/group-commit.ts): each
+ * gets the same rows journalMessage writes, and either all are committed or none.
+ * Returns their journal ids in order.
+ */
+export async function journalMessages(db: Kysely<QueueSchema>, now: number, inputs: JournalInput[]): Promise<number[]> {
+  if (inputs.some((input) => input.raw.length > LARGEST_GROUPED_BYTES)) throw new Error('journalMessages: a message too large to group');
   return db.transaction().execute(async (trx) => {
-    const row = await trx.insertInto('journal').values({
-      uid,
-      received_at: input.receivedAt ?? now,
-      source: input.source,
-      mail_from: input.mailFrom,
-      feed_ids: JSON.stringify(input.feedIds),
-      size: input.raw.length,
-      raw: chunked ? Buffer.alloc(0) : input.raw,
-    }).returning('id').executeTakeFirstOrThrow();
-    const fairKey = `feeds:${[...input.feedIds].sort((a, b) => a - b).join(',')}`;
-    const jobId = await enqueueJob(trx, now, { task: INGEST_TASK, payload: { journalId: row.id } satisfies IngestPayload, priority: INGEST_PRIORITY, fairKey });
-    // Counted against each feed's messages per day, and listed in its recent deliveries, with the message itself.
-    await recordAccepted(trx, now, input.feedIds, uid, jobId ?? null, input.delivery && { ...input.delivery, size: input.raw.length });
-    return row.id;
+    const ids: number[] = [];
+    for (const input of inputs) ids.push(await insertJournalRow(trx, now, randomBytes(16).toString('hex'), input, false));
+    return ids;
   });
+}
+
+/** The journal row of one message, its ingest job and its intake records, inside the caller's transaction. */
+async function insertJournalRow(trx: Transaction<QueueSchema>, now: number, uid: string, input: JournalInput, chunked: boolean): Promise<number> {
+  const row = await trx.insertInto('journal').values({
+    uid,
+    received_at: input.receivedAt ?? now,
+    source: input.source,
+    mail_from: input.mailFrom,
+    feed_ids: JSON.stringify(input.feedIds),
+    size: input.raw.length,
+    raw: chunked ? Buffer.alloc(0) : input.raw,
+  }).returning('id').executeTakeFirstOrThrow();
+  const fairKey = `feeds:${[...input.feedIds].sort((a, b) => a - b).join(',')}`;
+  const jobId = await enqueueJob(trx, now, { task: INGEST_TASK, payload: { journalId: row.id } satisfies IngestPayload, priority: INGEST_PRIORITY, fairKey });
+  // Counted against each feed's messages per day, and listed in its recent deliveries, with the message itself.
+  await recordAccepted(trx, now, input.feedIds, uid, jobId ?? null, input.delivery && { ...input.delivery, size: input.raw.length });
+  if (input.replay) await recordDeliveryIn(trx, now, input.replay.signature, input.replay.expiresAt);
+  return row.id;
 }
 
 export async function journalById(db: Kysely<QueueSchema>, id: number): Promise<JournalRow | undefined> {

@@ -10,7 +10,7 @@ import type { Kysely } from 'kysely';
 import { FeedmailError, StoreError } from '../errors.js';
 import type { Clock } from './clock.js';
 import { copyDatabase, type CopyProgress } from './backup.js';
-import { checkpointPassive, checkpointTruncate, checkWritable, freePageBytes, optimize, reclaimFreePages, walBytes, type SqliteHandle } from './db.js';
+import { checkpointPassive, checkpointTruncate, checkWritable, freePageBytes, optimize, reclaimFreePages, walBytes, withRelaxedSync, type SqliteHandle } from './db.js';
 
 /** Fewer free bytes than this inside a database are left for it to reuse. */
 const RECLAIM_THRESHOLD_BYTES = 4 * 1024 * 1024;
@@ -46,6 +46,19 @@ export abstract class SqliteStore<Schema> {
   /** As op, for a function that reads the time: it gets `now` from this store's clock. */
   protected timed<A extends unknown[], R>(operation: string, f: (db: Kysely<Schema>, now: number, ...args: A) => Promise<R>): (...args: A) => Promise<R> {
     return this.op(operation, (db, ...args: A) => f(db, this.clock.now(), ...args));
+  }
+
+  /**
+   * As op, for bookkeeping whose loss in a crash only repeats work: its commit gets no
+   * fsync of its own (see withRelaxedSync); the next durable commit carries it.
+   */
+  protected relaxed<A extends unknown[], R>(operation: string, f: (db: Kysely<Schema>, ...args: A) => Promise<R>): (...args: A) => Promise<R> {
+    return this.op(operation, (_db, ...args: A) => withRelaxedSync(this.#handle, (conn) => f(conn, ...args)));
+  }
+
+  /** As relaxed, for a function that reads the time (see timed). */
+  protected relaxedTimed<A extends unknown[], R>(operation: string, f: (db: Kysely<Schema>, now: number, ...args: A) => Promise<R>): (...args: A) => Promise<R> {
+    return this.relaxed(operation, (db, ...args: A) => f(db, this.clock.now(), ...args));
   }
 
   #wrap(operation: string, err: unknown): Error {

@@ -3,7 +3,7 @@
  * cannot be posted again while its timestamp is still fresh. They live in
  * queue.db, which every process shares, so all of them refuse the repeat.
  */
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { QueueSchema } from './schema.js';
 
 /** True when a delivery with this signature was accepted and its window is not over. */
@@ -19,10 +19,13 @@ export async function deliveryAccepted(db: Kysely<QueueSchema>, now: number, sig
  * two identical requests raced past the check, and both messages were journaled.
  */
 export async function recordDelivery(db: Kysely<QueueSchema>, now: number, signature: string, expiresAt: number): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
-    await trx.deleteFrom('webhook_deliveries').where('expires_at', '<=', now).execute();
-    const r = await trx.insertInto('webhook_deliveries').values({ signature, expires_at: expiresAt })
-      .onConflict((oc) => oc.column('signature').doNothing()).executeTakeFirst();
-    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
-  });
+  return db.transaction().execute((trx) => recordDeliveryIn(trx, now, signature, expiresAt));
+}
+
+/** recordDelivery inside the caller's transaction (the journal's, see journal.ts). */
+export async function recordDeliveryIn(trx: Transaction<QueueSchema>, now: number, signature: string, expiresAt: number): Promise<boolean> {
+  await trx.deleteFrom('webhook_deliveries').where('expires_at', '<=', now).execute();
+  const r = await trx.insertInto('webhook_deliveries').values({ signature, expires_at: expiresAt })
+    .onConflict((oc) => oc.column('signature').doNothing()).executeTakeFirst();
+  return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
 }

@@ -144,4 +144,12 @@ export const queueMigrations: Migration[] = [
       CREATE INDEX backup_runs_by_time ON backup_runs (finished_at);
     `,
   },
+  {
+    // Issue 14: a claim looks at each fair key's oldest runnable jobs (and the running ones,
+    // to count them) through this index, instead of ranking the whole backlog.
+    name: 'jobs by state and fair key',
+    sqlite: `
+      CREATE INDEX jobs_by_fair_key ON jobs (state, fair_key, priority, run_at, id);
+    `,
+  },
 ];

@@ -105,6 +105,8 @@ export const inboundRoute: Route = {
         mailFrom: delivery.mailFrom ?? '',
         recipients: delivery.recipients.map((address) => ({ address })),
         raw: delivery.raw,
+        // Spent in the same commit as the journal row: accepted and remembered together.
+        replay: signed.replay,
       });
     } catch (err) {
       // A provider may say "do not retry" with a 2xx (statusFor): the log keeps why nothing was stored.
@@ -113,11 +115,10 @@ export const inboundRoute: Route = {
       // like an accepted one: a Mailgun token signs neither the body nor the recipient, so a
       // token left fresh could carry another message to another feed. A refusal that asks for a
       // retry (a full disk or feed, a busy store) leaves it fresh for the provider's retry.
-      if (isFinalRefusal(err)) await spendReplayKey(deps, signed, undefined);
+      if (isFinalRefusal(err)) await spendReplayKey(deps, signed);
       throw err;
     }
     const { journalId } = received;
-    await spendReplayKey(deps, signed, journalId);
     // Recipients whose feed refuses the sender are final like unknown ones: "rejected".
     sendJson(res, provider.acceptedStatus, { accepted: true, id: journalId, rejected: [...received.unknown, ...received.blocked], deferred: received.full });
   },
@@ -132,18 +133,16 @@ function isFinalRefusal(err: unknown): boolean {
 }
 
 /**
- * Remembers the delivery's replay key, once its outcome is final: accepted, or refused for
- * good. Recorded only then: a failed journal write leaves the sender free to retry the same request.
+ * Remembers the replay key of a delivery refused for good (an accepted one's key is
+ * remembered in its message's journal commit, store/journal.ts). Recorded only for a final
+ * outcome: a failed journal write leaves the sender free to retry the same request.
  */
-async function spendReplayKey(deps: WebDeps, signed: SignedRequest, journalId: number | undefined): Promise<void> {
+async function spendReplayKey(deps: WebDeps, signed: SignedRequest): Promise<void> {
   if (!signed.replay) return;
   try {
-    if (!await deps.stores.queue.recordDelivery(signed.replay.signature, signed.replay.expiresAt) && journalId !== undefined) {
-      deps.log.info({ journalId }, 'webhook: the same delivery arrived twice at once; both were journaled, feeds show it once');
-    }
+    await deps.stores.queue.recordDelivery(signed.replay.signature, signed.replay.expiresAt);
   } catch (err) {
-    // An accepted message is durable, so it is acknowledged; only the replay check for this one signature is lost.
-    deps.log.error({ err, journalId }, 'webhook: unable to remember the delivery; a replay of it within the window would be accepted');
+    deps.log.error({ err }, 'webhook: unable to remember the refused delivery; a replay of it within the window would be processed again');
   }
 }
 
