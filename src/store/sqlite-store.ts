@@ -182,8 +182,9 @@ export abstract class Store<Schema> {
    * PostgreSQL is backed up with pg_dump or base backups.
    */
   async copyTo(file: string, onProgress?: (p: CopyProgress) => void): Promise<void> {
+    const sqlite = this.#sqliteOnly('copying the database');
     try {
-      await copyDatabase(this.#sqliteOnly('copying the database'), file, onProgress);
+      await copyDatabase(sqlite, file, onProgress);
     } catch (err) {
       throw this.#wrap('copy the database', err);
     }
