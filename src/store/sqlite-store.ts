@@ -148,6 +148,11 @@ export abstract class Store<Schema> {
     return this.#sqlite ? '' : (this.#handle as PostgresHandle<Schema>).serverVersion();
   }
 
+  /** PostgreSQL: the migrations its schema has and the ones this feedmail knows (once ready). Undefined on SQLite. */
+  migrations(): { applied: number; known: number } | undefined {
+    return this.#sqlite ? undefined : (this.#handle as PostgresHandle<Schema>).migrations();
+  }
+
   /** SQLite's own consistency check: ['ok'] when the file is sound, else what it found. SQLite only. */
   integrityCheck(): string[] {
     return (this.#sqliteOnly('the integrity check').pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check);
