@@ -32,6 +32,12 @@ export interface PostgresHandle<Schema> extends StoreHandle<Schema> {
   /** Migrations applied to the schema (once ready) and known to this feedmail. */
   readonly migrations: () => { applied: number; known: number };
   readonly pool: pg.Pool;
+  /**
+   * Calls `onMessage` for every NOTIFY on `channel`, on a connection of its own (a pooled
+   * one would be handed to other queries); resolves to the function that stops listening.
+   * A lost connection is not reopened: callers keep polling as the fallback.
+   */
+  listen(channel: string, onMessage: () => void): Promise<() => Promise<void>>;
 }
 
 const INT8 = 20;
@@ -98,6 +104,17 @@ export function openPostgres<Schema>(url: string, schema: string, migrations: Mi
     synchronousCommit: () => synchronousCommit,
     serverVersion: () => serverVersion,
     migrations: () => ({ applied, known: migrations.length }),
+    async listen(channel, onMessage) {
+      checkSchema(channel);
+      const client = new pg.Client({ connectionString: url, application_name: `feedmail ${schema} listener` });
+      client.on('error', () => undefined);
+      client.on('notification', () => onMessage());
+      await client.connect();
+      await client.query(`LISTEN ${channel}`);
+      return async () => {
+        await client.end().catch(() => undefined);
+      };
+    },
     async close() {
       if (closed) return;
       closed = true;
