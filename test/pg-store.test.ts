@@ -5,11 +5,22 @@
  * without it these tests are skipped and say so.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { openStores, type Stores } from '../src/store/index.js';
-import { createFeed, readFeed, sendRaw, startTestServer, waitForEntries, type TestServer } from './support/helpers.js';
+import { createFeed, readFeed, sendRaw, startTestServer, tempDir, waitForEntries, type TestServer } from './support/helpers.js';
+
+/** Runs a feedmail command against `databaseUrl` (without blocking the event loop). */
+function cli(databaseUrl: string, args: string[]): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+      env: { ...process.env, FEEDMAIL_DATA_DIR: tempDir(), FEEDMAIL_DATABASE_URL: databaseUrl, FEEDMAIL_LOG_LEVEL: 'silent', FEEDMAIL_BACKUP_TO: '' },
+      encoding: 'utf8', timeout: 60_000,
+    }, (err, stdout) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout }));
+  });
+}
 
 const ADMIN_URL = process.env.FEEDMAIL_TEST_DATABASE_URL ?? '';
 const skip = ADMIN_URL === '' ? 'FEEDMAIL_TEST_DATABASE_URL is not set: set it to a PostgreSQL URL whose user may create databases to run these tests' : false;
@@ -167,6 +178,27 @@ describe('feedmail on PostgreSQL', { skip }, () => {
     } finally {
       await stores.close();
     }
+  });
+
+  it('doctor checks the connection and migrations; backup explains pg_dump', async () => {
+    const url = await freshDatabase();
+    const before = await cli(url, ['doctor']);
+    assert.equal(before.code, 0, before.stdout);
+    assert.match(before.stdout, /note +PostgreSQL +connected; no data yet/);
+    const stores = openStores('', { databaseUrl: url });
+    await stores.ready();
+    await stores.close();
+    const after = await cli(url, ['doctor']);
+    assert.equal(after.code, 0, after.stdout);
+    assert.match(after.stdout, /ok +PostgreSQL +server \d+/);
+    assert.match(after.stdout, /ok +postgres:feedmail_queue +(\d+) of \1 migrations/);
+    const backup = await cli(url, ['backup']);
+    assert.equal(backup.code, 1);
+    assert.match(backup.stdout, /pg_dump/);
+    const unreachable = await cli('postgres://feedmail:hunter2secret@127.0.0.1:1/none', ['doctor']);
+    assert.equal(unreachable.code, 1);
+    assert.match(unreachable.stdout, /PROBLEM +PostgreSQL +unable to use FEEDMAIL_DATABASE_URL/);
+    assert.doesNotMatch(unreachable.stdout, /hunter2secret/, 'the password is not shown');
   });
 
   it('fails with a named store error when the server cannot be reached', async () => {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import { messageWithCauses } from '../errors.js';
 import { loadTlsCredentials } from '../mail/smtp-tls.js';
-import { openStores, sqliteVersion, type Stores } from '../store/index.js';
+import { NotSetUpError, openStores, sqliteVersion, type Stores } from '../store/index.js';
 import { sizeText } from '../web/routes/manage-common.js';
 import { dataDirState, PARTIAL_FIX, partialDetail } from './data-dir.js';
 import { MAX_QUEUE_LAG_MS } from './readiness.js';
@@ -111,6 +111,9 @@ async function postgresChecks(config: Config): Promise<{ checks: DoctorCheck[]; 
     try {
       await stores.ready();
     } catch (err) {
+      if ((err as Error).cause instanceof NotSetUpError) {
+        return { checks: [{ name: 'PostgreSQL', status: 'note', detail: 'connected; no data yet: the first "feedmail serve" creates the schemas feedmail_app, feedmail_queue and feedmail_cache' }], backup };
+      }
       return {
         checks: [{ name: 'PostgreSQL', status: 'problem', detail: `unable to use FEEDMAIL_DATABASE_URL: ${messageWithCauses(err)}`, fix: 'Check that the server runs and that FEEDMAIL_DATABASE_URL names it, its database, a user and password that may connect; a new database is set up by the first "feedmail serve".' }],
         backup,

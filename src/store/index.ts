@@ -18,6 +18,7 @@ export type { QueueStore } from './queue-store.js';
 export { cacheKey } from './cache.js';
 export { sqliteVersion } from './db.js';
 export type { Dialect } from './dialect.js';
+export { NotSetUpError } from './postgres.js';
 
 export interface Stores {
   dataDir: string;

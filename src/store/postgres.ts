@@ -51,6 +51,14 @@ const TYPES: pg.CustomTypesConfig = {
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
 
+/** A read-only or existing-only open of a database where no "feedmail serve" has run yet. */
+export class NotSetUpError extends Error {
+  constructor(file: string) {
+    super(`store: ${file} does not exist yet: the first "feedmail serve" with this FEEDMAIL_DATABASE_URL creates it`);
+    this.name = 'NotSetUpError';
+  }
+}
+
 /** A schema name feedmail chose (never user input); checked anyway since it is spliced into SQL. */
 function checkSchema(schema: string): void {
   if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`store: invalid schema name ${schema}`);
@@ -165,7 +173,7 @@ async function schemaVersion(client: pg.PoolClient): Promise<number> {
 /** For read-only and existing-only opens: the schema must be there and not newer than this feedmail. */
 async function checkMigrated(client: pg.PoolClient, schema: string, file: string, migrations: Migration[]): Promise<void> {
   const { rows } = await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [`${schema}.schema_migrations`]);
-  if (!rows[0]?.t) throw new Error(`store: ${file} does not exist yet: the first "feedmail serve" with this FEEDMAIL_DATABASE_URL creates it`);
+  if (!rows[0]?.t) throw new NotSetUpError(file);
   const current = await schemaVersion(client);
   if (current > migrations.length) throw new Error(`store: ${file} has schema version ${current}, newer than this feedmail (${migrations.length}); upgrade feedmail`);
 }
