@@ -163,6 +163,26 @@ describe('feedmail on PostgreSQL', { skip }, () => {
     }
   });
 
+  it('stores text holding NUL characters (which PostgreSQL text cannot) with U+FFFD in their place', async () => {
+    const stores = openStores('', { databaseUrl: await freshDatabase() });
+    try {
+      const made = await stores.app.createFeed('before\u0000after', null);
+      assert.ok('feed' in made);
+      assert.equal(made.feed.title, 'before\ufffdafter');
+      const raw = Buffer.from('Subject: x\r\n\r\nbody \u0000 bytes\r\n');
+      const entry = await stores.app.insertEntry(made.feed.id, 'uid-nul', 1, raw, {
+        fromName: 'A\u0000', fromAddress: 'a@example.com', subject: 'S\u0000', sentAt: null, html: '<p>h\u0000</p>', text: 't\u0000', confirmUrl: null, note: null, parts: [],
+      });
+      const [stored] = await stores.app.entriesOfFeed(made.feed.id, 1);
+      assert.equal(stored!.id, entry!.id);
+      assert.equal(stored!.subject, 'S\ufffd');
+      assert.equal(stored!.text, 't\ufffd');
+      assert.deepEqual(await stores.app.blobByHash(stored!.raw_hash!), raw, 'the raw bytes stay as they are');
+    } finally {
+      await stores.close();
+    }
+  });
+
   it('says what does not apply: no WAL, no file copy, durable commits', async () => {
     const stores = openStores('', { databaseUrl: await freshDatabase() });
     try {

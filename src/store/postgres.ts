@@ -51,6 +51,22 @@ const TYPES: pg.CustomTypesConfig = {
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
 
+/**
+ * PostgreSQL's text cannot hold NUL (U+0000), which mail can: a bound string with one
+ * would fail its whole statement ("invalid byte sequence"), and with it the message's
+ * ingest. This client stores U+FFFD (what HTML parsers show for NUL) instead, in every
+ * string it binds. Bytes (bytea: raw mail, parts) are Buffers and stay as they are.
+ */
+class NulSafeClient extends pg.Client {
+  override query(...args: unknown[]): never {
+    const values = args[1];
+    if (Array.isArray(values) && values.some((v) => typeof v === 'string' && v.includes('\u0000'))) {
+      args[1] = values.map((v: unknown) => (typeof v === 'string' ? v.replace(/\u0000/g, '\ufffd') : v));
+    }
+    return (super.query as (...a: unknown[]) => never)(...args);
+  }
+}
+
 /** A read-only or existing-only open of a database where no "feedmail serve" has run yet. */
 export class NotSetUpError extends Error {
   constructor(file: string) {
@@ -75,6 +91,7 @@ export function openPostgres<Schema>(url: string, schema: string, migrations: Mi
     application_name: `feedmail ${schema}`,
     options: `-c search_path=${schema}${options.readOnly ? ' -c default_transaction_read_only=on' : ''}`,
     types: TYPES,
+    Client: NulSafeClient,
   });
   // An idle connection that breaks (server restart, network) is reported here; without a
   // listener it would crash the process. The next query gets a fresh connection, and a
