@@ -105,6 +105,23 @@ describe('feedmail on PostgreSQL', { skip }, () => {
     }
   });
 
+  it('two instances on one database store each message exactly once, whichever instance took it', async () => {
+    const databaseUrl = await freshDatabase();
+    const servers = [await startTestServer({ databaseUrl }), await startTestServer({ databaseUrl })];
+    try {
+      const feed = await createFeed(servers[0]!.base, 'Shared');
+      const subjects = Array.from({ length: 30 }, (_, i) => `Message ${i}`);
+      await Promise.all(subjects.map((subject, i) => sendRaw(servers[i % 2]!.smtpPort, feed.address, message(subject, `Body of ${subject}.`))));
+      // Read through the other instance: any instance serves any feed.
+      const otherFeedUrl = feed.feeds.json.replace(servers[0]!.base, servers[1]!.base);
+      const entries = await waitForEntries(otherFeedUrl, 'json', subjects.length, 30_000);
+      assert.deepEqual(entries.map((e) => e.title).sort(), [...subjects].sort());
+      assert.equal(await servers[1]!.app.stores.app.countAllEntries(), subjects.length);
+    } finally {
+      await Promise.all(servers.map((s) => s.stop()));
+    }
+  });
+
   it('never gives one job to two claimers', async () => {
     const url = await freshDatabase();
     const stores: Stores[] = [openStores('', { databaseUrl: url }), openStores('', { databaseUrl: url })];
