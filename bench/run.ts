@@ -25,7 +25,7 @@ const HELP = `Usage: npm run bench [-- --quick] [-- --only reads,smtp,steady,web
 
   --quick     under 5 minutes: fewer and shorter runs, 500 instead of 2,000 SMTP messages
   --only      run only the named benchmarks (default: all of the mode)
-  --cpu-prof  write a V8 CPU profile of the feedmail server of the SMTP benchmark into DIR
+  --cpu-prof  write a V8 CPU profile of the feedmail server of the SMTP benchmark into DIR (of the reads benchmark into DIR/reads)
   --markdown-from FILE   only rewrite bench/RESULTS.md from a recorded results JSON
 Writes bench/results/bench-<date>-<quick|full>.json and bench/RESULTS.md.
 `;
@@ -161,7 +161,7 @@ function rawGet(url: string, headers: Record<string, string>): Promise<{ body: B
 // (1) Feed reads of a 50-entry feed.
 async function benchReads() {
   say(`reads: a 50-entry feed of ~20 KB newsletters, ${READ_CONNECTIONS} connections, ${P.readRuns} runs of ${P.readSeconds} s after ${P.readWarmup} s of warm-up (load ${load()})`);
-  const { server, startupMs } = await startFeedmail('reads');
+  const { server, startupMs } = await startFeedmail('reads', {}, cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(cpuProfDir, 'reads')] : []);
   footprint.startupMs = startupMs;
   const bare: { stop: () => void }[] = [];
   try {

@@ -517,6 +517,10 @@ const SETTINGS = {
     env: 'FEEDMAIL_DATABASE_URL', flag: '--database-url', default: '',
     help: 'postgres://user:password@host:port/database to keep everything in PostgreSQL (several instances may share it); empty: the SQLite files in the data directory', parse: databaseUrl, secret: true,
   },
+  memoryCacheBytes: {
+    env: 'FEEDMAIL_MEMORY_CACHE_BYTES', flag: '--memory-cache-bytes', default: '16m',
+    help: 'Bytes of hot feed documents (plain, gzip, br) each process keeps in memory in front of cache.db; 0 turns it off', parse: byteSize(0, 1024 ** 3),
+  },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;

@@ -28,6 +28,7 @@ import { foundOr404 } from '../http.js';
 import type { RequestContext, Route, WebDeps } from '../context.js';
 import { feedDocumentEntry, feedDocumentHead } from '../presenters.js';
 import { feedIconRef } from './icons.js';
+import { feedOfFeedToken, hotDocumentsOf } from '../hot-feeds.js';
 
 const gzipAsync = promisify(gzip);
 const brotliAsync = promisify(brotliCompress);
@@ -76,8 +77,16 @@ export const wholeFeed: EntrySelection = {
   entries: ({ deps }, feed, limit, maxHtmlBytes) => deps.stores.app.documentEntriesOfFeed(feed.id, limit, maxHtmlBytes),
 };
 
+const baseTags = new Map<string, string>();
+
 function baseTag(base: string): string {
-  return createHash('sha256').update(base).digest('hex').slice(0, 8);
+  let tag = baseTags.get(base);
+  if (tag === undefined) {
+    tag = createHash('sha256').update(base).digest('hex').slice(0, 8);
+    if (baseTags.size > 100) baseTags.clear();
+    baseTags.set(base, tag);
+  }
+  return tag;
 }
 
 function chooseEncoding(req: IncomingMessage): Encoding {
@@ -193,7 +202,8 @@ export const feedDocumentRoute: Route = {
   // A JSON Feed URL is read by programs: its errors are JSON too.
   errors: (params) => (params[1]?.toLowerCase() === 'json' ? 'json' : 'html'),
   handler: async (ctx) => {
-    const feed = foundOr404(await ctx.deps.stores.app.feedByFeedToken(ctx.params[0]!));
+    // From memory while app.db is unchanged (web/hot-feeds.ts): a 304 then touches no database.
+    const feed = foundOr404(await feedOfFeedToken(ctx.deps.stores, ctx.params[0]!));
     await serveFeedDocument(ctx, feed, wholeFeed, ctx.params[1]!.toLowerCase() as Format);
   },
 };
@@ -237,9 +247,13 @@ export async function serveFeedDocument(ctx: RequestContext, feed: Feed, selecti
     'Content-Type': CONTENT_TYPES[format],
     ...(encoding === 'identity' ? {} : { 'Content-Encoding': encoding }),
   };
+  // The feed's secret keeps a feed id SQLite reuses after a deletion from meeting the deleted feed's bytes.
+  const hot = hotDocumentsOf(deps.stores, deps.config.memoryCacheBytes);
+  const hotKey = `${feed.feed_token}:${key}`;
+  let body = hot.get(hotKey);
   if (req.method === 'HEAD') {
     // Headers only: the length is known when a rendered copy is cached, and is left out otherwise.
-    const bytes = await deps.stores.cache.cachedDocumentBytes(key).catch((err: unknown) => {
+    const bytes = body?.length ?? await deps.stores.cache.cachedDocumentBytes(key).catch((err: unknown) => {
       deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; answering HEAD without a length');
       return undefined;
     });
@@ -248,13 +262,24 @@ export async function serveFeedDocument(ctx: RequestContext, feed: Feed, selecti
     return;
   }
 
-  let body: Buffer | undefined;
+  if (!body) {
+    body = await cachedOrRendered(ctx, feed, selection, format, encoding, key, etag);
+    hot.set(hotKey, body);
+  }
+  res.writeHead(200, { ...headers, ...contentHeaders, 'Content-Length': String(body.length) });
+  res.end(body);
+}
+
+/** The document from cache.db, or rendered, encoded and stored there (shared with concurrent requests). */
+async function cachedOrRendered(ctx: RequestContext, feed: Feed, selection: EntrySelection, format: Format, encoding: Encoding, key: string, etag: string): Promise<Buffer> {
+  const { deps } = ctx;
   try {
-    body = (await deps.stores.cache.cachedDocument(key))?.body;
+    const cached = (await deps.stores.cache.cachedDocument(key))?.body;
+    if (cached) return cached;
   } catch (err) {
     deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; rendering');
   }
-  body ??= await once(deps.stores.app, `encoded:${key}`, async () => {
+  return once(deps.stores.app, `encoded:${key}`, async () => {
     const plain = await once(deps.stores.app, `plain:${feed.id}:v${feed.version}:${selection.tag}:${format}:${deps.urls.variant}`, () => renderFeed(ctx, feed, selection, format));
     const rendered = await encode(plain, encoding);
     // The cache is an optimisation: a full disk or busy cache must not fail the request.
@@ -263,6 +288,4 @@ export async function serveFeedDocument(ctx: RequestContext, feed: Feed, selecti
     }, deps.config.cacheMaxBytes).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'web: cache write failed'));
     return rendered;
   });
-  res.writeHead(200, { ...headers, ...contentHeaders, 'Content-Length': String(body.length) });
-  res.end(body);
 }
