@@ -210,7 +210,21 @@ function optionalUrl(raw: string): string {
 }
 
 /** The settings table. Order here is the order in `--help`. */
-export const SETTINGS = {
+export /** A PostgreSQL connection URL, or '' for the embedded SQLite databases. */
+function databaseUrl(raw: string): string {
+  const value = raw.trim();
+  if (value === '') return '';
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error('must be a postgres:// or postgresql:// URL (e.g. postgres://feedmail:password@127.0.0.1:5432/feedmail), or empty for SQLite');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new Error('must be a postgres:// or postgresql:// URL, or empty for SQLite');
+  return value;
+}
+
+const SETTINGS = {
   dataDir: {
     env: 'FEEDMAIL_DATA_DIR', flag: '--data-dir', default: './data',
     help: 'Directory holding app.db, queue.db and cache.db',
@@ -499,6 +513,10 @@ export const SETTINGS = {
     env: 'FEEDMAIL_IMAGE_PROXY_CACHE_BYTES', flag: '--image-proxy-cache-bytes', default: '256m',
     help: 'Bytes of fetched images kept in cache.db; the least recently used go first', parse: byteSize(0, 64 * 1024 ** 3),
   },
+  databaseUrl: {
+    env: 'FEEDMAIL_DATABASE_URL', flag: '--database-url', default: '',
+    help: 'postgres://user:password@host:port/database to keep everything in PostgreSQL (several instances may share it); empty: the SQLite files in the data directory', parse: databaseUrl, secret: true,
+  },
   memoryCacheBytes: {
     env: 'FEEDMAIL_MEMORY_CACHE_BYTES', flag: '--memory-cache-bytes', default: '16m',
     help: 'Bytes of hot feed documents (plain, gzip, br) each process keeps in memory in front of cache.db; 0 turns it off', parse: byteSize(0, 1024 ** 3),
@@ -544,6 +562,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ConfigOverrides = {}):
  * what is wrong, saying what to change, or null. A rule skips settings that failed to parse.
  */
 const CROSS_SETTING_RULES: ((c: Partial<Record<keyof Config, unknown>>) => string | null)[] = [
+  // Scheduled backups copy SQLite files; PostgreSQL is backed up with its own tools (see "feedmail backup").
+  ({ databaseUrl: url, backupTo }) =>
+    typeof url === 'string' && url !== '' && typeof backupTo === 'string' && backupTo !== ''
+      ? 'FEEDMAIL_BACKUP_TO cannot be used with FEEDMAIL_DATABASE_URL: back PostgreSQL up with pg_dump or base backups (run "feedmail backup" for how), and unset FEEDMAIL_BACKUP_TO'
+      : null,
   // The WAL files grow between checkpoints whatever the space guard says, so the minimum it
   // keeps free must leave room for them, or a full disk stops even the deletes that free it.
   ({ minFreeBytes: minFree, walMaxBytes: walMax }) =>

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { CompiledQuery, Kysely, sql, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type SqliteDatabase } from 'kysely';
+import type { StoreHandle } from './dialect.js';
 import type { Migration } from './migrations/migration.js';
 
 export type Synchronous = 'NORMAL' | 'FULL';
@@ -114,17 +115,15 @@ export function applyPragmas(raw: Database.Database, synchronous: Synchronous, w
   raw.pragma('temp_store = MEMORY');
 }
 
-export interface SqliteHandle<Schema> {
-  file: string;
+export interface SqliteHandle<Schema> extends StoreHandle<Schema> {
+  readonly dialect: 'sqlite';
   /** The better-sqlite3 connection, for pragmas Kysely has no words for. */
-  sqlite: Database.Database;
-  db: Kysely<Schema>;
+  readonly sqlite: Database.Database;
   /** The synchronous level every commit gets unless it runs through withRelaxedSync. */
-  synchronous: Synchronous;
-  /** Problems met while opening that did not stop it (for the caller to log). */
-  warnings: string[];
-  close(): Promise<void>;
+  readonly synchronous: Synchronous;
 }
+
+const READY = Promise.resolve();
 
 /**
  * Deleted rows leave free pages inside the file, and without auto_vacuum they are
@@ -173,11 +172,14 @@ export function openSqlite<Schema>(file: string, migrations: Migration[], option
   const db = new Kysely<Schema>({ dialect: new ImmediateSqliteDialect(raw) });
   let closed = false;
   return {
+    dialect: 'sqlite',
     file,
     sqlite: raw,
     db,
     synchronous,
     warnings,
+    // Opened and migrated above, synchronously.
+    ready: READY,
     async close() {
       if (closed) return;
       closed = true;

@@ -7,10 +7,10 @@ import * as journal from './journal.js';
 import type { JournalInput } from './journal.js';
 import * as notifications from './notifications.js';
 import type { QueueSchema } from './schema.js';
-import { SqliteStore } from './sqlite-store.js';
+import { Store } from './sqlite-store.js';
 import * as replays from './webhook-replays.js';
 
-export class QueueStore extends SqliteStore<QueueSchema> {
+export class QueueStore extends Store<QueueSchema> {
   // Journal
   readonly #journalOne = this.timed('journal a message', journal.journalMessage);
   readonly #journalGroup = new GroupCommit<JournalInput, number>({
@@ -90,6 +90,10 @@ export class QueueStore extends SqliteStore<QueueSchema> {
   readonly notificationsOfFeedAfter = this.op('read a feed\'s missed notifications', notifications.notificationsOfFeedAfter);
   readonly notificationsOfFeedSince = this.op('read a feed\'s recent notifications', notifications.notificationsOfFeedSince);
   readonly deleteNotificationsOlderThan = this.timed('delete old notifications', notifications.deleteNotificationsOlderThan);
+  /** Calls `onNew` when any instance records a notification (PostgreSQL's LISTEN/NOTIFY); on SQLite never: poll. Resolves to the stop function. */
+  onNotifications(onNew: () => void): Promise<() => Promise<void>> {
+    return this.listen(notifications.NOTIFICATION_CHANNEL, onNew);
+  }
 
   // Backups (issue 13, ops/backup.ts)
   readonly recordBackup = this.timed('record a backup', backups.recordBackup);
