@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { openTarget } from '../src/ops/backup-target.js';
 import { listSnapshots, snapshotName, snapshotTime } from '../src/ops/backup.js';
 import { TestClock } from './support/clock.js';
-import { createFeed, sendRaw, startTestServer, tempDir, waitFor, type CreatedFeed, type TestServer } from './support/helpers.js';
+import { createFeed, sendRaw, startTestServer, tempDir, testDatabaseEnv, waitFor, type CreatedFeed, type TestServer } from './support/helpers.js';
 
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
@@ -51,13 +51,14 @@ interface CliResult {
 }
 
 /** Runs the feedmail CLI as a user would, without blocking this process (an in-process server keeps serving). */
-function cli(args: string[], dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+async function cli(args: string[], dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const database = await testDatabaseEnv(dataDir);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
       env: {
         ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_ALLOW_UNSAFE_STORAGE: 'true', FEEDMAIL_MIN_FREE_BYTES: '0', FEEDMAIL_LOG_LEVEL: 'warn',
         FEEDMAIL_S3_ENDPOINT: s3Endpoint, FEEDMAIL_S3_ACCESS_KEY_ID: 'S3RVER', FEEDMAIL_S3_SECRET_ACCESS_KEY: 'S3RVER', FEEDMAIL_S3_FORCE_PATH_STYLE: 'true',
-        ...env,
+        ...database, ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

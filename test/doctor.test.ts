@@ -13,7 +13,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { mountOf } from '../src/ops/storage-guard.js';
 import type { DoctorReport } from '../src/ops/doctor.js';
-import { createFeed, sendRaw, startTestServer, tempDir, waitForEntries } from './support/helpers.js';
+import { createFeed, sendRaw, startTestServer, tempDir, testDatabaseEnv, waitForEntries } from './support/helpers.js';
 
 const run = promisify(execFile);
 const TMPFS_DIR = '/dev/shm';
@@ -21,10 +21,11 @@ const onTmpfs = mountOf(TMPFS_DIR)?.fsType === 'tmpfs';
 const testDirOnDisk = !['tmpfs', 'ramfs', 'overlay'].includes(mountOf(os.tmpdir())?.fsType ?? '');
 
 /** Runs `feedmail doctor` (without blocking the event loop: the server under test runs in this process). */
-function doctor(dataDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string }> {
+async function doctor(dataDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string }> {
+  const database = await testDatabaseEnv(dataDir);
   return new Promise((resolve) => {
     execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'doctor', ...args], {
-      env: { ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_LOG_LEVEL: 'silent', FEEDMAIL_BACKUP_TO: '', ...env },
+      env: { ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_LOG_LEVEL: 'silent', FEEDMAIL_BACKUP_TO: '', ...database, ...env },
       encoding: 'utf8', timeout: 30_000,
     }, (err, stdout) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout }));
   });

@@ -8,12 +8,12 @@ import { JobRunner } from '../src/jobs/runner.js';
 import { retryDelayMs } from '../src/jobs/task.js';
 import { createLogger } from '../src/log.js';
 import { openStores } from '../src/store/index.js';
-import { tempDir, waitFor } from './support/helpers.js';
+import { tempDir, testDatabaseEnvSync, waitFor } from './support/helpers.js';
 
 const CLI = ['--import', 'tsx', 'src/cli.ts'];
 
 function cli(dataDir: string, ...args: string[]) {
-  const r = spawnSync(process.execPath, [...CLI, ...args], { env: { ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_LOG_LEVEL: 'silent' }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [...CLI, ...args], { env: { ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_LOG_LEVEL: 'silent', ...testDatabaseEnvSync(dataDir) }, encoding: 'utf8' });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
