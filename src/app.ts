@@ -86,8 +86,16 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
   if (!dirLock) throw new StartupError(`refusing to start: "feedmail restore" is restoring ${config.dataDir}; start again once it finished`);
   let stores: Stores;
   try {
-    stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes, clock });
+    stores = openStores(config.dataDir, { databaseUrl: config.databaseUrl, walMaxBytes: config.walMaxBytes, clock });
   } catch (err) {
+    dirLock.release();
+    throw err;
+  }
+  try {
+    // PostgreSQL connects and migrates here (SQLite already did, synchronously): refuse to start without it.
+    await stores.ready();
+  } catch (err) {
+    await stores.close();
     dirLock.release();
     throw err;
   }

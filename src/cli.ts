@@ -138,7 +138,7 @@ async function serve(config: Config, log: Logger, roles: { web: boolean; smtp: b
 
 async function jobsCommand(config: Config, args: string[]): Promise<void> {
   const [action = 'list', ...rest] = args;
-  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
+  const stores = openStores(config.dataDir, { databaseUrl: config.databaseUrl, walMaxBytes: config.walMaxBytes });
   try {
     const all = rest.includes('--all');
     const ids = rest.filter((a) => a !== '--all').map((a) => {
@@ -173,7 +173,7 @@ async function jobsCommand(config: Config, args: string[]): Promise<void> {
 
 async function reprocess(config: Config, log: Logger): Promise<void> {
   preflight(config);
-  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
+  const stores = openStores(config.dataDir, { databaseUrl: config.databaseUrl, walMaxBytes: config.walMaxBytes });
   const processor = processPoolFor(config);
   try {
     const r = await reprocessEntries(stores.app, processor, (p) => {
@@ -190,7 +190,7 @@ async function reprocess(config: Config, log: Logger): Promise<void> {
 async function searchIndexCommand(config: Config, args: string[]): Promise<void> {
   const [action = 'check', ...extra] = args;
   if (extra.length > 0 || (action !== 'check' && action !== 'rebuild')) fail(`unknown search-index action "${[action, ...extra].join(' ')}"; see "feedmail search-index --help"`, 2);
-  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
+  const stores = openStores(config.dataDir, { databaseUrl: config.databaseUrl, walMaxBytes: config.walMaxBytes });
   try {
     const entries = await stores.app.countAllEntries();
     if (action === 'rebuild') {

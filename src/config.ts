@@ -210,7 +210,21 @@ function optionalUrl(raw: string): string {
 }
 
 /** The settings table. Order here is the order in `--help`. */
-export const SETTINGS = {
+export /** A PostgreSQL connection URL, or '' for the embedded SQLite databases. */
+function databaseUrl(raw: string): string {
+  const value = raw.trim();
+  if (value === '') return '';
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error('must be a postgres:// or postgresql:// URL (e.g. postgres://feedmail:password@127.0.0.1:5432/feedmail), or empty for SQLite');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new Error('must be a postgres:// or postgresql:// URL, or empty for SQLite');
+  return value;
+}
+
+const SETTINGS = {
   dataDir: {
     env: 'FEEDMAIL_DATA_DIR', flag: '--data-dir', default: './data',
     help: 'Directory holding app.db, queue.db and cache.db',
@@ -498,6 +512,10 @@ export const SETTINGS = {
   imageProxyCacheBytes: {
     env: 'FEEDMAIL_IMAGE_PROXY_CACHE_BYTES', flag: '--image-proxy-cache-bytes', default: '256m',
     help: 'Bytes of fetched images kept in cache.db; the least recently used go first', parse: byteSize(0, 64 * 1024 ** 3),
+  },
+  databaseUrl: {
+    env: 'FEEDMAIL_DATABASE_URL', flag: '--database-url', default: '',
+    help: 'postgres://user:password@host:port/database to keep everything in PostgreSQL (several instances may share it); empty: the SQLite files in the data directory', parse: databaseUrl, secret: true,
   },
 } satisfies Record<string, Setting<unknown>>;
 

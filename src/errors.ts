@@ -258,6 +258,8 @@ export function isBusy(err: unknown): boolean {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))) return true;
+    // PostgreSQL: a serialization failure, a deadlock or a lock timeout; running again succeeds.
+    if (code === '40001' || code === '40P01' || code === '55P03') return true;
   }
   return false;
 }
@@ -273,7 +275,8 @@ export function messageWithCauses(err: unknown): string {
 export function isDiskFull(err: unknown): boolean {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
     const code = (e as { code?: unknown }).code;
-    if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') return true;
+    // 53100 is PostgreSQL's disk_full.
+    if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT' || code === '53100') return true;
     if (e instanceof StorageFullError) return true;
   }
   return false;

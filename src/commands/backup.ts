@@ -157,7 +157,7 @@ async function backupCommand(config: Config, log: Logger, argv: string[]): Promi
     process.stderr.write(`feedmail: backup refused: ${notThere}\n`);
     return 1;
   }
-  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes, existingOnly: true });
+  const stores = openStores(config.dataDir, { databaseUrl: config.databaseUrl, walMaxBytes: config.walMaxBytes, existingOnly: true });
   const progress = createProgress({ unit: 'bytes' });
   try {
     const started = Date.now();

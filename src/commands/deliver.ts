@@ -141,7 +141,7 @@ export async function runDeliver(config: Config, log: Logger, args: string[], in
   }
   let stores: ReturnType<typeof openStores> | undefined;
   try {
-    stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
+    stores = openStores(config.dataDir, { databaseUrl: config.databaseUrl, walMaxBytes: config.walMaxBytes });
     const received = await receiveMessage({ config, stores, log, space }, {
       source: 'deliver', mailFrom, recipients: recipients.map((address) => ({ address })), raw,
     });

@@ -48,7 +48,7 @@ export async function runReplay(config: Config, log: Logger, argv: string[]): Pr
   }
   let stores: ReturnType<typeof openStores>;
   try {
-    stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes, existingOnly: true });
+    stores = openStores(config.dataDir, { databaseUrl: config.databaseUrl, walMaxBytes: config.walMaxBytes, existingOnly: true });
   } catch (err) {
     dirLock.release();
     throw err;

@@ -132,9 +132,13 @@ interface Member {
 export async function runPrimary(config: Config, log: Logger): Promise<void> {
   preflight(config);
   // Migrations run once, here, before any worker opens the files.
-  const stores = openStores(config.dataDir, { walMaxBytes: config.walMaxBytes });
+  const stores = openStores(config.dataDir, { databaseUrl: config.databaseUrl, walMaxBytes: config.walMaxBytes });
   for (const h of [stores.app, stores.queue, stores.cache]) for (const warning of h.warnings) log.warn(warning);
-  await stores.close();
+  try {
+    await stores.ready();
+  } finally {
+    await stores.close();
+  }
   cluster.schedulingPolicy = cluster.SCHED_RR;
   const pool = new WorkerPool(config.processes, log);
   await pool.start();

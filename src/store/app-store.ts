@@ -8,10 +8,10 @@ import type { AppSchema } from './schema.js';
 import * as search from './search.js';
 import * as senderRules from './sender-rules.js';
 import * as serverKeys from './server-keys.js';
-import { SqliteStore } from './sqlite-store.js';
+import { Store } from './sqlite-store.js';
 import * as websub from './websub.js';
 
-export class AppStore extends SqliteStore<AppSchema> {
+export class AppStore extends Store<AppSchema> {
   // Feeds
   readonly createFeed = this.timed('create a feed', feeds.createFeed);
   readonly feedByInboxToken = this.op('find a feed by its inbox address', feeds.feedByInboxToken);

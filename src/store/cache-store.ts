@@ -2,9 +2,9 @@
 import * as cache from './cache.js';
 import * as images from './images.js';
 import type { CacheSchema } from './schema.js';
-import { SqliteStore } from './sqlite-store.js';
+import { Store } from './sqlite-store.js';
 
-export class CacheStore extends SqliteStore<CacheSchema> {
+export class CacheStore extends Store<CacheSchema> {
   readonly cachedDocument = this.timed('read a cached document', cache.cachedDocument);
   readonly cachedDocumentBytes = this.op('size a cached document', cache.cachedDocumentBytes);
   readonly storeDocument = this.timed('cache a document', cache.storeDocument);

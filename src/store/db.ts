@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { CompiledQuery, Kysely, sql, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver } from 'kysely';
+import type { StoreHandle } from './dialect.js';
 import type { Migration } from './migrations/migration.js';
 
 export type Synchronous = 'NORMAL' | 'FULL';
@@ -87,15 +88,13 @@ export function applyPragmas(raw: Database.Database, synchronous: Synchronous, w
   raw.pragma('temp_store = MEMORY');
 }
 
-export interface SqliteHandle<Schema> {
-  file: string;
+export interface SqliteHandle<Schema> extends StoreHandle<Schema> {
+  readonly dialect: 'sqlite';
   /** The better-sqlite3 connection, for pragmas Kysely has no words for. */
-  sqlite: Database.Database;
-  db: Kysely<Schema>;
-  /** Problems met while opening that did not stop it (for the caller to log). */
-  warnings: string[];
-  close(): Promise<void>;
+  readonly sqlite: Database.Database;
 }
+
+const READY = Promise.resolve();
 
 /**
  * Deleted rows leave free pages inside the file, and without auto_vacuum they are
@@ -143,10 +142,13 @@ export function openSqlite<Schema>(file: string, migrations: Migration[], option
   const db = new Kysely<Schema>({ dialect: new ImmediateSqliteDialect(raw) });
   let closed = false;
   return {
+    dialect: 'sqlite',
     file,
     sqlite: raw,
     db,
     warnings,
+    // Opened and migrated above, synchronously.
+    ready: READY,
     async close() {
       if (closed) return;
       closed = true;

@@ -2,9 +2,11 @@
 import { createHash } from 'node:crypto';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { looksLikeToken, newToken } from '../secrets.js';
+import { dialectOf, least } from './dialect.js';
 import { bumpFeedVersion } from './feeds.js';
 import { blobHash, deleteUnreferenced, heldBy, putBlob } from './parts.js';
 import type { AppSchema, EntriesTable } from './schema.js';
+import { indexEntryForSearch } from './search-pg.js';
 
 export type Entry = Selectable<EntriesTable>;
 
@@ -134,6 +136,7 @@ export async function insertEntry(
       processed_at: now,
     }).returning('id').executeTakeFirstOrThrow();
     await insertParts(trx, now, row.id, content.parts, hashes?.parts);
+    await indexEntryForSearch(trx, row.id, feedId, content);
     await bumpFeedVersion(trx, now, feedId);
     return { id: row.id, note: content.note };
   });
@@ -178,6 +181,7 @@ export async function replaceEntryContent(db: Kysely<AppSchema>, now: number, en
     }).where('id', '=', entryId).execute();
     await trx.deleteFrom('entry_parts').where('entry_id', '=', entryId).execute();
     await insertParts(trx, now, entryId, content.parts);
+    await indexEntryForSearch(trx, entryId, entry.feed_id, content);
     await deleteUnreferenced(trx, { bodies: [entry.body_hash], blobs: oldParts.map((p) => p.blob_hash) });
     await bumpFeedVersion(trx, now, entry.feed_id);
   });
@@ -251,10 +255,13 @@ export async function documentEntriesOfFeed(db: Kysely<AppSchema>, feedId: numbe
 
 /** A sender's address as entries are grouped by it: compared without ASCII case (index entries_by_feed_sender). */
 const SENDER = sql<string>`entries.from_address COLLATE NOCASE`;
+/** PostgreSQL has no NOCASE: its index is on lower(from_address) (which folds non-ASCII letters too). */
+const SENDER_PG = sql<string>`lower(entries.from_address)`;
 
 /** As documentEntriesOfFeed, for the entries of one sender address (any ASCII case) only. */
 export async function documentEntriesOfSender(db: Kysely<AppSchema>, feedId: number, fromAddress: string, limit: number, maxHtmlBytes: number): Promise<DocumentEntry[]> {
-  return documentEntryQuery(db, feedId, maxHtmlBytes).where(SENDER, '=', fromAddress)
+  const q = documentEntryQuery(db, feedId, maxHtmlBytes);
+  return (dialectOf(db) === 'postgres' ? q.where(SENDER_PG, '=', sql<string>`lower(${fromAddress})`) : q.where(SENDER, '=', fromAddress))
     .orderBy('entries.id', 'desc').limit(limit).execute();
 }
 
@@ -269,6 +276,7 @@ export interface FeedSender {
 
 /** The senders of a feed's entries, the most recent first. */
 export async function sendersOfFeed(db: Kysely<AppSchema>, feedId: number, limit: number): Promise<FeedSender[]> {
+  if (dialectOf(db) === 'postgres') return sendersOfFeedPg(db, feedId, limit);
   // With max(), SQLite takes the bare columns from the row holding the maximum: the newest entry's.
   const rows = await db.selectFrom('entries')
     .select([
@@ -281,8 +289,24 @@ export async function sendersOfFeed(db: Kysely<AppSchema>, feedId: number, limit
   return rows.map((r) => ({ fromAddress: r.from_address, fromName: r.from_name, entries: Number(r.n), lastReceivedAt: r.received_at }));
 }
 
+/** PostgreSQL has no bare columns beside max(): each sender's newest entry is joined to its group. */
+async function sendersOfFeedPg(db: Kysely<AppSchema>, feedId: number, limit: number): Promise<FeedSender[]> {
+  const { rows } = await sql<{ from_address: string; from_name: string; received_at: number; n: number }>`
+    SELECT e.from_address, e.from_name, e.received_at, g.n FROM (
+      SELECT max(id) AS last_id, count(*) AS n FROM entries WHERE feed_id = ${feedId} GROUP BY ${SENDER_PG}
+    ) g JOIN entries e ON e.id = g.last_id
+    ORDER BY g.last_id DESC LIMIT ${limit}`.execute(db);
+  return rows.map((r) => ({ fromAddress: r.from_address, fromName: r.from_name, entries: Number(r.n), lastReceivedAt: r.received_at }));
+}
+
 /** Every distinct sender address of a feed (newest spelling of each), read from the index alone. */
 export async function senderAddressesOfFeed(db: Kysely<AppSchema>, feedId: number): Promise<string[]> {
+  if (dialectOf(db) === 'postgres') {
+    const { rows } = await sql<{ from_address: string }>`
+      SELECT DISTINCT ON (${SENDER_PG}) entries.from_address FROM entries WHERE feed_id = ${feedId}
+      ORDER BY ${SENDER_PG}, entries.id DESC`.execute(db);
+    return rows.map((r) => r.from_address);
+  }
   const rows = await db.selectFrom('entries')
     .select(['entries.from_address', sql<number>`max(entries.id)`.as('last_id')])
     .where('entries.feed_id', '=', feedId).groupBy(SENDER).execute();
@@ -350,8 +374,8 @@ export async function deleteEntry(db: Kysely<AppSchema>, now: number, feedId: nu
 }
 
 /** The entries a feed keeps: its own number when set, never more than the instance's `keep`. */
-function keptSql(keep: number) {
-  return sql<number>`min(coalesce(max(feeds.keep_entries), ${keep}), ${keep})`;
+function keptSql(db: Kysely<AppSchema>, keep: number) {
+  return least(db, sql<number>`coalesce(max(feeds.keep_entries), ${keep})`, keep);
 }
 
 /** Deletes a feed's entries older than its newest `keep`, in `trx`; returns how many went. */
@@ -373,8 +397,8 @@ async function trimOne(trx: Kysely<AppSchema>, now: number, feedId: number, keep
 export async function trimFeeds(db: Kysely<AppSchema>, now: number, keep: number): Promise<number> {
   return db.transaction().execute(async (trx) => {
     const over = await trx.selectFrom('entries').innerJoin('feeds', 'feeds.id', 'entries.feed_id')
-      .select(['entries.feed_id', keptSql(keep).as('keep')])
-      .groupBy('entries.feed_id').having((eb) => eb(eb.fn.countAll(), '>', keptSql(keep))).execute();
+      .select(['entries.feed_id', keptSql(trx, keep).as('keep')])
+      .groupBy('entries.feed_id').having((eb) => eb(eb.fn.countAll(), '>', keptSql(trx, keep))).execute();
     let deleted = 0;
     for (const { feed_id, keep: kept } of over) deleted += await trimOne(trx, now, feed_id, Number(kept));
     return deleted;

@@ -1,6 +1,7 @@
 /** Feeds: creation, lookups by each secret (in any case; anything not secret-shaped finds nothing), and the version that keys caches. */
 import { sql, type Kysely } from 'kysely';
 import { hashToken, looksLikeToken, newToken } from '../secrets.js';
+import { greatest, serializeOn } from './dialect.js';
 import { deleteUnreferenced, heldBy } from './parts.js';
 import type { AppSchema, FeedsTable } from './schema.js';
 
@@ -29,6 +30,7 @@ export async function createFeed(db: Kysely<AppSchema>, now: number, title: stri
   const manageToken = newToken();
   return db.transaction().execute(async (trx) => {
     if (limit) {
+      await serializeOn(trx, `feed creations of ${limit.client}`);
       const recent = await trx.selectFrom('feed_creations')
         .select((eb) => [eb.fn.countAll<number>().as('count'), eb.fn.min('created_at').as('oldest')])
         .where('client', '=', limit.client).where('created_at', '>', now - HOUR)
@@ -90,7 +92,7 @@ export async function bumpFeedVersion(db: Kysely<AppSchema>, now: number, id: nu
   await db.updateTable('feeds')
     .set((eb) => ({
       version: eb('version', '+', 1),
-      updated_at: sql<number>`max(${now}, (updated_at / 1000 + 1) * 1000)`,
+      updated_at: greatest(db, now, sql<number>`(updated_at / 1000 + 1) * 1000`),
     }))
     .where('id', '=', id)
     .execute();

@@ -5,9 +5,11 @@ import { CacheStore } from './cache-store.js';
 import { systemClock, type Clock } from './clock.js';
 import { openSqlite } from './db.js';
 import { appMigrations, cacheMigrations, queueMigrations } from './migrations/index.js';
+import { openPostgres } from './postgres.js';
 import { QueueStore } from './queue-store.js';
 import { SEARCH_BODY_FUNCTION, SEARCH_TEXT_FUNCTION, searchBody, searchText } from './search-text.js';
 import type { AppSchema, CacheSchema, QueueSchema } from './schema.js';
+import type { Dialect } from './dialect.js';
 
 export type { AppStore } from './app-store.js';
 export type { CacheStore } from './cache-store.js';
@@ -15,9 +17,14 @@ export type { Clock } from './clock.js';
 export type { QueueStore } from './queue-store.js';
 export { cacheKey } from './cache.js';
 export { sqliteVersion } from './db.js';
+export type { Dialect } from './dialect.js';
 
 export interface Stores {
   dataDir: string;
+  /** 'postgres' when FEEDMAIL_DATABASE_URL is set, else 'sqlite' (the files in dataDir). */
+  dialect: Dialect;
+  /** Resolves once every store is ready (PostgreSQL: connected and migrated); rejects with a StoreError saying why not. */
+  ready(): Promise<void>;
   app: AppStore;
   /** The journal lives here: its connection commits with synchronous=FULL. */
   queue: QueueStore;
@@ -53,7 +60,17 @@ export interface OpenStoresOptions {
    * created): commands that work on existing data never create an empty data directory.
    */
   existingOnly?: boolean;
+  /**
+   * FEEDMAIL_DATABASE_URL: keep everything in this PostgreSQL database (one schema per
+   * store, see store/postgres.ts) instead of the SQLite files in dataDir.
+   */
+  databaseUrl?: string;
+  /** Connections each PostgreSQL store's pool opens at most (default 10; the cache's half). */
+  poolMax?: number;
 }
+
+/** The PostgreSQL schema of each store. */
+export const POSTGRES_SCHEMAS = { app: 'feedmail_app', queue: 'feedmail_queue', cache: 'feedmail_cache' } as const;
 
 /** The SQL functions app.db's schema calls (see search-text.ts); every connection to it needs them. */
 export const APP_FUNCTIONS = [{ name: SEARCH_TEXT_FUNCTION, fn: searchText }, { name: SEARCH_BODY_FUNCTION, fn: searchBody }];
@@ -65,12 +82,29 @@ export const APP_FUNCTIONS = [{ name: SEARCH_TEXT_FUNCTION, fn: searchText }, { 
  * lose it with nothing left to redo it. cache.db can lose anything.
  */
 export function openStores(dataDir: string, options: OpenStoresOptions = {}): Stores {
-  const { walMaxBytes, clock = systemClock, readOnly, existingOnly: mustExist } = options;
-  const app = new AppStore(openSqlite<AppSchema>(path.join(dataDir, 'app.db'), appMigrations, { synchronous: 'FULL', walMaxBytes, readOnly, mustExist, functions: APP_FUNCTIONS }), clock);
-  const queue = new QueueStore(openSqlite<QueueSchema>(path.join(dataDir, 'queue.db'), queueMigrations, { synchronous: 'FULL', walMaxBytes, readOnly, mustExist }), clock);
-  const cache = new CacheStore(openSqlite<CacheSchema>(path.join(dataDir, 'cache.db'), cacheMigrations, { walMaxBytes, readOnly }), clock);
+  const { walMaxBytes, clock = systemClock, readOnly, existingOnly: mustExist, databaseUrl, poolMax = 10 } = options;
+  let app: AppStore;
+  let queue: QueueStore;
+  let cache: CacheStore;
+  if (databaseUrl) {
+    // PostgreSQL commits are durable with its default synchronous_commit = on (see Store.durability).
+    app = new AppStore(openPostgres<AppSchema>(databaseUrl, POSTGRES_SCHEMAS.app, appMigrations, { poolMax, readOnly, mustExist }), clock);
+    queue = new QueueStore(openPostgres<QueueSchema>(databaseUrl, POSTGRES_SCHEMAS.queue, queueMigrations, { poolMax, readOnly, mustExist }), clock);
+    cache = new CacheStore(openPostgres<CacheSchema>(databaseUrl, POSTGRES_SCHEMAS.cache, cacheMigrations, { poolMax: Math.max(1, Math.ceil(poolMax / 2)), readOnly }), clock);
+  } else {
+    app = new AppStore(openSqlite<AppSchema>(path.join(dataDir, 'app.db'), appMigrations, { synchronous: 'FULL', walMaxBytes, readOnly, mustExist, functions: APP_FUNCTIONS }), clock);
+    queue = new QueueStore(openSqlite<QueueSchema>(path.join(dataDir, 'queue.db'), queueMigrations, { synchronous: 'FULL', walMaxBytes, readOnly, mustExist }), clock);
+    cache = new CacheStore(openSqlite<CacheSchema>(path.join(dataDir, 'cache.db'), cacheMigrations, { walMaxBytes, readOnly }), clock);
+  }
   return {
     dataDir,
+    dialect: databaseUrl ? 'postgres' : 'sqlite',
+    async ready() {
+      // One after the other: the three migrate in their own schemas, and a failure names the first store that failed.
+      await app.ready();
+      await queue.ready();
+      await cache.ready();
+    },
     app,
     queue,
     cache,

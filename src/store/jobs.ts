@@ -1,5 +1,6 @@
 /** The job table: a job's state is its row (ready, claimed under a lease, failed with its error). */
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { dialectOf } from './dialect.js';
 import type { JobsTable, QueueSchema } from './schema.js';
 
 export type Job = Selectable<JobsTable>;
@@ -60,6 +61,7 @@ export interface ClaimFilter {
  */
 export async function claimJobs(db: Kysely<QueueSchema>, now: number, owner: string, limit: number, leaseMs: number, filter: ClaimFilter): Promise<Job[]> {
   if (limit <= 0 || filter.tasks.length === 0) return [];
+  if (dialectOf(db) === 'postgres') return claimJobsPostgres(db, now, owner, limit, leaseMs, filter);
   const maxPriority = filter.maxPriority ?? Number.MAX_SAFE_INTEGER;
   const chosen = sql<{ id: number }>`
     SELECT id FROM (
@@ -83,6 +85,40 @@ export async function claimJobs(db: Kysely<QueueSchema>, now: number, owner: str
       reclaims: sql<number>`CASE WHEN state = 'claimed' THEN reclaims + 1 ELSE reclaims END`,
     })
     .where(sql<boolean>`id IN (${chosen})`)
+    .returningAll()
+    .execute());
+}
+
+/**
+ * claimJobs on PostgreSQL, where several instances claim at once: the same fair choice,
+ * then only the chosen rows that can be locked now (FOR UPDATE SKIP LOCKED) and are still
+ * runnable once locked (READ COMMITTED checks the row's newest version again) are claimed.
+ * Two claimers never get the same job; one that lost a row to another claims fewer.
+ */
+async function claimJobsPostgres(db: Kysely<QueueSchema>, now: number, owner: string, limit: number, leaseMs: number, filter: ClaimFilter): Promise<Job[]> {
+  const maxPriority = filter.maxPriority ?? Number.MAX_SAFE_INTEGER;
+  const runnable = sql`((state = 'ready' AND run_at <= ${now}) OR (state = 'claimed' AND lease_expires_at < ${now}))`;
+  const chosen = sql<{ id: number }>`
+    SELECT id FROM (
+      SELECT id, priority, run_at, fair_key,
+        row_number() OVER (PARTITION BY coalesce(fair_key, 'job:' || id) ORDER BY run_at, id) AS turn
+      FROM jobs
+      WHERE task IN (${sql.join(filter.tasks)}) AND priority <= ${maxPriority} AND ${runnable}
+    ) AS runnable
+    ORDER BY priority,
+      turn + (SELECT count(*) FROM jobs AS running
+              WHERE running.fair_key = runnable.fair_key AND running.state = 'claimed' AND running.lease_expires_at >= ${now}),
+      run_at, id
+    LIMIT ${limit}`;
+  return db.transaction().execute((trx) => trx.updateTable('jobs')
+    .set({
+      state: 'claimed',
+      lease_owner: owner,
+      lease_expires_at: now + leaseMs,
+      updated_at: now,
+      reclaims: sql<number>`CASE WHEN state = 'claimed' THEN reclaims + 1 ELSE reclaims END`,
+    })
+    .where(sql<boolean>`id IN (SELECT id FROM jobs WHERE id IN (${chosen}) AND ${runnable} FOR UPDATE SKIP LOCKED)`)
     .returningAll()
     .execute());
 }

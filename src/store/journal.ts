@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { InvalidJobPayloadError } from '../errors.js';
 import { sql, type Kysely } from 'kysely';
 import { recordAccepted, type DeliveryFacts } from './deliveries.js';
+import { dialectOf, jsonInteger } from './dialect.js';
 import { enqueueJob } from './jobs.js';
 import type { JournalTable, QueueSchema } from './schema.js';
 
@@ -122,7 +123,7 @@ export async function deleteJournalOlderThan(db: Kysely<QueueSchema>, now: numbe
     .where('received_at', '<', now - ageMs)
     .where(({ not, exists, selectFrom }) => not(exists(selectFrom('jobs').select(sql.lit(1).as('one'))
       .where('task', '=', INGEST_TASK)
-      .where(sql`json_extract(jobs.payload, '$.journalId')`, '=', sql.ref('journal.id')))))
+      .where(jsonInteger(db, 'jobs.payload', 'journalId'), '=', sql.ref('journal.id')))))
     .executeTakeFirst();
   await deleteOrphanChunks(db, now);
   return Number(r.numDeletedRows);
@@ -173,11 +174,13 @@ export interface FailedIngest {
 /** Ingest jobs failed for good whose message was addressed to this feed (newest first). */
 export async function failedIngestsOfFeed(db: Kysely<QueueSchema>, feedId: number, limit = 20): Promise<FailedIngest[]> {
   const rows = await db.selectFrom('jobs')
-    .innerJoin('journal', (j) => j.on(sql`json_extract(jobs.payload, '$.journalId')`, '=', sql.ref('journal.id')))
+    .innerJoin('journal', (j) => j.on(jsonInteger(db, 'jobs.payload', 'journalId'), '=', sql.ref('journal.id')))
     .select(['jobs.id as jobId', 'journal.id as journalId', 'journal.received_at as receivedAt', 'journal.size as size',
       'jobs.attempts as attempts', 'jobs.last_error as lastError'])
     .where('jobs.task', '=', INGEST_TASK).where('jobs.state', '=', 'failed')
-    .where(sql<boolean>`exists (select 1 from json_each(journal.feed_ids) where json_each.value = ${feedId})`)
+    .where(dialectOf(db) === 'postgres'
+      ? sql<boolean>`journal.feed_ids::jsonb @> ${JSON.stringify([feedId])}::jsonb`
+      : sql<boolean>`exists (select 1 from json_each(journal.feed_ids) where json_each.value = ${feedId})`)
     .orderBy('jobs.id', 'desc').limit(limit).execute();
   return rows.map((r) => ({ ...r, lastError: (r.lastError ?? '').split('\n')[0]! }));
 }

@@ -14,8 +14,8 @@ export interface Notification {
 
 /** Records that an entry was stored for a feed; returns the notification's id. */
 export async function recordNotification(db: Kysely<QueueSchema>, now: number, feedId: number, entryId: number): Promise<number> {
-  const r = await db.insertInto('notifications').values({ feed_id: feedId, entry_id: entryId, created_at: now }).executeTakeFirstOrThrow();
-  return Number(r.insertId);
+  const r = await db.insertInto('notifications').values({ feed_id: feedId, entry_id: entryId, created_at: now }).returning('id').executeTakeFirstOrThrow();
+  return r.id;
 }
 
 /** The newest notification id (0 when there is none): where a poller starts. */

@@ -6,10 +6,10 @@ import * as jobs from './jobs.js';
 import * as journal from './journal.js';
 import * as notifications from './notifications.js';
 import type { QueueSchema } from './schema.js';
-import { SqliteStore } from './sqlite-store.js';
+import { Store } from './sqlite-store.js';
 import * as replays from './webhook-replays.js';
 
-export class QueueStore extends SqliteStore<QueueSchema> {
+export class QueueStore extends Store<QueueSchema> {
   // Journal
   readonly journalMessage = this.timed('journal a message', journal.journalMessage);
   readonly journalById = this.op('read a journaled message', journal.journalById);

@@ -5,6 +5,8 @@
  */
 import { sql, type Kysely } from 'kysely';
 import type { AppSchema } from './schema.js';
+import { dialectOf } from './dialect.js';
+import { checkSearchIndexPg, markMatches, pageOfMatches, rebuildSearchIndexPg, searchIndexBytesPg } from './search-pg.js';
 import { matchExpression, parseQuery } from './search-query.js';
 
 /** Wraps highlighted words in snippets and subjects; the indexed text never holds these (see search-text.ts). */
@@ -62,6 +64,12 @@ export async function searchEntries(db: Kysely<AppSchema>, feedId: number, reque
   if (match === undefined || (request.from !== null && request.to !== null && request.from >= request.to)) {
     return { hits: [], more: false, truncated: parsed.truncated, prefixesIgnored: parsed.prefixesIgnored };
   }
+  if (dialectOf(db) === 'postgres') {
+    const pageIds = await pageOfMatches(db, { query: parsed, feedId, from: request.from, to: request.to, offset: request.offset, limit: request.limit });
+    const ids = pageIds.slice(0, request.limit);
+    const marked = ids.length ? await markMatches(db, parsed, ids, HIGHLIGHT_START, HIGHLIGHT_END) : [];
+    return { ...await pageHits(db, feedId, ids, marked), more: pageIds.length > request.limit, truncated: parsed.truncated, prefixesIgnored: parsed.prefixesIgnored };
+  }
   const from = request.from === null ? sql`` : sql`AND e.received_at >= ${request.from}`;
   const to = request.to === null ? sql`` : sql`AND e.received_at < ${request.to}`;
   // Ranking first, then highlighting only the page: snippet() reads and tokenizes a whole body,
@@ -82,10 +90,16 @@ export async function searchEntries(db: Kysely<AppSchema>, feedId: number, reque
       snippet(entries_search, 2, ${HIGHLIGHT_START}, ${HIGHLIGHT_END}, '…', ${SNIPPET_TOKENS}) AS snippet
     FROM entries_search
     WHERE entries_search MATCH ${match} AND +entries_search.rowid IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`.execute(db);
+  return { ...await pageHits(db, feedId, ids, marked.rows), more: page.rows.length > request.limit, truncated: parsed.truncated, prefixesIgnored: parsed.prefixesIgnored };
+}
+
+/** The page's entries in the ranked order, with their highlights. */
+async function pageHits(db: Kysely<AppSchema>, feedId: number, ids: number[], marked: { id: number; subject_marked: string; snippet: string }[]): Promise<{ hits: SearchHit[] }> {
+  if (ids.length === 0) return { hits: [] };
   const entries = await db.selectFrom('entries')
     .select(['id', 'share_token', 'subject', 'from_name', 'from_address', 'received_at'])
     .where('id', 'in', ids).where('feed_id', '=', feedId).execute();
-  const marks = new Map(marked.rows.map((r) => [r.id, r]));
+  const marks = new Map(marked.map((r) => [r.id, r]));
   const byId = new Map(entries.map((e) => [e.id, e]));
   const hits: SearchHit[] = [];
   for (const id of ids) {
@@ -94,7 +108,7 @@ export async function searchEntries(db: Kysely<AppSchema>, feedId: number, reque
     // An entry deleted since the first query is simply not shown.
     if (entry && mark) hits.push({ ...entry, subject_marked: mark.subject_marked, snippet: mark.snippet });
   }
-  return { hits, more: page.rows.length > request.limit, truncated: parsed.truncated, prefixesIgnored: parsed.prefixesIgnored };
+  return { hits };
 }
 
 /**
@@ -102,6 +116,7 @@ export async function searchEntries(db: Kysely<AppSchema>, feedId: number, reque
  * when they agree, else what FTS5 found (a stale or missing row). Reads every entry.
  */
 export async function checkSearchIndex(db: Kysely<AppSchema>): Promise<string | undefined> {
+  if (dialectOf(db) === 'postgres') return checkSearchIndexPg(db);
   try {
     await sql`INSERT INTO entries_search (entries_search, rank) VALUES ('integrity-check', 1)`.execute(db);
     return undefined;
@@ -114,11 +129,13 @@ export async function checkSearchIndex(db: Kysely<AppSchema>): Promise<string | 
 
 /** Builds the index again from every entry (after checkSearchIndex found it out of step). */
 export async function rebuildSearchIndex(db: Kysely<AppSchema>): Promise<void> {
+  if (dialectOf(db) === 'postgres') return rebuildSearchIndexPg(db);
   await sql`INSERT INTO entries_search (entries_search) VALUES ('rebuild')`.execute(db);
 }
 
 /** Bytes the index takes in app.db (its FTS5 tables), for operators and the benchmark. */
 export async function searchIndexBytes(db: Kysely<AppSchema>): Promise<number> {
+  if (dialectOf(db) === 'postgres') return searchIndexBytesPg(db);
   const { rows } = await sql<{ n: number | null }>`
     SELECT sum(pgsize) AS n FROM dbstat
     WHERE name IN ('entries_search_data', 'entries_search_idx', 'entries_search_docsize', 'entries_search_config')`.execute(db);

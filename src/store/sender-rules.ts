@@ -3,6 +3,7 @@
  * (mail/sender-rules.ts:parseSenderPattern); the rows go with their feed (ON DELETE CASCADE).
  */
 import type { Kysely, Selectable } from 'kysely';
+import { serializeOn } from './dialect.js';
 import type { AppSchema, SenderRuleAction, SenderRulesTable } from './schema.js';
 
 export type SenderRule = Selectable<SenderRulesTable>;
@@ -14,6 +15,7 @@ export type SenderRule = Selectable<SenderRulesTable>;
  */
 export async function addSenderRule(db: Kysely<AppSchema>, now: number, feedId: number, action: SenderRuleAction, pattern: string, max: number): Promise<'added' | 'exists' | 'too_many'> {
   return db.transaction().execute(async (trx) => {
+    await serializeOn(trx, `sender rules of ${feedId}`);
     const same = await trx.selectFrom('sender_rules').select('id')
       .where('feed_id', '=', feedId).where('action', '=', action).where('pattern', '=', pattern).executeTakeFirst();
     if (same) return 'exists';

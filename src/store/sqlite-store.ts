@@ -1,31 +1,69 @@
 /**
- * What every store (app.db, queue.db, cache.db) has in common: one open database
- * file behind an opaque object, its clock, the maintenance statements, and the
- * rule that a failed operation names its layer and operation (`store: unable to …`).
- * Nothing outside src/store sees a Kysely instance or writes SQL.
+ * What every store (app, queue, cache) has in common: one database behind an opaque
+ * object (a SQLite file, or one schema of a PostgreSQL database: see dialect.ts), its
+ * clock, the maintenance statements, and the rule that a failed operation names its
+ * layer and operation (`store: unable to …`). Nothing outside src/store sees a Kysely
+ * instance or writes SQL. The SQLite-only maintenance (WAL checkpoints, free pages,
+ * page caps, online copies) answers "not applicable" on PostgreSQL, whose server does
+ * its own (autovacuum, checkpoints; backups with pg_dump or base backups).
  */
 import path from 'node:path';
-import type { Kysely } from 'kysely';
+import type Database from 'better-sqlite3';
+import { sql, type Kysely } from 'kysely';
 import { FeedmailError, StoreError } from '../errors.js';
 import type { Clock } from './clock.js';
 import { copyDatabase, type CopyProgress } from './backup.js';
 import { checkpointPassive, checkpointTruncate, checkWritable, freePageBytes, optimize, reclaimFreePages, walBytes, type SqliteHandle } from './db.js';
+import type { Dialect } from './dialect.js';
+import type { PostgresHandle } from './postgres.js';
 
 /** Fewer free bytes than this inside a database are left for it to reuse. */
 const RECLAIM_THRESHOLD_BYTES = 4 * 1024 * 1024;
 
-export abstract class SqliteStore<Schema> {
-  readonly #handle: SqliteHandle<Schema>;
-  readonly file: string;
+export type AnyHandle<Schema> = SqliteHandle<Schema> | PostgresHandle<Schema>;
 
-  constructor(handle: SqliteHandle<Schema>, readonly clock: Clock) {
+/** Thrown by SQLite-only operations on PostgreSQL (a caller that asks should have checked `dialect`). */
+export class NotApplicableError extends Error {
+  constructor(what: string) {
+    super(`store: ${what} applies to SQLite only; PostgreSQL manages its own storage`);
+    this.name = 'NotApplicableError';
+  }
+}
+
+export abstract class Store<Schema> {
+  readonly #handle: AnyHandle<Schema>;
+  /** The better-sqlite3 connection; undefined on PostgreSQL. */
+  readonly #sqlite: Database.Database | undefined;
+  /** Until the handle is ready (PostgreSQL: connected and migrated), operations wait for it. */
+  #pending: Promise<void> | undefined;
+  readonly file: string;
+  readonly dialect: Dialect;
+
+  constructor(handle: AnyHandle<Schema>, readonly clock: Clock) {
     this.#handle = handle;
     this.file = handle.file;
+    this.dialect = handle.dialect;
+    this.#sqlite = handle.dialect === 'sqlite' ? handle.sqlite : undefined;
+    if (handle.dialect === 'postgres') {
+      this.#pending = handle.ready.then(() => {
+        this.#pending = undefined;
+      });
+      this.#pending.catch(() => undefined);
+    }
   }
 
   /** Problems met while opening that did not stop it (for the caller to log). */
   get warnings(): string[] {
     return this.#handle.warnings;
+  }
+
+  /** Resolves once the database is ready (PostgreSQL: connected and migrated); rejects with a StoreError saying why not. */
+  async ready(): Promise<void> {
+    try {
+      await this.#handle.ready;
+    } catch (err) {
+      throw this.#wrap('open the database', err);
+    }
   }
 
   /**
@@ -35,6 +73,7 @@ export abstract class SqliteStore<Schema> {
   protected op<A extends unknown[], R>(operation: string, f: (db: Kysely<Schema>, ...args: A) => Promise<R>): (...args: A) => Promise<R> {
     return async (...args: A) => {
       try {
+        if (this.#pending) await this.#pending;
         return await f(this.#handle.db, ...args);
       } catch (err) {
         throw this.#wrap(operation, err);
@@ -52,52 +91,75 @@ export abstract class SqliteStore<Schema> {
     return new StoreError(operation, path.basename(this.file), err);
   }
 
-  /** Size of this database's WAL file in bytes (0 when there is none). */
+  /** Size of this database's WAL file in bytes (0 when there is none, and on PostgreSQL). */
   walBytes(): number {
-    return walBytes(this.file);
+    return this.#sqlite ? walBytes(this.file) : 0;
   }
 
-  /** Copies what the WAL holds into the database file without waiting for readers. */
-  readonly checkpointPassive = this.op('checkpoint the WAL', checkpointPassive);
+  /** Copies what the WAL holds into the database file without waiting for readers (nothing to do on PostgreSQL). */
+  readonly checkpointPassive = this.op('checkpoint the WAL', (db) => (this.#sqlite ? checkpointPassive(db) : Promise.resolve()));
 
-  /** Checkpoints and truncates the WAL; reports whether readers kept it from finishing. */
-  readonly checkpointTruncate = this.op('checkpoint and truncate the WAL', checkpointTruncate);
+  /** Checkpoints and truncates the WAL; reports whether readers kept it from finishing (never, on PostgreSQL). */
+  readonly checkpointTruncate = this.op('checkpoint and truncate the WAL', (db) => (this.#sqlite ? checkpointTruncate(db) : Promise.resolve({ busy: false })));
 
-  readonly optimize = this.op('optimize', optimize);
+  /** SQLite's PRAGMA optimize; PostgreSQL's autovacuum keeps its statistics itself. */
+  readonly optimize = this.op('optimize', (db) => (this.#sqlite ? optimize(db) : Promise.resolve()));
 
-  /** Proves the file is writable by taking (and releasing) the write lock. */
-  readonly checkWritable = this.op('take the write lock', checkWritable);
+  /**
+   * Proves the database takes writes: SQLite takes (and releases) the write lock;
+   * PostgreSQL assigns a transaction id, which a read-only server (a standby) refuses.
+   */
+  readonly checkWritable = this.op('take the write lock', async (db) => {
+    if (this.#sqlite) return checkWritable(db);
+    await db.transaction().execute((trx) => sql`SELECT txid_current()`.execute(trx));
+  });
 
   /**
    * Returns the free pages inside the file to the filesystem, once they are worth it,
-   * so new mail can use what deletes freed. Returns the bytes given back.
+   * so new mail can use what deletes freed. Returns the bytes given back (0 on PostgreSQL,
+   * whose autovacuum makes freed space reusable).
    */
   async reclaimFreePages(): Promise<number> {
-    if (freePageBytes(this.#handle.sqlite) < RECLAIM_THRESHOLD_BYTES) return 0;
-    return this.op('reclaim free pages', (db) => reclaimFreePages(db, this.#handle.sqlite))();
+    const sqlite = this.#sqlite;
+    if (!sqlite || freePageBytes(sqlite) < RECLAIM_THRESHOLD_BYTES) return 0;
+    return this.op('reclaim free pages', (db) => reclaimFreePages(db, sqlite))();
   }
 
-  /** The settings that decide what survives a crash, as SQLite reports them on this connection. */
+  /**
+   * The settings that decide what survives a crash. SQLite: as it reports them on this
+   * connection. PostgreSQL: synchronous_commit on (or local, remote_*) waits for the WAL
+   * flush like FULL; off does not; journalMode is 'postgres'.
+   */
   durability(): { synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA'; journalMode: string } {
-    const level = this.#handle.sqlite.pragma('synchronous', { simple: true }) as number;
+    const sqlite = this.#sqlite;
+    if (!sqlite) {
+      const handle = this.#handle as PostgresHandle<Schema>;
+      return { synchronous: handle.synchronousCommit() === 'off' ? 'OFF' : 'FULL', journalMode: 'postgres' };
+    }
+    const level = sqlite.pragma('synchronous', { simple: true }) as number;
     return {
       synchronous: (['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const)[level] ?? 'OFF',
-      journalMode: String(this.#handle.sqlite.pragma('journal_mode', { simple: true })),
+      journalMode: String(sqlite.pragma('journal_mode', { simple: true })),
     };
   }
 
-  /** SQLite's own consistency check: ['ok'] when the file is sound, else what it found. */
+  /** The PostgreSQL server's version ('' on SQLite, and until the store is ready). */
+  serverVersion(): string {
+    return this.#sqlite ? '' : (this.#handle as PostgresHandle<Schema>).serverVersion();
+  }
+
+  /** SQLite's own consistency check: ['ok'] when the file is sound, else what it found. SQLite only. */
   integrityCheck(): string[] {
-    return (this.#handle.sqlite.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check);
+    return (this.#sqliteOnly('the integrity check').pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check);
   }
 
   /**
    * Lets the file grow by at most `bytes` more (rounded to pages); past that, writes
    * fail with SQLITE_FULL exactly as on a full disk. `null` lifts the cap. This is how
-   * tests and benchmarks fill "the disk" without filling the machine's.
+   * tests and benchmarks fill "the disk" without filling the machine's. SQLite only.
    */
   capGrowth(bytes: number | null): void {
-    const sqlite = this.#handle.sqlite;
+    const sqlite = this.#sqliteOnly('capping the file\'s growth');
     if (bytes === null) {
       sqlite.pragma('max_page_count = 4294967294');
       return;
@@ -107,22 +169,30 @@ export abstract class SqliteStore<Schema> {
     sqlite.pragma(`max_page_count = ${pages + Math.floor(bytes / pageSize)}`);
   }
 
-  /** Bytes the database file holds (its pages), without the WAL. */
+  /** Bytes the database file holds (its pages), without the WAL; 0 on PostgreSQL (no file of feedmail's). */
   fileBytes(): number {
-    const sqlite = this.#handle.sqlite;
+    const sqlite = this.#sqlite;
+    if (!sqlite) return 0;
     return (sqlite.pragma('page_count', { simple: true }) as number) * (sqlite.pragma('page_size', { simple: true }) as number);
   }
 
   /**
    * Writes one consistent copy of this database into `file` while other connections and
-   * processes keep writing (SQLite's online backup; see store/backup.ts).
+   * processes keep writing (SQLite's online backup; see store/backup.ts). SQLite only:
+   * PostgreSQL is backed up with pg_dump or base backups.
    */
   async copyTo(file: string, onProgress?: (p: CopyProgress) => void): Promise<void> {
+    const sqlite = this.#sqliteOnly('copying the database');
     try {
-      await copyDatabase(this.#handle.sqlite, file, onProgress);
+      await copyDatabase(sqlite, file, onProgress);
     } catch (err) {
       throw this.#wrap('copy the database', err);
     }
+  }
+
+  #sqliteOnly(what: string): Database.Database {
+    if (!this.#sqlite) throw new NotApplicableError(what);
+    return this.#sqlite;
   }
 
   close(): Promise<void> {

@@ -1,5 +1,6 @@
 /** WebSub subscriptions (see web/routes/websub.ts and jobs/tasks/websub.ts). */
 import type { Kysely, Selectable } from 'kysely';
+import { serializeOn } from './dialect.js';
 import type { AppSchema, WebsubSubscriptionsTable } from './schema.js';
 
 export type WebsubSubscription = Selectable<WebsubSubscriptionsTable>;
@@ -35,6 +36,7 @@ export async function websubSubscriptionExists(db: Kysely<AppSchema>, now: numbe
  */
 export async function upsertWebsubSubscription(db: Kysely<AppSchema>, now: number, s: WebsubSubscriptionInput, cap: number): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
+    await serializeOn(trx, `websub subscriptions of ${s.feedId}`);
     const existing = await trx.selectFrom('websub_subscriptions').select('id')
       .where('feed_id', '=', s.feedId).where('topic', '=', s.topic).where('callback', '=', s.callback).executeTakeFirst();
     const lease = now + s.leaseSeconds * 1000;

@@ -18,6 +18,20 @@ export const cacheMigrations: Migration[] = [
       CREATE INDEX rendered_by_access ON rendered (accessed_at);
       CREATE INDEX rendered_by_feed ON rendered (feed_id);
     `,
+    postgres: `
+      CREATE UNLOGGED TABLE rendered (
+        key text PRIMARY KEY,
+        feed_id bigint NOT NULL,
+        content_type text NOT NULL,
+        etag text NOT NULL,
+        last_modified bigint NOT NULL,
+        body bytea NOT NULL,
+        bytes bigint NOT NULL,
+        accessed_at bigint NOT NULL
+      );
+      CREATE INDEX rendered_by_access ON rendered (accessed_at);
+      CREATE INDEX rendered_by_feed ON rendered (feed_id);
+    `,
   },
   {
     // Images fetched by the image proxy (web/routes/image.ts), keyed by a hash of their URL;
@@ -31,6 +45,17 @@ export const cacheMigrations: Migration[] = [
         bytes INTEGER NOT NULL,
         expires_at INTEGER,
         accessed_at INTEGER NOT NULL
+      );
+      CREATE INDEX proxied_images_by_access ON proxied_images (accessed_at);
+    `,
+    postgres: `
+      CREATE UNLOGGED TABLE proxied_images (
+        key text PRIMARY KEY,
+        content_type text,
+        body bytea,
+        bytes bigint NOT NULL,
+        expires_at bigint,
+        accessed_at bigint NOT NULL
       );
       CREATE INDEX proxied_images_by_access ON proxied_images (accessed_at);
     `,
