@@ -44,8 +44,7 @@ function copyDb(args: string[], interruptWhen?: RegExp): Promise<Run> {
 
 /** A server on `where`: a SQLite data directory, or a postgres:// URL (the data directory is then only for files). */
 function serverOn(where: string, overrides: ConfigOverrides = {}): Promise<TestServer> {
-  const database = { databaseUrl: where.startsWith('postgres') ? where : '' } as ConfigOverrides;
-  return startTestServer({ ...database, dataDir: where.startsWith('postgres') ? tempDir() : where, baseUrl: PUBLIC, ...overrides });
+  return startTestServer({ databaseUrl: where.startsWith('postgres') ? where : '', dataDir: where.startsWith('postgres') ? tempDir() : where, baseUrl: PUBLIC, ...overrides });
 }
 
 /** The server's own address for a public URL it handed out. */

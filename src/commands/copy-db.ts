@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { existingDataProblem } from '../ops/data-dir.js';
 import type { CopyRow, CopyTable } from '../store/copy.js';
 import { keyOf } from '../store/copy.js';
-import { openStores, type OpenStoresOptions, type Stores } from '../store/index.js';
+import { openStores, type Stores } from '../store/index.js';
 import { takeOption, UsageError } from './backup.js';
 import { createProgress } from './progress.js';
 
@@ -55,7 +55,7 @@ async function open(where: string, config: Config, role: 'source' | 'target'): P
   let stores: Stores;
   if (isUrl(where)) {
     // The data directory is not used by a PostgreSQL store; the configured one is passed as is.
-    stores = openStores(config.dataDir, { databaseUrl: where, existingOnly: role === 'source' } as OpenStoresOptions);
+    stores = openStores(config.dataDir, { databaseUrl: where, existingOnly: role === 'source' });
   } else {
     const dir = path.resolve(where);
     if (role === 'source') {
@@ -64,8 +64,12 @@ async function open(where: string, config: Config, role: 'source' | 'target'): P
     }
     stores = openStores(dir, { existingOnly: role === 'source' });
   }
-  const ready = (stores as { ready?: () => Promise<void> }).ready;
-  if (ready) await ready.call(stores);
+  try {
+    await stores.ready();
+  } catch (err) {
+    await stores.close();
+    throw err;
+  }
   return stores;
 }
 

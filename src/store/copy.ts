@@ -10,6 +10,8 @@
  */
 import { createHash } from 'node:crypto';
 import { PostgresAdapter, sql, type Kysely, type RawBuilder } from 'kysely';
+import type { AppSchema } from './schema.js';
+import { indexEntryForSearch } from './search-pg.js';
 
 export interface CopyKey {
   column: string;
@@ -131,13 +133,16 @@ export async function rowsAfter<S>(db: Kysely<S>, spec: CopyTable, after: unknow
   return rows;
 }
 
-/** Writes rows read by rowsAfter; a row whose key is already there is left alone (or replaced, for sourceWins tables). */
+/**
+ * Writes rows read by rowsAfter; a row whose key is already there is left alone (or
+ * replaced, for sourceWins tables). Entries on PostgreSQL get their row of the search
+ * index in the same transaction (SQLite's triggers index them by themselves).
+ */
 export async function insertRows<S>(db: Kysely<S>, spec: CopyTable, rows: CopyRow[]): Promise<void> {
   if (rows.length === 0) return;
-  const any = db as unknown as AnyDb;
   const values = rows.map((r) => Object.fromEntries(spec.columns.map((c) => [c, r[c] ?? null])));
   const keys = spec.key.map((k) => k.column);
-  await any.insertInto(spec.table).values(values)
+  const insert = (trx: AnyDb) => trx.insertInto(spec.table).values(values)
     .onConflict((oc) => {
       const target = oc.columns(keys);
       if (!spec.sourceWins) return target.doNothing();
@@ -145,6 +150,23 @@ export async function insertRows<S>(db: Kysely<S>, spec: CopyTable, rows: CopyRo
       return target.doUpdateSet(Object.fromEntries(others.map((c) => [c, sql.ref(`excluded.${c}`)])));
     })
     .execute();
+  if (spec.table !== 'entries' || !isPostgres(db as unknown as Kysely<unknown>)) {
+    await insert(db as unknown as AnyDb);
+    return;
+  }
+  await (db as unknown as Kysely<AppSchema>).transaction().execute(async (trx) => {
+    await insert(trx as unknown as AnyDb);
+    const hashes = [...new Set(rows.map((r) => r.body_hash).filter((h): h is string => typeof h === 'string'))];
+    const bodies = new Map((hashes.length === 0 ? [] : await trx.selectFrom('bodies').select(['hash', 'html', 'text']).where('hash', 'in', hashes).execute())
+      .map((b) => [b.hash, b]));
+    for (const r of rows) {
+      const body = typeof r.body_hash === 'string' ? bodies.get(r.body_hash) : undefined;
+      await indexEntryForSearch(trx, Number(r.id), Number(r.feed_id), {
+        subject: String(r.subject), fromName: String(r.from_name), fromAddress: String(r.from_address),
+        html: body?.html ?? String(r.html), text: body?.text ?? String(r.text),
+      });
+    }
+  });
 }
 
 /** PostgreSQL: moves the identity counter of every copied id column past the greatest copied id (new rows get new ids). */

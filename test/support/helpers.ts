@@ -41,12 +41,9 @@ export interface TestServer {
  */
 export async function startTestServer(overrides: ConfigOverrides = {}, roles = { web: true, smtp: true, jobs: true }, options: { clock?: Clock } = {}): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? tempDir();
-  const database: Record<string, string> = {};
-  const databaseUrl = await testDatabaseUrl(dataDir);
-  if (databaseUrl) database.databaseUrl = databaseUrl;
   const config = loadConfig({}, {
     httpPort: '0', smtpPort: '0', logLevel: 'silent', allowUnsafeStorage: 'true', minFreeBytes: '0',
-    ...database, ...overrides, dataDir,
+    databaseUrl: await testDatabaseUrl(dataDir) ?? '', ...overrides, dataDir,
   });
   const app = await startApp(config, createLogger(config.logLevel), roles, { clock: options.clock });
   return {
