@@ -7,6 +7,7 @@
  */
 import { after, type TestContext } from 'node:test';
 import pg from 'pg';
+import { openStores, type OpenStoresOptions, type Stores } from '../../src/store/index.js';
 
 const ADMIN_URL = process.env.FEEDMAIL_TEST_DATABASE_URL || undefined;
 
@@ -64,6 +65,11 @@ export function testDatabaseUrl(dataDir: string): Promise<string | undefined> {
 export async function testDatabaseEnv(dataDir: string): Promise<Record<string, string>> {
   const url = await testDatabaseUrl(dataDir);
   return url ? { FEEDMAIL_DATABASE_URL: url } : {};
+}
+
+/** openStores for a test: on the PostgreSQL pass, in the data directory's own database. */
+export async function openTestStores(dataDir: string, options: OpenStoresOptions = {}): Promise<Stores> {
+  return openStores(dataDir, { databaseUrl: await testDatabaseUrl(dataDir), ...options });
 }
 
 /**
