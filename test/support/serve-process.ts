@@ -48,7 +48,7 @@ export async function startServeProcess(options: { processes: number; env?: Reco
       FEEDMAIL_ALLOW_UNSAFE_STORAGE: 'true',
       FEEDMAIL_MIN_FREE_BYTES: '0',
       FEEDMAIL_LOG_LEVEL: 'info',
-      ...await testDatabaseEnv(dataDir),
+      ...(options.env?.FEEDMAIL_DATABASE_URL === undefined ? await testDatabaseEnv(dataDir) : {}),
       ...options.env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
