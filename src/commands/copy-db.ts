@@ -144,14 +144,15 @@ export async function runCopyDb(config: Config, log: Logger, argv: string[]): Pr
 
     const mismatches: string[] = [];
     const tables = pairs(source, target).flatMap((p) => p.from.copyTables.map((spec: CopyTable) => ({ ...p, spec })));
-    progress.step('verifying counts and checksums', tables.length);
+    const verifying = createProgress({ unit: 'tables' });
+    verifying.step('verifying counts and checksums', tables.length);
     for (const [i, { from, to, spec }] of tables.entries()) {
       const [a, b] = [await from.copyChecksum(spec), await to.copyChecksum(spec)];
       if (a.rows !== b.rows) mismatches.push(`${spec.table}: the source holds ${a.rows} rows, the target ${b.rows}`);
       else if (a.checksum !== b.checksum) mismatches.push(`${spec.table}: the same ${a.rows} rows, but their content differs (checksum ${a.checksum.slice(0, 12)} ≠ ${b.checksum.slice(0, 12)})`);
-      progress.update(i + 1);
+      verifying.update(i + 1);
     }
-    progress.stop();
+    verifying.stop();
     if (mismatches.length > 0) {
       process.stderr.write(`feedmail: copy-db: the target does not match the source:\n${mismatches.map((m) => `  ${m}\n`).join('')}`
         + 'Was feedmail still running on the source? Stop it and run copy-db again with --resume.\n');
