@@ -14,7 +14,7 @@ import { processPoolFor } from './mail/process-pool.js';
 import { FeedmailSmtpServer } from './mail/smtp.js';
 import { StartupError } from './errors.js';
 import { startDataProblem } from './ops/data-dir.js';
-import { DiskSpace, unsafeStorageReason } from './ops/storage-guard.js';
+import { spaceGuardFor, unsafeStorageReason } from './ops/storage-guard.js';
 import { createCounters, createMetricsRegistry, type Counters } from './ops/metrics.js';
 import { clusterWorkerMetrics } from './ops/cluster.js';
 import { readiness } from './ops/readiness.js';
@@ -60,6 +60,8 @@ export interface App {
 
 /** Checks that must pass before anything opens or listens. */
 export function preflight(config: Config): void {
+  // With FEEDMAIL_DATABASE_URL the data directory holds no database: its filesystem and files do not matter.
+  if (config.databaseUrl) return;
   if (!config.allowUnsafeStorage) {
     const reason = unsafeStorageReason(config.dataDir);
     if (reason) {
@@ -103,7 +105,7 @@ export async function startApp(config: Config, log: Logger, roles: Roles, { extr
   const startedAt = stores.queue.clock.now();
   const processor = processPoolFor(config, counters.process);
   for (const h of [stores.app, stores.queue, stores.cache]) for (const warning of h.warnings) log.warn(warning);
-  const disk = new DiskSpace(config.dataDir, config.minFreeBytes);
+  const disk = spaceGuardFor(stores.dialect, config.dataDir, config.minFreeBytes);
   if (roles.smtp && !disk.hasSpace()) {
     log.warn({ freeBytes: disk.freeBytes(), minFreeBytes: config.minFreeBytes },
       'disk: free space is below FEEDMAIL_MIN_FREE_BYTES; mail will be deferred with 452 until space is freed or the minimum lowered');

@@ -558,6 +558,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ConfigOverrides = {}):
  * what is wrong, saying what to change, or null. A rule skips settings that failed to parse.
  */
 const CROSS_SETTING_RULES: ((c: Partial<Record<keyof Config, unknown>>) => string | null)[] = [
+  // Scheduled backups copy SQLite files; PostgreSQL is backed up with its own tools (see "feedmail backup").
+  ({ databaseUrl: url, backupTo }) =>
+    typeof url === 'string' && url !== '' && typeof backupTo === 'string' && backupTo !== ''
+      ? 'FEEDMAIL_BACKUP_TO cannot be used with FEEDMAIL_DATABASE_URL: back PostgreSQL up with pg_dump or base backups (run "feedmail backup" for how), and unset FEEDMAIL_BACKUP_TO'
+      : null,
   // The WAL files grow between checkpoints whatever the space guard says, so the minimum it
   // keeps free must leave room for them, or a full disk stops even the deletes that free it.
   ({ minFreeBytes: minFree, walMaxBytes: walMax }) =>

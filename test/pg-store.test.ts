@@ -131,6 +131,27 @@ describe('feedmail on PostgreSQL', { skip }, () => {
     }
   });
 
+  it('tells every instance of a new entry notification (LISTEN/NOTIFY)', async () => {
+    const url = await freshDatabase();
+    const stores: Stores[] = [openStores('', { databaseUrl: url }), openStores('', { databaseUrl: url })];
+    try {
+      let heard = 0;
+      let told: () => void = () => undefined;
+      const told2 = new Promise<void>((resolve) => { told = resolve; });
+      const stop = await stores[1]!.queue.onNotifications(() => {
+        heard++;
+        if (heard === 2) told();
+      });
+      await stores[0]!.queue.recordNotification(1, 1);
+      await stores[0]!.queue.recordNotification(1, 2);
+      await told2;
+      await stop();
+      assert.equal(heard, 2);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
   it('says what does not apply: no WAL, no file copy, durable commits', async () => {
     const stores = openStores('', { databaseUrl: await freshDatabase() });
     try {

@@ -87,7 +87,20 @@ export function storageProblem(err: unknown): string | undefined {
   return undefined;
 }
 
+/** What `feedmail backup` and `restore` say with FEEDMAIL_DATABASE_URL set: the data is PostgreSQL's to back up. */
+export const POSTGRES_BACKUP_TEXT = `FEEDMAIL_DATABASE_URL is set: feeds, entries and the journal are in PostgreSQL, which backs them up itself.
+Take backups with PostgreSQL's tools, e.g.
+  pg_dump --format=custom --file=feedmail.dump "$FEEDMAIL_DATABASE_URL"      (a consistent dump, while feedmail runs)
+  pg_restore --clean --if-exists --dbname="$FEEDMAIL_DATABASE_URL" feedmail.dump
+or continuous archiving (pg_basebackup and WAL archiving) for point-in-time recovery.
+The schemas are feedmail_app, feedmail_queue and feedmail_cache; feedmail_cache may be left out (it is rebuilt on demand).
+`;
+
 export async function runBackup(config: Config, log: Logger, argv: string[]): Promise<number> {
+  if (config.databaseUrl) {
+    process.stdout.write(POSTGRES_BACKUP_TEXT);
+    return 1;
+  }
   try {
     return await backupCommand(config, log, argv);
   } catch (err) {

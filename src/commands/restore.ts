@@ -2,7 +2,7 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { BACKED_UP, restoreSnapshot, RestoreRefusedError, snapshotTime } from '../ops/backup.js';
-import { printVerification, storageProblem, takeOption, targetOf, UsageError } from './backup.js';
+import { POSTGRES_BACKUP_TEXT, printVerification, storageProblem, takeOption, targetOf, UsageError } from './backup.js';
 import { createProgress, followSteps } from './progress.js';
 
 export const RESTORE_HELP = `Usage: feedmail restore --from <dir | s3://bucket/prefix> [--at <time>] [--only app.db|queue.db] [settings]
@@ -39,6 +39,10 @@ export function parseTime(raw: string, option: string): number {
 }
 
 export async function runRestore(config: Config, log: Logger, argv: string[]): Promise<number> {
+  if (config.databaseUrl) {
+    process.stdout.write(POSTGRES_BACKUP_TEXT);
+    return 1;
+  }
   const args = [...argv];
   const fromArg = takeOption(args, '--from');
   const atRaw = takeOption(args, '--at');

@@ -100,6 +100,38 @@ async function databaseChecks(config: Config, stores: Stores): Promise<DoctorChe
   return checks;
 }
 
+/**
+ * With FEEDMAIL_DATABASE_URL: the connection, the server's version, each schema's migrations
+ * and durability, the queue; backups are PostgreSQL's own (pg_dump, base backups).
+ */
+async function postgresChecks(config: Config): Promise<{ checks: DoctorCheck[]; backup: DoctorCheck }> {
+  const backup: DoctorCheck = { name: 'backups', status: 'note', detail: 'PostgreSQL: back it up with pg_dump or base backups ("feedmail backup" says how)' };
+  const stores = openStores(config.dataDir, { databaseUrl: config.databaseUrl, readOnly: true, poolMax: 1 });
+  try {
+    try {
+      await stores.ready();
+    } catch (err) {
+      return {
+        checks: [{ name: 'PostgreSQL', status: 'problem', detail: `unable to use FEEDMAIL_DATABASE_URL: ${messageWithCauses(err)}`, fix: 'Check that the server runs and that FEEDMAIL_DATABASE_URL names it, its database, a user and password that may connect; a new database is set up by the first "feedmail serve".' }],
+        backup,
+      };
+    }
+    const checks: DoctorCheck[] = [{ name: 'PostgreSQL', status: 'ok', detail: `server ${stores.app.serverVersion()}` }];
+    for (const store of [stores.app, stores.queue, stores.cache]) {
+      const m = store.migrations()!;
+      const { synchronous } = store.durability();
+      const detail = `${m.applied} of ${m.known} migrations`;
+      if (m.applied < m.known) checks.push({ name: store.file, status: 'note', detail: `${detail}: the next "feedmail serve" applies the rest` });
+      else if (store !== stores.cache && synchronous === 'OFF') checks.push({ name: store.file, status: 'problem', detail: `${detail}, synchronous_commit = off`, fix: 'Set synchronous_commit to on for this database or user: with it off, a crash of the server can lose mail feedmail has already accepted.' });
+      else checks.push({ name: store.file, status: 'ok', detail });
+    }
+    checks.push(await queueCheck(stores));
+    return { checks, backup };
+  } finally {
+    await stores.close();
+  }
+}
+
 async function queueCheck(stores: Stores): Promise<DoctorCheck> {
   try {
     const q = await stores.queue.queueStats();
@@ -214,7 +246,11 @@ export async function diagnose(config: Config): Promise<DoctorReport> {
   const state = dataDirState(dataDir);
   // Read from queue.db when it can be opened.
   let backup: DoctorCheck | undefined;
-  if (state.kind === 'empty') {
+  if (config.databaseUrl) {
+    const { checks: pgChecks, backup: pgBackup } = await postgresChecks(config);
+    checks.push(...pgChecks);
+    backup = pgBackup;
+  } else if (state.kind === 'empty') {
     checks.push({ name: 'databases', status: 'note', detail: 'no data yet: the first "feedmail serve" creates app.db, queue.db and cache.db' });
   } else if (state.kind === 'partial') {
     checks.push({ name: 'databases', status: 'problem', detail: partialDetail(state), fix: PARTIAL_FIX });

@@ -76,6 +76,15 @@ export interface SpaceGuard {
 }
 
 /**
+ * On PostgreSQL the databases live on the server's disks, not in the data directory: there
+ * is no local free space to guard. A full disk there comes back as its disk_full error
+ * (53100, see isDiskFull), and mail is then deferred with 452 as on SQLITE_FULL.
+ */
+export function spaceGuardFor(dialect: 'sqlite' | 'postgres', dir: string, minFree: number): DiskSpace {
+  return dialect === 'postgres' ? new DatabaseServerSpace(dir, minFree) : new DiskSpace(dir, minFree);
+}
+
+/**
  * Free bytes for mail in the data directory: the filesystem's free space, read on every
  * check (a statfs call is cheap; a reading cached for a second let a burst of messages
  * go far past the minimum), less what writes in progress have set aside.
@@ -109,5 +118,12 @@ export class DiskSpace implements SpaceGuard {
       released = true;
       this.#reserved -= bytes;
     };
+  }
+}
+
+/** The space guard on PostgreSQL (see spaceGuardFor): never short of local space. */
+class DatabaseServerSpace extends DiskSpace {
+  override freeBytes(): number {
+    return Number.POSITIVE_INFINITY;
   }
 }

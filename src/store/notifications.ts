@@ -3,8 +3,12 @@
  * shares, so a page served by one process hears of an entry another process stored.
  * Readers page through them by id; old rows are pruned by age.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import { dialectOf } from './dialect.js';
 import type { QueueSchema } from './schema.js';
+
+/** On PostgreSQL, every recorded notification is also announced on this channel (LISTEN/NOTIFY), so pollers wake at once. */
+export const NOTIFICATION_CHANNEL = 'feedmail_entries';
 
 export interface Notification {
   id: number;
@@ -15,6 +19,7 @@ export interface Notification {
 /** Records that an entry was stored for a feed; returns the notification's id. */
 export async function recordNotification(db: Kysely<QueueSchema>, now: number, feedId: number, entryId: number): Promise<number> {
   const r = await db.insertInto('notifications').values({ feed_id: feedId, entry_id: entryId, created_at: now }).returning('id').executeTakeFirstOrThrow();
+  if (dialectOf(db) === 'postgres') await sql`SELECT pg_notify(${NOTIFICATION_CHANNEL}, '')`.execute(db);
   return r.id;
 }
 

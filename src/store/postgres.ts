@@ -29,7 +29,15 @@ export interface PostgresHandle<Schema> extends StoreHandle<Schema> {
   readonly synchronousCommit: () => string;
   /** The server's version (read while migrating); '' until ready. */
   readonly serverVersion: () => string;
+  /** Migrations applied to the schema (once ready) and known to this feedmail. */
+  readonly migrations: () => { applied: number; known: number };
   readonly pool: pg.Pool;
+  /**
+   * Calls `onMessage` for every NOTIFY on `channel`, on a connection of its own (a pooled
+   * one would be handed to other queries); resolves to the function that stops listening.
+   * A lost connection is not reopened: callers keep polling as the fallback.
+   */
+  listen(channel: string, onMessage: () => void): Promise<() => Promise<void>>;
 }
 
 const INT8 = 20;
@@ -66,6 +74,7 @@ export function openPostgres<Schema>(url: string, schema: string, migrations: Mi
   pool.on('error', () => undefined);
   let synchronousCommit = '';
   let serverVersion = '';
+  let applied = 0;
   const file = `postgres:${schema}`;
   const ready = (async () => {
     const client = await pool.connect();
@@ -75,6 +84,7 @@ export function openPostgres<Schema>(url: string, schema: string, migrations: Mi
       serverVersion = rows[0]?.v ?? '';
       if (options.readOnly || options.mustExist) await checkMigrated(client, schema, file, migrations);
       else await migrate(client, schema, file, migrations);
+      applied = await schemaVersion(client);
     } finally {
       client.release();
     }
@@ -93,6 +103,18 @@ export function openPostgres<Schema>(url: string, schema: string, migrations: Mi
     ready,
     synchronousCommit: () => synchronousCommit,
     serverVersion: () => serverVersion,
+    migrations: () => ({ applied, known: migrations.length }),
+    async listen(channel, onMessage) {
+      checkSchema(channel);
+      const client = new pg.Client({ connectionString: url, application_name: `feedmail ${schema} listener` });
+      client.on('error', () => undefined);
+      client.on('notification', () => onMessage());
+      await client.connect();
+      await client.query(`LISTEN ${channel}`);
+      return async () => {
+        await client.end().catch(() => undefined);
+      };
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -138,6 +160,7 @@ async function migrate(client: pg.PoolClient, schema: string, file: string, migr
 }
 
 async function schemaVersion(client: pg.PoolClient): Promise<number> {
+  if (!(await client.query<{ t: string | null }>("SELECT to_regclass('schema_migrations') AS t")).rows[0]?.t) return 0;
   const { rows } = await client.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
   return Number(rows[0]?.v ?? 0);
 }
@@ -148,15 +171,4 @@ async function checkMigrated(client: pg.PoolClient, schema: string, file: string
   if (!rows[0]?.t) throw new Error(`store: ${file} does not exist yet: the first "feedmail serve" with this FEEDMAIL_DATABASE_URL creates it`);
   const current = await schemaVersion(client);
   if (current > migrations.length) throw new Error(`store: ${file} has schema version ${current}, newer than this feedmail (${migrations.length}); upgrade feedmail`);
-}
-
-/** The migration state of one schema, for `feedmail doctor`. */
-export async function migrationState(handle: PostgresHandle<unknown>, migrations: Migration[]): Promise<{ applied: number; known: number }> {
-  await handle.ready;
-  const client = await handle.pool.connect();
-  try {
-    return { applied: await schemaVersion(client), known: migrations.length };
-  } finally {
-    client.release();
-  }
 }

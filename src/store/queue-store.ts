@@ -56,6 +56,10 @@ export class QueueStore extends Store<QueueSchema> {
   readonly notificationsOfFeedAfter = this.op('read a feed\'s missed notifications', notifications.notificationsOfFeedAfter);
   readonly notificationsOfFeedSince = this.op('read a feed\'s recent notifications', notifications.notificationsOfFeedSince);
   readonly deleteNotificationsOlderThan = this.timed('delete old notifications', notifications.deleteNotificationsOlderThan);
+  /** Calls `onNew` when any instance records a notification (PostgreSQL's LISTEN/NOTIFY); on SQLite never: poll. Resolves to the stop function. */
+  onNotifications(onNew: () => void): Promise<() => Promise<void>> {
+    return this.listen(notifications.NOTIFICATION_CHANNEL, onNew);
+  }
 
   // Backups (issue 13, ops/backup.ts)
   readonly recordBackup = this.timed('record a backup', backups.recordBackup);

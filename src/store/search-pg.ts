@@ -4,7 +4,12 @@
  * entry, the text SQLite's view derives (searchText / searchBody of search-text.ts, which
  * are JavaScript and so are run here, when an entry is stored or replaced) and a
  * generated `tsvector` over it with a GIN index: subject weighted A, sender B, body C,
- * in the 'simple' configuration (no stemming, no stop words, as FTS5's unicode61).
+ * in the configuration feedmail_search: 'simple' (no stemming, no stop words, as FTS5's
+ * unicode61) after `unaccent` (as its remove_diacritics). PostgreSQL's parser knows
+ * tags, e-mail addresses, host names, paths and numbers as tokens of their own, where
+ * FTS5 sees only words: every other character is stored between two CJK_SEPARATORs
+ * (ZERO WIDTH SPACE, a separator to both, never shown), so both find the same words and
+ * a `<b>` in a message is text, not a tag ts_headline would drop.
  *
  * Queries are parsed by the same search-query.ts; each term becomes a
  * `phraseto_tsquery` (a prefix term's last word `to_tsquery('…':*)`) with its text
@@ -16,7 +21,7 @@ import { dialectOf } from './dialect.js';
 import type { EntryContent } from './entries.js';
 import type { AppSchema } from './schema.js';
 import type { ParsedQuery } from './search-query.js';
-import { searchBody, searchText } from './search-text.js';
+import { CJK_SEPARATOR, searchBody, searchText } from './search-text.js';
 
 /**
  * Characters of body text indexed per entry. A tsvector holds at most 1 MB, and a body
@@ -24,14 +29,21 @@ import { searchBody, searchText } from './search-text.js';
  */
 export const PG_INDEXED_BODY_CHARS = 500_000;
 
+const NOT_WORD = /[^\p{L}\p{N}\p{Co}\s\u200b]/gu;
+
+/** Text as PostgreSQL's parser should see it: words, with everything else standing alone (see the module comment). */
+function wordsApart(text: string): string {
+  return text.replace(NOT_WORD, `${CJK_SEPARATOR}$&${CJK_SEPARATOR}`);
+}
+
 /** The three texts SQLite's view entries_search_content derives for an entry. */
 type SearchedContent = Pick<EntryContent, 'subject' | 'fromName' | 'fromAddress' | 'html' | 'text'>;
 
 function searchTexts(content: SearchedContent): { subject: string; sender: string; body: string } {
   return {
-    subject: searchText(content.subject),
-    sender: searchText(`${content.fromName} ${content.fromAddress}`),
-    body: searchBody(content.html, content.text).slice(0, PG_INDEXED_BODY_CHARS),
+    subject: wordsApart(searchText(content.subject)),
+    sender: wordsApart(searchText(`${content.fromName} ${content.fromAddress}`)),
+    body: wordsApart(searchBody(content.html, content.text).slice(0, PG_INDEXED_BODY_CHARS)),
   };
 }
 
@@ -59,11 +71,11 @@ const WORD_CHAR = /[\p{L}\p{N}\p{Co}]/u;
 function termQuery(fts: string): RawBuilder<unknown> {
   const { text, prefix } = termOf(fts);
   const last = prefix ? LAST_WORD.exec(text) : null;
-  if (!last) return sql`phraseto_tsquery('simple', ${text})`;
+  if (!last) return sql`phraseto_tsquery('feedmail_search', ${wordsApart(text)})`;
   // The last word, letters and digits only (so nothing in it is tsquery syntax), as a prefix.
-  const prefixQuery = sql`to_tsquery('simple', ${`'${last[0]}':*`})`;
+  const prefixQuery = sql`to_tsquery('feedmail_search', ${`'${last[0]}':*`})`;
   const before = text.slice(0, last.index);
-  return WORD_CHAR.test(before) ? sql`(phraseto_tsquery('simple', ${before}) <-> ${prefixQuery})` : prefixQuery;
+  return WORD_CHAR.test(before) ? sql`(phraseto_tsquery('feedmail_search', ${wordsApart(before)}) <-> ${prefixQuery})` : prefixQuery;
 }
 
 /** The query's required part (every group, each an OR of terms), or undefined when it has none. */
@@ -112,8 +124,8 @@ export async function markMatches(db: Kysely<AppSchema>, query: ParsedQuery, ids
   const marks = `StartSel="${start}", StopSel="${end}"`;
   const { rows } = await sql<{ id: number; subject_marked: string; snippet: string }>`
     SELECT s.entry_id AS id,
-      ts_headline('simple', s.subject, ${must}, ${`${marks}, HighlightAll=true`}) AS subject_marked,
-      ts_headline('simple', s.body, ${must}, ${`${marks}, MaxWords=${SNIPPET_WORDS}, MinWords=${SNIPPET_WORDS / 2}, ShortWord=0`}) AS snippet
+      ts_headline('feedmail_search', s.subject, ${must}, ${`${marks}, HighlightAll=true`}) AS subject_marked,
+      ts_headline('feedmail_search', s.body, ${must}, ${`${marks}, MaxWords=${SNIPPET_WORDS}, MinWords=${SNIPPET_WORDS / 2}, ShortWord=0, MaxFragments=1`}) AS snippet
     FROM entries_search s WHERE s.entry_id = ANY(${ids}::bigint[])`.execute(db);
   // ts_headline marks each word; FTS5 marks a run of matched words (a phrase) as one.
   const adjacent = new RegExp(`${end}([\\s\\u200b]*)${start}`, 'g');

@@ -148,6 +148,26 @@ export abstract class Store<Schema> {
     return this.#sqlite ? '' : (this.#handle as PostgresHandle<Schema>).serverVersion();
   }
 
+  /** PostgreSQL: the migrations its schema has and the ones this feedmail knows (once ready). Undefined on SQLite. */
+  migrations(): { applied: number; known: number } | undefined {
+    return this.#sqlite ? undefined : (this.#handle as PostgresHandle<Schema>).migrations();
+  }
+
+  /**
+   * PostgreSQL: calls `onMessage` whenever another connection (any instance) sends NOTIFY on
+   * `channel`, and resolves to the function that stops it. SQLite has no such thing: it
+   * resolves to a function that does nothing, and callers poll.
+   */
+  async listen(channel: string, onMessage: () => void): Promise<() => Promise<void>> {
+    if (this.#sqlite) return async () => undefined;
+    try {
+      await this.ready();
+      return await (this.#handle as PostgresHandle<Schema>).listen(channel, onMessage);
+    } catch (err) {
+      throw this.#wrap('listen for notifications', err);
+    }
+  }
+
   /** SQLite's own consistency check: ['ok'] when the file is sound, else what it found. SQLite only. */
   integrityCheck(): string[] {
     return (this.#sqliteOnly('the integrity check').pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check);

@@ -77,8 +77,26 @@ export class LiveHub {
   #heartbeat: NodeJS.Timeout | undefined;
   #polling = false;
   #closed = false;
+  /** On PostgreSQL, a NOTIFY from any instance's new notification wakes the poller at once (the timer stays the fallback). */
+  #listening: Promise<() => Promise<void>> | undefined;
 
   constructor(private readonly o: LiveHubOptions) {}
+
+  #listen(): void {
+    if (this.#listening || this.#closed) return;
+    this.#listening = this.o.stores.queue.onNotifications(() => this.#wake()).catch((err: unknown) => {
+      this.o.log.warn({ err }, 'live: unable to listen for new entries; polling only');
+      return async () => undefined;
+    });
+  }
+
+  /** Polls now instead of at the next tick, unless a poll is running or the hub is idle. */
+  #wake(): void {
+    if (!this.#timer) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    void this.#poll();
+  }
 
   get enabled(): boolean {
     return this.o.maxStreams > 0;
@@ -115,6 +133,7 @@ export class LiveHub {
   /** Ends every stream (shutdown) and refuses new ones; the poller stops. */
   close(): void {
     this.#closed = true;
+    void this.#listening?.then((stop) => stop());
     for (const subs of [...this.#byFeed.values()]) {
       for (const sub of [...subs]) {
         sub.sink.close();
@@ -127,6 +146,7 @@ export class LiveHub {
   async #start(sub: Subscriber, lastEventId: number | undefined, since: number | undefined): Promise<void> {
     try {
       if (this.#last < 0) {
+        this.#listen();
         // The first stream of a quiet process: where the poller starts is the newest notification now.
         const last = await this.o.stores.queue.lastNotificationId();
         this.o.counters.polls++;

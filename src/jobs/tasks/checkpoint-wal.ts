@@ -20,6 +20,8 @@ export function checkpointWalTask({ stores, config, log }: TaskDeps): TaskDefini
 
 /** Checkpoints with TRUNCATE every database whose WAL grew past the bound. */
 export async function checkpointLargeWals(stores: Stores, maxBytes: number, log: Logger): Promise<void> {
+  // PostgreSQL checkpoints its own WAL.
+  if (stores.dialect === 'postgres') return;
   for (const store of [stores.app, stores.queue, stores.cache]) {
     const before = store.walBytes();
     if (before <= maxBytes) continue;

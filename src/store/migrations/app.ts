@@ -252,6 +252,9 @@ export const appMigrations: Migration[] = [
       INSERT INTO entries_search (entries_search) VALUES ('rebuild');
     `,
     postgres: `
+      CREATE EXTENSION IF NOT EXISTS unaccent;
+      CREATE TEXT SEARCH CONFIGURATION feedmail_search (COPY = pg_catalog.simple);
+      ALTER TEXT SEARCH CONFIGURATION feedmail_search ALTER MAPPING FOR word, hword, hword_part WITH unaccent, simple;
       CREATE TABLE entries_search (
         entry_id bigint PRIMARY KEY REFERENCES entries(id) ON DELETE CASCADE,
         feed_id bigint NOT NULL,
@@ -259,9 +262,9 @@ export const appMigrations: Migration[] = [
         sender text NOT NULL,
         body text NOT NULL,
         document tsvector GENERATED ALWAYS AS (
-          setweight(to_tsvector('simple', subject), 'A')
-          || setweight(to_tsvector('simple', sender), 'B')
-          || setweight(to_tsvector('simple', body), 'C')) STORED
+          setweight(to_tsvector('feedmail_search', subject), 'A')
+          || setweight(to_tsvector('feedmail_search', sender), 'B')
+          || setweight(to_tsvector('feedmail_search', body), 'C')) STORED
       );
       CREATE INDEX entries_search_document ON entries_search USING gin (document);
       CREATE INDEX entries_search_by_feed ON entries_search (feed_id);
