@@ -12,7 +12,7 @@ import { createLogger } from '../../src/log.js';
 import type { Clock } from '../../src/store/index.js';
 import { testDatabaseUrl } from './pg.js';
 
-export { onPostgres, openTestStores, postgresOnly, sqliteOnly, testDatabaseEnv, testDatabaseEnvSync, testDatabaseUrl } from './pg.js';
+export { onPostgres, openTestStores, postgresOnly, sqliteOnly, sqliteOnlySuite, testDatabaseEnv, testDatabaseEnvSync, testDatabaseUrl } from './pg.js';
 
 /** A port nothing listens on right now, for servers started as child processes. */
 export async function freePort(): Promise<number> {

@@ -94,6 +94,11 @@ export function sqliteOnly(t: TestContext, reason: string): boolean {
   return true;
 }
 
+/** sqliteOnly for a whole suite: `describe('…', { skip: sqliteOnlySuite('why') }, …)`. */
+export function sqliteOnlySuite(reason: string): string | false {
+  return onPostgres && `SQLite only: ${reason}`;
+}
+
 /** The same for a test that only makes sense on PostgreSQL (skipped on the SQLite pass). */
 export function postgresOnly(t: TestContext, reason: string): boolean {
   if (onPostgres) return false;
