@@ -11,8 +11,11 @@
  *     node --import tsx bench/copy-db.ts [--entries 10000] [--feeds 10] [--interrupt-after 3]
  *
  * FEEDMAIL_TEST_DATABASE_URL: an admin URL of a throwaway cluster (scripts/test-pg.sh prints one).
+ * COPY_BENCH_SHOW_DIFFS=<dir>: name each page that reads differently on PostgreSQL, and write
+ * each differing search page of both dialects into <dir>/diff-<n>.json.
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -121,6 +124,13 @@ async function main(): Promise<void> {
   const onPg = await snapshot(pgUrl, feeds, queries);
   const after = await snapshot(back, feeds, queries);
   const differing = (a: string[]) => a.filter((s, i) => s !== before[i]).length;
+  if (process.env.COPY_BENCH_SHOW_DIFFS) {
+    const perFeed = 3 + queries.length;
+    onPg.forEach((s, i) => {
+      if (s !== before[i] && i % perFeed >= 3) fs.writeFileSync(`${process.env.COPY_BENCH_SHOW_DIFFS}/diff-${i}.json`, JSON.stringify({ sqlite: JSON.parse(before[i]!), postgres: JSON.parse(s) }, null, 1));
+      if (s !== before[i]) out(`  differs on PostgreSQL: feed ${Math.floor(i / perFeed)}, ${i % perFeed < 3 ? ['atom', 'rss', 'json'][i % perFeed] : `search "${queries[(i % perFeed) - 3]}"`}`);
+    });
+  }
   out(`documents and search pages differing from the original: on PostgreSQL ${differing(onPg)} of ${before.length}, back on SQLite ${differing(after)} of ${before.length}`);
 
   const resumed = await freshDatabase();
