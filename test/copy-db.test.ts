@@ -98,7 +98,15 @@ describe('feedmail copy-db', () => {
     assert.ok(!there.stdout.includes('password'));
     const copied = await serverOn(middle);
     try {
-      assert.deepEqual(await readEverything(copied, feeds), before, 'the copy serves the same documents and search results');
+      const onCopy = await readEverything(copied, feeds);
+      if (onPostgres) {
+        // PostgreSQL's search finds the same entries in the same order, but ts_headline cuts its
+        // snippets elsewhere than FTS5 (reported to the store's dialect); the round trip below is exact.
+        const withoutSnippets = (page: string) => page.replace(/"snippet_html": "[^"\n]*"/g, '"snippet_html": "…"');
+        assert.deepEqual(onCopy.map(withoutSnippets), before.map(withoutSnippets), 'the copy serves the same documents and search results');
+      } else {
+        assert.deepEqual(onCopy, before, 'the copy serves the same documents and search results');
+      }
       // New mail gets new ids after the copied ones (identity counters moved past them).
       await sendRaw(copied.smtpPort, feeds[1]!.address, message(5, feeds[1]!.address));
       await waitForEntries(on(copied, feeds[1]!.feeds.json), 'json', 3);
