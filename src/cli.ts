@@ -16,6 +16,7 @@ import { BACKUP_HELP, runBackup, UsageError } from './commands/backup.js';
 import { LITESTREAM_CONFIG_HELP, runLitestreamConfig } from './commands/litestream-config.js';
 import { REPLAY_HELP, runReplay } from './commands/replay.js';
 import { RESTORE_HELP, runRestore } from './commands/restore.js';
+import { COPY_DB_HELP, runCopyDb } from './commands/copy-db.js';
 
 const USAGE = `feedmail: newsletters in, feeds out
 
@@ -33,6 +34,7 @@ Commands:
   restore      Restore the newest snapshot (at or before a time) into the data directory
   replay       Store again the journaled mail received since a time (after a restore)
   litestream-config  Write a litestream.yml for continuous replication with Litestream
+  copy-db      Copy all data between SQLite and PostgreSQL (or SQLite to SQLite), resumably, and verify it
   help         Show this help
 
 Run "feedmail <command> --help" for the options of a command.
@@ -101,6 +103,7 @@ Uses the data directory from FEEDMAIL_DATA_DIR / --data-dir.
   restore: RESTORE_HELP,
   replay: REPLAY_HELP,
   'litestream-config': LITESTREAM_CONFIG_HELP,
+  'copy-db': COPY_DB_HELP,
 };
 
 function fail(message: string, exitCode = 1): never {
@@ -240,7 +243,7 @@ async function main(argv: string[]): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
-  if (!['jobs', 'search-index', 'doctor', 'deliver', 'backup', 'restore', 'replay', 'litestream-config'].includes(command) && rest.length > 0) fail(`unknown option "${rest[0]}"; run "feedmail ${command} --help"`, 2);
+  if (!['jobs', 'search-index', 'doctor', 'deliver', 'backup', 'restore', 'replay', 'litestream-config', 'copy-db'].includes(command) && rest.length > 0) fail(`unknown option "${rest[0]}"; run "feedmail ${command} --help"`, 2);
   try {
     if (command === 'serve' && config.processes > 1 && cluster.isPrimary) await runPrimary(config, log);
     else if (command === 'serve') await serve(config, log, { web: true, smtp: true, jobs: true });
@@ -254,6 +257,7 @@ async function main(argv: string[]): Promise<void> {
     else if (command === 'restore') process.exitCode = await runRestore(config, log, rest);
     else if (command === 'replay') process.exitCode = await runReplay(config, log, rest);
     else if (command === 'litestream-config') process.exitCode = await runLitestreamConfig(config, rest);
+    else if (command === 'copy-db') process.exitCode = await runCopyDb(config, log, rest);
   } catch (err) {
     if (err instanceof UsageError) fail(err.message, 2);
     if (err instanceof StartupError) fail(err.message);

@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { openTarget } from '../src/ops/backup-target.js';
 import { listSnapshots, snapshotName, snapshotTime } from '../src/ops/backup.js';
 import { TestClock } from './support/clock.js';
-import { createFeed, sendRaw, startTestServer, tempDir, waitFor, type CreatedFeed, type TestServer } from './support/helpers.js';
+import { createFeed, postgresOnly, sendRaw, sqliteOnlySuite, startTestServer, tempDir, testDatabaseEnv, waitFor, type CreatedFeed, type TestServer } from './support/helpers.js';
 
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
@@ -51,13 +51,14 @@ interface CliResult {
 }
 
 /** Runs the feedmail CLI as a user would, without blocking this process (an in-process server keeps serving). */
-function cli(args: string[], dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+async function cli(args: string[], dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const database = await testDatabaseEnv(dataDir);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
       env: {
         ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_ALLOW_UNSAFE_STORAGE: 'true', FEEDMAIL_MIN_FREE_BYTES: '0', FEEDMAIL_LOG_LEVEL: 'warn',
         FEEDMAIL_S3_ENDPOINT: s3Endpoint, FEEDMAIL_S3_ACCESS_KEY_ID: 'S3RVER', FEEDMAIL_S3_SECRET_ACCESS_KEY: 'S3RVER', FEEDMAIL_S3_FORCE_PATH_STYLE: 'true',
-        ...env,
+        ...database, ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -147,7 +148,7 @@ async function nextSecond(): Promise<void> {
   await new Promise((r) => setTimeout(r, 1100 - (Date.now() % 1000)));
 }
 
-describe('feedmail backup and restore', () => {
+describe('feedmail backup and restore', { skip: sqliteOnlySuite('snapshots, restores and Litestream copy the SQLite files; PostgreSQL is backed up with its own tools (below)') }, () => {
   it('backs up while mail arrives, to a directory and to S3, and a restore into a deleted data directory gives back identical feeds', async () => {
     const dataDir = path.join(tempDir(), 'data');
     const snapDir = tempDir('feedmail-snapshots-');
@@ -464,5 +465,20 @@ describe('feedmail backup and restore', () => {
     const again = await cli(['litestream-config', '--to', 's3://backups/litestream', '--out', out], dataDir);
     assert.equal(again.code, 2);
     assert.match(again.stderr, /exists; pass --force/);
+  });
+});
+
+describe('feedmail backup and restore on PostgreSQL', () => {
+  it('explain that PostgreSQL backs the data up (pg_dump, base backups) and exit 1', async (t) => {
+    if (postgresOnly(t, 'FEEDMAIL_DATABASE_URL set')) return;
+    const dataDir = tempDir();
+    for (const args of [['backup'], ['restore', '--from', tempDir()]]) {
+      const r = await cli(args, dataDir);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stdout, /FEEDMAIL_DATABASE_URL is set: .* in PostgreSQL/);
+      assert.match(r.stdout, /pg_dump --format=custom --file=feedmail\.dump "\$FEEDMAIL_DATABASE_URL"/);
+      assert.match(r.stdout, /pg_restore /);
+      assert.doesNotMatch(r.stdout + r.stderr, /postgres:\/\/postgres@/, 'the URL itself is not printed');
+    }
   });
 });

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { addressesOf } from '../src/mail/head.js';
 import { holdDataDirExclusive } from '../src/store/backup.js';
-import { createFeed, readFeed, startTestServer, type TestServer, waitForEntries } from './support/helpers.js';
+import { createFeed, readFeed, startTestServer, testDatabaseEnv, type TestServer, waitForEntries } from './support/helpers.js';
 
 interface Run {
   status: number | null;
@@ -13,10 +13,11 @@ interface Run {
 }
 
 /** Runs `feedmail deliver <args>` with `input` on standard input, against `dataDir`. */
-function deliver(dataDir: string, args: string[], input: string | Buffer, env: Record<string, string> = {}): Promise<Run> {
+async function deliver(dataDir: string, args: string[], input: string | Buffer, env: Record<string, string> = {}): Promise<Run> {
+  const database = await testDatabaseEnv(dataDir);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'deliver', ...args], {
-      env: { ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_LOG_LEVEL: 'silent', FEEDMAIL_ALLOW_UNSAFE_STORAGE: 'true', FEEDMAIL_MIN_FREE_BYTES: '0', ...env },
+      env: { ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_LOG_LEVEL: 'silent', FEEDMAIL_ALLOW_UNSAFE_STORAGE: 'true', FEEDMAIL_MIN_FREE_BYTES: '0', ...database, ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

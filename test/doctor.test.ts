@@ -13,7 +13,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { mountOf } from '../src/ops/storage-guard.js';
 import type { DoctorReport } from '../src/ops/doctor.js';
-import { createFeed, sendRaw, startTestServer, tempDir, waitForEntries } from './support/helpers.js';
+import { createFeed, postgresOnly, sendRaw, sqliteOnlySuite, startTestServer, tempDir, testDatabaseEnv, waitForEntries } from './support/helpers.js';
 
 const run = promisify(execFile);
 const TMPFS_DIR = '/dev/shm';
@@ -21,10 +21,11 @@ const onTmpfs = mountOf(TMPFS_DIR)?.fsType === 'tmpfs';
 const testDirOnDisk = !['tmpfs', 'ramfs', 'overlay'].includes(mountOf(os.tmpdir())?.fsType ?? '');
 
 /** Runs `feedmail doctor` (without blocking the event loop: the server under test runs in this process). */
-function doctor(dataDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string }> {
+async function doctor(dataDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string }> {
+  const database = await testDatabaseEnv(dataDir);
   return new Promise((resolve) => {
     execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'doctor', ...args], {
-      env: { ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_LOG_LEVEL: 'silent', FEEDMAIL_BACKUP_TO: '', ...env },
+      env: { ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_LOG_LEVEL: 'silent', FEEDMAIL_BACKUP_TO: '', ...database, ...env },
       encoding: 'utf8', timeout: 30_000,
     }, (err, stdout) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout }));
   });
@@ -32,7 +33,7 @@ function doctor(dataDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {
 
 const NEWSLETTER = 'From: News <news@example.com>\r\nTo: x@localhost\r\nSubject: Issue 1\r\nMessage-ID: <doc-1@example.com>\r\n\r\nHello.\r\n';
 
-describe('feedmail doctor', () => {
+describe('feedmail doctor', { skip: sqliteOnlySuite('checks the data directory\'s filesystem and the SQLite files; the PostgreSQL checks are below') }, () => {
   test('a data directory on tmpfs is reported, with what to do, and the exit code is 1', { skip: !onTmpfs && `${TMPFS_DIR} is not tmpfs here` }, async () => {
     const dataDir = fs.mkdtempSync(path.join(TMPFS_DIR, 'feedmail-doctor-'));
     try {
@@ -136,5 +137,30 @@ describe('feedmail doctor', () => {
     assert.match(stdout, /does not exist yet/);
     assert.match(stdout, /no data yet/);
     assert.equal(fs.existsSync(dataDir), false, 'the doctor created nothing');
+  });
+});
+
+describe('feedmail doctor on PostgreSQL', () => {
+  test('checks the connection, the server version and each schema\'s migrations, and says how backups are made', async (t) => {
+    if (postgresOnly(t, 'FEEDMAIL_DATABASE_URL set')) return;
+    const server = await startTestServer({ dataDir: tempDir('feedmail-doctor-') });
+    try {
+      const feed = await createFeed(server.base, 'Checked');
+      await sendRaw(server.smtpPort, feed.address, NEWSLETTER);
+      await waitForEntries(feed.feeds.atom, 'atom', 1);
+      const { code, stdout } = await doctor(server.dataDir);
+      assert.equal(code, 0, stdout);
+      assert.match(stdout, /ok\s+PostgreSQL\s+server \d+\.\d+/);
+      for (const schema of ['feedmail_app', 'feedmail_queue', 'feedmail_cache']) assert.match(stdout, new RegExp(`ok\\s+postgres:${schema}\\s+(\\d+) of \\1 migrations`));
+      assert.match(stdout, /ok\s+jobs\s+\d+ waiting, \d+ running, 0 failed/);
+      assert.match(stdout, /note\s+backups\s+PostgreSQL: back it up with pg_dump/);
+      assert.doesNotMatch(stdout, /app\.db|queue\.db|journal mode wal/);
+    } finally {
+      await server.stop();
+    }
+    const unreachable = await doctor(tempDir(), [], { FEEDMAIL_DATABASE_URL: 'postgres://feedmail:s3cret-pw@127.0.0.1:1/none' });
+    assert.equal(unreachable.code, 1, unreachable.stdout);
+    assert.match(unreachable.stdout, /PROBLEM\s+PostgreSQL\s+unable to use FEEDMAIL_DATABASE_URL/);
+    assert.doesNotMatch(unreachable.stdout, /s3cret-pw/, 'the password is never printed');
   });
 });

@@ -14,11 +14,10 @@ import { createCounters } from '../src/ops/metrics.js';
 import { DiskSpace } from '../src/ops/storage-guard.js';
 import { createLogger } from '../src/log.js';
 import { signRawDelivery } from '../src/mail/webhooks/raw.js';
-import { openStores } from '../src/store/index.js';
 import { creationLimitKey } from '../src/web/routes/feed-create.js';
 import { WEBHOOK_MIN_BODY_RATE } from '../src/web/routes/inbound.js';
 import { WebServer, type WebServerOptions } from '../src/web/server.js';
-import { createFeed, readFeed, sendRaw, startTestServer, tempDir, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
+import { createFeed, openTestStores, readFeed, sendRaw, startTestServer, tempDir, type TestServer, waitFor, waitForEntries } from './support/helpers.js';
 
 const SECRET = 'http-limits-test-secret-0123456789abcdef';
 
@@ -83,7 +82,7 @@ function signedHead(port: number, to: string, body: Buffer): string {
 async function startWeb(overrides: ConfigOverrides, options: WebServerOptions) {
   const dataDir = tempDir();
   const config = loadConfig({}, { dataDir, httpPort: '0', logLevel: 'silent', allowUnsafeStorage: 'true', minFreeBytes: '0', ...overrides });
-  const stores = openStores(dataDir);
+  const stores = await openTestStores(dataDir);
   const counters = createCounters().http;
   const web = new WebServer({
     config, stores, log: createLogger('silent'), counters,
@@ -286,7 +285,7 @@ describe('HTTP connections', () => {
   it('closes connections that send no complete request within the first-request timeout, and keeps serving the others', async () => {
     const dataDir = tempDir();
     const config = loadConfig({}, { dataDir, httpPort: '0', logLevel: 'silent', allowUnsafeStorage: 'true', minFreeBytes: '0' });
-    const stores = openStores(dataDir);
+    const stores = await openTestStores(dataDir);
     const web = new WebServer({
       config, stores, log: createLogger('silent'), counters: createCounters().http,
       metrics: async () => '', readiness: async () => ({ ok: true, checks: {} }), space: new DiskSpace(stores.dataDir, 0), onAccepted: () => undefined,

@@ -18,9 +18,8 @@ import { proxiedImages, remoteImageUrls } from '../src/web/presenters.js';
 import { Urls } from '../src/web/urls.js';
 import { launchChromium } from './support/browser.js';
 import { solidPng } from './support/fidelity.js';
-import { openStores } from '../src/store/index.js';
 import { TestClock } from './support/clock.js';
-import { createFeed, readFeed, sendRaw, startTestServer, tempDir, waitFor, waitForEntries, type TestServer } from './support/helpers.js';
+import { createFeed, openTestStores, readFeed, sendRaw, startTestServer, tempDir, waitFor, waitForEntries, type TestServer } from './support/helpers.js';
 
 interface Hit {
   path: string;
@@ -561,7 +560,7 @@ describe('proxiedImages', () => {
 describe('the image cache', () => {
   it('keeps within its bound, least recently used out first, and forgets failures when they expire', async () => {
     const clock = new TestClock();
-    const stores = openStores(tempDir(), { clock });
+    const stores = await openTestStores(tempDir(), { clock });
     try {
       const { cache } = stores;
       const image = (n: number) => Buffer.alloc(1000, n);

@@ -7,20 +7,19 @@ import { describe, it } from 'node:test';
 import { JobRunner } from '../src/jobs/runner.js';
 import { retryDelayMs } from '../src/jobs/task.js';
 import { createLogger } from '../src/log.js';
-import { openStores } from '../src/store/index.js';
-import { tempDir, waitFor } from './support/helpers.js';
+import { openTestStores, tempDir, testDatabaseEnv, testDatabaseEnvSync, waitFor } from './support/helpers.js';
 
 const CLI = ['--import', 'tsx', 'src/cli.ts'];
 
 function cli(dataDir: string, ...args: string[]) {
-  const r = spawnSync(process.execPath, [...CLI, ...args], { env: { ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_LOG_LEVEL: 'silent' }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [...CLI, ...args], { env: { ...process.env, FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_LOG_LEVEL: 'silent', ...testDatabaseEnvSync(dataDir) }, encoding: 'utf8' });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
 describe('job queue', () => {
   it('retries a throwing job with growing delays, then keeps it failed with its error until "feedmail jobs retry"', async () => {
     const dataDir = tempDir();
-    const stores = openStores(dataDir);
+    const stores = await openTestStores(dataDir);
     const base = 40;
     const attempts: number[] = [];
     const runner = new JobRunner({
@@ -61,7 +60,7 @@ describe('job queue', () => {
     const retry = cli(dataDir, 'jobs', 'retry', String(id));
     assert.equal(retry.code, 0, retry.err);
     assert.match(retry.out, /Retried 1 job/);
-    const again = openStores(dataDir);
+    const again = await openTestStores(dataDir);
     const job = await again.queue.jobById(id);
     assert.equal(job?.state, 'ready');
     assert.equal(job?.attempts, 0);
@@ -86,11 +85,12 @@ describe('job queue', () => {
   it('never runs a job twice at once or a recurring slot twice across three processes', async () => {
     const dataDir = tempDir();
     const log = path.join(dataDir, 'runs.log');
-    const stores = openStores(dataDir);
+    const stores = await openTestStores(dataDir);
     const total = 300;
     for (let i = 0; i < total; i++) await stores.queue.enqueueJob({ task: 'probe' });
     const started = Date.now();
-    const workers = [0, 1, 2].map(() => spawn(process.execPath, ['--import', 'tsx', 'test/support/probe-worker.ts', dataDir, log], { stdio: 'inherit' }));
+    const env = { ...process.env, ...await testDatabaseEnv(dataDir) };
+    const workers = [0, 1, 2].map(() => spawn(process.execPath, ['--import', 'tsx', 'test/support/probe-worker.ts', dataDir, log], { stdio: 'inherit', env }));
     try {
       await waitFor(async () => {
         const left = [...await stores.queue.jobsInState('ready'), ...await stores.queue.jobsInState('claimed'), ...await stores.queue.jobsInState('failed')];

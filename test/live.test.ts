@@ -5,7 +5,6 @@
  * own feed's entries, and cost no database work while none is open.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { allTasks } from '../src/jobs/tasks/index.js';
@@ -14,53 +13,10 @@ import { ProcessPool } from '../src/mail/process-pool.js';
 import { launchChromium } from './support/browser.js';
 import { TestClock } from './support/clock.js';
 import { createFeed, sendRaw, startTestServer, waitFor, type CreatedFeed, type TestServer } from './support/helpers.js';
+import { openStream } from './support/sse.js';
 
 function message(to: string, subject: string): string {
   return [`From: Live News <news@live.example>`, `To: ${to}`, `Subject: ${subject}`, 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', '', `Body of ${subject}`, ''].join('\r\n');
-}
-
-interface SseEvent { id?: string; event?: string; data?: string }
-
-/** A raw event-stream client: collects parsed events until closed. */
-function openStream(url: string, headers: Record<string, string> = {}) {
-  const events: SseEvent[] = [];
-  let status = 0;
-  let responseHeaders: http.IncomingHttpHeaders = {};
-  let buffered = '';
-  let ended = false;
-  const req = http.get(url, { headers: { Accept: 'text/event-stream', ...headers } });
-  const ready = new Promise<void>((resolve, reject) => {
-    req.on('error', reject);
-    req.on('response', (res) => {
-      status = res.statusCode ?? 0;
-      responseHeaders = res.headers;
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffered += chunk;
-        let cut: number;
-        while ((cut = buffered.indexOf('\n\n')) >= 0) {
-          const block = buffered.slice(0, cut);
-          buffered = buffered.slice(cut + 2);
-          const ev: SseEvent = {};
-          for (const line of block.split('\n')) {
-            const m = /^(id|event|data): ?(.*)$/.exec(line);
-            if (m) ev[m[1] as keyof SseEvent] = m[2];
-          }
-          if (ev.event) events.push(ev);
-        }
-      });
-      res.on('end', () => { ended = true; });
-      res.on('error', () => { ended = true; });
-      resolve();
-    });
-  });
-  return {
-    events, ready,
-    get status() { return status; },
-    get headers() { return responseHeaders; },
-    get ended() { return ended; },
-    close: () => req.destroy(),
-  };
 }
 
 async function metric(base: string, name: string): Promise<number> {

@@ -6,9 +6,10 @@ import { it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { simulateWeek } from '../bench/week-simulation.js';
 import { openStores } from '../src/store/index.js';
-import { createFeed, type CreatedFeed, startTestServer, tempDir, waitForEntries } from './support/helpers.js';
+import { createFeed, type CreatedFeed, startTestServer, tempDir, waitForEntries, sqliteOnly } from './support/helpers.js';
 
 it('keeps every WAL under its bound and the cache under its byte limit through a simulated week', async (t) => {
+  if (sqliteOnly(t, 'SQLite WAL files and cache.db\'s size')) return;
   const walMaxBytes = 256 * 1024;
   const cacheMaxBytes = 64 * 1024;
   const reports = await simulateWeek({ days: 7, messagesPerDay: 60, feeds: 12, walMaxBytes, cacheMaxBytes, progress: (l) => t.diagnostic(l) });
@@ -24,6 +25,7 @@ it('keeps every WAL under its bound and the cache under its byte limit through a
 // The week above reads WAL sizes only after its checkpoint passes; a WAL that SQLite never
 // checkpoints on its own would be truncated by then. So sample the peak while mail arrives.
 it('keeps the WAL files near their bound while mail is arriving, not only after checkpoints', async (t) => {
+  if (sqliteOnly(t, 'SQLite WAL files')) return;
   const walMaxBytes = 256 * 1024;
   const server = await startTestServer({ walMaxBytes: String(walMaxBytes) });
   const stores = [server.app.stores.app, server.app.stores.queue, server.app.stores.cache];
@@ -62,7 +64,8 @@ it('keeps the WAL files near their bound while mail is arriving, not only after 
 // SQLite's own checkpoint only copies the WAL back; the file shrinks when the next write
 // starts it over, and only if journal_size_limit says so. No runner here, so no recurring
 // TRUNCATE checkpoint can do the shrinking instead.
-it('shrinks a WAL that one large entry grew back to its bound at the next write', async () => {
+it('shrinks a WAL that one large entry grew back to its bound at the next write', async (t) => {
+  if (sqliteOnly(t, 'SQLite WAL files')) return;
   const walMaxBytes = 256 * 1024;
   const dataDir = tempDir();
   const stores = openStores(dataDir, { walMaxBytes });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { it } from 'node:test';
 import nodemailer from 'nodemailer';
-import { createFeed, freePort, readFeed, tempDir, waitFor } from './support/helpers.js';
+import { createFeed, freePort, readFeed, tempDir, testDatabaseEnv, waitFor } from './support/helpers.js';
 
 interface Proc {
   child: ChildProcess;
@@ -31,7 +31,7 @@ function start(command: string, env: NodeJS.ProcessEnv): Proc {
 it('runs each job once across the server and two worker processes', async () => {
   const dataDir = tempDir();
   const [httpPort, smtpPort] = [await freePort(), await freePort()];
-  const env = { FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_HTTP_PORT: String(httpPort), FEEDMAIL_SMTP_PORT: String(smtpPort), FEEDMAIL_LOG_LEVEL: 'debug', FEEDMAIL_ALLOW_UNSAFE_STORAGE: 'true', FEEDMAIL_MIN_FREE_BYTES: '0', FEEDMAIL_FEED_MAX_ENTRIES: '500' };
+  const env = { ...await testDatabaseEnv(dataDir), FEEDMAIL_DATA_DIR: dataDir, FEEDMAIL_HTTP_PORT: String(httpPort), FEEDMAIL_SMTP_PORT: String(smtpPort), FEEDMAIL_LOG_LEVEL: 'debug', FEEDMAIL_ALLOW_UNSAFE_STORAGE: 'true', FEEDMAIL_MIN_FREE_BYTES: '0', FEEDMAIL_FEED_MAX_ENTRIES: '500' };
   const server = start('serve', env);
   const base = `http://127.0.0.1:${httpPort}`;
   const procs = [server];

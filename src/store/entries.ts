@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { looksLikeToken, newToken } from '../secrets.js';
-import { dialectOf, least } from './dialect.js';
+import { dialectOf, least, serializeOn } from './dialect.js';
 import { bumpFeedVersion } from './feeds.js';
 import { blobHash, deleteUnreferenced, heldBy, putBlob } from './parts.js';
 import type { AppSchema, EntriesTable } from './schema.js';
@@ -105,6 +105,8 @@ export async function insertEntry(
 ): Promise<{ id: number; note: string | null } | undefined> {
   const rawHash = hashes?.raw ?? blobHash(raw);
   return db.transaction().execute(async (trx) => {
+    // PostgreSQL: two jobs storing the same bytes (a sender's retry) must not both pass the checks below.
+    await serializeOn(trx, `entries of feed ${feedId}`);
     const existing = await trx.selectFrom('entries').select('id')
       .where('feed_id', '=', feedId).where('journal_uid', '=', journalUid).executeTakeFirst();
     if (existing) return undefined;

@@ -144,8 +144,11 @@ export function openPostgres<Schema>(url: string, schema: string, migrations: Mi
       if (closed) return;
       closed = true;
       await ready.catch(() => undefined);
-      // Kysely's destroy ends the pool.
+      // Kysely's destroy ends the pool, but only once a query went through Kysely: a store that
+      // only migrated (the cache of a command) would keep its idle connection, and the process
+      // alive, for idleTimeoutMillis.
       await db.destroy();
+      if (!pool.ending) await pool.end();
     },
   };
 }

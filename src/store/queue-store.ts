@@ -1,4 +1,5 @@
 /** queue.db behind one object: the inbound journal, recent deliveries, the job queue, recurring slots and webhook replays. */
+import * as copy from './copy.js';
 import * as backups from './backup.js';
 import * as deliveries from './deliveries.js';
 import * as jobs from './jobs.js';
@@ -98,4 +99,13 @@ export class QueueStore extends Store<QueueSchema> {
   // Backups (issue 13, ops/backup.ts)
   readonly recordBackup = this.timed('record a backup', backups.recordBackup);
   readonly lastBackup = this.op('read the last backup', backups.lastBackup);
+
+  // Copying between databases (store/copy.ts, `feedmail copy-db`)
+  readonly copyTables = copy.QUEUE_COPY_TABLES;
+  readonly countCopyRows = this.op('count rows to copy', copy.countRows);
+  readonly lastCopiedKey = this.op('find the last copied row', copy.lastKey);
+  readonly copyRowsAfter = this.op('read rows to copy', copy.rowsAfter);
+  readonly insertCopiedRows = this.op('write copied rows', copy.insertRows);
+  readonly fixCopiedIdentities = this.op('move the id counters past the copied rows', (db) => copy.fixIdentities(db, copy.QUEUE_COPY_TABLES));
+  readonly copyChecksum = this.op('checksum copied rows', copy.checksum);
 }

@@ -10,6 +10,9 @@ import { startApp, type App } from '../../src/app.js';
 import { loadConfig, type ConfigOverrides } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import type { Clock } from '../../src/store/index.js';
+import { testDatabaseUrl } from './pg.js';
+
+export { onPostgres, openTestStores, postgresOnly, sqliteOnly, sqliteOnlySuite, testDatabaseEnv, testDatabaseEnvSync, testDatabaseUrl } from './pg.js';
 
 /** A port nothing listens on right now, for servers started as child processes. */
 export async function freePort(): Promise<number> {
@@ -32,12 +35,15 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** `clock`: the stores' time, for tests that age rows (see support/clock.ts). */
+/**
+ * `clock`: the stores' time, for tests that age rows (see support/clock.ts). On the
+ * PostgreSQL pass the data directory's own database is used (support/pg.ts).
+ */
 export async function startTestServer(overrides: ConfigOverrides = {}, roles = { web: true, smtp: true, jobs: true }, options: { clock?: Clock } = {}): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? tempDir();
   const config = loadConfig({}, {
     httpPort: '0', smtpPort: '0', logLevel: 'silent', allowUnsafeStorage: 'true', minFreeBytes: '0',
-    ...overrides, dataDir,
+    databaseUrl: await testDatabaseUrl(dataDir) ?? '', ...overrides, dataDir,
   });
   const app = await startApp(config, createLogger(config.logLevel), roles, { clock: options.clock });
   return {

@@ -9,7 +9,8 @@ import { createLogger } from '../../src/log.js';
 import { openStores } from '../../src/store/index.js';
 
 const [dataDir, logFile] = process.argv.slice(2) as [string, string];
-const stores = openStores(dataDir);
+// On the PostgreSQL pass the test passes the data directory's database (support/pg.ts).
+const stores = openStores(dataDir, { databaseUrl: process.env.FEEDMAIL_DATABASE_URL || undefined });
 const record = (line: string) => fs.appendFileSync(logFile, `${line}\n`);
 
 const runner = new JobRunner({

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort, tempDir } from './helpers.js';
+import { testDatabaseEnv } from './pg.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -47,6 +48,7 @@ export async function startServeProcess(options: { processes: number; env?: Reco
       FEEDMAIL_ALLOW_UNSAFE_STORAGE: 'true',
       FEEDMAIL_MIN_FREE_BYTES: '0',
       FEEDMAIL_LOG_LEVEL: 'info',
+      ...(options.env?.FEEDMAIL_DATABASE_URL === undefined ? await testDatabaseEnv(dataDir) : {}),
       ...options.env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
