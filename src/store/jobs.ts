@@ -68,7 +68,6 @@ export interface ClaimFilter {
  */
 export async function claimJobs(db: Kysely<QueueSchema>, now: number, owner: string, limit: number, leaseMs: number, filter: ClaimFilter): Promise<Job[]> {
   if (limit <= 0 || filter.tasks.length === 0) return [];
-  if (dialectOf(db) === 'postgres') return claimJobsPostgres(db, now, owner, limit, leaseMs, filter);
   const maxPriority = filter.maxPriority ?? Number.MAX_SAFE_INTEGER;
   const tasks = sql.join(filter.tasks);
   const runnableReady = sql`state = 'ready' AND run_at <= ${now} AND task IN (${tasks}) AND priority <= ${maxPriority}`;
@@ -84,7 +83,7 @@ export async function claimJobs(db: Kysely<QueueSchema>, now: number, owner: str
         SELECT best.id FROM keys, jobs AS best WHERE keys.k IS NOT NULL AND best.id IN (
           SELECT id FROM jobs WHERE fair_key = keys.k AND ${runnableReady} ORDER BY priority, run_at, id LIMIT ${limit}))
       UNION ALL
-      SELECT id FROM (SELECT id FROM jobs WHERE fair_key IS NULL AND ${runnableReady} ORDER BY priority, run_at, id LIMIT ${limit})
+      SELECT id FROM (SELECT id FROM jobs WHERE fair_key IS NULL AND ${runnableReady} ORDER BY priority, run_at, id LIMIT ${limit}) AS unkeyed
       UNION ALL
       SELECT id FROM jobs WHERE state = 'claimed' AND lease_expires_at < ${now} AND task IN (${tasks}) AND priority <= ${maxPriority}
     )
@@ -98,6 +97,14 @@ export async function claimJobs(db: Kysely<QueueSchema>, now: number, owner: str
               WHERE running.state = 'claimed' AND running.fair_key = runnable.fair_key AND running.lease_expires_at >= ${now}),
       run_at, id
     LIMIT ${limit}`;
+  // On PostgreSQL several instances claim at once: of the chosen rows, only those that can be
+  // locked now (SKIP LOCKED) and are still runnable once locked (READ COMMITTED checks the
+  // row's newest version again) are claimed. Two claimers never get the same job; one that
+  // lost a row to another claims fewer. SQLite's BEGIN IMMEDIATE already serializes claimers.
+  const claimable = dialectOf(db) === 'postgres'
+    ? sql<boolean>`id IN (SELECT id FROM jobs WHERE id IN (${chosen})
+        AND ((state = 'ready' AND run_at <= ${now}) OR (state = 'claimed' AND lease_expires_at < ${now})) FOR UPDATE SKIP LOCKED)`
+    : sql<boolean>`id IN (${chosen})`;
   return db.transaction().execute((trx) => trx.updateTable('jobs')
     .set({
       state: 'claimed',
@@ -106,41 +113,7 @@ export async function claimJobs(db: Kysely<QueueSchema>, now: number, owner: str
       updated_at: now,
       reclaims: sql<number>`CASE WHEN state = 'claimed' THEN reclaims + 1 ELSE reclaims END`,
     })
-    .where(sql<boolean>`id IN (${chosen})`)
-    .returningAll()
-    .execute());
-}
-
-/**
- * claimJobs on PostgreSQL, where several instances claim at once: the same fair choice,
- * then only the chosen rows that can be locked now (FOR UPDATE SKIP LOCKED) and are still
- * runnable once locked (READ COMMITTED checks the row's newest version again) are claimed.
- * Two claimers never get the same job; one that lost a row to another claims fewer.
- */
-async function claimJobsPostgres(db: Kysely<QueueSchema>, now: number, owner: string, limit: number, leaseMs: number, filter: ClaimFilter): Promise<Job[]> {
-  const maxPriority = filter.maxPriority ?? Number.MAX_SAFE_INTEGER;
-  const runnable = sql`((state = 'ready' AND run_at <= ${now}) OR (state = 'claimed' AND lease_expires_at < ${now}))`;
-  const chosen = sql<{ id: number }>`
-    SELECT id FROM (
-      SELECT id, priority, run_at, fair_key,
-        row_number() OVER (PARTITION BY coalesce(fair_key, 'job:' || id) ORDER BY run_at, id) AS turn
-      FROM jobs
-      WHERE task IN (${sql.join(filter.tasks)}) AND priority <= ${maxPriority} AND ${runnable}
-    ) AS runnable
-    ORDER BY priority,
-      turn + (SELECT count(*) FROM jobs AS running
-              WHERE running.fair_key = runnable.fair_key AND running.state = 'claimed' AND running.lease_expires_at >= ${now}),
-      run_at, id
-    LIMIT ${limit}`;
-  return db.transaction().execute((trx) => trx.updateTable('jobs')
-    .set({
-      state: 'claimed',
-      lease_owner: owner,
-      lease_expires_at: now + leaseMs,
-      updated_at: now,
-      reclaims: sql<number>`CASE WHEN state = 'claimed' THEN reclaims + 1 ELSE reclaims END`,
-    })
-    .where(sql<boolean>`id IN (SELECT id FROM jobs WHERE id IN (${chosen}) AND ${runnable} FOR UPDATE SKIP LOCKED)`)
+    .where(claimable)
     .returningAll()
     .execute());
 }
