@@ -1,6 +1,7 @@
 /** app.db behind one object: feeds, entries, their bodies and parts. Methods read like questions and verbs; the SQL is in the modules they bind. */
 import * as entries from './entries.js';
 import * as feeds from './feeds.js';
+import { groupCommit } from './group-commit.js';
 import * as icons from './icons.js';
 import * as parts from './parts.js';
 import type { AppSchema } from './schema.js';
@@ -39,6 +40,13 @@ export class AppStore extends SqliteStore<AppSchema> {
 
   // Entries
   readonly insertEntry = this.timed('store an entry', entries.insertEntry);
+  readonly insertEntries = this.timed('store entries', entries.insertEntries);
+  readonly importEntries = this.timed('import entries', entries.importEntries);
+  /**
+   * As insertEntry, committed in one transaction with the other entries stored at the same
+   * moment (store/group-commit.ts): ingest stores many messages a second with one fsync per group.
+   */
+  readonly storeEntry = groupCommit((items: entries.NewEntry[]) => this.insertEntries(items));
   readonly replaceEntryContent = this.timed('replace an entry\'s content', entries.replaceEntryContent);
   readonly entriesOfFeed = this.op('list a feed\'s entries', entries.entriesOfFeed);
   readonly entrySummariesOfFeed = this.op('list a feed\'s entry summaries', entries.entrySummariesOfFeed);

@@ -4,6 +4,7 @@
  * Readers page through them by id; old rows are pruned by age.
  */
 import type { Kysely } from 'kysely';
+import type { Outcome } from './group-commit.js';
 import type { QueueSchema } from './schema.js';
 
 export interface Notification {
@@ -16,6 +17,18 @@ export interface Notification {
 export async function recordNotification(db: Kysely<QueueSchema>, now: number, feedId: number, entryId: number): Promise<number> {
   const r = await db.insertInto('notifications').values({ feed_id: feedId, entry_id: entryId, created_at: now }).executeTakeFirstOrThrow();
   return Number(r.insertId);
+}
+
+/**
+ * Records several entries' notifications in one transaction (one commit for all); one
+ * outcome per item, in order (see store/group-commit.ts).
+ */
+export async function recordNotifications(db: Kysely<QueueSchema>, now: number, items: { feedId: number; entryId: number }[]): Promise<Outcome<number>[]> {
+  return db.transaction().execute(async (trx) => {
+    const out: Outcome<number>[] = [];
+    for (const { feedId, entryId } of items) out.push({ value: await recordNotification(trx, now, feedId, entryId) });
+    return out;
+  });
 }
 
 /** The newest notification id (0 when there is none): where a poller starts. */

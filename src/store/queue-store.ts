@@ -1,6 +1,7 @@
 /** queue.db behind one object: the inbound journal, recent deliveries, the job queue, recurring slots and webhook replays. */
 import * as backups from './backup.js';
 import * as deliveries from './deliveries.js';
+import { groupCommit } from './group-commit.js';
 import * as jobs from './jobs.js';
 import * as journal from './journal.js';
 import * as notifications from './notifications.js';
@@ -50,6 +51,9 @@ export class QueueStore extends SqliteStore<QueueSchema> {
 
   // Entry notifications for live pages (issue 11, web/live.ts)
   readonly recordNotification = this.timed('record an entry notification', notifications.recordNotification);
+  readonly recordNotifications = this.timed('record entry notifications', notifications.recordNotifications);
+  /** As recordNotification, committed together with the notifications recorded at the same moment (store/group-commit.ts). */
+  readonly notifyEntry = groupCommit((items: { feedId: number; entryId: number }[]) => this.recordNotifications(items));
   readonly lastNotificationId = this.op('read the newest notification id', notifications.lastNotificationId);
   readonly notificationsAfter = this.op('read new notifications', notifications.notificationsAfter);
   readonly notificationsOfFeedAfter = this.op('read a feed\'s missed notifications', notifications.notificationsOfFeedAfter);
