@@ -1,4 +1,6 @@
 /** app.db behind one object: feeds, entries, their bodies and parts. Methods read like questions and verbs; the SQL is in the modules they bind. */
+import path from 'node:path';
+import { FeedmailError, StoreError } from '../errors.js';
 import * as entries from './entries.js';
 import * as feeds from './feeds.js';
 import { groupCommit } from './group-commit.js';
@@ -46,7 +48,8 @@ export class AppStore extends SqliteStore<AppSchema> {
    * As insertEntry, committed in one transaction with the other entries stored at the same
    * moment (store/group-commit.ts): ingest stores many messages a second with one fsync per group.
    */
-  readonly storeEntry = groupCommit((items: entries.NewEntry[]) => this.insertEntries(items));
+  readonly storeEntry = groupCommit(async (items: entries.NewEntry[]) => (await this.insertEntries(items))
+    .map((o) => ('error' in o && !(o.error instanceof FeedmailError) ? { error: new StoreError('store an entry', path.basename(this.file), o.error) } : o)));
   readonly replaceEntryContent = this.timed('replace an entry\'s content', entries.replaceEntryContent);
   readonly entriesOfFeed = this.op('list a feed\'s entries', entries.entriesOfFeed);
   readonly entrySummariesOfFeed = this.op('list a feed\'s entry summaries', entries.entrySummariesOfFeed);

@@ -122,7 +122,8 @@ export async function insertEntry(
  * Stores several entries in one transaction (one commit, so one fsync, for all of them),
  * each as insertEntry would, inside a savepoint of its own: an entry that fails is rolled
  * back alone and reported as `{ error }` in its place (`{ value }` otherwise), and the others are committed. Rejects
- * only when the transaction itself fails (nothing of it is then stored).
+ * when the transaction itself fails, or when an entry's failure ended it (a full disk):
+ * nothing of the group is then stored.
  */
 export async function insertEntries(db: Kysely<AppSchema>, now: number, items: NewEntry[]): Promise<StoredEntry[]> {
   const trx = await db.startTransaction().execute();
@@ -135,8 +136,14 @@ export async function insertEntries(db: Kysely<AppSchema>, now: number, items: N
         await inside.releaseSavepoint('entry').execute();
         out.push({ value });
       } catch (error) {
-        await inside.rollbackToSavepoint('entry').execute();
-        await inside.releaseSavepoint('entry').execute();
+        try {
+          await inside.rollbackToSavepoint('entry').execute();
+          await inside.releaseSavepoint('entry').execute();
+        } catch {
+          // SQLite ended the whole transaction (a full disk or an I/O error does that): the
+          // group fails, with the entry's own error, which says why.
+          throw error;
+        }
         out.push({ error });
       }
     }
