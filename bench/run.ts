@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only reads,smtp,steady,webhook,footprint]`: feedmail measured against
+ * `npm run bench [-- --quick] [-- --only reads,roundrobin,smtp,steady,webhook,processing,scale,footprint]`: feedmail measured against
  * the machine's own limits (issue 14). Each benchmark starts feedmail from the built code
  * (dist/cli.js) with a fresh data directory as a separate process and drives it over real
  * sockets from separate load-generator processes; every figure sits beside a ceiling measured
@@ -20,12 +20,17 @@ import { startServeProcess, type ServeProcess } from '../test/support/serve-proc
 import { median, type LoadRequest, type LoadResult } from './lib/http-load.js';
 import { writeNewsletters } from './lib/newsletters.js';
 import { allStored } from './lib/visible.js';
+import { seedFeeds } from './scale.js';
 
-const HELP = `Usage: npm run bench [-- --quick] [-- --only reads,smtp,steady,webhook,footprint] [-- --cpu-prof DIR]
+const HELP = `Usage: npm run bench [-- --quick] [-- --only reads,roundrobin,smtp,steady,webhook,processing,scale,footprint] [-- --cpu-prof DIR]
 
-  --quick     under 5 minutes: fewer and shorter runs, 500 instead of 2,000 SMTP messages
+  --quick     fewer and shorter runs, 500 instead of 2,000 SMTP messages, smaller scales
+              (1,000 instead of 5,000 queued messages, 50,000 instead of 1,000,000 entries,
+              2,000 instead of 10,000 feeds read round-robin)
   --only      run only the named benchmarks (default: all of the mode)
-  --cpu-prof  write a V8 CPU profile of the feedmail server of the SMTP benchmark into DIR (of the reads benchmark into DIR/reads)
+  --cpu-prof  write V8 CPU profiles of the feedmail server of the SMTP benchmark into DIR
+              (of the reads benchmark into DIR/reads, of the processing benchmark's draining server into DIR/processing)
+  --processing-env K=V,...  FEEDMAIL_* settings for the processing benchmark's draining server
   --markdown-from FILE   only rewrite bench/RESULTS.md from a recorded results JSON
 Writes bench/results/bench-<date>-<quick|full>.json and bench/RESULTS.md.
 `;
@@ -40,11 +45,13 @@ const arg = (name: string) => {
 const quick = process.argv.includes('--quick');
 const only = arg('only')?.split(',');
 const cpuProfDir = arg('cpu-prof');
+/** FEEDMAIL_* settings for the draining server of the processing benchmark, e.g. `--processing-env FEEDMAIL_WORKER_CONCURRENCY=8`. */
+const processingEnv = Object.fromEntries((arg('processing-env') ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const MODE = quick ? 'quick' : 'full';
 const P = quick
-  ? { readRuns: 3, readSeconds: 3, readWarmup: 1, smtpMessages: 500, smtpRuns: 2, steadyMessages: 300, webhookMessages: 300, webhookRuns: 2, sqliteCommits: 500 }
-  : { readRuns: 5, readSeconds: 10, readWarmup: 2, smtpMessages: 2000, smtpRuns: 3, steadyMessages: 3000, webhookMessages: 1000, webhookRuns: 3, sqliteCommits: 2000 };
+  ? { readRuns: 3, readSeconds: 3, readWarmup: 1, smtpMessages: 500, smtpRuns: 2, processMessages: 1000, processRuns: 2, steadyMessages: 300, webhookMessages: 300, webhookRuns: 2, sqliteCommits: 500 }
+  : { readRuns: 5, readSeconds: 10, readWarmup: 2, smtpMessages: 2000, smtpRuns: 3, processMessages: 5000, processRuns: 3, steadyMessages: 3000, webhookMessages: 1000, webhookRuns: 3, sqliteCommits: 2000 };
 const STEADY_RATE = 100;
 const READ_CONNECTIONS = 50;
 
@@ -79,8 +86,15 @@ async function startCeiling(script: string, ...args: string[]): Promise<{ port: 
   return { port, stop: () => child.kill('SIGTERM') };
 }
 
-const httpLoad = (port: number, requests: LoadRequest[], seconds: number, warmupSeconds = 0) =>
-  runJson<LoadResult>(process.execPath, tsx('bench/lib/http-load.ts', JSON.stringify({ port, requests, connections: READ_CONNECTIONS, seconds, warmupSeconds })));
+let loadFiles = 0;
+const httpLoad = (port: number, requests: LoadRequest[], seconds: number, warmupSeconds = 0) => {
+  const options = JSON.stringify({ port, requests, connections: READ_CONNECTIONS, seconds, warmupSeconds });
+  if (options.length < 64 * 1024) return runJson<LoadResult>(process.execPath, tsx('bench/lib/http-load.ts', options));
+  // Thousands of request paths are too long for a command line: handed over in a file.
+  const file = path.join(work, `http-load-${loadFiles++}.json`);
+  fs.writeFileSync(file, options);
+  return runJson<LoadResult>(process.execPath, tsx('bench/lib/http-load.ts', `@${file}`));
+};
 
 interface SendResult { sent: number; acknowledged: number; errors: number; errorSamples: string[]; seconds: number; perSecond: number; p50: number; p99: number; max: number; lastAckEpochMs: number }
 /** `rate`: messages per second in all, paced (0: as fast as the server acknowledges). */
@@ -215,13 +229,52 @@ async function benchReads() {
   }
 }
 
+// (1b) Many feeds read round-robin: each request a different feed, so documents are rendered
+// (cache misses) and the cache evicts (quick: 2,000 feeds and a 4 MB cache; full: 10,000 feeds, default cache).
+async function benchRoundRobin() {
+  const feeds = quick ? 2000 : 10_000;
+  const env: Record<string, string> = quick ? { FEEDMAIL_CACHE_MAX_BYTES: '4m' } : {};
+  say(`reads round-robin: ${feeds} feeds of 10 small entries seeded through the store, gzip, ${READ_CONNECTIONS} connections, ${P.readRuns} runs of ${P.readSeconds} s (load ${load()})`);
+  const dataDir = fs.mkdtempSync(path.join(work, 'roundrobin-'));
+  const tokens = await seedFeeds(dataDir, feeds, 10);
+  const server = await startServeProcess({ processes: 1, built: true, dataDir, env: { FEEDMAIL_FEED_MESSAGES_PER_DAY: '0', ...env } });
+  let ceiling: { port: number; stop: () => void } | undefined;
+  try {
+    const bodies = path.join(work, 'roundrobin-bodies');
+    fs.mkdirSync(bodies);
+    const sample = await rawGet(`${server.base}/feeds/${tokens[0]}.atom`, { 'Accept-Encoding': 'gzip' });
+    if (sample.status !== 200) throw new Error(`GET atom answered ${sample.status}`);
+    fs.writeFileSync(path.join(bodies, 'gzip'), sample.body);
+    ceiling = await startCeiling('bench/lib/bare-http.ts', bodies);
+    // Every run goes through the feeds in order from the first: the first run's requests are all first
+    // reads (rendered), later runs find whatever the cache kept of them.
+    const requests = tokens.map((t) => ({ path: `/feeds/${t}.atom`, headers: { 'Accept-Encoding': 'gzip' } }));
+    const fm: LoadResult[] = [];
+    const ce: LoadResult[] = [];
+    const stopRss = rssSampler(server.pid);
+    for (let i = 0; i < P.readRuns; i++) {
+      fm.push(await httpLoad(Number(new URL(server.base).port), requests, P.readSeconds));
+      ce.push(await httpLoad(ceiling.port, [{ path: '/', headers: { 'Accept-Encoding': 'gzip' } }], P.readSeconds));
+    }
+    addRow({
+      bench: 'reads', case: `${feeds.toLocaleString('en-US')} feeds round-robin, gzip${quick ? ', 4 MB cache' : ''}`, metric: 'req/s',
+      feedmailRuns: fm.map((r) => r.perSecond), ceilingRuns: ce.map((r) => r.perSecond), ceilingName: 'bare node:http, one document of the same size',
+      latency: { p50: median(fm.map((r) => r.p50)), p99: median(fm.map((r) => r.p99)), ceilingP50: median(ce.map((r) => r.p50)), ceilingP99: median(ce.map((r) => r.p99)) },
+      extra: { bodyBytes: sample.body.length, errors: fm.reduce((n, r) => n + r.errors, 0), rssMaxMb: Math.round(stopRss()), statuses: JSON.stringify(fm[0]!.statuses) },
+    });
+  } finally {
+    ceiling?.stop();
+    await server.stop();
+  }
+}
+
 /** Polls until the server has stored `stored` messages in all (see lib/visible.ts). */
-async function visibleAfter(server: ServeProcess, stored: number, timeoutMs = 600_000): Promise<number> {
+async function visibleAfter(server: ServeProcess, stored: number, timeoutMs = 600_000, pollMs = 20): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await allStored(server.base, stored)) return Date.now();
     if (Date.now() > deadline) throw new Error(`${stored} messages not stored within ${timeoutMs} ms`);
-    await sleep(20);
+    await sleep(pollMs);
   }
 }
 
@@ -311,6 +364,88 @@ async function benchSteady() {
   }
 }
 
+/** The server's own count of messages stored (journal to entry), or -1 when /metrics did not answer. */
+async function storedCount(base: string): Promise<number> {
+  const metrics = await fetch(`${base}/metrics`).then((r) => r.text()).catch(() => '');
+  const m = /^feedmail_mail_to_entry_seconds_count (\d+)/m.exec(metrics);
+  return m ? Number(m[1]) : -1;
+}
+
+// (3) Processing throughput: entries stored per second from a full queue.
+async function benchProcessing() {
+  const n = P.processMessages;
+  say(`processing: ${n} x 20 KB newsletters journaled with the job runner off, then stored from the full queue, ${P.processRuns} runs (load ${load()})`);
+  const fm: number[] = [];
+  const ce: number[] = [];
+  const rss: number[] = [];
+  const bytes: number[] = [];
+  for (let run = 0; run < P.processRuns; run++) {
+    const dir = path.join(work, `process-run${run}`);
+    // Fill: a server whose runner takes no jobs journals every message and processes none.
+    const { server: filler } = await startFeedmail(`process${run}`, { FEEDMAIL_WORKER_CONCURRENCY: '0' });
+    let dataDir: string;
+    try {
+      dataDir = filler.dataDir;
+      const feed = await createFeed(filler.base, `process ${run}`);
+      writeNewsletters(dir, n, `p-r${run}`, feed.address);
+      const r = await smtpSend(filler.smtpPort, dir, 8, feed.address);
+      if (r.acknowledged !== n) throw new Error(`filling the queue: ${r.errors} errors, e.g. ${r.errorSamples[0]}`);
+    } finally {
+      await filler.stop();
+    }
+    // Drain: the same data directory with the runner on; timed from the first count taken
+    // once it is ready until the server counts all n stored.
+    const server = await startServeProcess({ processes: 1, built: true, dataDir, nodeArgs: cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(cpuProfDir, 'processing')] : [], env: { FEEDMAIL_FEED_MESSAGES_PER_DAY: '0', ...processingEnv } });
+    try {
+      const stopRss = rssSampler(server.pid);
+      let first = -1;
+      while (first < 0) first = await storedCount(server.base);
+      const started = Date.now();
+      // Polled every 200 ms: /metrics costs the server a few ms each time.
+      const seconds = ((await visibleAfter(server, n, 600_000, 200)) - started) / 1000;
+      rss.push(stopRss());
+      fm.push((n - first) / seconds);
+    } finally {
+      await server.stop();
+    }
+    // What the n newsletters take in app.db (entries, bodies, raw messages, search index) once the server has checkpointed at exit.
+    const fileBytes = (f: string) => (fs.existsSync(path.join(dataDir, f)) ? fs.statSync(path.join(dataDir, f)).size : 0);
+    bytes.push((fileBytes('app.db') + fileBytes('app.db-wal')) / n);
+    const c = await runJson<{ perSecond: number }>(process.execPath, tsx('bench/lib/process-ceiling.ts', dir));
+    ce.push(c.perSecond * os.cpus().length);
+  }
+  footprint.rssProcessingMaxMb = Math.max(...rss);
+  addRow({
+    bench: 'processing', case: `${n} x 20 KB from a full queue`, metric: 'stored msg/s', feedmailRuns: fm, ceilingRuns: ce,
+    ceilingName: `processing alone, 1 thread x ${os.cpus().length} cores, nothing stored`,
+    extra: { rssMaxMb: Math.round(Math.max(...rss)), 'app.db bytes per 20 KB newsletter': Math.round(median(bytes)), ...processingEnv },
+  });
+}
+
+// (5) Search and (6) scale: latency at 10,000 entries and at 1,000,000 (quick: 50,000), seeded through the store (bench/scale.ts).
+async function benchScale() {
+  const args = quick
+    ? ['--entries', '50000', '--feeds', '500', '--first', '10000', '--queries', '20']
+    : ['--entries', '1000000', '--feeds', '10000', '--first', '10000', '--queries', '40'];
+  say(`scale: search and first reads at 10,000 entries, then at ${args[1]} in ${args[3]} feeds, seeded through the store (load ${load()})`);
+  type Stage = { entries: number; feeds: number; bytesPerEntry: number; figures: Record<string, { p50: number; p95: number; n: number }> };
+  const { stages } = await runJson<{ stages: Stage[] }>(process.execPath, tsx('bench/scale.ts', ...args));
+  const [small, large] = stages;
+  if (!small || !large) throw new Error('bench/scale.ts measured fewer than two stages');
+  for (const [name, f] of Object.entries(large.figures)) {
+    const base = small.figures[name]!;
+    addRow({
+      bench: 'scale', case: `${name}, ${large.entries.toLocaleString('en-US')} entries in ${large.feeds.toLocaleString('en-US')} feeds`, metric: 'ms p95',
+      feedmailRuns: [f.p95], ceilingRuns: [base.p95], ceilingName: `the same at ${small.entries.toLocaleString('en-US')} entries; fraction = growth, target ≤ 2`,
+      extra: { p50Ms: Number(f.p50.toFixed(1)), p50MsAtSmall: Number(base.p50.toFixed(1)), queries: f.n },
+    });
+  }
+  addRow({
+    bench: 'scale', case: 'app.db bytes per seeded entry (small bodies)', metric: 'bytes', feedmailRuns: [large.bytesPerEntry], ceilingRuns: [], ceilingName: '',
+    extra: { atSmall: Math.round(small.bytesPerEntry) },
+  });
+}
+
 // The durable-commit ceiling.
 async function benchSqlite() {
   say(`sqlite: ${P.sqliteCommits} commits of a 20 KB row, WAL, synchronous=FULL, ${P.smtpRuns} runs (load ${load()})`);
@@ -393,6 +528,7 @@ function markdown(env: Record<string, string | number>): string {
     const names: Record<string, string> = {
       startupMs: 'startup to ready (spawn of dist/cli.js to the "jobs: running" log line), ms', rssIdleMb: 'RSS idle, 2 s after ready, MB', rssReadsMaxMb: 'RSS, largest during the read benchmark, MB',
       rssSmtp1MaxMb: 'RSS, largest during SMTP ingest over 1 connection, MB', rssSmtp8MaxMb: 'RSS, largest during SMTP ingest over 8 connections, MB',
+      rssProcessingMaxMb: 'RSS, largest while processing a full queue (benchmark 3), MB',
     };
     for (const [k, v] of Object.entries(footprint)) lines.push(`| ${names[k] ?? k} | ${fmt(v)} |`);
   }
@@ -442,12 +578,15 @@ say(`bench ${MODE}: ${env.cpus}, node ${env.node}, SQLite ${env.sqlite}, load ${
 const want = (name: string) => !only || only.includes(name);
 try {
   if (want('reads') || want('footprint')) await benchReads();
+  if (want('reads') || want('roundrobin')) await benchRoundRobin();
   if (want('smtp')) {
     await benchSmtp();
     await benchSqlite();
   }
   if (want('smtp') || want('steady')) await benchSteady();
   if (want('webhook')) await benchWebhook();
+  if (want('processing')) await benchProcessing();
+  if (want('scale')) await benchScale();
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

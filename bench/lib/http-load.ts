@@ -8,8 +8,9 @@
  * the same generator, so whatever the generator costs is in both figures.
  *
  * In-process: `runLoad(options)`. As a separate process (what `bench/run.ts` does):
- *   node --import tsx bench/lib/http-load.ts '<LoadOptions as JSON>'   → prints a LoadResult as JSON
+ *   node --import tsx bench/lib/http-load.ts '<LoadOptions as JSON>' | @<file of it>   → prints a LoadResult as JSON
  */
+import fs from 'node:fs';
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 
@@ -170,6 +171,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const result = await runLoad(JSON.parse(process.argv[2]!) as LoadOptions);
+  // `@file`: the options in a file, for request lists too long for a command line.
+  const arg = process.argv[2]!;
+  const result = await runLoad(JSON.parse(arg.startsWith('@') ? fs.readFileSync(arg.slice(1), 'utf8') : arg) as LoadOptions);
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

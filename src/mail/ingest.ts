@@ -344,13 +344,14 @@ async function storeForFeeds(deps: IngestDeps, feeds: Feed[], row: JournalRow, p
     if (i > 0) await new Promise((resolve) => setImmediate(resolve));
     if (await refusedOnProcessing(deps, feed, feeds, row, processed, sendersOf, journalId)) continue;
     const content = { ...processed, confirmUrl: processed.confirmUrls[i] ?? null };
-    const entry = await deps.app.insertEntry(feed.id, row.uid, row.received_at, row.raw, content, hashes);
+    // Committed together with the entries of other messages stored at the same moment (one fsync for all).
+    const entry = await deps.app.storeEntry({ feedId: feed.id, journalUid: row.uid, receivedAt: row.received_at, raw: row.raw, content, hashes });
     if (entry) {
       stored++;
       deps.log.info({ feedId: feed.id, entryId: entry.id, journalId, note: entry.note ?? undefined }, 'ingest: entry stored');
       await enqueueWebsubDeliveries(deps, feed, { id: entry.id, from_address: content.fromAddress });
       // Open pages of the feed hear of it (web/live.ts); the entry is stored whether or not this is.
-      await deps.queue.recordNotification(feed.id, entry.id).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'ingest: unable to notify live pages'));
+      await deps.queue.notifyEntry({ feedId: feed.id, entryId: entry.id }).catch((err: unknown) => deps.log.warn({ err, feedId: feed.id }, 'ingest: unable to notify live pages'));
     }
   }
   return stored;

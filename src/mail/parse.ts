@@ -57,19 +57,7 @@ async function parseAt(original: Buffer, limits: ParseLimits, depth: number, bud
   const raw = repairMime(original);
   let mail;
   try {
-    mail = await simpleParser(terminated(raw), {
-      keepCidLinks: true,
-      defaultInlineEmbedded: true,
-      maxChildNodes: 500,
-      maxHtmlLengthToParse: 5_000_000,
-      checksumAlgo: false,
-      // mailparser's own text-to-HTML (escaping and linkifying) of a text body runs to
-      // several copies of it: on megabytes of '&' that exhausted the processing thread's heap.
-      // Big text bodies are turned into HTML by textToHtml instead, from the capped text.
-      // (mailparser needs it to show text parts next to HTML ones, as in a forward; a
-      // text-only message is shown by textToHtml, which keeps the text's shape.)
-      skipTextToHtml: raw.length > LARGE_MESSAGE_BYTES,
-    });
+    mail = await parseWithoutTextAsHtml(terminated(raw));
   } catch (err) {
     return recoverAsText(original, (err as Error)?.message ?? 'unknown error');
   }
@@ -95,7 +83,10 @@ async function parseAt(original: Buffer, limits: ParseLimits, depth: number, bud
   const boundary = multipartBoundary(mail.headers.get('content-type'));
   if (boundary !== null) {
     // Decoding the whole body as text is needed only when nothing else came out of it.
-    const nothing = html === '' && (mail.textAsHtml ?? '').trim() === '' && text.trim() === '' && parts.length === 0;
+    // (mailparser's textAsHtml, skipped by the parse below LARGE_MESSAGE_BYTES, is '<p>…' for every
+    // message with a text part: there, "no text part" is what its emptiness told.)
+    const noTextPart = raw.length > LARGE_MESSAGE_BYTES ? (mail.textAsHtml ?? '').trim() === '' : mail.text === undefined;
+    const nothing = html === '' && noTextPart && text.trim() === '' && parts.length === 0;
     const body = nothing ? bodyOf(raw) : '';
     if (body.trim() !== '') {
       // A multipart message whose parts cannot be found (no or wrong boundary) would otherwise
@@ -166,6 +157,39 @@ async function headersOf(eml: Buffer): Promise<{ html: Parameters<typeof headTab
     html: { fromHtml: list(mail.from, 'html'), toHtml: list(mail.to, 'html'), ccHtml: list(mail.cc, 'html'), subject, date },
     text: { from: oneLine(list(mail.from, 'text')), to: oneLine(list(mail.to, 'text')), cc: oneLine(list(mail.cc, 'text')), subject, date },
   };
+}
+
+const PARSER_OPTIONS = {
+  keepCidLinks: true,
+  defaultInlineEmbedded: true,
+  maxChildNodes: 500,
+  maxHtmlLengthToParse: 5_000_000,
+  checksumAlgo: false,
+} as const;
+
+/** What mailparser puts between the pieces of a message's HTML (its own text parts made HTML among them). */
+const HTML_PIECES_JOINED_BY = '<br/>\n';
+
+/**
+ * mailparser's text-to-HTML (escaping and linkifying a text part) serves two things: its
+ * `textAsHtml`, which nothing here uses, and the HTML of a message whose text parts sit beside
+ * HTML parts outside a multipart/alternative (a text part then a forwarded HTML part). It cost
+ * 40% of parsing a newsletter (bench/results/profile-processing-2026-11-27.txt), so the first
+ * parse skips it. Skipped, a text part of that second kind leaves an empty piece in the HTML
+ * (mailparser joins the pieces with a `<br/>` line, and never adds an empty HTML part); only a
+ * message whose HTML shows that mark, or ends or starts with the joining line of its own, is
+ * parsed again in full, so what comes out is the same as with one full parse.
+ *
+ * mailparser's own text-to-HTML of a big text body runs to several copies of it: on
+ * megabytes of '&' that exhausted the processing thread's heap. Big text bodies are turned
+ * into HTML by textToHtml instead (from the capped text), so those are never parsed in full.
+ */
+async function parseWithoutTextAsHtml(raw: Buffer): Promise<ParsedMail> {
+  const mail = await simpleParser(raw, { ...PARSER_OPTIONS, skipTextToHtml: true });
+  if (raw.length > LARGE_MESSAGE_BYTES || typeof mail.html !== 'string') return mail;
+  const html = mail.html;
+  const emptyPiece = html === '' || html.startsWith(HTML_PIECES_JOINED_BY) || html.endsWith(HTML_PIECES_JOINED_BY) || html.includes(HTML_PIECES_JOINED_BY + HTML_PIECES_JOINED_BY);
+  return emptyPiece ? simpleParser(raw, { ...PARSER_OPTIONS, skipTextToHtml: false }) : mail;
 }
 
 /**

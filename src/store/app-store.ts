@@ -1,7 +1,10 @@
 /** app.db behind one object: feeds, entries, their bodies and parts. Methods read like questions and verbs; the SQL is in the modules they bind. */
+import path from 'node:path';
+import { FeedmailError, StoreError } from '../errors.js';
 import * as copy from './copy.js';
 import * as entries from './entries.js';
 import * as feeds from './feeds.js';
+import { groupCommit } from './group-commit.js';
 import * as icons from './icons.js';
 import * as parts from './parts.js';
 import type { AppSchema } from './schema.js';
@@ -40,6 +43,14 @@ export class AppStore extends Store<AppSchema> {
 
   // Entries
   readonly insertEntry = this.timed('store an entry', entries.insertEntry);
+  readonly insertEntries = this.timed('store entries', entries.insertEntries);
+  readonly importEntries = this.timed('import entries', entries.importEntries);
+  /**
+   * As insertEntry, committed in one transaction with the other entries stored at the same
+   * moment (store/group-commit.ts): ingest stores many messages a second with one fsync per group.
+   */
+  readonly storeEntry = groupCommit(async (items: entries.NewEntry[]) => (await this.insertEntries(items))
+    .map((o) => ('error' in o && !(o.error instanceof FeedmailError) ? { error: new StoreError('store an entry', path.basename(this.file), o.error) } : o)));
   readonly replaceEntryContent = this.timed('replace an entry\'s content', entries.replaceEntryContent);
   readonly entriesOfFeed = this.op('list a feed\'s entries', entries.entriesOfFeed);
   readonly entrySummariesOfFeed = this.op('list a feed\'s entry summaries', entries.entrySummariesOfFeed);

@@ -4,6 +4,7 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import { looksLikeToken, newToken } from '../secrets.js';
 import { dialectOf, least, serializeOn } from './dialect.js';
 import { bumpFeedVersion } from './feeds.js';
+import type { Outcome } from './group-commit.js';
 import { blobHash, deleteUnreferenced, heldBy, putBlob } from './parts.js';
 import type { AppSchema, EntriesTable } from './schema.js';
 import { indexEntryForSearch } from './search-pg.js';
@@ -88,6 +89,19 @@ async function putBody(trx: Kysely<AppSchema>, now: number, html: string, text: 
   return hash;
 }
 
+/** One entry to store: what insertEntry takes, as one value (see insertEntries). */
+export interface NewEntry {
+  feedId: number;
+  journalUid: string;
+  receivedAt: number;
+  raw: Buffer;
+  content: EntryContent;
+  hashes?: ContentHashes;
+}
+
+/** What storing one entry came to: the entry (undefined when it already existed), or why it failed. */
+export type StoredEntry = Outcome<{ id: number; note: string | null } | undefined>;
+
 /**
  * Stores an entry with its parts and bumps the feed's version, in one
  * transaction. Returns undefined when the entry for this journal row already
@@ -103,45 +117,126 @@ export async function insertEntry(
   content: EntryContent,
   hashes?: ContentHashes,
 ): Promise<{ id: number; note: string | null } | undefined> {
-  const rawHash = hashes?.raw ?? blobHash(raw);
+  return db.transaction().execute((trx) => storeEntry(trx, now, { feedId, journalUid, receivedAt, raw, content, hashes }));
+}
+
+/**
+ * Stores several entries in one transaction (one commit, so one fsync, for all of them),
+ * each as insertEntry would, inside a savepoint of its own: an entry that fails is rolled
+ * back alone and reported as `{ error }` in its place (`{ value }` otherwise), and the others are committed. Rejects
+ * when the transaction itself fails, or when an entry's failure ended it (a full disk):
+ * nothing of the group is then stored.
+ */
+export async function insertEntries(db: Kysely<AppSchema>, now: number, items: NewEntry[]): Promise<StoredEntry[]> {
+  const trx = await db.startTransaction().execute();
+  const out: StoredEntry[] = [];
+  try {
+    for (const item of items) {
+      const inside = await trx.savepoint('entry').execute();
+      try {
+        const value = await storeEntry(inside, now, item);
+        await inside.releaseSavepoint('entry').execute();
+        out.push({ value });
+      } catch (error) {
+        try {
+          await inside.rollbackToSavepoint('entry').execute();
+          await inside.releaseSavepoint('entry').execute();
+        } catch {
+          // SQLite ended the whole transaction (a full disk or an I/O error does that): the
+          // group fails, with the entry's own error, which says why.
+          throw error;
+        }
+        out.push({ error });
+      }
+    }
+    await trx.commit().execute();
+  } catch (err) {
+    await trx.rollback().execute().catch(() => undefined);
+    throw err;
+  }
+  return out;
+}
+
+/** Rows per multi-row INSERT of importEntries: well under SQLite's limit of bound values per statement. */
+const IMPORT_ROWS = 200;
+
+/**
+ * Stores entries known to be new (a benchmark's seed, an import) in one transaction, with a
+ * few multi-row statements per IMPORT_ROWS entries instead of insertEntry's statements per
+ * entry: none of insertEntry's checks for an entry already stored, so the caller must not
+ * pass one twice. Returns the new entries' ids, in order.
+ */
+export async function importEntries(db: Kysely<AppSchema>, now: number, items: NewEntry[]): Promise<number[]> {
   return db.transaction().execute(async (trx) => {
-    // PostgreSQL: two jobs storing the same bytes (a sender's retry) must not both pass the checks below.
-    await serializeOn(trx, `entries of feed ${feedId}`);
-    const existing = await trx.selectFrom('entries').select('id')
-      .where('feed_id', '=', feedId).where('journal_uid', '=', journalUid).executeTakeFirst();
-    if (existing) return undefined;
-    // A byte-identical message already in this feed is a sender's retry after a lost "250"
-    // (the connection dropped after our commit): SMTP delivers at least once, feeds show it once.
-    const resent = await trx.selectFrom('entries').select('id')
-      .where('feed_id', '=', feedId).where('raw_hash', '=', rawHash).executeTakeFirst();
-    if (resent) return undefined;
-    const feed = await trx.selectFrom('feeds').select('id').where('id', '=', feedId).executeTakeFirst();
-    if (!feed) return undefined;
-    await putBlob(trx, now, raw, rawHash);
-    const bodyHash = await putBody(trx, now, content.html, content.text, hashes?.body);
-    const row = await trx.insertInto('entries').values({
-      feed_id: feedId,
-      journal_uid: journalUid,
-      share_token: newToken(),
-      from_name: content.fromName,
-      from_address: content.fromAddress,
-      subject: content.subject,
-      sent_at: content.sentAt,
-      received_at: receivedAt,
-      html: '',
-      text: '',
-      body_hash: bodyHash,
-      bytes: hashes?.bytes ?? entryBytes(content, raw),
-      confirm_url: content.confirmUrl,
-      note: content.note,
-      raw_hash: rawHash,
-      processed_at: now,
-    }).returning('id').executeTakeFirstOrThrow();
-    await insertParts(trx, now, row.id, content.parts, hashes?.parts);
-    await indexEntryForSearch(trx, row.id, feedId, content);
-    await bumpFeedVersion(trx, now, feedId);
-    return { id: row.id, note: content.note };
+    const ids: number[] = [];
+    for (let at = 0; at < items.length; at += IMPORT_ROWS) {
+      const chunk = items.slice(at, at + IMPORT_ROWS).map((item) => ({
+        item, rawHash: item.hashes?.raw ?? blobHash(item.raw), bodyHash: item.hashes?.body ?? bodyHash(item.content.html, item.content.text),
+      }));
+      const blobs = new Map(chunk.map((c) => [c.rawHash, { hash: c.rawHash, size: c.item.raw.length, data: c.item.raw, created_at: now }]));
+      await trx.insertInto('blobs').values([...blobs.values()]).onConflict((oc) => oc.column('hash').doNothing()).execute();
+      const bodies = new Map(chunk.map(({ item: { content }, bodyHash: hash }) => [hash, {
+        hash, html: content.html, text: content.text, summary: content.text.slice(0, SUMMARY_CHARS),
+        bytes: Buffer.byteLength(content.html) + Buffer.byteLength(content.text), created_at: now,
+      }]));
+      await trx.insertInto('bodies').values([...bodies.values()]).onConflict((oc) => oc.column('hash').doNothing()).execute();
+      const rows = await trx.insertInto('entries').values(chunk.map(({ item, rawHash, bodyHash: hash }) => ({
+        feed_id: item.feedId, journal_uid: item.journalUid, share_token: newToken(), from_name: item.content.fromName,
+        from_address: item.content.fromAddress, subject: item.content.subject, sent_at: item.content.sentAt, received_at: item.receivedAt,
+        html: '', text: '', body_hash: hash, bytes: item.hashes?.bytes ?? entryBytes(item.content, item.raw),
+        confirm_url: item.content.confirmUrl, note: item.content.note, raw_hash: rawHash, processed_at: now,
+      }))).returning('id').execute();
+      for (const [i, row] of rows.entries()) {
+        const { item } = chunk[i]!;
+        if (item.content.parts.length > 0) await insertParts(trx, now, row.id, item.content.parts, item.hashes?.parts);
+        await indexEntryForSearch(trx, row.id, item.feedId, item.content);
+        ids.push(row.id);
+      }
+    }
+    for (const feedId of new Set(items.map((i) => i.feedId))) await bumpFeedVersion(trx, now, feedId);
+    return ids;
   });
+}
+
+async function storeEntry(trx: Kysely<AppSchema>, now: number, item: NewEntry): Promise<{ id: number; note: string | null } | undefined> {
+  const { feedId, journalUid, receivedAt, raw, content, hashes } = item;
+  const rawHash = hashes?.raw ?? blobHash(raw);
+  // PostgreSQL: two jobs storing the same bytes (a sender's retry) must not both pass the checks below.
+  await serializeOn(trx, `entries of feed ${feedId}`);
+  const existing = await trx.selectFrom('entries').select('id')
+    .where('feed_id', '=', feedId).where('journal_uid', '=', journalUid).executeTakeFirst();
+  if (existing) return undefined;
+  // A byte-identical message already in this feed is a sender's retry after a lost "250"
+  // (the connection dropped after our commit): SMTP delivers at least once, feeds show it once.
+  const resent = await trx.selectFrom('entries').select('id')
+    .where('feed_id', '=', feedId).where('raw_hash', '=', rawHash).executeTakeFirst();
+  if (resent) return undefined;
+  const feed = await trx.selectFrom('feeds').select('id').where('id', '=', feedId).executeTakeFirst();
+  if (!feed) return undefined;
+  await putBlob(trx, now, raw, rawHash);
+  const bodyHash = await putBody(trx, now, content.html, content.text, hashes?.body);
+  const row = await trx.insertInto('entries').values({
+    feed_id: feedId,
+    journal_uid: journalUid,
+    share_token: newToken(),
+    from_name: content.fromName,
+    from_address: content.fromAddress,
+    subject: content.subject,
+    sent_at: content.sentAt,
+    received_at: receivedAt,
+    html: '',
+    text: '',
+    body_hash: bodyHash,
+    bytes: hashes?.bytes ?? entryBytes(content, raw),
+    confirm_url: content.confirmUrl,
+    note: content.note,
+    raw_hash: rawHash,
+    processed_at: now,
+  }).returning('id').executeTakeFirstOrThrow();
+  await insertParts(trx, now, row.id, content.parts, hashes?.parts);
+  await indexEntryForSearch(trx, row.id, feedId, content);
+  await bumpFeedVersion(trx, now, feedId);
+  return { id: row.id, note: content.note };
 }
 
 async function insertParts(trx: Kysely<AppSchema>, now: number, entryId: number, parts: NewPart[], hashes?: (string | null)[]): Promise<void> {

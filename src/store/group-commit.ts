@@ -101,3 +101,27 @@ export class GroupCommit<I, R> {
     this.stats.items += items;
   }
 }
+
+/** What writing one item came to: its value, or why it alone failed. */
+export type Outcome<R> = { value: R } | { error: unknown };
+
+/**
+ * GroupCommit for writes that isolate their items themselves (a savepoint each): `write`
+ * stores a group in one transaction and returns one outcome per item, in order, so an item
+ * that fails costs only itself. When the transaction as a whole fails, each item is
+ * written again alone (GroupCommit's fallback) and hears its own outcome.
+ */
+export function groupCommit<I, R>(write: (items: I[]) => Promise<Outcome<R>[]>, maxItems = 64): (item: I) => Promise<R> {
+  const group = new GroupCommit<I, Outcome<R>>({
+    commitMany: write,
+    commitOne: async (item) => (await write([item]))[0] ?? { error: new Error('group commit: no outcome for an item') },
+    maxItems,
+    maxSize: Number.POSITIVE_INFINITY,
+    sizeOf: () => 0,
+  });
+  return async (item) => {
+    const outcome = await group.submit(item);
+    if ('error' in outcome) throw outcome.error;
+    return outcome.value;
+  };
+}

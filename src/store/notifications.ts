@@ -5,6 +5,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import { dialectOf } from './dialect.js';
+import type { Outcome } from './group-commit.js';
 import type { QueueSchema } from './schema.js';
 
 /** On PostgreSQL, every recorded notification is also announced on this channel (LISTEN/NOTIFY), so pollers wake at once. */
@@ -21,6 +22,18 @@ export async function recordNotification(db: Kysely<QueueSchema>, now: number, f
   const r = await db.insertInto('notifications').values({ feed_id: feedId, entry_id: entryId, created_at: now }).returning('id').executeTakeFirstOrThrow();
   if (dialectOf(db) === 'postgres') await sql`SELECT pg_notify(${NOTIFICATION_CHANNEL}, '')`.execute(db);
   return r.id;
+}
+
+/**
+ * Records several entries' notifications in one transaction (one commit for all); one
+ * outcome per item, in order (see store/group-commit.ts).
+ */
+export async function recordNotifications(db: Kysely<QueueSchema>, now: number, items: { feedId: number; entryId: number }[]): Promise<Outcome<number>[]> {
+  return db.transaction().execute(async (trx) => {
+    const out: Outcome<number>[] = [];
+    for (const { feedId, entryId } of items) out.push({ value: await recordNotification(trx, now, feedId, entryId) });
+    return out;
+  });
 }
 
 /** The newest notification id (0 when there is none): where a poller starts. */

@@ -2,8 +2,8 @@
 import * as copy from './copy.js';
 import * as backups from './backup.js';
 import * as deliveries from './deliveries.js';
+import { GroupCommit, groupCommit } from './group-commit.js';
 import * as jobs from './jobs.js';
-import { GroupCommit } from './group-commit.js';
 import * as journal from './journal.js';
 import type { JournalInput } from './journal.js';
 import * as notifications from './notifications.js';
@@ -86,6 +86,9 @@ export class QueueStore extends Store<QueueSchema> {
 
   // Entry notifications for live pages (issue 11, web/live.ts)
   readonly recordNotification = this.relaxedTimed('record an entry notification', notifications.recordNotification);
+  readonly recordNotifications = this.relaxedTimed('record entry notifications', notifications.recordNotifications);
+  /** As recordNotification, committed together with the notifications recorded at the same moment (store/group-commit.ts). */
+  readonly notifyEntry = groupCommit((items: { feedId: number; entryId: number }[]) => this.recordNotifications(items));
   readonly lastNotificationId = this.op('read the newest notification id', notifications.lastNotificationId);
   readonly notificationsAfter = this.op('read new notifications', notifications.notificationsAfter);
   readonly notificationsOfFeedAfter = this.op('read a feed\'s missed notifications', notifications.notificationsOfFeedAfter);
