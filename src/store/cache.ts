@@ -12,6 +12,11 @@ export type CachedDocument = RenderedTable;
 export interface CacheKeyParts {
   feedId: number;
   version: number;
+  /**
+   * Which feed holds that id (a digest of its URL secret): SQLite gives a deleted feed's id to
+   * the next new feed, and a document of the deleted feed rendered late must never be its.
+   */
+  owner: string;
   /** Which of the feed's entries the document carries: `all`, or one sender's (see feed-document.ts). */
   selection: string;
   format: string;
@@ -24,7 +29,7 @@ export interface CacheKeyParts {
 
 /** The key of a cached document; `versionOf` reads the feed version back out of it. */
 export function cacheKey(k: CacheKeyParts): string {
-  return `${k.feedId}:v${k.version}:${k.selection}:${k.format}:${k.encoding}:g${k.generation}:${k.base}`;
+  return `${k.feedId}:v${k.version}:${k.owner}:${k.selection}:${k.format}:${k.encoding}:g${k.generation}:${k.base}`;
 }
 
 export async function cachedDocument(db: Kysely<CacheSchema>, now: number, key: string): Promise<CachedDocument | undefined> {

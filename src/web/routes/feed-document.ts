@@ -138,10 +138,23 @@ function once<T>(scope: object, key: string, work: () => Promise<T>): Promise<T>
   return started;
 }
 
+const owners = new WeakMap<Feed, string>();
+
+/**
+ * The feed's id with a digest of its URL secret: SQLite gives a deleted feed's id to the next
+ * new feed, so every key of a rendered or rendering document names the feed by both, and a
+ * render of the deleted feed that finishes late never answers for the new one.
+ */
+function feedOwner(feed: Feed): string {
+  let owner = owners.get(feed);
+  if (owner === undefined) owners.set(feed, owner = `${feed.id}.${createHash('sha256').update(feed.feed_token).digest('base64url').slice(0, 16)}`);
+  return owner;
+}
+
 /** Reading the entries is the one step that cannot yield (SQLite reads synchronously), so it is shared too. */
 function documentSource(ctx: RenderContext, feed: Feed, selection: EntrySelection): Promise<DocumentSource> {
   const { stores, config } = ctx.deps;
-  return once(stores.app, `entries:${feed.id}:v${feed.version}:${selection.tag}`, async () => {
+  return once(stores.app, `entries:${feedOwner(feed)}:v${feed.version}:${selection.tag}`, async () => {
     // A body with more characters than the entry bound has more bytes too: it is never read whole.
     const entries = await selection.entries(ctx, feed, entryLimits(feed, config).documentEntries, config.feedEntryMaxBytes);
     const parts = await stores.app.partsOfEntries(entries.map((e) => e.id));
@@ -159,7 +172,7 @@ function documentSource(ctx: RenderContext, feed: Feed, selection: EntrySelectio
  */
 /** The plain (unencoded) document, rendered as GET renders it; shared with concurrent GETs of the same version. */
 export function renderFeedDocument(ctx: RenderContext, feed: Feed, selection: EntrySelection, format: Format): Promise<Buffer> {
-  return once(ctx.deps.stores.app, `plain:${feed.id}:v${feed.version}:${selection.tag}:${format}:${ctx.deps.urls.variant}`, () => renderFeed(ctx, feed, selection, format));
+  return once(ctx.deps.stores.app, `plain:${feedOwner(feed)}:v${feed.version}:${selection.tag}:${format}:${ctx.deps.urls.variant}`, () => renderFeed(ctx, feed, selection, format));
 }
 
 async function renderFeed(ctx: RenderContext, feed: Feed, selection: EntrySelection, format: Format): Promise<Buffer> {
@@ -242,7 +255,7 @@ export async function serveFeedDocument(ctx: RequestContext, feed: Feed, selecti
   }
 
   const encoding = chooseEncoding(req);
-  const key = cacheKey({ feedId: feed.id, version: feed.version, selection: selection.tag, format, encoding, generation: RENDER_GENERATION, base: deps.urls.variant });
+  const key = cacheKey({ feedId: feed.id, version: feed.version, owner: feedOwner(feed), selection: selection.tag, format, encoding, generation: RENDER_GENERATION, base: deps.urls.variant });
   const contentHeaders = {
     'Content-Type': CONTENT_TYPES[format],
     ...(encoding === 'identity' ? {} : { 'Content-Encoding': encoding }),
@@ -280,7 +293,7 @@ async function cachedOrRendered(ctx: RequestContext, feed: Feed, selection: Entr
     deps.log.warn({ err, feedId: feed.id }, 'web: cache read failed; rendering');
   }
   return once(deps.stores.app, `encoded:${key}`, async () => {
-    const plain = await once(deps.stores.app, `plain:${feed.id}:v${feed.version}:${selection.tag}:${format}:${deps.urls.variant}`, () => renderFeed(ctx, feed, selection, format));
+    const plain = await once(deps.stores.app, `plain:${feedOwner(feed)}:v${feed.version}:${selection.tag}:${format}:${deps.urls.variant}`, () => renderFeed(ctx, feed, selection, format));
     const rendered = await encode(plain, encoding);
     // The cache is an optimisation: a full disk or busy cache must not fail the request.
     await deps.stores.cache.storeDocument({
