@@ -209,11 +209,13 @@ describe('small bounds', () => {
 
   it('stops adding entries before the document bound, keeping the newest ones and every document valid', async () => {
     const feed = await createFeed(server.base);
+    // Each letter is stored before the next is sent: two messages processed at once may be
+    // stored in either order (a feed lists entries in the order they were stored), and this
+    // test is about the document bound, not about that race.
     for (let k = 0; k < 10; k++) {
       await sendRaw(server.smtpPort, feed.address, textMessage(`letter ${k}`, `Letter ${k}. ${'plain words without escapes '.repeat(220)}`));
+      await waitFor(async () => (await request(feed.page)).body.toString().includes(`letter ${k}`), 10_000, `letter ${k} stored`);
     }
-    await waitForEntries(feed.feeds.json, 'json', 4, 10_000);
-    await waitFor(async () => (await request(feed.page)).body.toString().includes('letter 9'), 10_000, 'all ten letters');
     for (const format of FORMATS) {
       const res = await request(feed.feeds[format]);
       assert.ok(res.body.length <= 32 * 1024, `${format}: ${res.body.length} bytes`);
