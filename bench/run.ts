@@ -164,8 +164,8 @@ const rows: Row[] = [];
 const footprint: Record<string, number> = {};
 let target: Target;
 function addRow(r: Omit<Row, 'feedmail' | 'ceiling' | 'loadAverage'>) {
-  const split: Record<string, string> = target.instances > 1 ? { 'load split': `over ${target.instances} instances, connections (at least 1 each) and messages shared evenly` } : {};
-  const row = { ...r, ...(target.label ? { target: target.label } : {}), extra: { ...r.extra, ...split }, feedmail: median(r.feedmailRuns), ceiling: r.ceilingRuns.length ? median(r.ceilingRuns) : null, loadAverage: load() };
+  const split = target.instances > 1 ? { extra: { ...r.extra, 'load split': `over ${target.instances} instances, connections (at least 1 each) and messages shared evenly` } } : {};
+  const row = { ...r, ...(target.label ? { target: target.label } : {}), ...split, feedmail: median(r.feedmailRuns), ceiling: r.ceilingRuns.length ? median(r.ceilingRuns) : null, loadAverage: load() };
   rows.push(row);
   const ratio = row.ceiling ? ` = ${(row.feedmail / row.ceiling).toFixed(2)} of ${row.ceilingName} ${row.ceiling.toFixed(1)}` : '';
   say(`  ${row.bench} ${row.case}${target.label ? ` (${target.label})` : ''}: ${row.metric} ${row.feedmail.toFixed(1)}${ratio}${row.latency ? ` (p50 ${row.latency.p50.toFixed(1)} ms, p99 ${row.latency.p99.toFixed(1)} ms)` : ''}`);
