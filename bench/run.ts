@@ -15,14 +15,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import pg from 'pg';
+import { openStores, type Stores } from '../src/store/index.js';
 import { createFeed, tempDir, waitForEntries, type CreatedFeed } from '../test/support/helpers.js';
 import { startServeProcess, type ServeProcess } from '../test/support/serve-process.js';
 import { median, type LoadRequest, type LoadResult } from './lib/http-load.js';
 import { writeNewsletters } from './lib/newsletters.js';
-import { allStored } from './lib/visible.js';
 import { seedFeeds } from './scale.js';
 
-const HELP = `Usage: npm run bench [-- --quick] [-- --only reads,roundrobin,smtp,steady,webhook,processing,scale,footprint] [-- --cpu-prof DIR]
+const HELP = `Usage: npm run bench [-- --quick] [-- --only reads,roundrobin,smtp,steady,webhook,processing,scale,footprint] [-- --cpu-prof DIR] [-- --postgres [URL]]
 
   --quick     fewer and shorter runs, 500 instead of 2,000 SMTP messages, smaller scales
               (1,000 instead of 5,000 queued messages, 50,000 instead of 1,000,000 entries,
@@ -32,6 +33,13 @@ const HELP = `Usage: npm run bench [-- --quick] [-- --only reads,roundrobin,smtp
               (of the reads benchmark into DIR/reads, of the processing benchmark's draining server into DIR/processing)
   --processing-env K=V,...  FEEDMAIL_* settings for the processing benchmark's draining server
   --markdown-from FILE   only rewrite bench/RESULTS.md from a recorded results JSON
+  --postgres [URL]  also run reads, smtp, steady and webhook against feedmail on PostgreSQL, with 1 and
+              with 2 app instances (two \`feedmail serve\` on different ports, one database, the load split
+              evenly over both), each benchmark in a fresh database; rows labelled "postgres, 1 instance" and
+              "postgres, 2 instances" beside the SQLite ones. URL: an admin URL of a server the benchmark may
+              create and drop databases in (postgres://postgres@127.0.0.1:5432/postgres); without it, a
+              throwaway cluster is started with scripts/test-pg.sh (set FEEDMAIL_TEST_PG_PORT to pick its port)
+              and removed at the end. Writes bench-<date>-<mode>-postgres.json.
 Writes bench/results/bench-<date>-<quick|full>.json and bench/RESULTS.md.
 `;
 if (process.argv.includes('--help')) {
@@ -43,12 +51,26 @@ const arg = (name: string) => {
   return i >= 0 ? process.argv[i + 1] : undefined;
 };
 const quick = process.argv.includes('--quick');
+const withPostgres = process.argv.includes('--postgres');
+const pgAdminUrl = arg('postgres')?.startsWith('postgres') ? arg('postgres') : undefined;
+if (withPostgres && !pgAdminUrl) {
+  // No server given: the same run again inside a throwaway cluster (scripts/test-pg.sh), with its admin URL as the argument.
+  process.stderr.write('bench: --postgres without a URL: starting a throwaway PostgreSQL cluster (fsync on) with scripts/test-pg.sh\n');
+  const args = process.argv.slice(2).filter((a) => a !== '--postgres');
+  const script = 'exec env -u FEEDMAIL_TEST_DATABASE_URL "$0" --import tsx bench/run.ts "$@" --postgres "$FEEDMAIL_TEST_DATABASE_URL"';
+  // With fsync on: feedmail's commits on PostgreSQL durable, as on SQLite (synchronous=FULL).
+  const child = spawn('bash', ['scripts/test-pg.sh', 'bash', '-c', script, process.execPath, ...args], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: 'inherit', env: { ...process.env, FEEDMAIL_TEST_PG_FSYNC: 'on' },
+  });
+  child.on('exit', (code) => process.exit(code ?? 1));
+  await new Promise(() => undefined);
+}
 const only = arg('only')?.split(',');
 const cpuProfDir = arg('cpu-prof');
 /** FEEDMAIL_* settings for the draining server of the processing benchmark, e.g. `--processing-env FEEDMAIL_WORKER_CONCURRENCY=8`. */
 const processingEnv = Object.fromEntries((arg('processing-env') ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const MODE = quick ? 'quick' : 'full';
+const MODE = `${quick ? 'quick' : 'full'}${withPostgres ? '-postgres' : ''}`;
 const P = quick
   ? { readRuns: 3, readSeconds: 3, readWarmup: 1, smtpMessages: 500, smtpRuns: 2, processMessages: 1000, processRuns: 2, steadyMessages: 300, webhookMessages: 300, webhookRuns: 2, sqliteCommits: 500 }
   : { readRuns: 5, readSeconds: 10, readWarmup: 2, smtpMessages: 2000, smtpRuns: 3, processMessages: 5000, processRuns: 3, steadyMessages: 3000, webhookMessages: 1000, webhookRuns: 3, sqliteCommits: 2000 };
@@ -87,8 +109,8 @@ async function startCeiling(script: string, ...args: string[]): Promise<{ port: 
 }
 
 let loadFiles = 0;
-const httpLoad = (port: number, requests: LoadRequest[], seconds: number, warmupSeconds = 0) => {
-  const options = JSON.stringify({ port, requests, connections: READ_CONNECTIONS, seconds, warmupSeconds });
+const httpLoad = (port: number, requests: LoadRequest[], seconds: number, warmupSeconds = 0, connections = READ_CONNECTIONS) => {
+  const options = JSON.stringify({ port, requests, connections, seconds, warmupSeconds });
   if (options.length < 64 * 1024) return runJson<LoadResult>(process.execPath, tsx('bench/lib/http-load.ts', options));
   // Thousands of request paths are too long for a command line: handed over in a file.
   const file = path.join(work, `http-load-${loadFiles++}.json`);
@@ -123,6 +145,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Row {
   bench: string;
+  /** Where feedmail ran, when not on SQLite: "postgres, 1 instance", "postgres, 2 instances". */
+  target?: string;
   case: string;
   metric: string;
   /** Medians over the runs, and each run's figure. */
@@ -138,24 +162,115 @@ interface Row {
 }
 const rows: Row[] = [];
 const footprint: Record<string, number> = {};
+let target: Target;
 function addRow(r: Omit<Row, 'feedmail' | 'ceiling' | 'loadAverage'>) {
-  const row = { ...r, feedmail: median(r.feedmailRuns), ceiling: r.ceilingRuns.length ? median(r.ceilingRuns) : null, loadAverage: load() };
+  const split = target.instances > 1 ? { extra: { ...r.extra, 'load split': `over ${target.instances} instances, connections (at least 1 each) and messages shared evenly` } } : {};
+  const row = { ...r, ...(target.label ? { target: target.label } : {}), ...split, feedmail: median(r.feedmailRuns), ceiling: r.ceilingRuns.length ? median(r.ceilingRuns) : null, loadAverage: load() };
   rows.push(row);
   const ratio = row.ceiling ? ` = ${(row.feedmail / row.ceiling).toFixed(2)} of ${row.ceilingName} ${row.ceiling.toFixed(1)}` : '';
-  say(`  ${row.bench} ${row.case}: ${row.metric} ${row.feedmail.toFixed(1)}${ratio}${row.latency ? ` (p50 ${row.latency.p50.toFixed(1)} ms, p99 ${row.latency.p99.toFixed(1)} ms)` : ''}`);
+  say(`  ${row.bench} ${row.case}${target.label ? ` (${target.label})` : ''}: ${row.metric} ${row.feedmail.toFixed(1)}${ratio}${row.latency ? ` (p50 ${row.latency.p50.toFixed(1)} ms, p99 ${row.latency.p99.toFixed(1)} ms)` : ''}`);
 }
 
-async function startFeedmail(name: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<{ server: ServeProcess; startupMs: number }> {
-  const started = performance.now();
-  const server = await startServeProcess({
-    processes: 1, built: true, dataDir: fs.mkdtempSync(path.join(work, `${name}-`)), nodeArgs,
-    env: { FEEDMAIL_FEED_MESSAGES_PER_DAY: '0', ...env },
-  });
-  return { server, startupMs: performance.now() - started };
+/** Where a benchmark runs feedmail: SQLite (label ''), or PostgreSQL with 1 or 2 instances on one database. */
+interface Target { label: string; postgres: boolean; instances: number }
+const SQLITE: Target = { label: '', postgres: false, instances: 1 };
+target = SQLITE;
+
+/** A feedmail under benchmark: `server` is the first (or only) instance. */
+interface Feedmail {
+  server: ServeProcess;
+  servers: ServeProcess[];
+  startupMs: number;
+  /** Messages stored in all: SQLite, the server's own count; PostgreSQL, the entries in the database (whichever instance stored them). */
+  stored(): Promise<number>;
+  stop(): Promise<void>;
 }
+
+const pgDatabases: string[] = [];
+async function asPgAdmin<T>(f: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: pgAdminUrl });
+  await client.connect();
+  try {
+    return await f(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** feedmail on the current target: SQLite in a fresh data directory, or target.instances `feedmail serve` on one fresh PostgreSQL database. */
+async function startFeedmail(name: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Feedmail> {
+  const started = performance.now();
+  let databaseUrl: string | undefined;
+  if (target.postgres) {
+    const db = `feedmail_bench_${process.pid}_${pgDatabases.length}`;
+    await asPgAdmin((c) => c.query(`CREATE DATABASE ${db}`));
+    pgDatabases.push(db);
+    const url = new URL(pgAdminUrl!);
+    url.pathname = `/${db}`;
+    databaseUrl = url.toString();
+  }
+  const servers: ServeProcess[] = [];
+  const stop = async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+    await stores?.close();
+  };
+  let stores: Stores | undefined;
+  try {
+    // One after the other: the first migrates the database.
+    for (let i = 0; i < target.instances; i++) {
+      servers.push(await startServeProcess({
+        processes: 1, built: true, dataDir: fs.mkdtempSync(path.join(work, `${name}-`)), nodeArgs: i === 0 ? nodeArgs : [],
+        env: { FEEDMAIL_FEED_MESSAGES_PER_DAY: '0', ...(databaseUrl ? { FEEDMAIL_DATABASE_URL: databaseUrl } : {}), ...env },
+      }));
+    }
+    if (databaseUrl) {
+      stores = openStores(fs.mkdtempSync(path.join(work, `${name}-count-`)), { databaseUrl, poolMax: 1 });
+      await stores.ready();
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const server = servers[0]!;
+  return { server, servers, startupMs: performance.now() - started, stop, stored: () => (stores ? stores.app.countAllEntries() : storedCount(server.base)) };
+}
+
+/**
+ * Runs one load generator per instance at once, each with its share of the connections (at
+ * least one) and of the messages in `dir` (every k-th file, linked into `dir-part<i>`), and
+ * merges what they measured: counts added, the rate over the longest of them, p50 the mean of
+ * theirs, p99 and max the largest.
+ */
+async function spread<T extends { seconds: number; perSecond: number; p50: number; p99: number }>(
+  fm: Feedmail, connections: number, dir: string | undefined, run: (server: ServeProcess, connections: number, dir: string) => Promise<T>,
+): Promise<T> {
+  const k = fm.servers.length;
+  if (k === 1) return run(fm.server, connections, dir ?? '');
+  const names = dir ? fs.readdirSync(dir).sort() : [];
+  const results = await Promise.all(fm.servers.map((s, i) => {
+    const part = dir ? `${dir}-part${i}` : '';
+    if (dir && !fs.existsSync(part)) {
+      fs.mkdirSync(part);
+      names.forEach((n, j) => j % k === i && fs.linkSync(path.join(dir, n), path.join(part, n)));
+    }
+    return run(s, Math.max(1, Math.round(connections / k)), part);
+  }));
+  const merged: Record<string, unknown> = { ...results[0] };
+  for (const [key, v] of Object.entries(results[0]!)) {
+    const all = results.map((r) => (r as Record<string, unknown>)[key]);
+    if (Array.isArray(v)) merged[key] = all.flat();
+    else if (typeof v !== 'number') continue;
+    else if (key === 'p50') merged[key] = all.reduce((a: number, b) => a + (b as number), 0) / k;
+    else if (['p90', 'p99', 'max', 'lastAckEpochMs', 'seconds', 'bodyBytes'].includes(key)) merged[key] = Math.max(...(all as number[]));
+    else merged[key] = all.reduce((a: number, b) => a + (b as number), 0);
+  }
+  merged.perSecond = results.reduce((a, r) => a + r.perSecond * r.seconds, 0) / (merged.seconds as number);
+  return merged as unknown as T;
+}
+const portOf = (s: ServeProcess) => Number(new URL(s.base).port);
 
 /** Sends `dir` through smtplib over one connection and waits until `count` entries are in the feed. */
-async function fill(server: ServeProcess, feed: CreatedFeed, dir: string, count: number) {
+async function fill(server: { smtpPort: number }, feed: CreatedFeed, dir: string, count: number) {
   const r = await smtpSend(server.smtpPort, dir, 1, feed.address);
   if (r.acknowledged !== r.sent) throw new Error(`filling the feed: ${r.errors} errors, e.g. ${r.errorSamples[0]}`);
   await waitForEntries(feed.feeds.json, 'json', Math.min(count, 50), 300_000);
@@ -175,19 +290,20 @@ function rawGet(url: string, headers: Record<string, string>): Promise<{ body: B
 // (1) Feed reads of a 50-entry feed.
 async function benchReads() {
   say(`reads: a 50-entry feed of ~20 KB newsletters, ${READ_CONNECTIONS} connections, ${P.readRuns} runs of ${P.readSeconds} s after ${P.readWarmup} s of warm-up (load ${load()})`);
-  const { server, startupMs } = await startFeedmail('reads', {}, cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(cpuProfDir, 'reads')] : []);
-  footprint.startupMs = startupMs;
+  const fmd = await startFeedmail('reads', {}, cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(cpuProfDir, 'reads')] : []);
+  const { server } = fmd;
+  const fp = target.postgres ? {} : footprint;
+  fp.startupMs = fmd.startupMs;
   const bare: { stop: () => void }[] = [];
   try {
     await sleep(2000);
-    footprint.rssIdleMb = rssMb(server.pid);
+    fp.rssIdleMb = rssMb(server.pid);
     const feed = await createFeed(server.base, 'reads');
-    const dir = path.join(work, 'reads-mail');
+    const dir = fs.mkdtempSync(path.join(work, 'reads-mail-'));
     writeNewsletters(dir, 50, 'reads', feed.address);
     await fill(server, feed, dir, 50);
     const atomPath = new URL(feed.feeds.atom).pathname;
-    const bodies = path.join(work, 'reads-bodies');
-    fs.mkdirSync(bodies);
+    const bodies = fs.mkdtempSync(path.join(work, 'reads-bodies-'));
     let etag = '';
     const sizes: Record<string, number> = {};
     for (const enc of ['identity', 'gzip', 'br']) {
@@ -212,7 +328,7 @@ async function benchReads() {
       const ce: LoadResult[] = [];
       // Alternate feedmail and the ceiling run by run, so both see the same moments of a shared machine.
       for (let i = 0; i < P.readRuns; i++) {
-        fm.push(await httpLoad(Number(new URL(server.base).port), [c.fm], P.readSeconds, P.readWarmup));
+        fm.push(await spread(fmd, READ_CONNECTIONS, undefined, (s, connections) => httpLoad(portOf(s), [c.fm], P.readSeconds, P.readWarmup, connections)));
         ce.push(await httpLoad(ceiling.port, [c.bare], P.readSeconds, P.readWarmup));
       }
       const errors = fm.reduce((n, r) => n + r.errors, 0);
@@ -222,10 +338,10 @@ async function benchReads() {
         extra: { bodyBytes: Math.round(fm[0]!.bodyBytes), errors, statuses: JSON.stringify(fm[0]!.statuses) },
       });
     }
-    footprint.rssReadsMaxMb = stopRss();
+    fp.rssReadsMaxMb = stopRss();
   } finally {
     for (const b of bare) b.stop();
-    await server.stop();
+    await fmd.stop();
   }
 }
 
@@ -269,10 +385,10 @@ async function benchRoundRobin() {
 }
 
 /** Polls until the server has stored `stored` messages in all (see lib/visible.ts). */
-async function visibleAfter(server: ServeProcess, stored: number, timeoutMs = 600_000, pollMs = 20): Promise<number> {
+async function visibleAfter(fm: { stored(): Promise<number> }, stored: number, timeoutMs = 600_000, pollMs = 20): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (await allStored(server.base, stored)) return Date.now();
+    if ((await fm.stored()) >= stored) return Date.now();
     if (Date.now() > deadline) throw new Error(`${stored} messages not stored within ${timeoutMs} ms`);
     await sleep(pollMs);
   }
@@ -285,10 +401,11 @@ async function benchSmtp() {
   const sink = await startCeiling('bench/lib/smtp-sink.ts');
   try {
     for (const connections of [1, 8]) {
-      const { server } = await startFeedmail(`smtp${connections}`, {}, cpuProfDir && connections === 8 ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(cpuProfDir)] : []);
+      const fmd = await startFeedmail(`smtp${connections}`, {}, cpuProfDir && connections === 8 ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(cpuProfDir)] : []);
+      const { server } = fmd;
       try {
         const feed = await createFeed(server.base, `smtp ${connections}`);
-        const warm = path.join(work, `smtp${connections}-warm`);
+        const warm = fs.mkdtempSync(path.join(work, `smtp${connections}-warm-`));
         writeNewsletters(warm, 20, `warm-${connections}`, feed.address);
         await fill(server, feed, warm, 20);
         const fm: SendResult[] = [];
@@ -297,17 +414,17 @@ async function benchSmtp() {
         let acknowledged = 20;
         const stopRss = rssSampler(server.pid);
         for (let run = 0; run < P.smtpRuns; run++) {
-          const dir = path.join(work, `smtp${connections}-run${run}`);
+          const dir = fs.mkdtempSync(path.join(work, `smtp${connections}-run${run}-`));
           writeNewsletters(dir, n, `c${connections}-r${run}`, feed.address);
-          const r = await smtpSend(server.smtpPort, dir, connections, feed.address);
+          const r = await spread(fmd, connections, dir, (s, c, d) => smtpSend(s.smtpPort, d, c, feed.address));
           if (r.errors) say(`  ${r.errors} SMTP errors, e.g. ${r.errorSamples[0]}`);
           fm.push(r);
           acknowledged += r.acknowledged;
-          visible.push((await visibleAfter(server, acknowledged)) - r.lastAckEpochMs);
+          visible.push((await visibleAfter(fmd, acknowledged)) - r.lastAckEpochMs);
           ce.push(await smtpSend(sink.port, dir, connections, 'sink@example.com'));
         }
         const rss = stopRss();
-        footprint[`rssSmtp${connections}MaxMb`] = rss;
+        if (!target.postgres) footprint[`rssSmtp${connections}MaxMb`] = rss;
         addRow({
           bench: 'smtp', case: `${n} x 20 KB, ${connections} connection${connections > 1 ? 's' : ''}`, metric: 'acknowledged msg/s',
           feedmailRuns: fm.map((r) => r.perSecond), ceilingRuns: ce.map((r) => r.perSecond), ceilingName: 'bare SMTP sink',
@@ -315,7 +432,7 @@ async function benchSmtp() {
           extra: { lastVisibleAfterLastAckMs: Math.round(median(visible)), visibleRuns: visible.join(' '), errors: fm.reduce((a, r) => a + r.errors, 0), rssMaxMb: Math.round(rss) },
         });
       } finally {
-        await server.stop();
+        await fmd.stop();
       }
     }
   } finally {
@@ -323,10 +440,13 @@ async function benchSmtp() {
   }
 }
 
-/** Counts of a Prometheus histogram's cumulative buckets (le → count) in a /metrics text. */
+/** Counts of a Prometheus histogram's cumulative buckets (le → count) in a /metrics text (several instances' texts: added up). */
 function buckets(metrics: string, name: string): Map<number, number> {
   const m = new Map<number, number>();
-  for (const [, le, n] of metrics.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))) m.set(le === '+Inf' ? Infinity : Number(le), Number(n));
+  for (const [, le, n] of metrics.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))) {
+    const key = le === '+Inf' ? Infinity : Number(le);
+    m.set(key, (m.get(key) ?? 0) + Number(n));
+  }
   return m;
 }
 /** The upper bound of the bucket holding the p-th percentile of the observations between two snapshots. */
@@ -341,16 +461,20 @@ function bucketPercentile(before: Map<number, number>, after: Map<number, number
 async function benchSteady() {
   const n = P.steadyMessages;
   say(`steady: ${n} x 20 KB at ${STEADY_RATE} msg/s over 1 smtplib connection (load ${load()})`);
-  const { server } = await startFeedmail('steady');
+  const fmd = await startFeedmail('steady');
+  const { server } = fmd;
+  // Every instance's histogram: the entry is stored by whichever instance claims its job.
+  const metrics = async () => (await Promise.all(fmd.servers.map((s) => fetch(`${s.base}/metrics`).then((r) => r.text())))).join('\n');
   try {
     const feed = await createFeed(server.base, 'steady');
-    const dir = path.join(work, 'steady');
+    const dir = fs.mkdtempSync(path.join(work, 'steady-'));
     writeNewsletters(dir, n, 'steady', feed.address);
     const metric = 'feedmail_mail_to_entry_seconds';
-    const before = buckets(await fetch(`${server.base}/metrics`).then((r) => r.text()), metric);
-    const r = await smtpSend(server.smtpPort, dir, 1, feed.address, STEADY_RATE);
-    const visible = (await visibleAfter(server, r.acknowledged)) - r.lastAckEpochMs;
-    const after = buckets(await fetch(`${server.base}/metrics`).then((res) => res.text()), metric);
+    const before = buckets(await metrics(), metric);
+    // Over 2 instances: one session to each, each at half the rate.
+    const r = await spread(fmd, 1, dir, (s, c, d) => smtpSend(s.smtpPort, d, c, feed.address, STEADY_RATE / fmd.servers.length));
+    const visible = (await visibleAfter(fmd, r.acknowledged)) - r.lastAckEpochMs;
+    const after = buckets(await metrics(), metric);
     addRow({
       bench: 'smtp', case: `steady ${STEADY_RATE} msg/s, ${n} x 20 KB, 1 connection`, metric: 'acknowledged msg/s', feedmailRuns: [r.perSecond], ceilingRuns: [STEADY_RATE], ceilingName: 'offered rate',
       latency: { p50: r.p50, p99: r.p99 },
@@ -360,7 +484,7 @@ async function benchSteady() {
       },
     });
   } finally {
-    await server.stop();
+    await fmd.stop();
   }
 }
 
@@ -382,7 +506,7 @@ async function benchProcessing() {
   for (let run = 0; run < P.processRuns; run++) {
     const dir = path.join(work, `process-run${run}`);
     // Fill: a server whose runner takes no jobs journals every message and processes none.
-    const { server: filler } = await startFeedmail(`process${run}`, { FEEDMAIL_WORKER_CONCURRENCY: '0' });
+    const { server: filler, stop: stopFiller } = await startFeedmail(`process${run}`, { FEEDMAIL_WORKER_CONCURRENCY: '0' });
     let dataDir: string;
     try {
       dataDir = filler.dataDir;
@@ -391,7 +515,7 @@ async function benchProcessing() {
       const r = await smtpSend(filler.smtpPort, dir, 8, feed.address);
       if (r.acknowledged !== n) throw new Error(`filling the queue: ${r.errors} errors, e.g. ${r.errorSamples[0]}`);
     } finally {
-      await filler.stop();
+      await stopFiller();
     }
     // Drain: the same data directory with the runner on; timed from the first count taken
     // once it is ready until the server counts all n stored.
@@ -402,7 +526,7 @@ async function benchProcessing() {
       while (first < 0) first = await storedCount(server.base);
       const started = Date.now();
       // Polled every 200 ms: /metrics costs the server a few ms each time.
-      const seconds = ((await visibleAfter(server, n, 600_000, 200)) - started) / 1000;
+      const seconds = ((await visibleAfter({ stored: () => storedCount(server.base) }, n, 600_000, 200)) - started) / 1000;
       rss.push(stopRss());
       fm.push((n - first) / seconds);
     } finally {
@@ -465,23 +589,22 @@ async function benchWebhook() {
   const ceiling = await startCeiling('bench/lib/bare-http.ts', path.join(work, 'none'));
   try {
     for (const connections of [1, 8]) {
-      const { server } = await startFeedmail(`webhook${connections}`, { FEEDMAIL_WEBHOOK_SECRET: secret });
+      const fmd = await startFeedmail(`webhook${connections}`, { FEEDMAIL_WEBHOOK_SECRET: secret });
       try {
-        const feed = await createFeed(server.base, `webhook ${connections}`);
-        const port = Number(new URL(server.base).port);
+        const feed = await createFeed(fmd.server.base, `webhook ${connections}`);
         const fm: SendResult[] = [];
         const ce: SendResult[] = [];
         const visible: number[] = [];
         let acknowledged = 0;
         for (let run = 0; run < P.webhookRuns; run++) {
-          const dir = path.join(work, `webhook${connections}-run${run}`);
+          const dir = fs.mkdtempSync(path.join(work, `webhook${connections}-run${run}-`));
           writeNewsletters(dir, n, `w${connections}-r${run}`, feed.address);
-          const client = (p: number) => runJson<SendResult>(process.execPath, tsx('bench/lib/webhook-client.ts', JSON.stringify({ port: p, secret, dir, connections, to: feed.address })));
-          const r = await client(port);
+          const client = (port: number, c = connections, d = dir) => runJson<SendResult>(process.execPath, tsx('bench/lib/webhook-client.ts', JSON.stringify({ port, secret, dir: d, connections: c, to: feed.address })));
+          const r = await spread(fmd, connections, dir, (s, c, d) => client(portOf(s), c, d));
           if (r.errors) say(`  ${r.errors} webhook errors, e.g. ${r.errorSamples[0]}`);
           fm.push(r);
           acknowledged += r.acknowledged;
-          visible.push((await visibleAfter(server, acknowledged)) - r.lastAckEpochMs);
+          visible.push((await visibleAfter(fmd, acknowledged)) - r.lastAckEpochMs);
           ce.push(await client(ceiling.port));
         }
         addRow({
@@ -491,7 +614,7 @@ async function benchWebhook() {
           extra: { lastVisibleAfterLastAckMs: Math.round(median(visible)), visibleRuns: visible.join(' '), errors: fm.reduce((a, r) => a + r.errors, 0) },
         });
       } finally {
-        await server.stop();
+        await fmd.stop();
       }
     }
   } finally {
@@ -521,7 +644,7 @@ function markdown(env: Record<string, string | number>): string {
   ];
   for (const r of rows) {
     const notes = Object.entries(r.extra ?? {}).filter(([k]) => k !== 'statuses' && k !== 'visibleRuns').map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v, Number.isInteger(v) ? 0 : 2) : v}`).join(', ');
-    lines.push(`| ${r.bench} | ${r.case} | ${fmt(r.feedmail)} ${r.metric}${range(r.feedmailRuns)} | ${r.ceiling === null ? '–' : `${fmt(r.ceiling)}${range(r.ceilingRuns)} (${r.ceilingName})`} | ${r.ceiling ? fmt(r.feedmail / r.ceiling, 2) : '–'} | ${r.latency ? `${fmt(r.latency.p50, 1)} / ${fmt(r.latency.p99, 1)} ms` : '–'} | ${r.latency?.ceilingP50 !== undefined ? `${fmt(r.latency.ceilingP50, 1)} / ${fmt(r.latency.ceilingP99, 1)} ms` : '–'} | ${notes} | ${r.loadAverage} |`);
+    lines.push(`| ${r.bench} | ${r.case}${r.target ? ` — **${r.target}**` : ''} | ${fmt(r.feedmail)} ${r.metric}${range(r.feedmailRuns)} | ${r.ceiling === null ? '–' : `${fmt(r.ceiling)}${range(r.ceilingRuns)} (${r.ceilingName})`} | ${r.ceiling ? fmt(r.feedmail / r.ceiling, 2) : '–'} | ${r.latency ? `${fmt(r.latency.p50, 1)} / ${fmt(r.latency.p99, 1)} ms` : '–'} | ${r.latency?.ceilingP50 !== undefined ? `${fmt(r.latency.ceilingP50, 1)} / ${fmt(r.latency.ceilingP99, 1)} ms` : '–'} | ${notes} | ${r.loadAverage} |`);
   }
   if (Object.keys(footprint).length) {
     lines.push('', '## Footprint (7)', '', '| | |', '| --- | --- |');
@@ -569,6 +692,7 @@ const sqliteVersion = (() => {
 const env = {
   date: date.toISOString(), mode: MODE, cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`, node: process.version, sqlite: sqliteVersion,
   'load average at start (1/5/15 min)': load(), 'memory': `${Math.round(os.totalmem() / 2 ** 20)} MB`, json: '',
+  ...(withPostgres ? { postgres: await asPgAdmin(async (c) => (await c.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v.split(' on ')[0]!) } : {}),
 };
 if (!fs.existsSync(path.join(REPO, 'dist/cli.js'))) {
   say('dist/cli.js is missing: run `npm run build` first (npm run bench does)');
@@ -576,19 +700,31 @@ if (!fs.existsSync(path.join(REPO, 'dist/cli.js'))) {
 }
 say(`bench ${MODE}: ${env.cpus}, node ${env.node}, SQLite ${env.sqlite}, load ${env['load average at start (1/5/15 min)']}`);
 const want = (name: string) => !only || only.includes(name);
+/** The reads, smtp, steady and webhook benchmarks run once per target, their rows side by side. */
+const targets: Target[] = [SQLITE, ...(withPostgres ? [{ label: 'postgres, 1 instance', postgres: true, instances: 1 }, { label: 'postgres, 2 instances', postgres: true, instances: 2 }] : [])];
+const onEachTarget = async (bench: () => Promise<void>) => {
+  for (const t of targets) {
+    target = t;
+    await bench();
+  }
+  target = SQLITE;
+};
 try {
-  if (want('reads') || want('footprint')) await benchReads();
+  if (want('reads') || want('footprint')) await onEachTarget(benchReads);
   if (want('reads') || want('roundrobin')) await benchRoundRobin();
   if (want('smtp')) {
-    await benchSmtp();
+    await onEachTarget(benchSmtp);
     await benchSqlite();
   }
-  if (want('smtp') || want('steady')) await benchSteady();
-  if (want('webhook')) await benchWebhook();
+  if (want('smtp') || want('steady')) await onEachTarget(benchSteady);
+  if (want('webhook')) await onEachTarget(benchWebhook);
   if (want('processing')) await benchProcessing();
   if (want('scale')) await benchScale();
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
+  if (pgDatabases.length) await asPgAdmin(async (c) => {
+    for (const db of pgDatabases) await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+  });
 }
 const stamp = date.toISOString().slice(0, 16).replace(':', '');
 const json = `bench/results/bench-${stamp}-${MODE}.json`;

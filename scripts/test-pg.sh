@@ -91,14 +91,16 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 
-say "starting a throwaway cluster ($("$bindir/postgres" --version)) in $dir on 127.0.0.1:$port"
+say "starting a throwaway cluster ($("$bindir/postgres" --version)) in $dir on 127.0.0.1:$port, fsync=${FEEDMAIL_TEST_PG_FSYNC:-off}"
 ${as_owner[@]+"${as_owner[@]}"} "$bindir/initdb" -D "$dir/data" --username=postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
   || ${as_owner[@]+"${as_owner[@]}"} "$bindir/initdb" -D "$dir/data" --username=postgres --auth=trust --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; fail "initdb failed"; }
 # A cluster for tests only: nothing here needs to survive a crash of the machine, so no fsync
 # (synchronous_commit stays on, as feedmail expects and `feedmail doctor` checks).
+# FEEDMAIL_TEST_PG_FSYNC=on keeps fsync (benchmarks: durable commits, as SQLite's synchronous=FULL).
+fsync=${FEEDMAIL_TEST_PG_FSYNC:-off}
 ${as_owner[@]+"${as_owner[@]}"} "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=400 -c fsync=off -c full_page_writes=off -c shared_buffers=64MB" start >/dev/null \
+  -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=400 -c fsync=$fsync -c full_page_writes=$fsync -c shared_buffers=64MB" start >/dev/null \
   || { cat "$dir/server.log" >&2; fail "the cluster did not start"; }
 
 export FEEDMAIL_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
