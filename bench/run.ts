@@ -220,7 +220,12 @@ async function startFeedmail(name: string, env: Record<string, string> = {}, nod
     for (let i = 0; i < target.instances; i++) {
       servers.push(await startServeProcess({
         processes: 1, built: true, dataDir: fs.mkdtempSync(path.join(work, `${name}-`)), nodeArgs: i === 0 ? nodeArgs : [],
-        env: { FEEDMAIL_FEED_MESSAGES_PER_DAY: '0', ...(databaseUrl ? { FEEDMAIL_DATABASE_URL: databaseUrl } : {}), ...env },
+        env: {
+          FEEDMAIL_FEED_MESSAGES_PER_DAY: '0', ...(databaseUrl ? { FEEDMAIL_DATABASE_URL: databaseUrl } : {}),
+          // Instances behind one name, as in a real deployment: the same links, so the same documents and ETags.
+          ...(target.instances > 1 ? { FEEDMAIL_BASE_URL: 'http://feeds.bench.example' } : {}),
+          ...env,
+        },
       }));
     }
     if (databaseUrl) {
