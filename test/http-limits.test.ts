@@ -240,7 +240,8 @@ describe('webhook: no one client network holds the slots (review M1)', () => {
   });
 
   it('closes a body that trickles below the minimum rate after the grace with 408, freeing its slot; a steady upload is kept', { timeout: 30_000 }, async () => {
-    const server = await startWeb({ webhookSecret: SECRET, mailDomains: 'feedmail.test', webhookMaxConcurrent: '4' }, { webhookBodyGraceMs: 500 });
+    // A grace long enough that a loaded machine still finds every slot taken when the check below runs.
+    const server = await startWeb({ webhookSecret: SECRET, mailDomains: 'feedmail.test', webhookMaxConcurrent: '4' }, { webhookBodyGraceMs: 1500 });
     try {
       const feed = await createFeed(server.base);
       // Four networks take every slot and send a byte every 200 ms.
@@ -264,15 +265,15 @@ describe('webhook: no one client network holds the slots (review M1)', () => {
       }
 
       // A legitimate upload at twice the minimum rate for longer than the grace is not cut.
-      const mail = Buffer.concat([message('steady upload'), Buffer.alloc(2 * WEBHOOK_MIN_BODY_RATE, 'x')]);
+      const mail = Buffer.concat([message('steady upload'), Buffer.alloc(4 * WEBHOOK_MIN_BODY_RATE, 'x')]);
       const { target, headers } = signedDelivery(feed.address, mail);
       const steady = await connect(server.port, '127.0.9.1');
       steady.socket.write(`POST ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${mail.length}\r\nConnection: close\r\n`
         + `X-Feedmail-Timestamp: ${headers['X-Feedmail-Timestamp']}\r\nX-Feedmail-Signature: ${headers['X-Feedmail-Signature']}\r\n\r\n`);
-      const step = Math.ceil(mail.length / 10);
+      const step = Math.ceil(mail.length / 20);
       for (let i = 0; i < mail.length; i += step) {
         steady.socket.write(mail.subarray(i, i + step));
-        await sleep(100); // 10 steps over 1 s: twice the minimum rate, past the 500 ms grace
+        await sleep(100); // 20 steps over 2 s: twice the minimum rate, past the 1.5 s grace
       }
       await within(steady.closed, 3000, 'the answer');
       assert.equal(statusOf(steady), 202, steady.received());
