@@ -12,7 +12,7 @@
  *      `ingest` task by jobs/tasks/ingest.ts.
  */
 import {
-  FeedDailyLimitError, FeedFullError, isDiskFull, SenderBlockedError, StorageFullError, TemporaryFailureError, UnknownRecipientError,
+  FeedDailyLimitError, FeedFullError, isDiskFull, ReplayedDeliveryError, SenderBlockedError, StorageFullError, TemporaryFailureError, UnknownRecipientError,
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import { hashContent, type ContentHashes } from '../store/entries.js';
@@ -276,6 +276,8 @@ async function journal(queue: QueueStore, input: JournalInput, space?: SpaceGuar
     return await queue.journalMessage(input);
   } catch (err) {
     if (isDiskFull(err)) throw new StorageFullError({ cause: err });
+    // The same signed webhook delivery committed first by another process: a replay (409).
+    if (err instanceof ReplayedDeliveryError) throw err;
     throw new TemporaryFailureError('Temporary failure storing the message, try again later', { cause: err });
   } finally {
     release();
