@@ -3,7 +3,7 @@
 import cluster from 'node:cluster';
 import { loadConfig, settingsHelp, splitFlags, type Config } from './config.js';
 import { startApp, preflight } from './app.js';
-import { ConfigError, StartupError } from './errors.js';
+import { ConfigError, messageWithCauses, StartupError, StoreError } from './errors.js';
 import { DOCTOR_HELP, runDoctor } from './commands/doctor.js';
 import { createLogger, type Logger } from './log.js';
 import { DELIVER_HELP, EX_TEMPFAIL, runDeliver } from './commands/deliver.js';
@@ -261,6 +261,9 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof UsageError) fail(err.message, 2);
     if (err instanceof StartupError) fail(err.message);
+    // PostgreSQL refused or unreachable: its own reason (wrong password, no such database,
+    // connection refused), in one line and without the password or a stack trace.
+    if (err instanceof StoreError && config.databaseUrl) fail(`${messageWithCauses(err)}\nCheck FEEDMAIL_DATABASE_URL (${withoutPassword(config.databaseUrl)}: host, port, database, user, password) and that PostgreSQL runs; "feedmail doctor" checks the connection.`);
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       fail(`${(err as Error).message}: another program uses that port; choose another with FEEDMAIL_HTTP_PORT / FEEDMAIL_SMTP_PORT`);
     }
@@ -272,3 +275,14 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   process.stderr.write(`feedmail: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(1);
 });
+
+/** A database URL for messages: its password replaced. */
+function withoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'the URL';
+  }
+}

@@ -264,6 +264,25 @@ export function isBusy(err: unknown): boolean {
   return false;
 }
 
+/**
+ * True when an error (or its cause chain) says the database server cannot be reached or
+ * went away (PostgreSQL down, restarting, refusing connections, the network cut). Like a
+ * busy database it is temporary: clients are told to come back (503), not a 500.
+ */
+export function isUnreachable(err: unknown): boolean {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') {
+      if (['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE'].includes(code)) return true;
+      // PostgreSQL: connection exceptions (08xxx), shutting down or starting up (57P01-57P03).
+      if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true;
+    }
+    // node-postgres reports a lost connection or a pool timeout without a code.
+    if (e instanceof Error && /^Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e.message)) return true;
+  }
+  return false;
+}
+
 /** An error's message followed by its causes' (a StoreError names the operation, its cause the reason). */
 export function messageWithCauses(err: unknown): string {
   const parts: string[] = [];

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import type { ConfigOverrides } from '../src/config.js';
 import { createFeed, fixture, onPostgres, sendRaw, startTestServer, tempDir, testDatabaseUrl, waitForEntries, type CreatedFeed, type TestServer } from './support/helpers.js';
@@ -158,6 +159,7 @@ describe('feedmail copy-db', () => {
     const cut = await copyDb(['--from', sourceDir, '--to', target], /app: entries: /);
     assert.notEqual(cut.code, 0, 'the first run was interrupted');
     assert.ok(cut.signal === 'SIGINT' || cut.code === 130, `stopped by Ctrl-C (${cut.code} ${cut.signal}): ${cut.stderr}`);
+    assert.match(cut.stderr, /copy-db interrupted during app: entries.*run the same command again with --resume/s, 'Ctrl-C says how to finish');
 
     const refused = await copyDb(['--from', sourceDir, '--to', target]);
     assert.equal(refused.code, 1);
@@ -174,5 +176,39 @@ describe('feedmail copy-db', () => {
     } finally {
       await copied.stop();
     }
+  });
+
+  it('refuses a mistyped database URL without printing its password or taking it as a directory', async () => {
+    const sourceDir = tempDir();
+    await (await serverOn(sourceDir)).stop();
+    for (const [from, to] of [[sourceDir, 'mysql://fm:Secret_Pw_123@db.example/x'], ['postgress://fm:Secret_Pw_123@127.0.0.1:1/x', tempDir()]]) {
+      const run = await copyDb(['--from', from!, '--to', to!]);
+      assert.notEqual(run.code, 0);
+      assert.match(run.stderr, /neither a postgres:\/\/ \(postgresql:\/\/\) URL nor a directory/);
+      assert.ok(!`${run.stdout}${run.stderr}`.includes('Secret_Pw_123'), 'the password is not shown');
+    }
+    assert.ok(!fs.existsSync('mysql:'), 'no directory named after the URL');
+  });
+
+  it('refuses to copy from a data directory while feedmail runs on it', async () => {
+    const sourceDir = tempDir();
+    const running = await serverOn(sourceDir);
+    try {
+      const run = await copyDb(['--from', sourceDir, '--to', onPostgres ? (await testDatabaseUrl(tempDir()))! : tempDir()]);
+      assert.notEqual(run.code, 0);
+      assert.match(run.stderr, /feedmail is running on the source .*Stop it first/);
+    } finally {
+      await running.stop();
+    }
+  });
+
+  it('refuses the same PostgreSQL database named two ways', async (t) => {
+    if (!onPostgres) return t.skip('PostgreSQL only');
+    const url = new URL((await testDatabaseUrl(tempDir()))!);
+    const other = new URL(url);
+    other.hostname = url.hostname === 'localhost' ? '127.0.0.1' : 'localhost';
+    const run = await copyDb(['--from', url.toString(), '--to', other.toString(), '--resume']);
+    assert.notEqual(run.code, 0);
+    assert.match(run.stderr, /are the same database/);
   });
 });

@@ -1,4 +1,5 @@
 /** `feedmail copy-db`: copy an instance's data between SQLite and PostgreSQL (issue 15), resumably, and verify it. */
+import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
@@ -6,6 +7,7 @@ import type { Logger } from '../log.js';
 import { existingDataProblem } from '../ops/data-dir.js';
 import type { CopyRow, CopyTable } from '../store/copy.js';
 import { keyOf } from '../store/copy.js';
+import { DATA_DIR_LOCK, holdDataDirExclusive, type HeldLock } from '../store/backup.js';
 import { openStores, type Stores } from '../store/index.js';
 import { takeOption, UsageError } from './backup.js';
 import { createProgress } from './progress.js';
@@ -38,20 +40,45 @@ Point FEEDMAIL_DATABASE_URL (or FEEDMAIL_DATA_DIR) at the target afterwards.
 `;
 
 const isUrl = (s: string) => /^postgres(ql)?:\/\//i.test(s);
+/** Anything written like a URL (`scheme://`), e.g. a mistyped `postgress://` or `mysql://`: never taken as a directory. */
+const looksLikeUrl = (s: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
 
-/** A URL without its password, for messages. */
+/** A URL (or anything written like one) without its password, for messages. */
 function shown(where: string): string {
-  if (!isUrl(where)) return where;
+  if (!looksLikeUrl(where)) return where;
   try {
     const u = new URL(where);
-    u.password = '';
+    if (u.password) u.password = '***';
     return u.toString();
   } catch {
-    return 'the PostgreSQL URL';
+    return where.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*:)[^@]*@/i, '$1***@').replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1…@');
   }
 }
 
-async function open(where: string, config: Config, role: 'source' | 'target'): Promise<Stores> {
+/**
+ * Where a postgres:// URL leads: the server's addresses, its port and the database, so the
+ * same database written two ways (localhost and 127.0.0.1, with or without :5432) is recognised.
+ */
+async function databaseIdentity(url: string): Promise<{ addresses: string[]; port: string; database: string }> {
+  const u = new URL(url);
+  const host = decodeURIComponent(u.hostname || 'localhost').replace(/^\[|\]$/g, '');
+  const addresses = await dns.lookup(host, { all: true }).then((a) => a.map((x) => x.address), () => [host]);
+  const loopback = addresses.some((a) => a === '::1' || a.startsWith('127.'));
+  return {
+    addresses: loopback ? ['loopback'] : addresses,
+    port: u.port || '5432',
+    database: decodeURIComponent(u.pathname.slice(1)) || decodeURIComponent(u.username) || 'postgres',
+  };
+}
+
+async function sameDatabase(a: string, b: string): Promise<boolean> {
+  if (isUrl(a) !== isUrl(b)) return false;
+  if (!isUrl(a)) return path.resolve(a) === path.resolve(b) || (fs.existsSync(a) && fs.existsSync(b) && fs.realpathSync(a) === fs.realpathSync(b));
+  const [x, y] = [await databaseIdentity(a), await databaseIdentity(b)];
+  return x.port === y.port && x.database === y.database && x.addresses.some((h) => y.addresses.includes(h));
+}
+
+async function open(where: string, config: Config, role: 'source' | 'target', locks: HeldLock[]): Promise<Stores> {
   let stores: Stores;
   if (isUrl(where)) {
     // The data directory is not used by a PostgreSQL store; the configured one is passed as is.
@@ -62,6 +89,14 @@ async function open(where: string, config: Config, role: 'source' | 'target'): P
       const problem = existingDataProblem(dir);
       if (problem) throw new UsageError(`copy-db refused: the source ${problem}`);
     }
+    // A server (serve or worker) running on the directory holds feedmail.lock: mail it takes
+    // during the copy would be missing from the target. Held until the copy ends, so none starts.
+    const lock = holdDataDirExclusive(dir);
+    if (!lock) {
+      throw new UsageError(`copy-db refused: feedmail is running on the ${role} ${dir} (a serve or worker process holds its ${DATA_DIR_LOCK}). `
+        + 'Stop it first (systemctl stop feedmail, docker stop …), then run copy-db again.');
+    }
+    locks.push(lock);
     stores = openStores(dir, { existingOnly: role === 'source' });
   }
   try {
@@ -88,20 +123,43 @@ export async function runCopyDb(config: Config, log: Logger, argv: string[]): Pr
   if (resume) args.splice(resumeAt, 1);
   if (args.length > 0) throw new UsageError(`unknown option "${args[0]}"; see "feedmail copy-db --help"`);
   if (!fromArg || !toArg) throw new UsageError('say what to copy: --from <data dir | postgres://…> --to <postgres://… | data dir>');
-  if ((isUrl(fromArg) ? fromArg : path.resolve(fromArg)) === (isUrl(toArg) ? toArg : path.resolve(toArg))) {
-    throw new UsageError('copy-db refused: --from and --to are the same database');
+  for (const [flag, where] of [['--from', fromArg], ['--to', toArg]] as const) {
+    if (looksLikeUrl(where) && !isUrl(where)) {
+      throw new UsageError(`copy-db refused: ${flag} ${shown(where)} is neither a postgres:// (postgresql://) URL nor a directory; check the scheme`);
+    }
+  }
+  if (await sameDatabase(fromArg, toArg)) {
+    throw new UsageError(`copy-db refused: --from ${shown(fromArg)} and --to ${shown(toArg)} are the same database`);
   }
   if (!isUrl(toArg) && fs.existsSync(toArg) && !fs.statSync(toArg).isDirectory()) throw new UsageError(`copy-db refused: the target ${toArg} is not a directory`);
 
-  const source = await open(fromArg, config, 'source');
+  const locks: HeldLock[] = [];
+  const releaseLocks = () => { for (const lock of locks.splice(0)) lock.release(); };
+  let source: Stores;
   let target: Stores;
   try {
-    target = await open(toArg, config, 'target');
+    source = await open(fromArg, config, 'source', locks);
+    try {
+      target = await open(toArg, config, 'target', locks);
+    } catch (err) {
+      await source.close();
+      throw err;
+    }
   } catch (err) {
-    await source.close();
+    releaseLocks();
     throw err;
   }
   const progress = createProgress({ unit: 'rows' });
+  // Ctrl-C: say what reached the target and how to finish, rather than end silently.
+  let at = 'opening the databases';
+  const onInterrupt = () => {
+    progress.stop();
+    process.stderr.write(`\nfeedmail: copy-db interrupted during ${at}. What reached the target is kept; `
+      + `run the same command again with --resume to finish (copy-db --from ${shown(fromArg)} --to ${shown(toArg)} --resume).\n`);
+    releaseLocks();
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
   try {
     if (!resume) {
       const held: string[] = [];
@@ -128,6 +186,7 @@ export async function runCopyDb(config: Config, log: Logger, argv: string[]): Pr
         let done = after === undefined ? 0 : await to.countCopyRows(spec);
         progress.step(`${name}: ${spec.table}`, total);
         progress.update(done);
+        at = `${name}: ${spec.table}`;
         for (;;) {
           const rows: CopyRow[] = await from.copyRowsAfter(spec, after, spec.batch);
           if (rows.length === 0) break;
@@ -135,6 +194,9 @@ export async function runCopyDb(config: Config, log: Logger, argv: string[]): Pr
           after = keyOf(spec, rows.at(-1)!);
           done += rows.length;
           progress.update(Math.min(done, total));
+          at = `${name}: ${spec.table} (${Math.min(done, total)} of ${total} rows copied)`;
+          // SQLite work is synchronous: give the event loop a turn so a Ctrl-C is handled between batches.
+          await new Promise((resolve) => setImmediate(resolve));
         }
         progress.stop();
         copied.set(spec.table, total);
@@ -146,6 +208,7 @@ export async function runCopyDb(config: Config, log: Logger, argv: string[]): Pr
     const tables = pairs(source, target).flatMap((p) => p.from.copyTables.map((spec: CopyTable) => ({ ...p, spec })));
     const verifying = createProgress({ unit: 'tables' });
     verifying.step('verifying counts and checksums', tables.length);
+    at = 'the verification (every row was copied)';
     for (const [i, { from, to, spec }] of tables.entries()) {
       const [a, b] = [await from.copyChecksum(spec), await to.copyChecksum(spec)];
       if (a.rows !== b.rows) mismatches.push(`${spec.table}: the source holds ${a.rows} rows, the target ${b.rows}`);
@@ -155,7 +218,9 @@ export async function runCopyDb(config: Config, log: Logger, argv: string[]): Pr
     verifying.stop();
     if (mismatches.length > 0) {
       process.stderr.write(`feedmail: copy-db: the target does not match the source:\n${mismatches.map((m) => `  ${m}\n`).join('')}`
-        + 'Was feedmail still running on the source? Stop it and run copy-db again with --resume.\n');
+        + 'Was feedmail still running on the source? --resume cannot repair rows that changed after they were copied: stop '
+        + 'feedmail on the source, empty the target (PostgreSQL: DROP SCHEMA feedmail_app, feedmail_queue, feedmail_cache CASCADE; '
+        + 'a directory: delete it) and run copy-db again without --resume.\n');
       log.error({ mismatches: mismatches.length }, 'copy-db: verification failed');
       return 1;
     }
@@ -165,7 +230,9 @@ export async function runCopyDb(config: Config, log: Logger, argv: string[]): Pr
     log.info({ tables: tables.length }, 'copy-db: done');
     return 0;
   } finally {
+    process.removeListener('SIGINT', onInterrupt);
     progress.stop();
     await Promise.all([source.close(), target.close()]);
+    releaseLocks();
   }
 }

@@ -62,6 +62,10 @@ export async function runLitestreamConfig(config: Config, argv: string[]): Promi
   const toArg = takeOption(args, '--to');
   const out = takeOption(args, '--out') ?? 'litestream.yml';
   if (args.length > 0) throw new UsageError(`unknown option "${args[0]}"; see "feedmail litestream-config --help"`);
+  if (config.databaseUrl) {
+    throw new UsageError('litestream-config is for the SQLite files of a data directory; with FEEDMAIL_DATABASE_URL the data is in PostgreSQL: '
+      + 'back it up with pg_dump (or base backups and WAL archiving), see "feedmail backup"');
+  }
   const to = toArg !== undefined ? checkedTarget(toArg, '--to') : (config.backupTo ? `${config.backupTo}/litestream` : undefined);
   if (!to) throw new UsageError('say where Litestream replicates to: --to <dir | s3://bucket/prefix>, or set FEEDMAIL_BACKUP_TO');
   const yaml = litestreamYaml(config, to);

@@ -34,12 +34,15 @@ export async function runReplay(config: Config, log: Logger, argv: string[]): Pr
   if (args.length > 0) throw new UsageError(`unknown option "${args[0]}"; see "feedmail replay --help"`);
   if (sinceRaw === undefined) throw new UsageError('say from when: --since <time>');
   const since = parseTime(sinceRaw, '--since');
-  const notThere = existingDataProblem(config.dataDir);
-  if (notThere) {
-    process.stderr.write(`feedmail: replay refused: ${notThere}\n`);
-    return 1;
+  // On PostgreSQL (FEEDMAIL_DATABASE_URL) the data directory holds no database: the journal is in feedmail_queue.
+  if (!config.databaseUrl) {
+    const notThere = existingDataProblem(config.dataDir);
+    if (notThere) {
+      process.stderr.write(`feedmail: replay refused: ${notThere}\n`);
+      return 1;
+    }
+    preflight(config);
   }
-  preflight(config);
   // Held while replaying, so it never runs into a restore (store/backup.ts).
   const dirLock = holdDataDirShared(config.dataDir);
   if (!dirLock) {

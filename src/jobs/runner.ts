@@ -7,9 +7,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { InvalidJobPayloadError, isDiskFull, messageWithCauses } from '../errors.js';
+import { InvalidJobPayloadError, isDiskFull, isUnreachable, messageWithCauses } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createCounters, type JobCounters } from '../ops/metrics.js';
+import { OutageLog } from '../ops/outage-log.js';
 import type { QueueStore } from '../store/index.js';
 import { DEFAULT_PRIORITY, type Job } from '../store/jobs.js';
 import { retryDelayMs, type TaskDefinition } from './task.js';
@@ -48,12 +49,14 @@ export class JobRunner {
   #scheduler: NodeJS.Timeout | null = null;
   readonly #leaseMs: number;
   readonly #pollMs: number;
+  #outage?: OutageLog;
   readonly #counters: JobCounters;
 
   constructor(private readonly options: RunnerOptions) {
     this.#tasks = new Map(options.tasks.map((t) => [t.name, t]));
     this.#leaseMs = options.leaseMs ?? 30_000;
     this.#pollMs = options.pollMs ?? 500;
+    this.#outage = new OutageLog(options.log, 'jobs');
     this.#counters = options.counters ?? createCounters().jobs;
   }
 
@@ -111,8 +114,11 @@ export class JobRunner {
       if (free > 0) {
         try {
           claimed = await this.options.queue.claimJobs(this.owner, free, this.#leaseMs, { tasks: [...this.#tasks.keys()], maxPriority });
+          this.#outage?.recovered();
         } catch (err) {
-          this.options.log.error({ err }, 'jobs: unable to claim jobs');
+          // The database down (PostgreSQL): one line per outage rather than a stack every poll.
+          if (isUnreachable(err)) this.#outage?.failed(err);
+          else this.options.log.error({ err }, 'jobs: unable to claim jobs');
         }
       }
       for (const job of claimed) {

@@ -12,7 +12,7 @@
  *      `ingest` task by jobs/tasks/ingest.ts.
  */
 import {
-  FeedDailyLimitError, FeedFullError, isDiskFull, SenderBlockedError, StorageFullError, TemporaryFailureError, UnknownRecipientError,
+  FeedDailyLimitError, FeedFullError, isDiskFull, ReplayedDeliveryError, SenderBlockedError, StorageFullError, TemporaryFailureError, UnknownRecipientError,
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import { hashContent, type ContentHashes } from '../store/entries.js';
@@ -276,6 +276,8 @@ async function journal(queue: QueueStore, input: JournalInput, space?: SpaceGuar
     return await queue.journalMessage(input);
   } catch (err) {
     if (isDiskFull(err)) throw new StorageFullError({ cause: err });
+    // The same signed webhook delivery committed first by another process: a replay (409).
+    if (err instanceof ReplayedDeliveryError) throw err;
     throw new TemporaryFailureError('Temporary failure storing the message, try again later', { cause: err });
   } finally {
     release();
@@ -307,7 +309,18 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
   // arrived is not one it was sent to (one clock: SQLite runs on one machine; PostgreSQL
   // never reuses an id, and its instances' clocks may differ).
   const sentTo = (f: Feed | undefined): f is Feed => f !== undefined && (deps.app.dialect !== 'sqlite' || f.created_at <= row.received_at);
-  const feeds = (await Promise.all(feedIds.map((id) => deps.app.feedById(id)))).filter(sentTo);
+  const found = await Promise.all(feedIds.map((id) => deps.app.feedById(id)));
+  if (found.every((f) => f === undefined)) {
+    // Every feed of it was deleted, possibly by another instance after this message passed its
+    // recipient check but before the delete's journal cleanup: drop its raw mail and delivery
+    // records now, as the delete would have (issue 15). Only when no feed holds those ids.
+    for (const id of feedIds) {
+      await deps.queue.deleteJournalOfFeed(id);
+      await deps.queue.deleteDeliveriesOfFeed(id);
+    }
+    return { stored: 0 };
+  }
+  const feeds = found.filter(sentTo);
   if (feeds.length === 0) return { stored: 0 };
   // Parsing, sanitizing and removing every recipient's secrets all happen in a processing thread,
   // under its time bound: the main thread only stores the result.

@@ -47,13 +47,24 @@ export async function readiness(stores: Stores, disk: DiskSpace, minFreeBytes: n
     ok = false;
     checks.disk += ` (below the ${minFreeBytes}-byte minimum: new mail is deferred)`;
   }
-  const q = await stores.queue.queueStats();
-  checks.queue = `${q.ready} ready, ${q.claimed} running, ${q.failed} failed, oldest waiting ${Math.round(q.oldestReadyAgeMs / 1000)} s`;
-  if (q.oldestReadyAgeMs > MAX_QUEUE_LAG_MS) ok = false;
+  try {
+    const q = await stores.queue.queueStats();
+    checks.queue = `${q.ready} ready, ${q.claimed} running, ${q.failed} failed, oldest waiting ${Math.round(q.oldestReadyAgeMs / 1000)} s`;
+    if (q.oldestReadyAgeMs > MAX_QUEUE_LAG_MS) ok = false;
+  } catch (err) {
+    // The database unreachable (PostgreSQL down): not ready, said in the answer rather than a 500.
+    return { ok: false, checks: { ...checks, queue: `unknown: ${messageWithCauses(err)}` } };
+  }
   if (backups) {
     const now = stores.queue.clock.now();
-    const last = await stores.queue.lastBackup();
-    const firstSlot = last ? undefined : await stores.queue.firstRecurringRun(BACKUP_TASK);
+    let last: Awaited<ReturnType<typeof stores.queue.lastBackup>>;
+    let firstSlot: number | undefined;
+    try {
+      last = await stores.queue.lastBackup();
+      firstSlot = last ? undefined : await stores.queue.firstRecurringRun(BACKUP_TASK);
+    } catch (err) {
+      return { ok: false, checks: { ...checks, backup: `unknown: ${messageWithCauses(err)}` } };
+    }
     const age = now - (last?.finishedAt ?? firstSlot ?? backups.since);
     checks.backup = last
       ? `last ${last.snapshot}, ${Math.round(age / 1000)} s ago`

@@ -1,4 +1,5 @@
 /** The inbound journal: raw mail kept durably before anyone is told "250". */
+import { ReplayedDeliveryError } from '../errors.js';
 import { randomBytes } from 'node:crypto';
 import { InvalidJobPayloadError } from '../errors.js';
 import { sql, type Kysely, type Transaction } from 'kysely';
@@ -114,7 +115,9 @@ async function insertJournalRow(trx: Transaction<QueueSchema>, now: number, uid:
   const jobId = await enqueueJob(trx, now, { task: INGEST_TASK, payload: { journalId: row.id } satisfies IngestPayload, priority: INGEST_PRIORITY, fairKey });
   // Counted against each feed's messages per day, and listed in its recent deliveries, with the message itself.
   await recordAccepted(trx, now, input.feedIds, uid, jobId ?? null, input.delivery && { ...input.delivery, size: input.raw.length });
-  if (input.replay) await recordDeliveryIn(trx, now, input.replay.signature, input.replay.expiresAt);
+  // Another process accepted the same signed delivery first (both passed the early check at
+  // once): refuse this one, and the whole transaction with it, so it is journaled once.
+  if (input.replay && !(await recordDeliveryIn(trx, now, input.replay.signature, input.replay.expiresAt))) throw new ReplayedDeliveryError();
   return row.id;
 }
 

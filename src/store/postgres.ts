@@ -58,6 +58,14 @@ const TYPES: pg.CustomTypesConfig = {
  * string it binds. Bytes (bytea: raw mail, parts) are Buffers and stay as they are.
  */
 class NulSafeClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    // A connection cut while checked out of the pool (between a transaction's statements,
+    // say) is reported as an 'error' event on the client; without a listener the process
+    // crashed. The query in flight fails (and answers 503), and the pool drops the client.
+    this.on('error', () => undefined);
+  }
+
   override query(...args: unknown[]): never {
     const values = args[1];
     if (Array.isArray(values) && values.some((v) => typeof v === 'string' && v.includes('\u0000'))) {

@@ -4,7 +4,8 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import { clientNetwork } from '../client-network.js';
 import { SECRET_IN_PATH, shortenTokens } from '../secrets.js';
 import { SENDER_KEY_IN_PATH } from '../feeds/senders.js';
-import { CrossSiteRequestError, FeedmailError, InternalError, isBusy, isDiskFull, NotFoundError, StorageFullError, TemporaryFailureError } from '../errors.js';
+import { CrossSiteRequestError, FeedmailError, InternalError, isBusy, isDiskFull, isUnreachable, NotFoundError, StorageFullError, TemporaryFailureError } from '../errors.js';
+import { OutageLog } from '../ops/outage-log.js';
 import type { Route, WebDeps } from './context.js';
 import { clientAddress, crossSiteRefusal, normalizeIp, sendHtml, sendJson, sendText, setSecurityHeaders, wantsJson } from './http.js';
 import { entryBodyRoute, entryPageRoute, entryPartRoute } from './routes/entry.js';
@@ -91,8 +92,11 @@ export class WebServer {
   #draining = false;
   /** What the routes receive: deps and the public links, set by listen() before any request arrives. */
   #routeDeps!: WebDeps;
+  /** The database unreachable (PostgreSQL): one log line per outage, not one per request. */
+  readonly #outage: OutageLog;
 
   constructor(private readonly deps: Omit<WebDeps, 'urls'>, private readonly options: WebServerOptions = {}) {
+    this.#outage = new OutageLog(deps.log, 'web');
     // Node checks requestTimeout and headersTimeout on this tick (30 s by default), so
     // a trickling request would hold its connection (and a webhook slot) up to twice as long.
     this.server = http.createServer({ connectionsCheckingInterval: 2_000 }, (req, res) => void this.handle(req, res));
@@ -231,6 +235,8 @@ export class WebServer {
           if (refusal) throw new CrossSiteRequestError(refusal);
         }
         await route.handler({ req, res, url, params, client: clientAddress(req, this.deps.config.trustedProxies), deps: this.#routeDeps });
+        // A route that read the database answered: an outage logged by fail() is over.
+        if (route !== staticRoute && route !== healthzRoute && res.statusCode < 500) this.#outage.recovered();
         return;
       }
       if (allowed.length) return sendText(res, 405, 'Method not allowed', { Allow: allowed.join(', ') });
@@ -248,6 +254,10 @@ export class WebServer {
       // Another process held a database lock past the busy timeout: worth a retry, not a 500.
       this.deps.log.warn({ err, path: loggedPath(req) }, 'web: database busy');
       error = new TemporaryFailureError('Busy, try again shortly', { cause: err });
+    } else if (isUnreachable(err)) {
+      // PostgreSQL down or restarting: temporary (503 + Retry-After), logged once per outage.
+      this.#outage.failed(err);
+      error = new TemporaryFailureError('The database is unreachable, try again shortly', { cause: err });
     } else {
       this.deps.counters.errors++;
       this.deps.log.error({ err, path: loggedPath(req) }, 'web: request failed');

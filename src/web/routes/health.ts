@@ -32,8 +32,10 @@ export const metricsRoute: Route = {
   path: /^\/metrics$/,
   handler: async ({ req, res, client, deps }) => {
     if (!opsAllowed(deps.config.opsAllow, client, req)) throw new NotFoundError();
+    // Gathered before the status line: a failure (the database unreachable) answers 503, not a cut connection.
+    const body = await deps.metrics();
     res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
-    res.end(await deps.metrics());
+    res.end(body);
   },
 };
 
