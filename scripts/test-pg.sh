@@ -30,7 +30,8 @@ run_cmd() {
     say "PostgreSQL is ready: FEEDMAIL_TEST_DATABASE_URL=$FEEDMAIL_TEST_DATABASE_URL"
     echo "$FEEDMAIL_TEST_DATABASE_URL"
     say "press Ctrl-C to stop it and remove its files"
-    while true; do sleep 3600; done
+    # In the background and waited for, so a TERM (not only a Ctrl-C) stops the cluster at once.
+    while true; do sleep 3600 & wait $!; done
   fi
   "$@"
 }
