@@ -19,6 +19,7 @@ import pg from 'pg';
 import { openStores, type Stores } from '../src/store/index.js';
 import { createFeed, tempDir, waitForEntries, type CreatedFeed } from '../test/support/helpers.js';
 import { startServeProcess, type ServeProcess } from '../test/support/serve-process.js';
+import { withPgClient } from '../test/support/pg.js';
 import { median, type LoadRequest, type LoadResult } from './lib/http-load.js';
 import { writeNewsletters } from './lib/newsletters.js';
 import { seedFeeds } from './scale.js';
@@ -187,14 +188,8 @@ interface Feedmail {
 }
 
 const pgDatabases: string[] = [];
-async function asPgAdmin<T>(f: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: pgAdminUrl });
-  await client.connect();
-  try {
-    return await f(client);
-  } finally {
-    await client.end();
-  }
+function asPgAdmin<T>(f: (client: pg.Client) => Promise<T>): Promise<T> {
+  return withPgClient(pgAdminUrl!, f);
 }
 
 /** feedmail on the current target: SQLite in a fresh data directory, or target.instances `feedmail serve` on one fresh PostgreSQL database. */

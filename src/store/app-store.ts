@@ -101,12 +101,6 @@ export class AppStore extends Store<AppSchema> {
   /** How many feeds, entries, bodies and blobs app.db holds (for operators, benchmarks and tests). */
   readonly rowCounts = this.op('count rows', entries.rowCounts);
 
-  // Copying between databases (store/copy.ts, `feedmail copy-db`)
-  readonly copyTables = copy.APP_COPY_TABLES;
-  readonly countCopyRows = this.op('count rows to copy', copy.countRows);
-  readonly lastCopiedKey = this.op('find the last copied row', copy.lastKey);
-  readonly copyRowsAfter = this.op('read rows to copy', copy.rowsAfter);
-  readonly insertCopiedRows = this.op('write copied rows', copy.insertRows);
-  readonly fixCopiedIdentities = this.op('move the id counters past the copied rows', (db) => copy.fixIdentities(db, copy.APP_COPY_TABLES));
-  readonly copyChecksum = this.op('checksum copied rows', copy.checksum);
+  /** What `feedmail copy-db` copies out of this database (store/copy.ts). */
+  override readonly copyTables = copy.APP_COPY_TABLES;
 }

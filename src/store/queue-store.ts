@@ -103,12 +103,6 @@ export class QueueStore extends Store<QueueSchema> {
   readonly recordBackup = this.timed('record a backup', backups.recordBackup);
   readonly lastBackup = this.op('read the last backup', backups.lastBackup);
 
-  // Copying between databases (store/copy.ts, `feedmail copy-db`)
-  readonly copyTables = copy.QUEUE_COPY_TABLES;
-  readonly countCopyRows = this.op('count rows to copy', copy.countRows);
-  readonly lastCopiedKey = this.op('find the last copied row', copy.lastKey);
-  readonly copyRowsAfter = this.op('read rows to copy', copy.rowsAfter);
-  readonly insertCopiedRows = this.op('write copied rows', copy.insertRows);
-  readonly fixCopiedIdentities = this.op('move the id counters past the copied rows', (db) => copy.fixIdentities(db, copy.QUEUE_COPY_TABLES));
-  readonly copyChecksum = this.op('checksum copied rows', copy.checksum);
+  /** What `feedmail copy-db` copies out of this database (store/copy.ts). */
+  override readonly copyTables = copy.QUEUE_COPY_TABLES;
 }

@@ -13,6 +13,7 @@ import { sql, type Kysely } from 'kysely';
 import { FeedmailError, StoreError } from '../errors.js';
 import type { Clock } from './clock.js';
 import { copyDatabase, type CopyProgress } from './backup.js';
+import * as copy from './copy.js';
 import { checkpointPassive, checkpointTruncate, checkWritable, freePageBytes, optimize, reclaimFreePages, walBytes, withRelaxedSync, type SqliteHandle } from './db.js';
 import type { Dialect } from './dialect.js';
 import type { PostgresHandle } from './postgres.js';
@@ -260,6 +261,15 @@ export abstract class Store<Schema> {
     if (!this.#sqlite) throw new NotApplicableError(what);
     return this.#sqlite;
   }
+
+  // Copying between databases (store/copy.ts, `feedmail copy-db`): each store names the tables it copies.
+  readonly copyTables: copy.CopyTable[] = [];
+  readonly countCopyRows = this.op('count rows to copy', copy.countRows<Schema>);
+  readonly lastCopiedKey = this.op('find the last copied row', copy.lastKey<Schema>);
+  readonly copyRowsAfter = this.op('read rows to copy', copy.rowsAfter<Schema>);
+  readonly insertCopiedRows = this.op('write copied rows', copy.insertRows<Schema>);
+  readonly fixCopiedIdentities = this.op('move the id counters past the copied rows', (db) => copy.fixIdentities(db, this.copyTables));
+  readonly copyChecksum = this.op('checksum copied rows', copy.checksum<Schema>);
 
   close(): Promise<void> {
     return this.#handle.close();

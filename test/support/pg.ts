@@ -19,14 +19,19 @@ const resolved = new Map<string, string>();
 const created: string[] = [];
 let counter = 0;
 
-async function asAdmin<T>(f: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: ADMIN_URL });
+/** Runs `f` with a client of its own connected to `connectionString`, closed afterwards. */
+export async function withPgClient<T>(connectionString: string, f: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString });
   await client.connect();
   try {
     return await f(client);
   } finally {
     await client.end();
   }
+}
+
+function asAdmin<T>(f: (client: pg.Client) => Promise<T>): Promise<T> {
+  return withPgClient(ADMIN_URL!, f);
 }
 
 async function createDatabase(): Promise<string> {
