@@ -11,7 +11,7 @@ import type { AppSchema } from './schema.js';
 import * as search from './search.js';
 import * as senderRules from './sender-rules.js';
 import * as serverKeys from './server-keys.js';
-import { Store } from './sqlite-store.js';
+import { Store } from './store.js';
 import * as websub from './websub.js';
 
 export class AppStore extends Store<AppSchema> {

@@ -2,7 +2,7 @@
 import * as cache from './cache.js';
 import * as images from './images.js';
 import type { CacheSchema } from './schema.js';
-import { Store } from './sqlite-store.js';
+import { Store } from './store.js';
 
 export class CacheStore extends Store<CacheSchema> {
   readonly cachedDocument = this.timed('read a cached document', cache.cachedDocument);

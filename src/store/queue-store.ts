@@ -8,7 +8,7 @@ import * as journal from './journal.js';
 import type { JournalInput } from './journal.js';
 import * as notifications from './notifications.js';
 import type { QueueSchema } from './schema.js';
-import { Store } from './sqlite-store.js';
+import { Store } from './store.js';
 import * as replays from './webhook-replays.js';
 
 export class QueueStore extends Store<QueueSchema> {
