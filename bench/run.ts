@@ -27,8 +27,8 @@ import { seedFeeds } from './scale.js';
 const HELP = `Usage: npm run bench [-- --quick] [-- --only reads,roundrobin,smtp,steady,webhook,processing,scale,footprint] [-- --cpu-prof DIR] [-- --postgres [URL]]
 
   --quick     fewer and shorter runs, 500 instead of 2,000 SMTP messages, smaller scales
-              (1,000 instead of 5,000 queued messages, 50,000 instead of 1,000,000 entries,
-              2,000 instead of 10,000 feeds read round-robin)
+              (500 instead of 5,000 queued messages, 50,000 instead of 1,000,000 entries,
+              1,000 instead of 10,000 feeds read round-robin)
   --only      run only the named benchmarks (default: all of the mode)
   --cpu-prof  write V8 CPU profiles of the feedmail server of the SMTP benchmark into DIR
               (of the reads benchmark into DIR/reads, of the processing benchmark's draining server into DIR/processing)
@@ -73,7 +73,7 @@ const processingEnv = Object.fromEntries((arg('processing-env') ?? '').split(','
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const MODE = `${quick ? 'quick' : 'full'}${withPostgres ? '-postgres' : ''}`;
 const P = quick
-  ? { readRuns: 3, readSeconds: 3, readWarmup: 1, smtpMessages: 500, smtpRuns: 2, processMessages: 1000, processRuns: 2, steadyMessages: 300, webhookMessages: 300, webhookRuns: 2, sqliteCommits: 500 }
+  ? { readRuns: 3, readSeconds: 3, readWarmup: 1, smtpMessages: 500, smtpRuns: 2, processMessages: 500, processRuns: 2, steadyMessages: 300, webhookMessages: 300, webhookRuns: 2, sqliteCommits: 500 }
   : { readRuns: 5, readSeconds: 10, readWarmup: 2, smtpMessages: 2000, smtpRuns: 3, processMessages: 5000, processRuns: 3, steadyMessages: 3000, webhookMessages: 1000, webhookRuns: 3, sqliteCommits: 2000 };
 const STEADY_RATE = 100;
 const READ_CONNECTIONS = 50;
@@ -346,9 +346,9 @@ async function benchReads() {
 }
 
 // (1b) Many feeds read round-robin: each request a different feed, so documents are rendered
-// (cache misses) and the cache evicts (quick: 2,000 feeds and a 4 MB cache; full: 10,000 feeds, default cache).
+// (cache misses) and the cache evicts (quick: 1,000 feeds and a 4 MB cache; full: 10,000 feeds, default cache).
 async function benchRoundRobin() {
-  const feeds = quick ? 2000 : 10_000;
+  const feeds = quick ? 1000 : 10_000;
   const env: Record<string, string> = quick ? { FEEDMAIL_CACHE_MAX_BYTES: '4m' } : {};
   say(`reads round-robin: ${feeds} feeds of 10 small entries seeded through the store, gzip, ${READ_CONNECTIONS} connections, ${P.readRuns} runs of ${P.readSeconds} s (load ${load()})`);
   const dataDir = fs.mkdtempSync(path.join(work, 'roundrobin-'));
