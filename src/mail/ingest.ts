@@ -305,10 +305,6 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
     return { stored: 0 };
   }
   const feedIds = JSON.parse(row.feed_ids) as number[];
-  // SQLite gives a deleted feed's id to the next new feed: a feed created after this message
-  // arrived is not one it was sent to (one clock: SQLite runs on one machine; PostgreSQL
-  // never reuses an id, and its instances' clocks may differ).
-  const sentTo = (f: Feed | undefined): f is Feed => f !== undefined && (deps.app.dialect !== 'sqlite' || f.created_at <= row.received_at);
   const found = await Promise.all(feedIds.map((id) => deps.app.feedById(id)));
   if (found.every((f) => f === undefined)) {
     // Every feed of it was deleted, possibly by another instance after this message passed its
@@ -320,7 +316,7 @@ export async function ingestJournalRow(deps: IngestDeps, journalId: number, sign
     }
     return { stored: 0 };
   }
-  const feeds = found.filter(sentTo);
+  const feeds = found.filter((f): f is Feed => f !== undefined);
   if (feeds.length === 0) return { stored: 0 };
   // Parsing, sanitizing and removing every recipient's secrets all happen in a processing thread,
   // under its time bound: the main thread only stores the result.
