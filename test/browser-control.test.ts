@@ -105,10 +105,12 @@ describe('an owner in a browser without JavaScript', { timeout: 180_000 }, () =>
     assert.ok(await page.locator('code', { hasText: 'spam.example' }).isVisible(), 'the rule is listed');
     await assert.rejects(sendRaw(server.smtpPort, newAddress, message('Spam Daily <deals@spam.example>', newAddress, 'More deals', 'x'), 'deals@spam.example'), /550/);
 
+    // The last message is listed as soon as it is received, and as stored once it is processed.
     await waitFor(async () => {
       await page.goto(manage);
-      return (await page.locator('ul.deliveries li').count()) >= 5;
-    }, 15_000, 'five deliveries listed');
+      const listed = page.locator('ul.deliveries li');
+      return (await listed.count()) >= 5 && (await listed.filter({ hasText: 'After the change' }).filter({ hasText: 'Stored' }).count()) === 1;
+    }, 15_000, 'five deliveries listed, the last one stored');
     const deliveries = page.locator('ul.deliveries li');
     assert.ok(await deliveries.filter({ hasText: 'Blocked' }).count() >= 1, 'the blocked delivery is listed');
     assert.ok(await deliveries.filter({ hasText: 'After the change' }).filter({ hasText: 'Stored' }).count() === 1, 'the stored delivery is listed');
